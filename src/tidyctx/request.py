@@ -1,0 +1,707 @@
+"""The request model: plain dicts, normalized only where needed, validated with clear errors.
+
+A *request* is the dict of keyword arguments to ``client.messages.create``. tidyctx also
+accepts a bare message list and SDK pydantic objects, which :func:`to_plain` turns into
+plain data at the edge. Keys tidyctx does not know (``output_config``, ``diagnostics``,
+``context_management``, ...) pass through untouched.
+
+>>> req = {"model": "claude-sonnet-4-6", "max_tokens": 64,
+...        "messages": [{"role": "user", "content": "hi"}]}
+>>> validate(req)
+>>> normalize(req)["messages"][0]["content"]
+[{'type': 'text', 'text': 'hi'}]
+>>> validate({"messages": [{"role": "system", "content": "be brief"}]})
+Traceback (most recent call last):
+...
+tidyctx.request.ValidationError: messages[0].role: 'system' is not a message role; ...
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CACHEABLE_NEVER",
+    "MAX_BREAKPOINTS",
+    "BlockRef",
+    "Request",
+    "ValidationError",
+    "block_hash",
+    "cache_markers",
+    "canonical_json",
+    "errors",
+    "iter_blocks",
+    "normalize",
+    "to_plain",
+    "to_request",
+    "validate",
+]
+
+Request = dict[str, Any]
+"""A Messages API request: the kwargs of ``client.messages.create``."""
+
+# Prompt caching: at most 4 blocks with cache_control per request (ANTHROPIC_FACTS §2, key PC:
+# https://platform.claude.com/docs/en/build-with-claude/prompt-caching).
+MAX_BREAKPOINTS = 4
+# Blocks that may never carry cache_control (PC; the SDK's ThinkingBlockParam has no such field).
+CACHEABLE_NEVER = frozenset({"thinking", "redacted_thinking"})
+
+_ROLES = ("user", "assistant")
+_TTLS = ("5m", "1h")
+_IMAGE_MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp")
+# Blocks that may sit inside a tool_result's content list (SDK ToolResultBlockParam).
+_TOOL_RESULT_CONTENT = frozenset(
+    {"text", "image", "document", "search_result", "tool_reference", "container_upload"}
+)
+
+
+class ValidationError(ValueError):
+    """A request the API would reject, or that tidyctx cannot process safely.
+
+    ``path`` names the place (``messages[4].content[1]``), ``problem`` says what is wrong and
+    ``hint`` how to fix it. ``str(err)`` is ``"path: problem. hint"``.
+    """
+
+    def __init__(self, path: str, problem: str, hint: str = "") -> None:
+        self.path = path
+        self.problem = problem
+        self.hint = hint
+        text = f"{path}: {problem}" if path else problem
+        super().__init__(f"{text}. {hint}" if hint else text)
+
+
+# ---------------------------------------------------------------------------- conversion
+
+
+def to_plain(obj: Any) -> Any:
+    """Return ``obj`` as plain JSON data: SDK pydantic objects become dicts, tuples lists.
+
+    Plain dicts and lists are copied, so the result never aliases the input.
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, str | int | float | bool) or obj is None:
+        return obj
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        # Response objects carry null optional fields (citations=None...) the API does not
+        # want back; drop them as the SDK itself does when serializing params.
+        return to_plain(dump(mode="json", exclude_none=True))
+    raise TypeError(
+        f"cannot use a {type(obj).__name__} in a request: expected dicts, lists, strings, "
+        "numbers or Anthropic SDK objects"
+    )
+
+
+def to_request(x: Any) -> tuple[Request, bool]:
+    """Turn a request dict, a bare message list or an SDK object into a fresh request dict.
+
+    Returns ``(request, was_list)``; ``was_list`` says the caller gave a bare message list,
+    so the result can be handed back in the same shape.
+    """
+    if x is None:
+        raise ValidationError(
+            "request",
+            "got None",
+            "Pass the dict you would give client.messages.create(**request), or a list of messages",
+        )
+    if isinstance(x, list | tuple):
+        return {"messages": to_plain(x)}, True
+    if isinstance(x, Mapping) or callable(getattr(x, "model_dump", None)):
+        plain = to_plain(x)
+        if isinstance(plain, dict):
+            return plain, False
+    raise ValidationError(
+        "request",
+        f"expected a dict of create() arguments or a list of messages, got {type(x).__name__}",
+        "Pass the dict you would give client.messages.create(**request)",
+    )
+
+
+def _text_blocks(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text}]
+
+
+def normalize(request: Mapping[str, Any]) -> Request:
+    """Return a copy with string ``system``/``content`` turned into text blocks.
+
+    The model sees the same prompt either way. Idempotent. Empty strings are left as they are
+    (an empty text block is invalid, and :func:`validate` reports them).
+    """
+    out = copy.deepcopy(dict(request))
+    system = out.get("system")
+    if isinstance(system, str) and system:
+        out["system"] = _text_blocks(system)
+    messages = out.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content")
+            if isinstance(content, str) and content:
+                message["content"] = _text_blocks(content)
+                continue
+            if not isinstance(content, list):
+                continue
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    inner = block.get("content")
+                    if isinstance(inner, str) and inner:
+                        block["content"] = _text_blocks(inner)
+    return out
+
+
+# ---------------------------------------------------------------------------- bytes
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8, NaN refused.
+
+    Two processes that build equal data get equal bytes, whatever their dict order.
+    """
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def block_hash(block: Any) -> str:
+    """A stable content hash of one block (or any JSON value): 32 hex digits."""
+    return hashlib.blake2b(canonical_json(block), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """One block of a request in cache-prefix order (tools, then system, then messages)."""
+
+    path: str
+    """Where it is: ``tools[2]``, ``system[0]``, ``messages[4].content[1]``."""
+    section: str
+    """``"tools"``, ``"system"`` or ``"messages"``."""
+    block: Any
+    """The block itself (a dict, or a bare string for string system/content)."""
+    message: int | None = None
+    """The message index, for blocks in ``messages``."""
+
+
+def iter_blocks(request: Mapping[str, Any]) -> Iterator[BlockRef]:
+    """Yield every top-level block in the order the API builds the cache prefix.
+
+    That order is tools, then system, then messages (PC). A string ``system`` or ``content``
+    is yielded once, as the string, at ``system`` or ``messages[i].content``.
+    """
+    tools = request.get("tools")
+    if isinstance(tools, list):
+        for i, tool in enumerate(tools):
+            yield BlockRef(f"tools[{i}]", "tools", tool)
+    system = request.get("system")
+    if isinstance(system, str):
+        if system:
+            yield BlockRef("system", "system", system)
+    elif isinstance(system, list):
+        for i, block in enumerate(system):
+            yield BlockRef(f"system[{i}]", "system", block)
+    messages = request.get("messages")
+    if isinstance(messages, list):
+        for i, message in enumerate(messages):
+            if not isinstance(message, Mapping):
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                yield BlockRef(f"messages[{i}].content", "messages", content, i)
+            elif isinstance(content, list):
+                for j, block in enumerate(content):
+                    yield BlockRef(f"messages[{i}].content[{j}]", "messages", block, i)
+
+
+def cache_markers(request: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every ``cache_control`` marker in the request, as ``(path, marker)``, in prefix order.
+
+    Markers nested in a tool_result's content count too; the top-level ``cache_control``
+    (automatic caching) is listed last under the path ``cache_control``.
+    """
+    found: list[tuple[str, dict[str, Any]]] = []
+    for ref in iter_blocks(request):
+        block = ref.block
+        if not isinstance(block, Mapping):
+            continue
+        if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+            for k, inner in enumerate(block["content"]):
+                if isinstance(inner, Mapping) and inner.get("cache_control") is not None:
+                    found.append((f"{ref.path}.content[{k}]", inner["cache_control"]))
+        if block.get("cache_control") is not None:
+            found.append((ref.path, block["cache_control"]))
+    if request.get("cache_control") is not None:
+        found.append(("cache_control", request["cache_control"]))
+    return found
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def validate(request: Any, *, strict: bool = True) -> None:
+    """Raise :class:`ValidationError` (a ``ValueError``) if the request is not valid.
+
+    Checks roles, alternation, tool_use/tool_result pairing, duplicate ids and tool names,
+    cache_control placement and count, and content types. The message names the first
+    problem's place (``messages[4].content[1]``), says what is wrong and how to fix it, and
+    counts any further problems.
+
+    ``strict=False`` accepts what the API itself accepts but tidyctx's transforms do not:
+    consecutive messages of one role (the API merges them) and a conversation that starts
+    with an assistant turn.
+    """
+    found = errors(request, strict=strict)
+    if not found:
+        return
+    first = found[0]
+    if len(found) > 1:
+        more = len(found) - 1
+        first = ValidationError(
+            first.path,
+            first.problem,
+            (first.hint + " " if first.hint else "")
+            + f"({more} more problem{'s' if more > 1 else ''}: call tidyctx.request.errors() "
+            "to list them)",
+        )
+    raise first
+
+
+def errors(request: Any, *, strict: bool = True) -> list[ValidationError]:
+    """Every problem :func:`validate` would report, in request order."""
+    try:
+        req, _ = to_request(request)
+    except ValidationError as err:
+        return [err]
+    except TypeError as err:
+        return [ValidationError("request", str(err))]
+    return _Checker(req, strict).run()
+
+
+def _snippet(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Checker:
+    def __init__(self, request: Request, strict: bool) -> None:
+        self.request = request
+        self.strict = strict
+        self.found: list[ValidationError] = []
+
+    def fail(self, path: str, problem: str, hint: str = "") -> None:
+        self.found.append(ValidationError(path, problem, hint))
+
+    def run(self) -> list[ValidationError]:
+        self.check_tools()
+        self.check_system()
+        self.check_messages()
+        self.check_cache_control()
+        return self.found
+
+    # -- tools and system
+
+    def check_tools(self) -> None:
+        tools = self.request.get("tools")
+        if tools is None:
+            return
+        if not isinstance(tools, list):
+            self.fail("tools", f"must be a list of tool definitions, got {type(tools).__name__}")
+            return
+        seen: dict[str, int] = {}
+        for i, tool in enumerate(tools):
+            path = f"tools[{i}]"
+            if not isinstance(tool, dict):
+                self.fail(path, f"must be a dict, got {type(tool).__name__}")
+                continue
+            name = tool.get("name")
+            if not isinstance(name, str) or not name:
+                self.fail(f"{path}.name", "a tool needs a non-empty string name")
+                continue
+            if name in seen:
+                self.fail(
+                    f"{path}.name",
+                    f"duplicate tool name {name!r} (also tools[{seen[name]}])",
+                    "Give each tool a unique name, or drop the duplicate definition",
+                )
+            seen.setdefault(name, i)
+            # Custom tools carry an input_schema; server tools (web_search_..., bash_...)
+            # carry a versioned "type" instead.
+            kind = tool.get("type")
+            if (kind is None or kind == "custom") and not isinstance(
+                tool.get("input_schema"), dict
+            ):
+                self.fail(
+                    f"{path}.input_schema",
+                    f"tool {name!r} has no input_schema object",
+                    'Add "input_schema": {"type": "object", "properties": {...}}',
+                )
+            self.check_marker_target(path, tool)
+
+    def check_system(self) -> None:
+        system = self.request.get("system")
+        if system is None or isinstance(system, str):
+            return
+        if not isinstance(system, list):
+            self.fail(
+                "system", f"must be a string or a list of text blocks, got {type(system).__name__}"
+            )
+            return
+        for i, block in enumerate(system):
+            path = f"system[{i}]"
+            if not isinstance(block, dict) or block.get("type") != "text":
+                kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+                self.fail(path, f"system blocks must be text blocks, got {kind!r}")
+                continue
+            self.check_text(path, block)
+
+    # -- messages
+
+    def check_messages(self) -> None:
+        messages = self.request.get("messages")
+        if messages is None:
+            self.fail("messages", "missing", "A request needs a list of messages")
+            return
+        if not isinstance(messages, list):
+            self.fail("messages", f"must be a list, got {type(messages).__name__}")
+            return
+        if not messages:
+            self.fail("messages", "is empty", "Send at least one user message")
+            return
+        roles: list[str | None] = []
+        for i, message in enumerate(messages):
+            roles.append(self.check_message(i, message))
+        self.check_alternation(messages, roles)
+        self.check_pairing(messages, roles)
+
+    def check_message(self, i: int, message: Any) -> str | None:
+        path = f"messages[{i}]"
+        if not isinstance(message, dict):
+            self.fail(
+                path,
+                f"must be a dict with role and content, got {type(message).__name__}",
+                'Use {"role": "user", "content": "..."}',
+            )
+            return None
+        role = message.get("role")
+        if role == "system":
+            self.fail(
+                f"{path}.role",
+                "'system' is not a message role; the Messages API takes the system prompt "
+                "apart from the messages",
+                "Move this text to the top-level system= parameter",
+            )
+            return None
+        if role not in _ROLES:
+            self.fail(
+                f"{path}.role",
+                f"unknown role {_snippet(role)}",
+                'Use "user" or "assistant"',
+            )
+            return None
+        if "content" not in message:
+            self.fail(f"{path}.content", "missing", "Give the message a string or block list")
+            return str(role)
+        content = message["content"]
+        if isinstance(content, str):
+            if not content.strip():
+                last_assistant = role == "assistant" and i == len(self.request["messages"]) - 1
+                if not (last_assistant and content == ""):
+                    self.fail(
+                        f"{path}.content",
+                        "is empty or whitespace only",
+                        "Drop the message or give it text",
+                    )
+            return str(role)
+        if not isinstance(content, list):
+            self.fail(
+                f"{path}.content",
+                f"must be a string or a list of blocks, got {type(content).__name__}",
+                'Wrap text as [{"type": "text", "text": "..."}]',
+            )
+            return str(role)
+        if not content:
+            last_assistant = role == "assistant" and i == len(self.request["messages"]) - 1
+            if not last_assistant:
+                self.fail(
+                    f"{path}.content", "is an empty list", "Give the message at least a block"
+                )
+        seen_other = False
+        for j, block in enumerate(content):
+            bpath = f"{path}.content[{j}]"
+            kind = self.check_block(bpath, block, str(role))
+            if kind == "tool_result" and seen_other:
+                self.fail(
+                    bpath,
+                    "tool_result blocks must come first in a user message, before any text",
+                    "Move the tool_result blocks to the start of the message",
+                )
+            elif kind is not None and kind != "tool_result":
+                seen_other = True
+        return str(role)
+
+    def check_block(self, path: str, block: Any, role: str) -> str | None:
+        if not isinstance(block, dict):
+            self.fail(
+                path,
+                f"a content block must be a dict with a type, got {type(block).__name__} "
+                f"{_snippet(block)}",
+                'Wrap text as {"type": "text", "text": "..."}',
+            )
+            return None
+        kind = block.get("type")
+        if not isinstance(kind, str):
+            self.fail(path, "a content block needs a string 'type'", "")
+            return None
+        if kind == "text":
+            self.check_text(path, block)
+        elif kind == "image":
+            self.check_image(path, block)
+        elif kind == "tool_use":
+            if role != "assistant":
+                self.fail(path, "tool_use blocks belong in assistant messages", "")
+            if not isinstance(block.get("id"), str) or not block.get("id"):
+                self.fail(f"{path}.id", "a tool_use needs a non-empty string id", "")
+            if not isinstance(block.get("name"), str) or not block.get("name"):
+                self.fail(f"{path}.name", "a tool_use needs a non-empty string name", "")
+            if not isinstance(block.get("input"), dict):
+                self.fail(
+                    f"{path}.input",
+                    f"must be an object, got {type(block.get('input')).__name__}",
+                    "Pass the tool arguments as a dict",
+                )
+        elif kind == "tool_result":
+            if role != "user":
+                self.fail(path, "tool_result blocks belong in user messages", "")
+            if not isinstance(block.get("tool_use_id"), str):
+                self.fail(f"{path}.tool_use_id", "a tool_result needs a string tool_use_id", "")
+            if "is_error" in block and not isinstance(block["is_error"], bool):
+                self.fail(f"{path}.is_error", "must be true or false", "")
+            self.check_tool_result_content(path, block.get("content"))
+        elif kind in CACHEABLE_NEVER:
+            if role != "assistant":
+                self.fail(path, f"{kind} blocks belong in assistant messages", "")
+            field = "thinking" if kind == "thinking" else "data"
+            if not isinstance(block.get(field), str):
+                self.fail(f"{path}.{field}", f"a {kind} block needs a string {field}", "")
+            if kind == "thinking" and not isinstance(block.get("signature"), str):
+                self.fail(
+                    f"{path}.signature",
+                    "a thinking block needs the signature the API returned with it",
+                    "Pass the assistant's thinking blocks back unmodified",
+                )
+        self.check_marker_target(path, block)
+        return kind
+
+    def check_text(self, path: str, block: dict[str, Any]) -> None:
+        text = block.get("text")
+        if not isinstance(text, str):
+            self.fail(f"{path}.text", f"must be a string, got {type(text).__name__}")
+        elif not text.strip():
+            # The API answers 400 "text content blocks must contain non-whitespace text"
+            # (quoted in anthropics/claude-code#23440).
+            self.fail(
+                path,
+                "text blocks must contain non-whitespace text",
+                "Drop the block or give it text",
+            )
+
+    def check_image(self, path: str, block: dict[str, Any]) -> None:
+        source = block.get("source")
+        if not isinstance(source, dict):
+            self.fail(f"{path}.source", "an image block needs a source object", "")
+            return
+        kind = source.get("type")
+        if kind == "base64":
+            if source.get("media_type") not in _IMAGE_MEDIA:
+                self.fail(
+                    f"{path}.source.media_type",
+                    f"unsupported image type {_snippet(source.get('media_type'))}",
+                    f"Use one of {', '.join(_IMAGE_MEDIA)}",
+                )
+            if not isinstance(source.get("data"), str) or not source.get("data"):
+                self.fail(f"{path}.source.data", "must be a non-empty base64 string", "")
+        elif kind == "url":
+            if not isinstance(source.get("url"), str):
+                self.fail(f"{path}.source.url", "must be a string", "")
+        elif kind != "file":
+            self.fail(
+                f"{path}.source.type",
+                f"unknown image source {_snippet(kind)}",
+                'Use "base64", "url" or "file"',
+            )
+
+    def check_tool_result_content(self, path: str, content: Any) -> None:
+        if content is None or isinstance(content, str):
+            return
+        if not isinstance(content, list):
+            self.fail(
+                f"{path}.content",
+                f"must be a string or a list of blocks, got {type(content).__name__}",
+                "Serialize the tool's output to a string, e.g. json.dumps(result)",
+            )
+            return
+        for k, inner in enumerate(content):
+            ipath = f"{path}.content[{k}]"
+            if not isinstance(inner, dict) or inner.get("type") not in _TOOL_RESULT_CONTENT:
+                kind = inner.get("type") if isinstance(inner, dict) else type(inner).__name__
+                self.fail(
+                    ipath,
+                    f"{_snippet(kind)} cannot sit inside a tool_result",
+                    "Use text or image blocks",
+                )
+                continue
+            if inner["type"] == "text":
+                self.check_text(ipath, inner)
+            elif inner["type"] == "image":
+                self.check_image(ipath, inner)
+            self.check_marker_target(ipath, inner)
+
+    def check_marker_target(self, path: str, block: dict[str, Any]) -> None:
+        marker = block.get("cache_control")
+        if marker is None:
+            return
+        kind = block.get("type")
+        if kind in CACHEABLE_NEVER:
+            self.fail(
+                f"{path}.cache_control",
+                f"a {kind} block cannot carry cache_control",
+                "Put the breakpoint on the next text, tool_use or tool_result block",
+            )
+        if not isinstance(marker, dict) or marker.get("type") != "ephemeral":
+            self.fail(
+                f"{path}.cache_control",
+                f"must be {{'type': 'ephemeral'}}, got {_snippet(marker)}",
+                "",
+            )
+        elif marker.get("ttl", "5m") not in _TTLS:
+            self.fail(
+                f"{path}.cache_control.ttl",
+                f"unknown ttl {_snippet(marker.get('ttl'))}",
+                'Use "5m" or "1h"',
+            )
+
+    def check_alternation(self, messages: list[Any], roles: list[str | None]) -> None:
+        if not self.strict:
+            return
+        if roles and roles[0] == "assistant":
+            self.fail(
+                "messages[0].role",
+                "the conversation starts with an assistant message",
+                "Start with a user message",
+            )
+        for i in range(1, len(roles)):
+            if roles[i] is not None and roles[i] == roles[i - 1]:
+                self.fail(
+                    f"messages[{i}].role",
+                    f"two {roles[i]} messages in a row (messages[{i - 1}] and messages[{i}])",
+                    "Roles must alternate user/assistant: merge the two messages' content",
+                )
+
+    def check_pairing(self, messages: list[Any], roles: list[str | None]) -> None:
+        # Consecutive same-role messages are one turn to the API (merged), so pair by turn.
+        turns: list[tuple[str, list[int]]] = []
+        for i, role in enumerate(roles):
+            if role is None:
+                continue
+            if turns and turns[-1][0] == role:
+                turns[-1][1].append(i)
+            else:
+                turns.append((role, [i]))
+        seen_ids: dict[str, str] = {}
+        pending: dict[str, str] = {}  # tool_use id -> path, waiting for the next user turn
+        for role, indices in turns:
+            blocks = [
+                (f"messages[{i}].content[{j}]", b)
+                for i in indices
+                if isinstance(messages[i].get("content"), list)
+                for j, b in enumerate(messages[i]["content"])
+                if isinstance(b, dict)
+            ]
+            if role == "assistant":
+                self.report_unanswered(pending, indices[0])
+                pending = {}
+                for path, block in blocks:
+                    if block.get("type") != "tool_use" or not isinstance(block.get("id"), str):
+                        continue
+                    tid = block["id"]
+                    if tid in seen_ids:
+                        self.fail(
+                            f"{path}.id",
+                            f"duplicate tool_use id {tid!r} (first at {seen_ids[tid]})",
+                            "Each tool call needs its own id",
+                        )
+                        continue
+                    seen_ids[tid] = path
+                    pending[tid] = path
+            else:
+                for path, block in blocks:
+                    if block.get("type") != "tool_result":
+                        continue
+                    tid = block.get("tool_use_id")
+                    if not isinstance(tid, str):
+                        continue
+                    if tid in pending:
+                        del pending[tid]
+                    elif tid in seen_ids:
+                        self.fail(
+                            path,
+                            f"tool_result for {tid!r} does not follow its tool_use "
+                            f"({seen_ids[tid]}) directly, or answers it twice",
+                            "A tool_result goes in the user message right after its tool_use, once",
+                        )
+                    else:
+                        self.fail(
+                            path,
+                            f"tool_result for {tid!r} has no tool_use in the previous "
+                            "assistant message",
+                            "Remove it, or restore the assistant tool_use it answers",
+                        )
+                self.report_unanswered(pending, indices[0])
+                pending = {}
+        self.report_unanswered(pending, len(messages))
+
+    def report_unanswered(self, pending: dict[str, str], next_index: int) -> None:
+        for tid, path in pending.items():
+            self.fail(
+                path,
+                f"tool_use {tid!r} has no tool_result in the next user message "
+                f"(messages[{next_index}])",
+                f'Add {{"type": "tool_result", "tool_use_id": "{tid}", "content": "..."}} at '
+                f"the start of messages[{next_index}]",
+            )
+
+    # -- cache_control limits
+
+    def check_cache_control(self) -> None:
+        markers = cache_markers(self.request)
+        if len(markers) > MAX_BREAKPOINTS:
+            where = ", ".join(path for path, _ in markers)
+            self.fail(
+                markers[MAX_BREAKPOINTS][0] + ".cache_control"
+                if markers[MAX_BREAKPOINTS][0] != "cache_control"
+                else "cache_control",
+                f"{len(markers)} cache_control breakpoints; the API allows at most "
+                f"{MAX_BREAKPOINTS} ({where})",
+                "Remove the extra markers (tidyctx.cache() places at most 4)",
+            )
+        # Longer TTLs must come before shorter ones (PC: mixing TTLs).
+        seen_5m: str | None = None
+        for path, marker in markers:
+            if not isinstance(marker, dict):
+                continue
+            ttl = marker.get("ttl", "5m")
+            if ttl == "5m" and seen_5m is None:
+                seen_5m = path
+            elif ttl == "1h" and seen_5m is not None and path != "cache_control":
+                self.fail(
+                    f"{path}.cache_control.ttl",
+                    f"a 1h breakpoint comes after a 5m one ({seen_5m})",
+                    "Longer TTLs must come before shorter ones: put 1h markers first",
+                )
