@@ -1,6 +1,22 @@
-"""tidyctx: pure, composable transforms over Anthropic Messages API requests."""
+"""tidyctx: pure, composable transforms over Anthropic Messages API requests.
 
-from tidyctx.request import ValidationError, normalize, validate
+>>> import tidyctx as tc
+>>> tc.pipe([{"role": "user", "content": "hi"}])
+[{'role': 'user', 'content': 'hi'}]
+"""
 
-__all__ = ["ValidationError", "normalize", "validate"]
+from tidyctx.pipeline import Report, Step, Transform, explain, pipe
+from tidyctx.request import Request, ValidationError, normalize, validate
+
+__all__ = [
+    "Report",
+    "Request",
+    "Step",
+    "Transform",
+    "ValidationError",
+    "explain",
+    "normalize",
+    "pipe",
+    "validate",
+]
 __version__ = "0.1.0.dev0"

@@ -360,6 +360,7 @@ class _Checker:
                 self.fail(path, f"system blocks must be text blocks, got {kind!r}")
                 continue
             self.check_text(path, block)
+            self.check_marker_target(path, block)
 
     # -- messages
 
@@ -680,6 +681,9 @@ class _Checker:
     # -- cache_control limits
 
     def check_cache_control(self) -> None:
+        if self.request.get("cache_control") is not None:
+            # Automatic caching: one top-level marker (PC).
+            self.check_marker_target("request", {"cache_control": self.request["cache_control"]})
         markers = cache_markers(self.request)
         if len(markers) > MAX_BREAKPOINTS:
             where = ", ".join(path for path, _ in markers)

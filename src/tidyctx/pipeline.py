@@ -1,0 +1,226 @@
+"""pipe() runs transforms over a request; explain() says what each one bought and cost.
+
+A transform is any callable ``Request -> Request`` that returns a new dict and leaves its
+input alone. Factories such as ``tc.trim(...)`` return one; a plain function works too.
+
+>>> def shout(request):
+...     return {**request, "messages": [{"role": "user", "content": "HI"}]}
+>>> pipe([{"role": "user", "content": "hi"}], shout)
+[{'role': 'user', 'content': 'HI'}]
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidyctx.request import Request, block_hash, iter_blocks, to_request
+from tidyctx.tokens import LocalCounter, TokenCounter
+
+__all__ = ["Report", "Step", "Transform", "explain", "pipe", "transform_name"]
+
+Transform = Callable[[Request], Request]
+"""A pure function from request to request."""
+
+# Top-level parameters whose change invalidates cached content (ANTHROPIC_FACTS §2, PC:
+# "What invalidates the cache"): the model has its own cache; tool_choice, thinking settings
+# invalidate the messages part.
+_PARAMS_THAT_MISS = ("model", "tool_choice", "thinking")
+
+
+def transform_name(t: Callable[..., Any]) -> str:
+    """A readable name for a transform: its ``name`` attribute, else its function name."""
+    name = getattr(t, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return str(getattr(t, "__qualname__", None) or getattr(t, "__name__", None) or repr(t))
+
+
+def _apply(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, Request]]:
+    out: list[tuple[str, Request]] = []
+    for t in transforms:
+        if not callable(t):
+            raise TypeError(
+                f"pipe() takes transforms (callables Request -> Request), got "
+                f"{type(t).__name__} {t!r}; did you mean tc.{t}()?"
+            )
+        name = transform_name(t)
+        result = t(request)
+        if not isinstance(result, dict):
+            raise TypeError(
+                f"transform {name} returned {type(result).__name__}, not a request dict; a "
+                "transform must return the new request"
+            )
+        request = result
+        out.append((name, request))
+    return out
+
+
+def _shape(request: Request, was_list: bool, name: str = "") -> Any:
+    if not was_list:
+        return request
+    extra = sorted(set(request) - {"messages"})
+    if extra:
+        raise ValueError(
+            f"transform {name or '?'} added {', '.join(map(repr, extra))}, which a bare message "
+            "list cannot carry; pass a request dict (with model, system, tools, messages) instead"
+        )
+    return request.get("messages", [])
+
+
+def pipe(x: Any, *transforms: Transform) -> Any:
+    """Apply ``transforms`` left to right and return the result in the shape given.
+
+    ``x`` is a request dict (the kwargs of ``client.messages.create``), a bare list of
+    messages, or an SDK object; a list gives back a list, anything else a dict. The input is
+    never mutated: the transforms work on a copy. With no transforms, an equal copy of ``x``
+    comes back.
+    """
+    request, was_list = to_request(x)
+    steps = _apply(request, transforms)
+    if not steps:
+        return _shape(request, was_list)
+    name, final = steps[-1]
+    return _shape(final, was_list, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one transform did to the request."""
+
+    name: str
+    tokens_before: int
+    tokens_after: int
+    changed_blocks: int
+    """Blocks added, removed or whose bytes changed (cache_control markers included)."""
+    first_change: str | None
+    """Where the cached prefix first differs: a block path (``messages[4].content[0]``) or a
+    parameter (``model``, ``tool_choice``, ``thinking``); None if the content is unchanged.
+    cache_control markers are not content: moving them alone does not break the prefix."""
+    prefix_kept_tokens: int
+    """Tokens before ``first_change``: what a cache written before this step still serves."""
+    prefix_broken_tokens: int
+    """Tokens of the output from ``first_change`` on: written to the cache again next call."""
+    note: str = ""
+
+    @property
+    def saved_tokens(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The per-step account of a pipeline run; ``str(report)`` is a table."""
+
+    steps: tuple[Step, ...]
+    request: Any = field(repr=False)
+    """The final request, in the shape given (as :func:`pipe` returns it)."""
+
+    @property
+    def tokens_before(self) -> int:
+        return self.steps[0].tokens_before if self.steps else 0
+
+    @property
+    def tokens_after(self) -> int:
+        return self.steps[-1].tokens_after if self.steps else 0
+
+    def __str__(self) -> str:
+        head = f"{'step':<28}{'before':>9}{'after':>9}{'saved':>9}{'changed':>9}  cache"
+        lines = [head, "-" * len(head)]
+        for s in self.steps:
+            if s.first_change is None:
+                cache = "prefix intact"
+            else:
+                cache = (
+                    f"breaks at {s.first_change}: {s.prefix_kept_tokens:,} kept, "
+                    f"{s.prefix_broken_tokens:,} rewritten"
+                )
+            lines.append(
+                f"{s.name[:27]:<28}{s.tokens_before:>9,}{s.tokens_after:>9,}"
+                f"{s.saved_tokens:>9,}{s.changed_blocks:>9}  {cache}"
+            )
+            if s.note:
+                lines.append(f"{'':<28}{s.note}")
+        return "\n".join(lines)
+
+
+def _without_marker(block: Any) -> Any:
+    if isinstance(block, Mapping) and "cache_control" in block:
+        return {k: v for k, v in block.items() if k != "cache_control"}
+    return block
+
+
+def _diff(
+    before: Request, after: Request, counter: LocalCounter | TokenCounter
+) -> tuple[int, str | None, int, int]:
+    old = list(iter_blocks(before))
+    new = list(iter_blocks(after))
+    changed = 0
+    matcher = difflib.SequenceMatcher(
+        a=[block_hash(r.block) for r in old], b=[block_hash(r.block) for r in new], autojunk=False
+    )
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            changed += max(i2 - i1, j2 - j1)
+
+    first: str | None = next((p for p in _PARAMS_THAT_MISS if before.get(p) != after.get(p)), None)
+    cut = 0 if first is not None else None
+    if first is None:
+        for k in range(max(len(old), len(new))):
+            if k >= len(old) or k >= len(new):
+                if k < len(new):
+                    # The output only grew: the old prefix is intact.
+                    break
+                first, cut = "end of request (blocks removed)", k
+                break
+            if block_hash(_without_marker(old[k].block)) != block_hash(
+                _without_marker(new[k].block)
+            ):
+                first, cut = new[k].path, k
+                break
+    if first is None or cut is None:
+        return changed, None, 0, 0
+    per_block = _block_tokens(after, counter)
+    kept = sum(per_block[:cut])
+    return changed, first, kept, sum(per_block) - kept
+
+
+def _block_tokens(request: Request, counter: LocalCounter | TokenCounter) -> list[int]:
+    if isinstance(counter, LocalCounter):
+        return [n for _, n in counter.count_blocks(request)]
+    # An exact counter prices whole requests only; spread its total by local block shares.
+    local = [n for _, n in LocalCounter(request.get("model")).count_blocks(request)]
+    total, exact = sum(local) or 1, counter.count_request(request)
+    return [round(n * exact / total) for n in local]
+
+
+def explain(
+    x: Any, *transforms: Transform, counter: LocalCounter | TokenCounter | None = None
+) -> Report:
+    """Run the pipeline like :func:`pipe` and report, per step, tokens and cache effect.
+
+    For each transform: input tokens before and after (``counter``, by default a
+    :class:`~tidyctx.tokens.LocalCounter` for the request's model), how many blocks changed,
+    and the first place the cacheable content changed, with the tokens before it (still
+    served by a cache written before this step) and after it (to be written again).
+    A transform may add a line of its own with a ``describe(before, after) -> str`` method.
+    """
+    request, was_list = to_request(x)
+    if counter is None:
+        counter = LocalCounter(request.get("model"))
+    steps: list[Step] = []
+    before = request
+    before_tokens = counter.count_request(before)
+    for (name, after), t in zip(_apply(request, transforms), transforms, strict=True):
+        after_tokens = counter.count_request(after)
+        changed, first, kept, broken = _diff(before, after, counter)
+        note = ""
+        describe = getattr(t, "describe", None)
+        if callable(describe):
+            note = str(describe(before, after))
+        steps.append(Step(name, before_tokens, after_tokens, changed, first, kept, broken, note))
+        before, before_tokens = after, after_tokens
+    final_name = steps[-1].name if steps else ""
+    return Report(tuple(steps), _shape(before, was_list, final_name))

@@ -1,0 +1,144 @@
+"""pipe() and explain(): shapes, purity, bad input, and the per-step cache account."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+import tidyctx as tc
+from tidyctx.request import Request, normalize
+
+
+def request() -> dict[str, Any]:
+    return {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 100,
+        "system": "You review code. " * 40,
+        "messages": [
+            {"role": "user", "content": "Look at the log."},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "sh", "input": {"cmd": "cat log"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "line\n" * 500}
+                ],
+            },
+        ],
+        "tools": [{"name": "sh", "description": "run", "input_schema": {"type": "object"}}],
+    }
+
+
+def cut_results(req: Request) -> Request:
+    """A toy transform: cut every tool result to its first line."""
+    out = normalize(req)
+    for m in out["messages"]:
+        for b in m["content"]:
+            if b.get("type") == "tool_result":
+                b["content"] = [{"type": "text", "text": b["content"][0]["text"].split("\n")[0]}]
+    return out
+
+
+def mark_system(req: Request) -> Request:
+    out = normalize(req)
+    out["system"][-1]["cache_control"] = {"type": "ephemeral"}
+    return out
+
+
+def test_pipe_without_transforms_returns_an_equal_copy() -> None:
+    req = request()
+    out = tc.pipe(req)
+    assert out == req and out is not req
+    messages = req["messages"]
+    assert tc.pipe(messages) == messages and isinstance(tc.pipe(messages), list)
+
+
+def test_pipe_keeps_the_shape_and_never_mutates() -> None:
+    req = request()
+    snapshot = copy.deepcopy(req)
+    out = tc.pipe(req, cut_results)
+    assert req == snapshot
+    assert out["messages"][2]["content"][0]["content"] == [{"type": "text", "text": "line"}]
+    as_list = tc.pipe(req["messages"], cut_results)
+    assert isinstance(as_list, list) and as_list == out["messages"]
+
+
+def test_pipe_of_a_list_refuses_to_drop_added_keys() -> None:
+    with pytest.raises(ValueError, match="bare message list cannot carry"):
+        tc.pipe(request()["messages"], lambda r: {**r, "system": "x"})
+
+
+def test_pipe_bad_input() -> None:
+    with pytest.raises(ValueError, match="got None"):
+        tc.pipe(None)
+    with pytest.raises(TypeError, match="returned NoneType, not a request dict"):
+        tc.pipe(request(), lambda r: None)  # type: ignore[arg-type, return-value]
+    with pytest.raises(TypeError, match="takes transforms"):
+        tc.pipe(request(), "trim")  # type: ignore[arg-type]
+
+
+def test_pipe_accepts_sdk_objects() -> None:
+    from anthropic.types import TextBlock
+
+    msgs = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [TextBlock(type="text", text="hello")]},
+        {"role": "user", "content": "bye"},
+    ]
+    out = tc.pipe(msgs)
+    assert out[1]["content"] == [{"type": "text", "text": "hello"}]
+
+
+def test_explain_reports_tokens_and_the_cache_break() -> None:
+    report = tc.explain(request(), cut_results)
+    (step,) = report.steps
+    assert step.name == "cut_results"
+    assert step.tokens_after < step.tokens_before
+    assert step.saved_tokens == step.tokens_before - step.tokens_after
+    # normalize turns string content into blocks: every string message changes bytes, so the
+    # first change is the system prompt (it was a string too).
+    assert step.first_change == "system[0]"
+    assert step.prefix_kept_tokens > 0  # the tool definition is untouched
+    assert step.prefix_broken_tokens > 0
+    assert report.request == tc.pipe(request(), cut_results)
+    assert "breaks at system[0]" in str(report)
+
+
+def test_explain_markers_alone_keep_the_prefix() -> None:
+    base = normalize(request())
+    report = tc.explain(base, mark_system)
+    (step,) = report.steps
+    assert step.changed_blocks == 1
+    assert step.first_change is None
+    assert "prefix intact" in str(report)
+
+
+def test_explain_names_the_changed_block_and_parameter() -> None:
+    base = normalize(request())
+    report = tc.explain(base, cut_results)
+    assert report.steps[0].first_change == "messages[2].content[0]"
+    assert report.steps[0].changed_blocks == 1
+    swap = tc.explain(base, lambda r: {**r, "model": "claude-opus-4-6"})
+    assert swap.steps[0].first_change == "model"
+    assert swap.steps[0].prefix_kept_tokens == 0
+
+
+def test_explain_uses_describe() -> None:
+    class Noted:
+        name = "noted"
+
+        def __call__(self, req: Request) -> Request:
+            return dict(req)
+
+        def describe(self, before: Request, after: Request) -> str:
+            return "nothing to do"
+
+    report = tc.explain(request(), Noted())
+    assert report.steps[0].name == "noted" and report.steps[0].note == "nothing to do"
+    assert "nothing to do" in str(report)
