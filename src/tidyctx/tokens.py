@@ -63,9 +63,10 @@ MEMO_SIZE = 100_000
 """Blocks whose raw counts the module-wide LRU memo keeps (a few hundred bytes each)."""
 
 MESSAGE_OVERHEAD = 3
-"""Claude tokens added per message for the role markers (not calibrated). An estimate: the
-prompt format is not published; 3 is what chat formats usually spend per turn, and the
-Sonnet 4 fit below leaves no residual that a different value would remove."""
+"""Claude tokens added per message for the role markers (not calibrated). An assumption: the
+prompt format is not published, and in agent traces it cannot be told apart from the tool-pair
+overhead (each round adds two messages and one tool_use/tool_result pair), which absorbs any
+difference."""
 
 TOOL_USE_OVERHEAD = 40
 """cl100k tokens added per ``tool_use`` block (before calibration) for the markup the API wraps
@@ -103,11 +104,15 @@ BASE_CALIBRATION = 1.12
 """Claude tokens per cl100k token for the tokenizer of Claude 3 to Opus 4.6.
 
 Measured on ``openhands-sdk-claude-sonnet4-hello-world`` (claude-sonnet-4-20250514, 6 turns,
-10k-char system prompt, 3 tools): the least-squares factor that makes :meth:`count_request`
-match the recorded input totals; residuals -0.3% to +0.4% per turn. Second check on the Claude
-Code traces (Opus 4.5, Sonnet 4.5, Opus 4.6; no system/tools recorded): the recorded growth
-between consecutive turns against the counted growth gives 1.09-1.16. See
-``benchmarks/token_counting.py --fit``.
+10k-character system prompt, 3 tools, recorded usage): the least-squares factor that makes
+:meth:`LocalCounter.count_request` match the recorded input totals is 1.120, with residuals
+of -0.08% to +0.14% per turn (fitted together with the tool-pair overhead, see
+:data:`TOOL_USE_OVERHEAD`). Second check on the Claude Code traces (Opus 4.5, Sonnet 4.5,
+Opus 4.6; system prompt and tools not recorded, so only the growth between consecutive turns
+is compared): median per-turn ratios 1.13-1.18, least squares 1.05-1.22; the cleanest trace
+(cc-mclaude-ff59cfd2, Sonnet 4.5, 197 turns) gives 1.16. Claude Code traffic thus runs a few
+percent above this factor (it may add text its logs do not show). Reproduce with
+``python benchmarks/token_counting.py --fit``.
 """
 
 NEW_TOKENIZER_RATIO = 1.30
