@@ -203,6 +203,41 @@ def fit() -> None:
         counted = shipped.count_request(request)
         print(f"  {k:>4} {t:>7} {o:>6} {r:>9} {counted:>8} {(counted - r) / r * 100:>+6.2f}%")
 
+    # Joint fit of the factor and the tool_use+tool_result overhead: overheads set to 0.
+    saved = tokens.TOOL_USE_OVERHEAD, tokens.TOOL_RESULT_OVERHEAD
+    tokens.TOOL_USE_OVERHEAD = tokens.TOOL_RESULT_OVERHEAD = 0
+    tokens.clear_memo()
+    joint_x: list[tuple[float, float]] = []
+    joint_y: list[float] = []
+    for request, recorded in turn_requests(trace):
+        assert recorded is not None
+        pairs = sum(
+            1
+            for m in request["messages"]
+            if isinstance(m["content"], list)
+            for b in m["content"]
+            if b["type"] == "tool_use"
+        )
+        overhead = raw.overhead(request)
+        joint_x.append((raw.count_request(request) - overhead, pairs))
+        joint_y.append(recorded - overhead)
+    tokens.TOOL_USE_OVERHEAD, tokens.TOOL_RESULT_OVERHEAD = saved
+    tokens.clear_memo()
+    a = (
+        sum(x * x for x, _ in joint_x),
+        sum(x * p for x, p in joint_x),
+        sum(p * p for _, p in joint_x),
+    )
+    b = sum(x * y for (x, _), y in zip(joint_x, joint_y, strict=True))
+    c = sum(p * y for (_, p), y in zip(joint_x, joint_y, strict=True))
+    det = a[0] * a[2] - a[1] * a[1]
+    joint, pair = (b * a[2] - a[1] * c) / det, (a[0] * c - a[1] * b) / det
+    print(
+        f"  joint fit without tool overheads: factor {joint:.4f}, tool_use+tool_result pair "
+        f"{pair:.1f} Claude tokens = {pair / joint:.1f} cl100k (shipped: "
+        f"{tokens.TOOL_USE_OVERHEAD + tokens.TOOL_RESULT_OVERHEAD})"
+    )
+
     print("\nsecond check: Claude Code traces (no system/tools: growth between turns)")
     for path in sorted(TRACES.glob("cc-*.json")):
         trace = load(path)

@@ -680,3 +680,14 @@ def test_api_counter_uses_count_tokens_once_per_request() -> None:
 
         with pytest.raises(ValueError, match="needs a model"):
             ApiCounter(client).count_request(request["messages"])
+
+
+def test_odd_inputs_are_counted_not_crashed() -> None:
+    weird = {"type": "tool_use", "id": "a", "name": "n", "input": {"x": math.nan}}
+    request = {
+        "model": 123,
+        "tools": [{"name": "t", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": [weird, {"type": "custom", "v": object()}]}],
+    }
+    assert LocalCounter().count_request(request) > 346
+    assert LocalCounter().count_block(weird) == LocalCounter().count_block(weird) > 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
+import json
 import math
 import struct
 import threading
@@ -130,12 +131,14 @@ and first-hand, so it is the one used. Not measured here: no trace of a newer mo
 """
 
 
-def _parse_model(model: str) -> tuple[str, tuple[int, ...]]:
+def _parse_model(model: Any) -> tuple[str, tuple[int, ...]]:
     """``("opus", (4, 7))`` for ``claude-opus-4-7-20260415``; ``("", ())`` if unrecognized.
 
     Accepts provider prefixes and suffixes (``anthropic.claude-3-5-sonnet-20240620-v1:0``,
     ``claude-sonnet-4@20250514``) and the older order (``claude-3-5-haiku``).
     """
+    if not isinstance(model, str):
+        return "", ()
     text = model.lower()
     start = text.find("claude")
     if start < 0:
@@ -427,8 +430,17 @@ def _without_marker(block: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in block.items() if k != "cache_control"}
 
 
+def _json_text(value: Any) -> str:
+    try:
+        return canonical_json(value).decode("utf-8")
+    except (TypeError, ValueError):  # NaN or a stray object: count what it would print as
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+
+
 def _json_len(value: Any) -> int:
-    return _encoded_len(canonical_json(value).decode("utf-8"))
+    return _encoded_len(_json_text(value))
 
 
 def _raw_content(content: Any) -> tuple[int, int]:
@@ -462,7 +474,7 @@ def _raw_block(block: Any) -> tuple[int, int]:
         return 0, math.ceil(len(data) / _REDACTED_CHARS_PER_TOKEN)
     if kind in ("tool_use", "server_tool_use"):
         name = str(block.get("name") or "")
-        args = canonical_json(block.get("input", {})).decode("utf-8")
+        args = _json_text(block.get("input", {}))
         return _encoded_len(f"{name} {args}") + TOOL_USE_OVERHEAD, 0
     if kind == "tool_result":
         text, native = _raw_content(block.get("content"))
@@ -482,14 +494,18 @@ def _raw_block(block: Any) -> tuple[int, int]:
 
 
 def _memo_raw(kind: str, value: Any) -> tuple[int, int]:
+    count = _raw_tool if kind == "t" else _raw_block
     try:
         key = kind + block_hash(value)
     except (TypeError, ValueError):  # SDK objects inside, or NaN
-        value = to_plain(value)
-        key = kind + block_hash(value)
+        try:
+            value = to_plain(value)
+            key = kind + block_hash(value)
+        except (TypeError, ValueError):
+            return count(value)  # not JSON: count it, but do not memoize
     raw: tuple[int, int] | None = _MEMO.get(key)
     if raw is None:
-        raw = _raw_tool(value) if kind == "t" else _raw_block(value)
+        raw = count(value)
         _MEMO.put(key, raw)
     return raw
 

@@ -8,9 +8,8 @@ Two formats are read:
 - a request log (``*.jsonl``): one Messages API request per line, either the request itself
   or ``{"request": {...}, "ts": ..., "usage": {...}}``.
 
->>> runs = load("data/traces/openhands-sdk-claude-sonnet4-hello-world.json")  # doctest: +SKIP
->>> [len(r["messages"]) for r in runs[0].requests()][:3]  # doctest: +SKIP
-[1, 3, 5]
+>>> parse_ts("2026-01-21T15:30:20Z")
+1769009420.0
 """
 
 from __future__ import annotations
