@@ -493,8 +493,41 @@ def _raw_block(block: Any) -> tuple[int, int]:
     return _json_len(_without_marker(block)), 0
 
 
+def _fast_key(value: Any) -> Hashable | None:
+    """A memo key for the commonest blocks without serializing them.
+
+    Text counts depend only on the text, and a str caches its own hash, so recounting a long
+    conversation costs a dict lookup per text block instead of a JSON dump and a hash.
+    """
+    if isinstance(value, str):
+        return ("s", value)
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("type")
+    if kind == "text" or kind == "thinking":
+        text = value.get(kind)
+        return (kind, text) if isinstance(text, str) else None
+    if kind == "tool_result":
+        content = value.get("content")
+        if isinstance(content, str):
+            return ("tool_result", content)
+        if isinstance(content, list) and all(
+            isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+            for b in content
+        ):
+            return ("tool_result", *(b["text"] for b in content))
+    return None
+
+
 def _memo_raw(kind: str, value: Any) -> tuple[int, int]:
     count = _raw_tool if kind == "t" else _raw_block
+    fast = _fast_key(value) if kind == "b" else None
+    if fast is not None:
+        hit: tuple[int, int] | None = _MEMO.get(fast)
+        if hit is None:
+            hit = count(value)
+            _MEMO.put(fast, hit)
+        return hit
     try:
         key = kind + block_hash(value)
     except (TypeError, ValueError):  # SDK objects inside, or NaN
