@@ -573,7 +573,7 @@ def _as_request(request: Any) -> Mapping[str, Any]:
     return to_request(request)[0]
 
 
-def _thinking_cutoff(messages: Any) -> int:
+def thinking_cutoff(messages: Any) -> int:
     """Index of the message that opens the current assistant turn.
 
     That is the last user message with something besides tool results; thinking blocks before
@@ -652,7 +652,7 @@ class LocalCounter:
     def _counted(self, request: Mapping[str, Any]) -> list[tuple[str, int]]:
         model = self.model or request.get("model")
         factor = self.factor(model)
-        cutoff = 0 if keeps_prior_thinking(model) else _thinking_cutoff(request.get("messages"))
+        cutoff = 0 if keeps_prior_thinking(model) else thinking_cutoff(request.get("messages"))
         out: list[tuple[str, int]] = []
         for ref in iter_blocks(request):
             block = ref.block
