@@ -7,6 +7,8 @@
 
 from tidyctx.pipeline import Report, Step, Transform, explain, pipe
 from tidyctx.request import Request, ValidationError, normalize, validate
+from tidyctx.transforms.cache import cache
+from tidyctx.transforms.order import order
 
 __all__ = [
     "Report",
@@ -14,8 +16,10 @@ __all__ = [
     "Step",
     "Transform",
     "ValidationError",
+    "cache",
     "explain",
     "normalize",
+    "order",
     "pipe",
     "validate",
 ]

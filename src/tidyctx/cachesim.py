@@ -69,6 +69,8 @@ __all__ = [
     "CacheModel",
     "Layout",
     "Miss",
+    "calls",
+    "floor",
     "layout",
     "simulate",
 ]
@@ -623,4 +625,42 @@ def calls(
         if output_tokens is not None and i < len(output_tokens):
             call.usage["output_tokens"] = int(output_tokens[i])
         out.append(call)
+    return out
+
+
+def floor(
+    requests: Iterable[Any],
+    *,
+    model: str | None = None,
+    counter: LocalCounter | None = None,
+) -> list[dict[str, Any]]:
+    """The caching floor: per request, usage as if a perfect cache served it.
+
+    Every distinct prefix token is written once (at the 5-minute price) and read by every
+    later request that shares it; nothing expires, no minimum length, no lookback (DESIGN.md,
+    "Caching floor"). A strategy that only places breakpoints cannot beat it.
+    """
+    seen: set[bytes] = set()
+    out: list[dict[str, Any]] = []
+    for request in requests:
+        lay = layout(request, counter, model)
+        shared = -1
+        for k in range(len(lay.keys) - 1, -1, -1):
+            if lay.keys[k] in seen:
+                shared = k
+                break
+        read = lay.cum[shared] if shared >= 0 else 0
+        seen.update(lay.keys)
+        out.append(
+            {
+                "input_tokens": 0,
+                "cache_creation_input_tokens": lay.total - read,
+                "cache_read_input_tokens": read,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": lay.total - read,
+                    "ephemeral_1h_input_tokens": 0,
+                },
+                "output_tokens": 0,
+            }
+        )
     return out

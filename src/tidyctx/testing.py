@@ -6,7 +6,8 @@ and the Message Batches endpoints. It validates requests the way the API does
 (:func:`tidyctx.request.validate` with ``strict=False``) and answers invalid ones with a 400 in
 the API's error shape, so an agent that works against it sends requests the API accepts.
 Replies are deterministic; :meth:`LocalServer.script` queues replies and failures (529, 429,
-timeouts...) to test retry and error paths. Standard library only.
+timeouts...) to test retry and error paths. Prompt caching is simulated
+(:class:`tidyctx.cachesim.CacheModel`), so ``usage`` reports realistic cache reads and writes.
 
 >>> import anthropic
 >>> from tidyctx.testing import Fail, local_server
@@ -39,6 +40,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -46,10 +48,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias, cast
 from urllib.parse import parse_qsl, unquote
 
 from tidyctx.request import ValidationError, block_hash, canonical_json, validate
+
+if TYPE_CHECKING:
+    from tidyctx.cachesim import CacheModel
+    from tidyctx.tokens import LocalCounter
 
 __all__ = [
     "ERROR_TYPES",
@@ -79,6 +85,9 @@ Responder: TypeAlias = Callable[[dict[str, Any]], Reply]
 
 UsageHook: TypeAlias = Callable[[dict[str, Any]], Mapping[str, Any]]
 """Called with (a copy of) each answered request body; its keys override the default usage.
+
+A hook replaces the built-in prompt-cache simulation (the server then reports no cache use
+besides what the hook gives).
 
 If it gives ``cache_creation_input_tokens`` but no ``cache_creation`` breakdown, the whole
 amount is reported as 5-minute writes. ``output_tokens`` is counted from the reply unless the
@@ -483,13 +492,20 @@ class LocalServer:
 
     Args:
         responder: answers each valid request no scripted reply answers (default: ``"ok"``).
-        usage_for: overrides the usage fields (e.g. a prompt-cache simulator); see
-            :data:`UsageHook`.
+        usage_for: overrides the usage fields; see :data:`UsageHook`. When given, ``cache``
+            has no effect.
         batch_polls: a new batch ends on its ``batch_polls``-th retrieve call (0: at once).
         counter: counts tokens (default: ``tidyctx.tokens.LocalCounter()``).
         api_key: if given, requests that carry another key (``x-api-key`` or
             ``Authorization: Bearer``; SDK 2.x sends the latter) get a 401.
-        clock: the time used for batch timestamps (default: now, UTC).
+        cache: simulate prompt caching (default): one :class:`tidyctx.cachesim.CacheModel`
+            for the server's lifetime answers every ``/v1/messages`` call (streamed or not,
+            pre-warm with ``max_tokens: 0``, and batch requests when the batch is processed)
+            with the cache reads and writes the API would bill; ``input_tokens`` is what is
+            left of the counted total. ``False``: every call reports no cache use.
+        clock: the time in seconds, for the cache TTLs and batch timestamps (default:
+            ``time.monotonic`` for the cache, the current UTC time for batches). A clock that
+            returns a ``datetime`` works too. Inject a fake one to test expiry.
         host: the interface to bind (default ``127.0.0.1``); the port is picked free.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
@@ -503,7 +519,8 @@ class LocalServer:
         batch_polls: int = 0,
         counter: TokenCounter | None = None,
         api_key: str | None = None,
-        clock: Callable[[], datetime] | None = None,
+        cache: bool = True,
+        clock: Callable[[], float | datetime] | None = None,
         host: str = "127.0.0.1",
     ) -> None:
         if batch_polls < 0:
@@ -513,7 +530,9 @@ class LocalServer:
         self.batch_polls = batch_polls
         self.api_key = api_key
         self._counter = counter
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self.cache = cache
+        self._time = clock
+        self._cache_model: CacheModel | None = None
         self._host = host
         self._lock = threading.RLock()
         self._count_lock = threading.Lock()
@@ -607,11 +626,13 @@ class LocalServer:
             return tuple(self._script)
 
     def reset(self) -> None:
-        """Forget recorded requests, scripted items and batches (hooks stay)."""
+        """Forget recorded requests, scripted items, batches and the prompt cache (hooks stay)."""
         with self._lock:
             self._requests.clear()
             self._script.clear()
             self._batches.clear()
+        with self._count_lock:
+            self._cache_model = None
 
     def script(self, *items: ScriptItem) -> None:
         """Queue replies and failures for the next ``POST /v1/messages`` calls, in order.
@@ -761,6 +782,13 @@ class LocalServer:
             return problem
         try:
             validate(body, strict=False)
+            if endpoint != "count" and self._simulates_cache() and "cache_control" in body:
+                # Where automatic caching lands (a block with another ttl: a 400, PC) is known
+                # only once the request is laid out.
+                from tidyctx.cachesim import layout
+
+                with self._count_lock:
+                    layout(body, self._cache_counter())
         except ValidationError as err:
             return str(err)
         return None
@@ -851,8 +879,9 @@ class LocalServer:
         prewarm: bool,
         service_tier: str,
     ) -> dict[str, Any]:
+        total = self._count_input(body)
         usage: dict[str, Any] = {
-            "input_tokens": self._count_input(body),
+            "input_tokens": total,
             "output_tokens": 0 if prewarm else self._count_output(blocks),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
@@ -867,7 +896,68 @@ class LocalServer:
                     "ephemeral_1h_input_tokens": 0,
                 }
             usage.update(extra)
+        elif self.cache:
+            usage.update(self._cache_usage(body, total))
         return usage
+
+    # -- prompt caching
+
+    def _simulates_cache(self) -> bool:
+        return self.cache and self.usage_for is None
+
+    def _cache_counter(self) -> LocalCounter | None:
+        """The server's counter if the cache model can use it (a LocalCounter), else None."""
+        from tidyctx import tokens
+
+        counter = self._get_counter()
+        return counter if isinstance(counter, tokens.LocalCounter) else None
+
+    def _seconds(self) -> float:
+        if self._time is None:
+            return time.monotonic()
+        now = self._time()
+        return now.timestamp() if isinstance(now, datetime) else float(now)
+
+    def _clock(self) -> datetime:
+        """The time for batch timestamps."""
+        if self._time is None:
+            return datetime.now(UTC)
+        now = self._time()
+        return now if isinstance(now, datetime) else datetime.fromtimestamp(now, UTC)
+
+    def _cache_usage(self, body: dict[str, Any], total: int) -> dict[str, Any]:
+        """Cache reads and writes for ``body`` from the cache model; input is the rest of total.
+
+        The cache model counts with the server's counter when that is a LocalCounter, so the
+        parts add up to ``total`` exactly; with another counter its numbers are scaled to the
+        counted total. Either way ``input + writes + reads == total``.
+        """
+        from tidyctx.cachesim import CacheModel
+
+        with self._count_lock:  # one call at a time, in clock order
+            counter = self._cache_counter()
+            if self._cache_model is None:
+                self._cache_model = CacheModel(counter=counter)
+            call = self._cache_model.call(body, self._seconds())
+        usage = call.usage
+        read = int(usage["cache_read_input_tokens"])
+        write_1h = int(usage["cache_creation"]["ephemeral_1h_input_tokens"])
+        write_5m = int(usage["cache_creation"]["ephemeral_5m_input_tokens"])
+        modeled = call.layout.total
+        if counter is None and modeled > 0 and modeled != total:
+            read, write_1h, write_5m = (n * total // modeled for n in (read, write_1h, write_5m))
+        read = min(read, total)
+        write_1h = min(write_1h, total - read)
+        write_5m = min(write_5m, total - read - write_1h)
+        return {
+            "input_tokens": total - read - write_1h - write_5m,
+            "cache_creation_input_tokens": write_1h + write_5m,
+            "cache_read_input_tokens": read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": write_5m,
+                "ephemeral_1h_input_tokens": write_1h,
+            },
+        }
 
     # -- token counting
 

@@ -1,0 +1,1 @@
+"""Transforms: factories that return pure ``Request -> Request`` callables."""

@@ -1,0 +1,264 @@
+"""cache(): put ``cache_control`` breakpoints where they pay, within the API's limits.
+
+The default strategy, for a request laid out tools → system → messages:
+
+1. the end of the tools, when they alone reach the model's minimum cacheable length;
+2. the end of the system prompt (tools + system), when that reaches the minimum;
+3. a rolling breakpoint on the last cacheable block of the latest message, so the history is
+   read from the cache turn after turn and each turn writes only what it added;
+4. a bridge when the latest turn added 20 blocks or more (parallel tool calls): the API looks
+   back only 20 blocks from a breakpoint for an earlier entry (PC), so a breakpoint within 20
+   blocks after the previous turn's end carries the read across.
+
+Facts (ANTHROPIC_FACTS.md §2, PC = https://platform.claude.com/docs/en/build-with-claude/
+prompt-caching): at most 4 breakpoints, the top-level ``cache_control`` included; none on
+thinking or empty text blocks; below the minimum length a breakpoint caches nothing; 1h
+breakpoints must come before 5m ones.
+
+Markers the caller put on tools or system blocks are kept and count toward the 4. Markers in
+``messages`` are treated as rolling breakpoints: cache() removes them and places its own, so
+applying it to its own output changes nothing (idempotent) and markers never pile up past 4.
+
+>>> req = {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": "Be brief. " * 400,
+...        "messages": [{"role": "user", "content": "hi " * 1200}]}
+>>> out = cache()(req)
+>>> [p for p, _ in tidyctx.request.cache_markers(out)]
+['system[0]', 'messages[0].content[0]']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import tidyctx.request
+from tidyctx import pricing
+from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, layout
+from tidyctx.request import MAX_BREAKPOINTS, Request, cache_markers, normalize
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms.order import is_dynamic_block
+
+__all__ = ["Cache", "cache"]
+
+_TTLS = ("5m", "1h")
+
+
+def _marker(ttl: str) -> dict[str, str]:
+    # The 5m marker is written without a ttl, as the API's own default (PC).
+    return {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": ttl}
+
+
+def _eligible(block: Any) -> bool:
+    """May carry a breakpoint: not thinking, not empty text, not order()'s dynamic block."""
+    if not isinstance(block, Mapping):
+        return False
+    kind = block.get("type")
+    if kind in tidyctx.request.CACHEABLE_NEVER:
+        return False
+    if kind == "text" and not str(block.get("text") or "").strip():
+        return False
+    return not is_dynamic_block(block)
+
+
+@dataclass(frozen=True, slots=True)
+class Cache:
+    """The transform :func:`cache` returns; call it on a request."""
+
+    ttl: str = "5m"
+    stable_ttl: str | None = None
+    automatic: bool = False
+    bridge: bool = True
+    model: str | None = None
+
+    @property
+    def name(self) -> str:
+        opts = [f"ttl={self.ttl!r}"] if self.ttl != "5m" else []
+        if self.stable_ttl and self.stable_ttl != self.ttl:
+            opts.append(f"stable_ttl={self.stable_ttl!r}")
+        if self.automatic:
+            opts.append("automatic=True")
+        return f"cache({', '.join(opts)})"
+
+    def __call__(self, request: Request) -> Request:
+        out = normalize(request)
+        messages = out.get("messages")
+        if not isinstance(messages, list):
+            raise tidyctx.request.ValidationError(
+                "messages", "missing", "cache() needs a request with a list of messages"
+            )
+        # Drop the rolling markers (ours, from an earlier pass, or the caller's) in messages.
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list):
+                for i, block in enumerate(content):
+                    if isinstance(block, dict) and "cache_control" in block:
+                        content[i] = {k: v for k, v in block.items() if k != "cache_control"}
+        model = self.model or str(out.get("model") or "")
+        lay = layout(out, LocalCounter(model or None), model or None)
+        try:
+            minimum = pricing.lookup(model).min_cacheable
+        except pricing.UnknownModelError:
+            minimum = DEFAULT_MIN_CACHEABLE
+        kept = cache_markers(out)
+        budget = MAX_BREAKPOINTS - len(kept)
+        stable_ttl = self.stable_ttl or self.ttl
+        index = {path: pos for pos, path in enumerate(lay.paths)}
+        blocks = _blocks_by_path(out)
+
+        def big_enough(pos: int | None) -> bool:
+            return pos is not None and lay.cum[pos] >= minimum
+
+        plan: list[tuple[int, str]] = []  # (position, ttl), by priority
+        # 3. rolling: the last eligible block of the last message.
+        last_msg = len(messages) - 1
+        rolling = _last_eligible(lay.paths, blocks, index, f"messages[{last_msg}]")
+        use_auto = False
+        if big_enough(rolling):
+            assert rolling is not None
+            tail_dynamic = any(
+                is_dynamic_block(blocks[p]) for p in lay.paths[rolling + 1 :] if p in blocks
+            )
+            if self.automatic and not tail_dynamic and "cache_control" not in out:
+                use_auto = True
+            elif "cache_control" not in out:
+                plan.append((rolling, self.ttl))
+            # 4. bridge: the previous request ended at the user message before the last reply.
+            previous_end = _previous_end(lay.paths, blocks, index, messages)
+            if self.bridge and previous_end is not None and rolling - previous_end >= LOOKBACK:
+                bridge = _bridge(lay.paths, blocks, previous_end)
+                if big_enough(bridge) and bridge is not None and bridge != rolling:
+                    plan.append((bridge, self.ttl))
+        # 2. and 1.: the stable prefix, unless the caller marked it already.
+        if not any(p.startswith("system") for p, _ in kept):
+            end_system = _last_in_section(lay, blocks, "system")
+            if big_enough(end_system):
+                assert end_system is not None
+                plan.append((end_system, stable_ttl))
+        if not any(p.startswith("tools") for p, _ in kept):
+            end_tools = _last_in_section(lay, blocks, "tools")
+            if big_enough(end_tools):
+                assert end_tools is not None
+                plan.append((end_tools, stable_ttl))
+        if use_auto:
+            budget -= 1
+        chosen = sorted(set(plan[: max(budget, 0)]))
+        # Longer TTLs must come before shorter ones (PC): a 1h marker after any 5m one is
+        # lowered to 5m rather than sent invalid.
+        existing = [(_position(p, index, len(lay.paths)), m) for p, m in kept]
+        marks = sorted(
+            [(pos, str(m.get("ttl", "5m")), False) for pos, m in existing]
+            + [(pos, ttl, True) for pos, ttl in chosen]
+        )
+        seen_5m = False
+        for pos, ttl, ours in marks:
+            if ttl == "5m":
+                seen_5m = True
+            elif seen_5m and ours:
+                ttl = "5m"
+            if ours:
+                _set_marker(out, lay.paths[pos], _marker(ttl))
+        if use_auto:
+            out["cache_control"] = _marker(self.ttl)
+        return out
+
+    def describe(self, before: Request, after: Request) -> str:
+        marks = cache_markers(after)
+        placed = ", ".join(f"{p} ({m.get('ttl', '5m')})" for p, m in marks)
+        return f"{len(marks)} breakpoint{'s' if len(marks) != 1 else ''}: {placed or 'none'}"
+
+
+def cache(
+    *,
+    ttl: str = "5m",
+    stable_ttl: str | None = None,
+    automatic: bool = False,
+    bridge: bool = True,
+    model: str | None = None,
+) -> Cache:
+    """Place ``cache_control`` breakpoints: tools, system, rolling, and a lookback bridge.
+
+    ``ttl`` is the lifetime of the rolling (conversation) breakpoints; ``stable_ttl`` that of
+    the tools and system breakpoints (default: ``ttl``). Use ``stable_ttl="1h"`` when the agent
+    pauses longer than 5 minutes between calls (a human in the loop): the stable prefix then
+    survives the pause for twice the write price (PC). ``automatic=True`` uses the request's
+    top-level ``cache_control`` for the rolling breakpoint where that serves as well (no
+    dynamic block from :func:`~tidyctx.transforms.order.order` at the end). ``model``
+    overrides the request's model for counting and the minimum cacheable length.
+    """
+    for name, value in (("ttl", ttl), ("stable_ttl", stable_ttl or ttl)):
+        if value not in _TTLS:
+            raise ValueError(f"cache({name}={value!r}): the API knows only '5m' and '1h'")
+    if ttl == "1h" and (stable_ttl or ttl) == "5m":
+        raise ValueError(
+            "cache(ttl='1h', stable_ttl='5m'): 1h breakpoints must come before 5m ones (PC); "
+            "use stable_ttl='1h' too"
+        )
+    return Cache(ttl=ttl, stable_ttl=stable_ttl, automatic=automatic, bridge=bridge, model=model)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _blocks_by_path(request: Request) -> dict[str, Any]:
+    return {ref.path: ref.block for ref in tidyctx.request.iter_blocks(request)}
+
+
+def _last_eligible(
+    paths: tuple[str, ...], blocks: dict[str, Any], index: dict[str, int], prefix: str
+) -> int | None:
+    for path in reversed(paths):
+        if path.startswith(prefix + ".") and _eligible(blocks.get(path)):
+            return index[path]
+    return None
+
+
+def _last_in_section(lay: Any, blocks: dict[str, Any], section: str) -> int | None:
+    for pos in range(len(lay.paths) - 1, -1, -1):
+        if lay.sections[pos] == section and _eligible(blocks.get(lay.paths[pos])):
+            return pos
+    return None
+
+
+def _previous_end(
+    paths: tuple[str, ...], blocks: dict[str, Any], index: dict[str, int], messages: list[Any]
+) -> int | None:
+    """Where the previous request's rolling breakpoint sat: the end of the user message
+    before the latest assistant reply (the previous request ended there)."""
+    users = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"]
+    if len(users) < 2:
+        return None
+    return _last_eligible(paths, blocks, index, f"messages[{users[-2]}]")
+
+
+def _bridge(paths: tuple[str, ...], blocks: dict[str, Any], previous_end: int) -> int | None:
+    """The furthest eligible block within the lookback window after ``previous_end``."""
+    for pos in range(min(previous_end + LOOKBACK - 1, len(paths) - 1), previous_end, -1):
+        if _eligible(blocks.get(paths[pos])):
+            return pos
+    return None
+
+
+def _position(path: str, index: dict[str, int], end: int) -> int:
+    """The prefix position of a marker's path; nested tool_result markers sit at their
+    tool_result, the top-level (automatic) marker at the end."""
+    if path == "cache_control":
+        return end
+    if path.count(".content[") == 2:
+        path = path.rsplit(".content[", 1)[0]
+    return index.get(path, end)
+
+
+def _set_marker(request: Request, path: str, marker: dict[str, str]) -> None:
+    if path.startswith("tools["):
+        i = int(path[6:-1])
+        request["tools"][i] = {**request["tools"][i], "cache_control": marker}
+        return
+    if path.startswith("system["):
+        i = int(path[7:-1])
+        request["system"][i] = {**request["system"][i], "cache_control": marker}
+        return
+    head, _, tail = path.partition(".content[")
+    i, j = int(head[9:-1]), int(tail[:-1])
+    content = request["messages"][i]["content"]
+    content[j] = {**content[j], "cache_control": marker}

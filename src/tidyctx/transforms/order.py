@@ -1,0 +1,657 @@
+"""order(): make the cacheable prefix byte-identical turn after turn and across processes.
+
+Anthropic's prompt cache matches the request prefix in the order tools → system → messages,
+and any byte change misses (ANTHROPIC_FACTS.md §2, PC =
+https://platform.claude.com/docs/en/build-with-claude/prompt-caching). order() removes the
+usual causes of a changing prefix:
+
+1. **Tools** are sorted by name and every definition is rebuilt with its dict keys sorted
+   recursively (``input_schema`` included), so two processes that build the same tools in a
+   different order, or with a different key order, send the same bytes.
+2. **tool_use inputs** in the messages get their keys sorted recursively. Messages and blocks
+   are never reordered.
+3. **Volatile lines of the system prompt** (timestamps, dates, times, UUIDs, request ids, long
+   hex ids, turn counters, "started 5 minutes ago", or any text between ``<dynamic>`` and
+   ``</dynamic>``) are taken out of the system and delivered in one text block at the end of
+   the last user message, wrapped in ``<system-context>`` … ``</system-context>``: the model
+   still reads them, now after the cached prefix.
+
+Only the system prompt is scanned for volatile text. Old messages were cached as they were
+sent; rewriting them would break the cache from that point on, and they do not change from
+turn to turn anyway. Tool descriptions are not scanned either: a tool definition describes
+the tool, it cannot be split, and any change to it invalidates every cache level.
+
+**Prefix stability.** For a conversation that only grows, whose system prompt carries a
+timestamp that changes every turn and whose tools come in any order, the output of order()
+at turn *n* and at turn *n+1* has byte-identical tools and system, and the messages of turn
+*n* before its last user message are a prefix of turn *n+1*'s. Turn *n*'s last user message
+carries the dynamic block and turn *n+1*'s copy of it does not: everything before that block
+is identical, so a cache breakpoint on the block before the dynamic block (where ``cache()``
+puts it, see :func:`is_dynamic_block`) is read back at turn *n+1*.
+
+>>> req = {"model": "claude-sonnet-4-6", "max_tokens": 64,
+...        "system": "You are terse.\\nCurrent time: 2026-11-25T14:03:22Z",
+...        "messages": [{"role": "user", "content": "What time is it?"}]}
+>>> out = order()(req)
+>>> out["system"]
+[{'type': 'text', 'text': 'You are terse.'}]
+>>> print(out["messages"][-1]["content"][-1]["text"])
+<system-context>
+Current time: 2026-11-25T14:03:22Z
+</system-context>
+>>> order()(out) == out
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidyctx.request import Request, ValidationError, canonical_json, normalize
+
+__all__ = [
+    "DEFAULT_PATTERNS",
+    "DYNAMIC_CLOSE",
+    "DYNAMIC_FOOTER",
+    "DYNAMIC_HEADER",
+    "DYNAMIC_OPEN",
+    "Order",
+    "is_dynamic_block",
+    "order",
+]
+
+DYNAMIC_OPEN = "<dynamic>"
+"""Opens a span of the system prompt that is volatile whatever it says."""
+DYNAMIC_CLOSE = "</dynamic>"
+"""Closes a span opened by :data:`DYNAMIC_OPEN`."""
+DYNAMIC_HEADER = "<system-context>"
+"""First line of the block that carries the volatile system text at the end of the last user
+message."""
+DYNAMIC_FOOTER = "</system-context>"
+"""Last line of that block."""
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_WEEKDAY = r"(?:mon|tue|tues|wed|wednes|thu|thur|thurs|fri|sat|satur|sun)(?:day)?"
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_HOUR = r"(?:[01]?\d|2[0-3])"
+
+# The first named group of each pattern labels its matches in describe() ("_" reads as " ").
+DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # ISO 8601 date and time: 2026-11-25T14:03:22Z, 2026-11-25 14:03:22.123+01:00
+    re.compile(
+        r"(?P<timestamp>\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?"
+        r"(?:Z|[+-]\d{2}:?\d{2})?(?!\d))"
+    ),
+    # Unix time in seconds or milliseconds, 2017 to 2033: 1764079402, 1764079402123
+    re.compile(r"(?P<timestamp>(?<!\d)(?<!\d\.)1[5-9]\d{8}(?:\d{3})?(?!\d|\.\d))"),
+    # A date: 2026-11-25, 25/11/2026, 11/25/26, Nov 25, 2026, 25th of November 2026,
+    # Tuesday, November 25, and "Today is ..." / "Today's date is ..."
+    re.compile(
+        rf"(?P<date>\b\d{{4}}-(?:0[1-9]|1[0-2])-{_DAY}(?!\d)"
+        rf"|(?<![\d/]){_DAY}/{_DAY}/(?:\d{{4}}|\d{{2}})(?![\d/])"
+        rf"|(?i:\b{_MONTH}\.?\s+{_DAY}(?:st|nd|rd|th)?,?\s+\d{{4}}\b"
+        rf"|\b{_DAY}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+\d{{4}}\b"
+        rf"|\b{_WEEKDAY},?\s+(?:{_MONTH}\.?\s+{_DAY}|{_DAY}(?:st|nd|rd|th)?\s+{_MONTH})\b"
+        r"|\btoday(?:'s|’s)?(?:\s+date)?\s+is\b))"
+    ),
+    # A clock time: 14:03:22, 2:03 PM, 14:03 UTC, 9:30 CEST, "Current time: 14:03", 3pm
+    re.compile(
+        rf"(?P<time>(?<![\d:]){_HOUR}:[0-5]\d:[0-5]\d(?![\d:])"
+        rf"|(?<![\d:]){_HOUR}:[0-5]\d\s*(?:(?i:[ap]m\b|[ap]\.m\.)|UTC\b|GMT\b|Z\b|[A-Z]{{2,4}}T\b)"
+        rf"|(?i:\btime\s*(?:is|:|=)\s*){_HOUR}:[0-5]\d(?![\d:])"
+        r"|(?i:\b(?:1[0-2]|0?[1-9])\s?(?:[ap]m\b|[ap]\.m\.)))"
+    ),
+    # A UUID: 123e4567-e89b-12d3-a456-426614174000
+    re.compile(
+        r"(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}"
+        r"-[0-9a-fA-F]{12}\b)"
+    ),
+    # An API object id with a digit in it: req_011CXqXVfVqMJd8rzkVKPZDM, msg_01...,
+    # toolu_01..., chatcmpl-..., sess_..., run_..., trace_...
+    re.compile(
+        r"(?P<id>\b(?:req|msg|msgbatch|toolu|srvtoolu|sess|session|chatcmpl|resp|run|trace"
+        r"|span|evt|call|conv|thread|job)[_-](?=[A-Za-z0-9]*\d)[A-Za-z0-9]{8,}\b)"
+    ),
+    # A long hex id or hash, 16 to 64 hex digits with a digit among them: trace ids, SHAs,
+    # md5s, snowflake ids (longer runs are data, not ids)
+    re.compile(r"(?P<hex_id>\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,64}\b)"),
+    # A turn or loop counter: "Turn 12", "iteration 3", "attempt 2 of 5", "request #42",
+    # "message No. 7", "3rd retry". Words like "step" or "round" count only with "#"/"No.",
+    # so that numbered instructions ("Step 1: read the file") stay in the prefix.
+    re.compile(
+        r"(?P<counter>(?i:\b(?:turn|iteration|attempt|retry|cycle)\s*(?:#|no\.|number)?\s*\d+\b"
+        r"|\b(?:request|call|step|round|message|run|query|task|session|conversation|loop|tick)"
+        r"\s*(?:#|no\.|number)\s*\d+\b"
+        r"|\b\d+(?:st|nd|rd|th)\s+(?:turn|iteration|attempt|retry|request|message|call|round)\b))"
+    ),
+    # Relative or elapsed time: "session started 5 minutes ago", "an hour ago", "just now",
+    # "elapsed: 42s", "uptime 3 days", "time left: 10 min"
+    re.compile(
+        r"(?P<relative_time>(?i:\b\d+(?:\.\d+)?\s*(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?"
+        r"|hours?|d|days?|w|wks?|weeks?|mos?|months?|y|yrs?|years?)\s+ago\b"
+        r"|\b(?:an?|one)\s+(?:second|minute|hour|day|week|month|year)\s+ago\b"
+        r"|\bjust now\b|\bmoments ago\b"
+        r"|\b(?:elapsed|uptime|running for|time (?:left|remaining))\b\W{0,3}\d))"
+    ),
+    # A usage meter: "tokens used: 12,345", "4,000 tokens remaining", "budget left: $3.20"
+    re.compile(
+        r"(?P<usage>(?i:\b(?:tokens?|credits?|budget|context|quota)\s+(?:used|remaining|left)\b"
+        r"\W{0,3}\d|\b\d[\d,.]*\s*k?\s+(?:tokens?|credits?)\s+(?:used|remaining|left)\b))"
+    ),
+)
+
+_SPAN = re.compile(re.escape(DYNAMIC_OPEN) + r"(.*?)" + re.escape(DYNAMIC_CLOSE), re.DOTALL)
+_TOOL_USE_TYPES = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+_TTL_RANK = {"1h": 2, "5m": 1}
+
+Pin = int | str
+
+
+def is_dynamic_block(block: Any) -> bool:
+    """True for the block order() appends to the last user message (volatile system text).
+
+    ``cache()`` uses it to keep the rolling breakpoint off that block: it changes every turn.
+
+    >>> is_dynamic_block({"type": "text", "text": "<system-context>\\nTime: 14:03:22\\n"
+    ...                   "</system-context>"})
+    True
+    >>> is_dynamic_block({"type": "text", "text": "hello"})
+    False
+    """
+    return (
+        isinstance(block, Mapping)
+        and block.get("type") == "text"
+        and isinstance(block.get("text"), str)
+        and block["text"].startswith(DYNAMIC_HEADER)
+    )
+
+
+def _dynamic_block(items: list[str]) -> dict[str, Any]:
+    return {"type": "text", "text": "\n".join([DYNAMIC_HEADER, *items, DYNAMIC_FOOTER])}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with every dict's keys in sorted order, recursively (lists keep their order)."""
+    if isinstance(value, Mapping):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _ttl_rank(marker: Any) -> int:
+    if not isinstance(marker, Mapping):
+        return 0
+    return _TTL_RANK.get(str(marker.get("ttl", "5m")), 0)
+
+
+def _merge_marker(existing: Any, moved: Any) -> Any:
+    """One marker where two land on one block: the longer TTL, else the one already there."""
+    if existing is None or _ttl_rank(moved) > _ttl_rank(existing):
+        return moved
+    return existing
+
+
+def _fix_ttl_order(blocks: list[dict[str, Any]]) -> None:
+    """Reassign markers so 1h ones come before 5m ones (PC), if reordering mixed them up."""
+    places = [i for i, b in enumerate(blocks) if b.get("cache_control") is not None]
+    markers = [blocks[i]["cache_control"] for i in places]
+    ranks = [_ttl_rank(m) for m in markers]
+    if 0 in ranks or ranks == sorted(ranks, reverse=True):
+        return
+    for i, marker in zip(places, sorted(markers, key=_ttl_rank, reverse=True), strict=True):
+        blocks[i]["cache_control"] = marker
+
+
+def _label(pattern: re.Pattern[str]) -> str:
+    names = sorted(pattern.groupindex.items(), key=lambda kv: kv[1])
+    return names[0][0].replace("_", " ") if names else "custom pattern"
+
+
+def _compile(pattern: Any) -> re.Pattern[str]:
+    if isinstance(pattern, re.Pattern):
+        if not isinstance(pattern.pattern, str):
+            raise TypeError(f"order(patterns=...): {pattern!r} is a bytes pattern; use str")
+        compiled: re.Pattern[str] = pattern
+    elif isinstance(pattern, str):
+        try:
+            compiled = re.compile(pattern)
+        except re.error as err:
+            raise ValueError(
+                f"order(patterns=...): invalid regular expression {pattern!r}: {err}"
+            ) from err
+    else:
+        raise TypeError(
+            f"order(patterns=...) takes strings or compiled regexes, got "
+            f"{type(pattern).__name__} {pattern!r}"
+        )
+    if compiled.search("") is not None:
+        raise ValueError(
+            f"order(patterns=...): {compiled.pattern!r} matches the empty string, so every "
+            "line of the system prompt would be volatile; make it match something"
+        )
+    return compiled
+
+
+def _pins(option: str, value: Any) -> tuple[Pin, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, int | str) else list(value)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise TypeError(
+                f"order({option}=...) takes system block indexes (int) or substrings (str), "
+                f"got {type(item).__name__} {item!r}"
+            )
+        if item == "":
+            raise ValueError(f"order({option}=...): an empty substring would pin every block")
+    return tuple(items)
+
+
+def _matches(pins: tuple[Pin, ...], index: int, count: int, text: str) -> bool:
+    for pin in pins:
+        if isinstance(pin, int):
+            if -count <= pin < count and pin % count == index:
+                return True
+        elif pin in text:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------- the transform
+
+
+@dataclass
+class _Stats:
+    tools: int = 0
+    tools_reordered: bool = False
+    tools_rewritten: bool = False
+    inputs: int = 0
+    lines: list[str] = field(default_factory=list)
+    spans: int = 0
+    blocks: int = 0
+    markers: list[str] = field(default_factory=list)
+    already: bool = False
+
+
+@dataclass(frozen=True)
+class _Item:
+    text: str
+    kind: str  # "line", "span" or "block"
+    label: str
+
+
+class Order:
+    """The transform :func:`order` returns: call it on a request dict."""
+
+    def __init__(
+        self,
+        *,
+        sort_tools: bool,
+        canonical_inputs: bool,
+        patterns: tuple[re.Pattern[str], ...],
+        stable: tuple[Pin, ...],
+        dynamic: tuple[Pin, ...],
+        name: str,
+    ) -> None:
+        self.sort_tools = sort_tools
+        self.canonical_inputs = canonical_inputs
+        self.patterns = patterns
+        self.stable = stable
+        self.dynamic = dynamic
+        self.name = name
+        self._labels = tuple(_label(p) for p in patterns)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __call__(self, request: Request) -> Request:
+        return self._apply(request)[0]
+
+    def describe(self, before: Request, after: Request) -> str:
+        """One line for :func:`tidyctx.explain`: what was sorted and what was moved."""
+        stats = self._apply(before)[1]
+        parts: list[str] = []
+        if stats.tools:
+            if stats.tools_reordered:
+                parts.append(f"sorted {stats.tools} tools")
+            elif stats.tools_rewritten:
+                parts.append(f"sorted the keys of {stats.tools} tools")
+            else:
+                parts.append(f"{stats.tools} tools already in order")
+        if stats.inputs:
+            parts.append(f"sorted the keys of {stats.inputs} tool inputs")
+        moved: list[str] = []
+        if stats.lines:
+            n = len(stats.lines)
+            labels = ", ".join(dict.fromkeys(stats.lines))
+            moved.append(f"{n} volatile system line{'s' if n != 1 else ''} ({labels})")
+        if stats.spans:
+            moved.append(f"{stats.spans} marked span{'s' if stats.spans != 1 else ''}")
+        if stats.blocks:
+            moved.append(f"{stats.blocks} pinned block{'s' if stats.blocks != 1 else ''}")
+        if moved:
+            what = moved[0] if len(moved) == 1 else ", ".join(moved[:-1]) + " and " + moved[-1]
+            parts.append(f"moved {what} after the cached prefix")
+        elif stats.already:
+            parts.append("system already ordered (the last user message has the dynamic block)")
+        parts += stats.markers
+        return "; ".join(parts) if parts else "nothing to reorder"
+
+    # -- the work
+
+    def _apply(self, request: Request) -> tuple[Request, _Stats]:
+        if not isinstance(request, Mapping):
+            raise ValidationError(
+                "request",
+                f"expected a request dict, got {type(request).__name__}",
+                "Call tc.pipe(messages, order()) to order a bare message list",
+            )
+        messages = request.get("messages")
+        if not isinstance(messages, list) or not messages:
+            problem = "missing" if messages is None else "is empty"
+            if messages is not None and not isinstance(messages, list):
+                problem = f"must be a list, got {type(messages).__name__}"
+            raise ValidationError(
+                "messages",
+                problem,
+                "order() needs the conversation: volatile system lines go to the last user message",
+            )
+        out = normalize(request)
+        stats = _Stats()
+        if self.sort_tools and isinstance(out.get("tools"), list) and out["tools"]:
+            out["tools"] = self._order_tools(out["tools"], stats)
+        if self.canonical_inputs:
+            self._canonical_inputs(out["messages"], stats)
+        self._move_volatile(out, stats)
+        return out, stats
+
+    def _order_tools(self, tools: list[Any], stats: _Stats) -> list[Any]:
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise ValidationError(f"tools[{i}]", f"must be a dict, got {type(tool).__name__}")
+        # A marker on the last tool means "cache the tools": it follows the end of the list.
+        # A marker elsewhere was put on that tool on purpose and stays with it.
+        last_marker = tools[-1].get("cache_control")
+        items = [dict(t) for t in tools]
+        if last_marker is not None:
+            del items[-1]["cache_control"]
+        keyed = sorted(
+            enumerate(items),
+            key=lambda it: (
+                it[1]["name"] if isinstance(it[1].get("name"), str) else "",
+                canonical_json({k: v for k, v in it[1].items() if k != "cache_control"}),
+            ),
+        )
+        stats.tools = len(tools)
+        stats.tools_reordered = [i for i, _ in keyed] != list(range(len(tools)))
+        ordered = [t for _, t in keyed]
+        if last_marker is not None:
+            ordered[-1]["cache_control"] = _merge_marker(
+                ordered[-1].get("cache_control"), last_marker
+            )
+        _fix_ttl_order(ordered)
+        result = [_canonical(t) for t in ordered]
+        stats.tools_rewritten = json.dumps(result) != json.dumps(tools)
+        return result
+
+    def _canonical_inputs(self, messages: list[Any], stats: _Stats) -> None:
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, list):
+                continue
+            for block in content:
+                if (
+                    isinstance(block, dict)
+                    and block.get("type") in _TOOL_USE_TYPES
+                    and isinstance(block.get("input"), dict)
+                ):
+                    canonical = _canonical(block["input"])
+                    if json.dumps(canonical) != json.dumps(block["input"]):
+                        stats.inputs += 1
+                    block["input"] = canonical
+
+    def _move_volatile(self, out: Request, stats: _Stats) -> None:
+        system = out.get("system")
+        if system is None or system == "":
+            return
+        if not isinstance(system, list):
+            raise ValidationError(
+                "system", f"must be a string or a list of text blocks, got {type(system).__name__}"
+            )
+        messages: list[Any] = out["messages"]
+        last_user = next(
+            (
+                i
+                for i in range(len(messages) - 1, -1, -1)
+                if isinstance(messages[i], dict) and messages[i].get("role") == "user"
+            ),
+            None,
+        )
+        if last_user is not None:
+            content = messages[last_user].get("content")
+            if isinstance(content, list) and any(is_dynamic_block(b) for b in content):
+                # Already ordered: what was volatile sits in that block and the system is what
+                # order() left. Scanning again could only move what the caller pinned stable,
+                # and integer pins would now name other blocks (order() drops the blocks it
+                # empties), so the system is left as it is: order() is idempotent.
+                stats.already = True
+                return
+
+        kept: list[dict[str, Any]] = []
+        items: list[_Item] = []
+        changed = False
+        orphan_marker: Any = None
+        for i, block in enumerate(system):
+            path = f"system[{i}]"
+            if not isinstance(block, dict) or block.get("type") != "text":
+                kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+                raise ValidationError(path, f"system blocks must be text blocks, got {kind!r}")
+            text = block.get("text")
+            if not isinstance(text, str):
+                raise ValidationError(
+                    f"{path}.text", f"must be a string, got {type(text).__name__}"
+                )
+            is_stable = _matches(self.stable, i, len(system), text)
+            is_dynamic = _matches(self.dynamic, i, len(system), text)
+            if is_stable and is_dynamic:
+                raise ValueError(
+                    f"{path} is pinned both stable (order(stable={list(self.stable)!r})) and "
+                    f"dynamic (order(dynamic={list(self.dynamic)!r})); pin it one way"
+                )
+            if is_stable:
+                kept.append(block)
+                continue
+            if is_dynamic:
+                whole = text.replace(DYNAMIC_OPEN, "").replace(DYNAMIC_CLOSE, "").strip()
+                found = [_Item(whole, "block", "pinned")] if whole else []
+                rest = ""
+            else:
+                rest, found = self._scan(path, text)
+                if not found and rest == text:
+                    kept.append(block)
+                    continue
+            items += found
+            changed = True
+            if rest.strip():
+                # Lost some lines: the block stays, with its cache_control if it had one.
+                kept.append({**block, "text": rest})
+                continue
+            marker = block.get("cache_control")
+            if marker is not None:
+                # The whole marked block moved. The caller's breakpoint meant "cache up to
+                # here": put it on the previous system block, which ends the stable part of
+                # the system (with no system block left before it, on the last tool).
+                if kept:
+                    kept[-1] = {
+                        **kept[-1],
+                        "cache_control": _merge_marker(kept[-1].get("cache_control"), marker),
+                    }
+                    stats.markers.append(f"moved the cache_control of {path} to the block before")
+                else:
+                    orphan_marker = _merge_marker(orphan_marker, marker)
+
+        if not changed:
+            return
+        if orphan_marker is not None:
+            tools = out.get("tools")
+            if isinstance(tools, list) and tools and isinstance(tools[-1], dict):
+                last = dict(tools[-1])
+                last["cache_control"] = _merge_marker(last.get("cache_control"), orphan_marker)
+                out["tools"] = [*tools[:-1], _canonical(last) if self.sort_tools else last]
+                stats.markers.append("moved a system cache_control to the last tool")
+            else:
+                stats.markers.append(
+                    "dropped a system cache_control: nothing stable was left before it"
+                )
+        if kept:
+            out["system"] = kept
+        else:
+            del out["system"]
+        for item in items:
+            if item.kind == "line":
+                stats.lines.append(item.label)
+            elif item.kind == "span":
+                stats.spans += 1
+            else:
+                stats.blocks += 1
+        if not items:
+            return
+        if last_user is None:
+            raise ValidationError(
+                "messages",
+                "has no user message to carry the volatile system text",
+                "Add a user message, or pin the system blocks with order(stable=[...])",
+            )
+        message = messages[last_user]
+        content = message.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}] if content else []
+        if not isinstance(content, list):
+            raise ValidationError(
+                f"messages[{last_user}].content",
+                f"must be a string or a list of blocks, got {type(content).__name__}",
+            )
+        # Appended last: after any tool_result blocks, which must come first (TU).
+        message["content"] = [*content, _dynamic_block([item.text for item in items])]
+
+    def _scan(self, path: str, text: str) -> tuple[str, list[_Item]]:
+        """Split one system text into what stays and the volatile items, in text order."""
+        pieces: list[str] = []
+        found: list[tuple[int, int, _Item]] = []
+        pos = length = 0
+        for m in _SPAN.finditer(text):
+            pieces.append(text[pos : m.start()])
+            length += m.start() - pos
+            if m.group(1).strip():
+                found.append((length, 0, _Item(m.group(1).strip(), "span", "marked")))
+            pos = m.end()
+        pieces.append(text[pos:])
+        rest = "".join(pieces)
+        for tag in (DYNAMIC_OPEN, DYNAMIC_CLOSE):
+            if tag in rest:
+                raise ValidationError(
+                    path,
+                    f"unbalanced {tag} tag: every {DYNAMIC_OPEN} needs a {DYNAMIC_CLOSE} after it",
+                    "Close the span, or pin the block with order(stable=[...]) to keep it verbatim",
+                )
+        kept: list[str] = []
+        offset = 0
+        for line in rest.split("\n"):
+            label = self._match(line)
+            if label is None:
+                kept.append(line)
+            elif line.strip():
+                found.append((offset, 1, _Item(line.strip(), "line", label)))
+            offset += len(line) + 1
+        found.sort(key=lambda f: (f[0], f[1]))
+        return "\n".join(kept), [item for _, _, item in found]
+
+    def _match(self, line: str) -> str | None:
+        for pattern, label in zip(self.patterns, self._labels, strict=True):
+            if pattern.search(line):
+                return label
+        return None
+
+
+def order(
+    *,
+    sort_tools: bool = True,
+    canonical_inputs: bool = True,
+    patterns: Iterable[str | re.Pattern[str]] | str | re.Pattern[str] = (),
+    default_patterns: bool = True,
+    stable: Iterable[Pin] | Pin | None = None,
+    dynamic: Iterable[Pin] | Pin | None = None,
+) -> Order:
+    """Stable-prefix ordering: a transform that makes tools and system byte-stable.
+
+    - ``sort_tools``: sort the tools by name and sort the keys of each definition recursively
+      (``input_schema`` included; this changes the order in which the model reads a schema's
+      properties). A ``cache_control`` on the last tool moves to the new last tool; one on
+      another tool stays on it. ``False`` leaves the tools exactly as given.
+    - ``canonical_inputs``: sort the keys of every tool_use ``input`` in the messages.
+    - ``patterns``: more regexes (strings or compiled) marking a system line as volatile;
+      ``default_patterns=False`` uses only these instead of :data:`DEFAULT_PATTERNS`. A
+      pattern's first named group labels its matches in ``describe()``.
+    - ``stable`` / ``dynamic``: system blocks to pin, by index (``0``, ``-1``) or by a
+      substring of their text. A ``stable`` block is kept verbatim, never scanned; a
+      ``dynamic`` block is moved whole.
+
+    A whole line of a system text block is volatile if a pattern matches in it; text between
+    :data:`DYNAMIC_OPEN` and :data:`DYNAMIC_CLOSE` is volatile as a span. Volatile text goes,
+    in order, into one block ``<system-context>\\n...\\n</system-context>`` appended to the
+    last user message; a block left empty is dropped (its ``cache_control`` goes to the
+    previous system block), and an empty system is removed. A request whose last user message
+    already holds that block has been ordered: its system is left as it is.
+
+    >>> t = order(patterns=["(?P<build>build [0-9]+)"], stable=["Rules"])
+    >>> t.name
+    "order(patterns=['(?P<build>build [0-9]+)'], stable=['Rules'])"
+    >>> req = {"system": [{"type": "text", "text": "Rules: reply by 2026-12-01."},
+    ...                   {"type": "text", "text": "Deployed build 812."}],
+    ...        "messages": [{"role": "user", "content": "status?"}]}
+    >>> out = t(req)
+    >>> [b["text"] for b in out["system"]], out["messages"][0]["content"][1]["text"]
+    (['Rules: reply by 2026-12-01.'], '<system-context>\\nDeployed build 812.\\n</system-context>')
+    >>> t.describe(req, out)
+    'moved 1 volatile system line (build) after the cached prefix'
+    >>> order(patterns=["(unclosed"])
+    Traceback (most recent call last):
+    ...
+    ValueError: order(patterns=...): invalid regular expression '(unclosed': ...
+    """
+    given = [patterns] if isinstance(patterns, str | re.Pattern) else list(patterns)
+    compiled = tuple(_compile(p) for p in given)
+    stable_pins = _pins("stable", stable)
+    dynamic_pins = _pins("dynamic", dynamic)
+    options: list[str] = []
+    if not sort_tools:
+        options.append("sort_tools=False")
+    if not canonical_inputs:
+        options.append("canonical_inputs=False")
+    if compiled:
+        options.append(f"patterns={[p.pattern for p in compiled]!r}")
+    if not default_patterns:
+        options.append("default_patterns=False")
+    if stable_pins:
+        options.append(f"stable={list(stable_pins)!r}")
+    if dynamic_pins:
+        options.append(f"dynamic={list(dynamic_pins)!r}")
+    return Order(
+        sort_tools=sort_tools,
+        canonical_inputs=canonical_inputs,
+        patterns=(DEFAULT_PATTERNS if default_patterns else ()) + compiled,
+        stable=stable_pins,
+        dynamic=dynamic_pins,
+        name=f"order({', '.join(options)})",
+    )
