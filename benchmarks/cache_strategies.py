@@ -197,7 +197,11 @@ def main(argv: list[str]) -> int:
         pauses = replay.has_pauses(ts)
         for variant, make in variants.items():
             ratios = run_one(run.id, make(requests, ts), ts, strats, floor)
-            ratios["tidyctx"] = ratios["tidy-1h" if pauses else "tidy-5m"]
+            # Without timestamps nothing pauses: the caller's choice is then the default.
+            ratios["tidyctx"] = (
+                ratios["tidy-1h" if pauses else "tidy-5m"][0],
+                ratios["tidy-5m"][1],
+            )
             results[variant].append((run.id, len(requests), replay.has_pauses(ts), floor, ratios))
     for variant, rows in results.items():
         table(f"== {variant} (input cost / floor of the run as recorded)", rows)

@@ -101,13 +101,13 @@ def test_explain_reports_tokens_and_the_cache_break() -> None:
     assert step.name == "cut_results"
     assert step.tokens_after < step.tokens_before
     assert step.saved_tokens == step.tokens_before - step.tokens_after
-    # normalize turns string content into blocks: every string message changes bytes, so the
-    # first change is the system prompt (it was a string too).
-    assert step.first_change == "system[0]"
-    assert step.prefix_kept_tokens > 0  # the tool definition is untouched
+    # normalize turns string content into text blocks: the same prompt, so the first change
+    # is the tool result that was cut.
+    assert step.first_change == "messages[2].content[0]"
+    assert step.prefix_kept_tokens > 0  # tools, system and the first turns are untouched
     assert step.prefix_broken_tokens > 0
     assert report.request == tc.pipe(request(), cut_results)
-    assert "breaks at system[0]" in str(report)
+    assert "breaks at messages[2].content[0]" in str(report)
 
 
 def test_explain_markers_alone_keep_the_prefix() -> None:

@@ -42,7 +42,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anthropic
 import httpx2
@@ -54,6 +54,7 @@ from langchain_anthropic.middleware import AnthropicPromptCachingMiddleware
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import StructuredTool
 from langsmith.run_helpers import tracing_context
+from pydantic import SecretStr
 
 __all__ = ["ToolsAs", "langchain_request", "marker_paths"]
 
@@ -140,7 +141,7 @@ def _model(model: str, max_tokens: int | None, settings: str) -> ChatAnthropic:
     kwargs: dict[str, Any] = json.loads(settings)
     if max_tokens is not None:
         kwargs["max_tokens"] = max_tokens
-    llm = ChatAnthropic(model=model, api_key="offline", max_retries=0, **kwargs)  # type: ignore[call-arg]
+    llm = ChatAnthropic(model_name=model, api_key=SecretStr("offline"), max_retries=0, **kwargs)
     # ChatAnthropic builds its client lazily in a cached_property; pre-filling the cache
     # routes every call through the recording transport.
     llm.__dict__["_client"] = _TRANSPORT.client
@@ -181,7 +182,11 @@ def _agent(
         _model(model, max_tokens, settings),
         tools=lc_tools,
         system_prompt=system_prompt,
-        middleware=[AnthropicPromptCachingMiddleware(ttl=ttl, unsupported_model_behavior="raise")],  # type: ignore[arg-type]
+        middleware=[
+            AnthropicPromptCachingMiddleware(
+                ttl=cast(Literal["5m", "1h"], ttl), unsupported_model_behavior="raise"
+            )
+        ],
     )
 
 

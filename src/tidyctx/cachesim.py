@@ -50,6 +50,7 @@ from tidyctx.request import (
     CACHEABLE_NEVER,
     MAX_BREAKPOINTS,
     ValidationError,
+    cache_content,
     canonical_json,
     iter_blocks,
     to_request,
@@ -91,19 +92,6 @@ def _digest(*parts: bytes) -> bytes:
         h.update(len(p).to_bytes(8, "little"))
         h.update(p)
     return h.digest()
-
-
-def _content(block: Any) -> Any:
-    """A block without its cache_control: markers are not content (moving one is free)."""
-    if isinstance(block, Mapping) and "cache_control" in block:
-        return {k: v for k, v in block.items() if k != "cache_control"}
-    if isinstance(block, Mapping) and block.get("type") == "tool_result":
-        inner = block.get("content")
-        if isinstance(inner, list) and any(
-            isinstance(b, Mapping) and "cache_control" in b for b in inner
-        ):
-            return {**block, "content": [_content(b) for b in inner]}
-    return block
 
 
 def _has_marker(block: Any) -> dict[str, Any] | None:
@@ -214,6 +202,7 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
     marks: list[tuple[int, str]] = []
     seed_log: list[tuple[str, Any]] = []
     last_message = -1
+    pending = 0  # role overhead of a message whose blocks were all stripped
     tool_prompt = tool_prompt_tokens(name, req.get("tool_choice")) if req.get("tools") else 0
     for ref, (_, n) in zip(refs, per_block, strict=True):
         block = ref.block
@@ -223,6 +212,8 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
             and isinstance(block, Mapping)
             and block.get("type") in CACHEABLE_NEVER
         ):
+            if ref.message != last_message:  # its role overhead stays with the message
+                pending, last_message = pending + MESSAGE_OVERHEAD, ref.message
             continue  # stripped from the prompt by the API: not part of any prefix
         while section != ref.section:
             section = {"": "tools", "tools": "system", "system": "messages"}[section]
@@ -232,24 +223,27 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
         if ref.message is not None and ref.message != last_message:
             n += MESSAGE_OVERHEAD
             last_message = ref.message
+        n, pending = n + pending, 0
         if not paths:
             n += tool_prompt
-        body = _content(block)
-        if not (
-            drop_thinking and isinstance(block, Mapping) and block.get("type") in CACHEABLE_NEVER
-        ):
-            key = _digest(key, canonical_json(body))
-        # else: on models that strip earlier thinking, thinking does not enter the cache key.
-        # Observed in the recorded Sonnet 4.5 run (cc-mclaude-ff59cfd2, turns 93, 126, 182): when
-        # a user turn strips the last turn's thinking, the API still reads the whole remaining
-        # prompt from the entry the previous call wrote with that thinking in place.
+        body = cache_content(block)
+        position_key = key
+        if drop_thinking and isinstance(block, Mapping) and block.get("type") in CACHEABLE_NEVER:
+            # On models that strip earlier thinking, thinking does not enter the cache key.
+            # Observed in the recorded Sonnet 4.5 run (cc-mclaude-ff59cfd2, turns 93, 126, 182):
+            # when a user turn strips the last turn's thinking, the API still reads the whole
+            # remaining prompt from the entry the previous call wrote with it in place. No
+            # entry ends on the thinking itself, so its position gets a key nothing matches.
+            position_key = _digest(key, b"thinking", str(len(paths)).encode())
+        else:
+            key = position_key = _digest(key, canonical_json(body))
         marker = _has_marker(block)
         if marker is not None:
             marks.append((len(paths), str(marker.get("ttl", "5m"))))
         paths.append(ref.path)
         sections.append(ref.section)
         tokens.append(n)
-        keys.append(key)
+        keys.append(position_key)
         content.append(body)
     auto = req.get("cache_control")
     if isinstance(auto, Mapping):
@@ -399,6 +393,7 @@ class CacheModel:
         self.min_cacheable = min_cacheable
         self._entries: dict[bytes, _Entry] = {}
         self._now = 0.0
+        self._timed = False
         self._previous: tuple[Layout, int, float] | None = None  # layout, cached pos, time
 
     def _minimum(self, model: str) -> int:
@@ -418,7 +413,13 @@ class CacheModel:
 
     def call(self, request: Any, ts: float | None = None) -> CacheCall:
         if ts is not None:
-            if ts < self._now and self._previous is not None:
+            if not self._timed:
+                # The first real time: calls before it had none, so no time passed for them.
+                for old in self._entries.values():
+                    old.expires += ts - self._now
+                    old.touched = ts
+                self._now, self._timed = ts, True
+            if ts < self._now:
                 raise ValueError(f"timestamps must not go backwards ({ts} after {self._now})")
             self._now = ts
         now = self._now
@@ -491,6 +492,8 @@ class CacheModel:
         prev, prev_cached, prev_time = self._previous
         if prev_cached < 0:
             return None
+        if read >= 0 and prev.keys[prev_cached] in lay.keys[: read + 1]:
+            return None  # read all the previous call left (positions may have shifted)
         shared = 0
         limit = min(len(prev.keys), len(lay.keys))
         while shared < limit and prev.keys[shared] == lay.keys[shared]:

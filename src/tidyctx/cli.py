@@ -1,4 +1,8 @@
-"""The ``tidyctx`` command line. ``tidyctx report TRACE``: a run's per-turn tokens and cost."""
+"""The ``tidyctx`` command line.
+
+``tidyctx report TRACE``: a run's per-turn tokens and cost.
+``tidyctx cache-check LOG``: per request, the simulated cache hit rate and why each miss missed.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tidyctx import pricing
+from tidyctx import cachesim, pricing
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run, load
 
-__all__ = ["main", "report"]
+__all__ = ["cache_check", "main", "report"]
 
 # Turn replay prices runs on this model unless the recording names a known one (DESIGN.md).
 REPLAY_MODEL = "claude-sonnet-4-6"
@@ -113,6 +117,96 @@ def report(run: Run, *, model: str | None = None, out: Any = None) -> dict[str, 
     return totals
 
 
+def _recorded_reason(diagnostics: Any) -> str:
+    if not isinstance(diagnostics, dict):
+        return ""
+    reason = diagnostics.get("cache_miss_reason")
+    if isinstance(reason, dict):
+        missed = reason.get("cache_missed_input_tokens")
+        return str(reason.get("type", "?")) + (f" ({missed:,} missed)" if missed else "")
+    return "pending" if "cache_miss_reason" in diagnostics else ""
+
+
+def cache_check(run: Run, *, model: str | None = None, out: Any = None) -> list[cachesim.CacheCall]:
+    """Print, per request, the simulated hit rate and, for each miss, the reason and the place.
+
+    Where the log holds the usage the API recorded, the recorded figures stand beside the
+    simulated ones; where it holds the API's ``diagnostics``, its ``cache_miss_reason`` too.
+    """
+    out = out or sys.stdout
+    cache = cachesim.CacheModel(model=model)
+    recorded = any(t.usage for t in run.turns)
+    head = f"{'#':>4} {'t+':>7} {'input':>9} {'read':>9} {'write':>8} {'hit':>5}"
+    if recorded:
+        head += f"  | {'rec read':>9} {'rec write':>9} {'rec hit':>7}"
+    print(f"{run.id}: {len(run.turns)} requests", file=out)
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    start = next((t.ts for t in run.turns if t.ts is not None), None)
+    results: list[cachesim.CacheCall] = []
+    totals = {"input": 0, "read": 0, "write": 0, "rec_input": 0, "rec_read": 0, "rec_write": 0}
+    for k, turn in enumerate(run.turns, 1):
+        call = cache.call(turn.request, turn.ts)
+        results.append(call)
+        u = call.usage
+        total = call.input_total
+        rel = "" if turn.ts is None or start is None else _clock(turn.ts - start)
+        line = (
+            f"{k:>4} {rel:>7} {total:>9,} {u['cache_read_input_tokens']:>9,} "
+            f"{u['cache_creation_input_tokens']:>8,} {_pct(u['cache_read_input_tokens'], total):>5}"
+        )
+        totals["input"] += total
+        totals["read"] += u["cache_read_input_tokens"]
+        totals["write"] += u["cache_creation_input_tokens"]
+        if recorded:
+            if turn.usage:
+                r = pricing.usage_dict(turn.usage)
+                rt = sum(
+                    r[x]
+                    for x in (
+                        "input_tokens",
+                        "cache_read_input_tokens",
+                        "cache_creation_input_tokens",
+                    )
+                )
+                hit = _pct(r["cache_read_input_tokens"], rt)
+                line += (
+                    f"  | {r['cache_read_input_tokens']:>9,} "
+                    f"{r['cache_creation_input_tokens']:>9,} {hit:>7}"
+                )
+                totals["rec_input"] += rt
+                totals["rec_read"] += r["cache_read_input_tokens"]
+                totals["rec_write"] += r["cache_creation_input_tokens"]
+            else:
+                line += f"  | {'-':>9} {'-':>9} {'-':>7}"
+        print(line, file=out)
+        if call.miss is not None:
+            print(f"{'':>13}miss: {call.miss}".replace("\n", "\n" + " " * 13), file=out)
+        api = _recorded_reason(turn.diagnostics)
+        if api:
+            print(f"{'':>13}API diagnostics: {api}", file=out)
+    print("-" * len(head), file=out)
+    summary = (
+        f"simulated: {totals['input']:,} input tokens, {_pct(totals['read'], totals['input'])} "
+        f"read from the cache, {totals['write']:,} written"
+    )
+    print(summary, file=out)
+    if recorded and totals["rec_input"]:
+        print(
+            f"recorded:  {totals['rec_input']:,} input tokens, "
+            f"{_pct(totals['rec_read'], totals['rec_input'])} read from the cache, "
+            f"{totals['rec_write']:,} written",
+            file=out,
+        )
+    misses = sum(1 for c in results if c.miss is not None)
+    print(f"{misses} miss{'es' if misses != 1 else ''} explained above.", file=out)
+    return results
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -125,15 +219,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep = sub.add_parser("report", help="per-turn tokens and cost of a recorded run")
     rep.add_argument("trace", help="a run .json or a request-log .jsonl")
     rep.add_argument("--model", help="price as this model instead of the recorded one")
+    chk = sub.add_parser(
+        "cache-check",
+        help="per request: simulated cache hit rate, and why each miss missed",
+        description="Read a JSONL of requests (one per line, or {'request', 'ts', 'usage', "
+        "'diagnostics'}) or a run .json, simulate Anthropic's prompt cache over them, and "
+        "explain every miss: the API's reason, the first block that diverged and the cause.",
+    )
+    chk.add_argument("log", help="a request-log .jsonl or a run .json")
+    chk.add_argument("--model", help="simulate as this model instead of each request's")
     args = parser.parse_args(argv)
-    if args.command == "report":
-        try:
-            runs = load(args.trace)
-        except (OSError, ValueError) as err:
-            print(f"tidyctx report: {err}", file=sys.stderr)
-            return 2
-        for run in runs:
+    try:
+        runs = load(args.trace if args.command == "report" else args.log)
+    except (OSError, ValueError) as err:
+        print(f"tidyctx {args.command}: {err}", file=sys.stderr)
+        return 2
+    for run in runs:
+        if args.command == "report":
             report(run, model=args.model)
+        else:
+            try:
+                cache_check(run, model=args.model)
+            except ValueError as err:
+                print(f"tidyctx cache-check: {err}", file=sys.stderr)
+                return 2
     return 0
 
 

@@ -12,11 +12,11 @@ input alone. Factories such as ``tc.trim(...)`` return one; a plain function wor
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.request import Request, block_hash, iter_blocks, to_request
+from tidyctx.request import Request, block_hash, cache_content, iter_blocks, to_request
 from tidyctx.tokens import LocalCounter, TokenCounter
 
 __all__ = ["Report", "Step", "Transform", "explain", "pipe", "transform_name"]
@@ -146,12 +146,6 @@ class Report:
         return "\n".join(lines)
 
 
-def _without_marker(block: Any) -> Any:
-    if isinstance(block, Mapping) and "cache_control" in block:
-        return {k: v for k, v in block.items() if k != "cache_control"}
-    return block
-
-
 def _diff(
     before: Request, after: Request, counter: LocalCounter | TokenCounter
 ) -> tuple[int, str | None, int, int]:
@@ -175,9 +169,7 @@ def _diff(
                     break
                 first, cut = "end of request (blocks removed)", k
                 break
-            if block_hash(_without_marker(old[k].block)) != block_hash(
-                _without_marker(new[k].block)
-            ):
+            if block_hash(cache_content(old[k].block)) != block_hash(cache_content(new[k].block)):
                 first, cut = new[k].path, k
                 break
     if first is None or cut is None:

@@ -32,6 +32,7 @@ __all__ = [
     "Request",
     "ValidationError",
     "block_hash",
+    "cache_content",
     "cache_markers",
     "canonical_json",
     "errors",
@@ -174,6 +175,26 @@ def canonical_json(obj: Any) -> bytes:
 def block_hash(block: Any) -> str:
     """A stable content hash of one block (or any JSON value): 32 hex digits."""
     return hashlib.blake2b(canonical_json(block), digest_size=16).hexdigest()
+
+
+def cache_content(block: Any) -> Any:
+    """What a block contributes to the cached prompt: no cache_control, strings as text blocks.
+
+    Markers are not content (moving one costs nothing), and a string ``system``/``content`` or
+    tool_result ``content`` reaches the model as the same text as one text block.
+    """
+    if isinstance(block, str):
+        return {"type": "text", "text": block}
+    if not isinstance(block, Mapping):
+        return block
+    out = {k: v for k, v in block.items() if k != "cache_control"}
+    if out.get("type") == "tool_result":
+        inner = out.get("content")
+        if isinstance(inner, str) and inner:
+            out["content"] = [{"type": "text", "text": inner}]
+        elif isinstance(inner, list):
+            out["content"] = [cache_content(b) for b in inner]
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,8 @@ class Turn:
     usage: dict[str, Any] | None = None
     reply: dict[str, Any] | None = None
     """The assistant message the call produced, where the recording has it."""
+    diagnostics: dict[str, Any] | None = None
+    """The response's ``diagnostics`` (cache_miss_reason), where the log has it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +116,20 @@ def _run_from_log(lines: list[str], name: str) -> Run:
             request, _ = to_request(raw)
         except ValidationError as err:
             raise ValueError(f"{name}:{n}: {err}") from None
+        diagnostics = entry.get("diagnostics") if "request" in entry else None
         if "request" not in entry:
-            # A bare request line may carry its log fields beside the request's own keys.
-            request = {k: v for k, v in request.items() if k not in ("ts", "usage")}
-        turns.append(Turn(request, parse_ts(entry.get("ts")), entry.get("usage")))
+            # A bare request line may carry its log fields beside the request's own keys; a
+            # response's diagnostics has a cache_miss_reason, a request's a previous_message_id.
+            logged = {"ts", "usage"}
+            if isinstance(entry.get("diagnostics"), Mapping) and (
+                "cache_miss_reason" in entry["diagnostics"]
+            ):
+                logged.add("diagnostics")
+                diagnostics = entry["diagnostics"]
+            request = {k: v for k, v in request.items() if k not in logged}
+        turns.append(
+            Turn(request, parse_ts(entry.get("ts")), entry.get("usage"), diagnostics=diagnostics)
+        )
     model = str(turns[0].request.get("model", "")) if turns else ""
     return Run(Path(name).stem, model, tuple(turns))
 

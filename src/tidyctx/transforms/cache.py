@@ -70,6 +70,7 @@ class Cache:
     automatic: bool = False
     bridge: bool = True
     model: str | None = None
+    min_tokens: int | None = None
 
     @property
     def name(self) -> str:
@@ -96,10 +97,7 @@ class Cache:
                         content[i] = {k: v for k, v in block.items() if k != "cache_control"}
         model = self.model or str(out.get("model") or "")
         lay = layout(out, LocalCounter(model or None), model or None)
-        try:
-            minimum = pricing.lookup(model).min_cacheable
-        except pricing.UnknownModelError:
-            minimum = DEFAULT_MIN_CACHEABLE
+        minimum = self.min_tokens if self.min_tokens is not None else _minimum(model)
         kept = cache_markers(out)
         budget = MAX_BREAKPOINTS - len(kept)
         stable_ttl = self.stable_ttl or self.ttl
@@ -175,6 +173,7 @@ def cache(
     automatic: bool = False,
     bridge: bool = True,
     model: str | None = None,
+    min_tokens: int | None = None,
 ) -> Cache:
     """Place ``cache_control`` breakpoints: tools, system, rolling, and a lookback bridge.
 
@@ -184,8 +183,12 @@ def cache(
     survives the pause for twice the write price (PC). ``automatic=True`` uses the request's
     top-level ``cache_control`` for the rolling breakpoint where that serves as well (no
     dynamic block from :func:`~tidyctx.transforms.order.order` at the end). ``model``
-    overrides the request's model for counting and the minimum cacheable length.
+    overrides the request's model for counting and the minimum cacheable length;
+    ``min_tokens`` overrides that minimum (a model missing from the price table, or tests).
+    ``bridge=False`` never places the lookback bridge.
     """
+    if min_tokens is not None and min_tokens < 0:
+        raise ValueError(f"cache(min_tokens={min_tokens}): must be >= 0")
     for name, value in (("ttl", ttl), ("stable_ttl", stable_ttl or ttl)):
         if value not in _TTLS:
             raise ValueError(f"cache({name}={value!r}): the API knows only '5m' and '1h'")
@@ -194,10 +197,24 @@ def cache(
             "cache(ttl='1h', stable_ttl='5m'): 1h breakpoints must come before 5m ones (PC); "
             "use stable_ttl='1h' too"
         )
-    return Cache(ttl=ttl, stable_ttl=stable_ttl, automatic=automatic, bridge=bridge, model=model)
+    return Cache(
+        ttl=ttl,
+        stable_ttl=stable_ttl,
+        automatic=automatic,
+        bridge=bridge,
+        model=model,
+        min_tokens=min_tokens,
+    )
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _minimum(model: str) -> int:
+    try:
+        return pricing.lookup(model).min_cacheable
+    except pricing.UnknownModelError:
+        return DEFAULT_MIN_CACHEABLE
 
 
 def _blocks_by_path(request: Request) -> dict[str, Any]:
