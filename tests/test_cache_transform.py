@@ -313,3 +313,73 @@ def test_without_order_a_clock_in_the_system_misses_every_turn() -> None:
         assert (
             cur.usage["cache_read_input_tokens"] >= prev.layout.cum[prev.layout.breakpoints[-1][0]]
         )
+
+
+def _parallel_turn(req: dict[str, Any], n: int) -> dict[str, Any]:
+    calls = [{"type": "tool_use", "id": f"q{i}", "name": "tool_0", "input": {}} for i in range(n)]
+    results = [
+        {"type": "tool_result", "tool_use_id": f"q{i}", "content": "r " * 30} for i in range(n)
+    ]
+    return {
+        **req,
+        "messages": [
+            *req["messages"],
+            {"role": "assistant", "content": calls},
+            {"role": "user", "content": results},
+        ],
+    }
+
+
+def test_a_chain_of_bridges_for_a_very_wide_turn() -> None:
+    """A turn of 25 parallel calls adds 50 blocks: two bridges plus the rolling breakpoint."""
+    prev = big_request(n_tools=1)
+    cur = _parallel_turn(prev, 25)
+    out = tc.cache()(cur)
+    lay = cachesim.layout(out)
+    marks = [p for p, _ in lay.breakpoints]
+    start = lay.position_of("messages[0].content[0]")
+    chain = [start, *(p for p in marks if p > start)]
+    assert len(chain) == 4  # the previous end, two bridges, the rolling breakpoint
+    assert all(0 < b - a < cachesim.LOOKBACK for a, b in pairwise(chain))
+    sim = cachesim.calls([tc.cache()(prev), out])
+    assert sim[1].miss is None
+    assert sim[1].usage["cache_read_input_tokens"] == sim[0].layout.cum[-1]
+
+
+def test_when_the_chain_does_not_fit_the_stable_breakpoints_stay() -> None:
+    """With the tools and system already marked by the caller, two slots are left: a chain
+    that needs three breakpoints cannot bridge the gap, so cache() keeps the rolling one."""
+    prev = normalize(big_request())
+    prev["tools"][-1]["cache_control"] = EC
+    prev["system"][-1]["cache_control"] = EC
+    cur = _parallel_turn(prev, 25)
+    out = tc.cache()(cur)
+    assert len(cache_markers(out)) == 3
+    assert placed(out)[-1] == "messages[2].content[24]"
+    tc.validate(out)
+
+
+def test_bridges_displace_stable_breakpoints_only_when_cheaper() -> None:
+    """Two slots are free (the caller marked two tools): the bridge chain for a wide turn fits
+    only by dropping cache()'s own system breakpoint. The simulated cost decides; the plan
+    it picks is never more expensive than the other over the previous call and this one."""
+    prev = normalize(big_request(n_tools=3))
+    prev["tools"][0]["cache_control"] = EC
+    prev["tools"][1]["cache_control"] = EC
+    cur = _parallel_turn(prev, 12)  # 24 blocks: one bridge needed
+    out = tc.cache()(cur)
+    tc.validate(out)
+    alternative = tc.cache(bridge=False)(cur)
+    previous = tc.cache(bridge=False)(prev)
+
+    def cost(request: dict[str, Any]) -> float:
+        model = cachesim.CacheModel()
+        model.call(previous)
+        u = model.call(request).usage
+        return (
+            u["input_tokens"]
+            + 1.25 * u["cache_creation_input_tokens"]
+            + 0.1 * u["cache_read_input_tokens"]
+        )
+
+    assert cost(out) <= cost(alternative)

@@ -28,13 +28,14 @@ applying it to its own output changes nothing (idempotent) and markers never pil
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import tidyctx.request
 from tidyctx import pricing
-from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, layout
+from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, CacheModel, layout
 from tidyctx.request import MAX_BREAKPOINTS, Request, cache_markers, normalize
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms.order import is_dynamic_block
@@ -107,7 +108,9 @@ class Cache:
         def big_enough(pos: int | None) -> bool:
             return pos is not None and lay.cum[pos] >= minimum
 
-        plan: list[tuple[int, str]] = []  # (position, ttl), by priority
+        rolling_plan: list[tuple[int, str]] = []
+        bridges: list[tuple[int, str]] = []
+        stable: list[tuple[int, str]] = []
         # 3. rolling: the last eligible block of the last message.
         last_msg = len(messages) - 1
         rolling = _last_eligible(lay.paths, blocks, index, f"messages[{last_msg}]")
@@ -119,28 +122,42 @@ class Cache:
             )
             if self.automatic and not tail_dynamic and "cache_control" not in out:
                 use_auto = True
+                budget -= 1
             elif "cache_control" not in out:
-                plan.append((rolling, self.ttl))
-            # 4. bridge: the previous request ended at the user message before the last reply.
+                rolling_plan.append((rolling, self.ttl))
+            # 4. bridges: the previous request ended at the user message before the last
+            # reply; a chain of breakpoints less than LOOKBACK apart carries the read to here.
             previous_end = _previous_end(lay.paths, blocks, index, messages)
-            if self.bridge and previous_end is not None and rolling - previous_end >= LOOKBACK:
-                bridge = _bridge(lay.paths, blocks, previous_end)
-                if big_enough(bridge) and bridge is not None and bridge != rolling:
-                    plan.append((bridge, self.ttl))
+            if self.bridge and previous_end is not None:
+                bridges = [
+                    (b, self.ttl)
+                    for b in _bridge_chain(lay.paths, blocks, previous_end, rolling)
+                    if big_enough(b)
+                ]
         # 2. and 1.: the stable prefix, unless the caller marked it already.
         if not any(p.startswith("system") for p, _ in kept):
             end_system = _last_in_section(lay, blocks, "system")
             if big_enough(end_system):
                 assert end_system is not None
-                plan.append((end_system, stable_ttl))
+                stable.append((end_system, stable_ttl))
         if not any(p.startswith("tools") for p, _ in kept):
             end_tools = _last_in_section(lay, blocks, "tools")
             if big_enough(end_tools):
                 assert end_tools is not None
-                plan.append((end_tools, stable_ttl))
-        if use_auto:
-            budget -= 1
-        chosen = sorted(set(plan[: max(budget, 0)]))
+                stable.append((end_tools, stable_ttl))
+        budget = max(budget, 0)
+        plain = sorted(set((rolling_plan + stable)[:budget]))
+        chosen = plain
+        if bridges and len(rolling_plan) + len(bridges) <= budget:
+            bridged = sorted(set((rolling_plan + bridges + stable)[:budget]))
+            # A chain that fits may still cost more than the stable breakpoints it displaces
+            # (when the previous turn was short): settle it by simulating the previous call
+            # and this one under each plan.
+            if bridged != plain and (
+                len(rolling_plan + bridges + stable) <= budget
+                or self._cheaper(out, lay, bridged, plain)
+            ):
+                chosen = bridged
         # Longer TTLs must come before shorter ones (PC): a 1h marker after any 5m one is
         # lowered to 5m rather than sent invalid.
         existing = [(_position(p, index, len(lay.paths)), m) for p, m in kept]
@@ -159,6 +176,47 @@ class Cache:
         if use_auto:
             out["cache_control"] = _marker(self.ttl)
         return out
+
+    def _cheaper(
+        self,
+        request: Request,
+        lay: Any,
+        first: list[tuple[int, str]],
+        second: list[tuple[int, str]],
+    ) -> bool:
+        """Does plan ``first`` cost less than ``second`` over the previous call and this one?
+
+        The previous call is this request without its last reply and user turn, placed by
+        the plain strategy (no bridges); cost is in input-token equivalents (PC multipliers:
+        write 1.25x for 5m, 2x for 1h, read 0.1x).
+        """
+        messages = request["messages"]
+        if len(messages) < 3:
+            return False
+        previous = Cache(
+            ttl=self.ttl,
+            stable_ttl=self.stable_ttl,
+            bridge=False,
+            model=self.model,
+            min_tokens=self.min_tokens,
+        )({**request, "messages": messages[:-2]})
+
+        def cost(plan: list[tuple[int, str]]) -> float:
+            current = copy.deepcopy(request)
+            for pos, ttl in plan:
+                _set_marker(current, lay.paths[pos], _marker(ttl))
+            model = CacheModel(model=self.model, min_cacheable=self.min_tokens)
+            model.call(previous)
+            u = model.call(current).usage
+            parts = u["cache_creation"]
+            return float(
+                u["input_tokens"]
+                + 1.25 * parts["ephemeral_5m_input_tokens"]
+                + 2.0 * parts["ephemeral_1h_input_tokens"]
+                + 0.1 * u["cache_read_input_tokens"]
+            )
+
+        return cost(first) < cost(second)
 
     def describe(self, before: Request, after: Request) -> str:
         marks = cache_markers(after)
@@ -248,12 +306,28 @@ def _previous_end(
     return _last_eligible(paths, blocks, index, f"messages[{users[-2]}]")
 
 
-def _bridge(paths: tuple[str, ...], blocks: dict[str, Any], previous_end: int) -> int | None:
-    """The furthest eligible block within the lookback window after ``previous_end``."""
-    for pos in range(min(previous_end + LOOKBACK - 1, len(paths) - 1), previous_end, -1):
-        if _eligible(blocks.get(paths[pos])):
-            return pos
-    return None
+def _bridge_chain(
+    paths: tuple[str, ...], blocks: dict[str, Any], previous_end: int, rolling: int
+) -> list[int]:
+    """Breakpoints between the previous request's end and ``rolling``, each less than the
+    lookback window after the one before, furthest first (empty when none is needed or the
+    gap cannot be bridged)."""
+    chain: list[int] = []
+    at = previous_end
+    while rolling - at >= LOOKBACK:
+        step = next(
+            (
+                pos
+                for pos in range(min(at + LOOKBACK - 1, rolling - 1), at, -1)
+                if _eligible(blocks.get(paths[pos]))
+            ),
+            None,
+        )
+        if step is None:
+            return []  # a run of 20 thinking blocks: nothing to hold a marker
+        chain.append(step)
+        at = step
+    return chain
 
 
 def _position(path: str, index: dict[str, int], end: int) -> int:
