@@ -29,6 +29,8 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/token_counting.py
+	cd benchmarks && ../$(BIN)/python cache_fidelity.py
+	cd benchmarks && ../$(BIN)/python cache_strategies.py --churn
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
