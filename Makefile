@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/tidyctx report data/traces/cc-sessionshare-generaltoolcalls.json
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

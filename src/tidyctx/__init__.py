@@ -8,7 +8,9 @@
 from tidyctx.pipeline import Report, Step, Transform, explain, pipe
 from tidyctx.request import Request, ValidationError, normalize, validate
 from tidyctx.transforms.cache import cache
+from tidyctx.transforms.expand import expand_tool
 from tidyctx.transforms.order import order
+from tidyctx.transforms.trim import trim
 
 __all__ = [
     "Report",
@@ -17,10 +19,12 @@ __all__ = [
     "Transform",
     "ValidationError",
     "cache",
+    "expand_tool",
     "explain",
     "normalize",
     "order",
     "pipe",
+    "trim",
     "validate",
 ]
 __version__ = "0.1.0.dev0"

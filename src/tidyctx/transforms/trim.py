@@ -1,0 +1,322 @@
+"""trim(): tool results that carry only what the agent needs.
+
+Every token carried forward is billed again on every later turn. ``trim`` composes, per tool
+result, in this order:
+
+1. deduplication: a result identical to an earlier one (same tool and input, or same
+   content) becomes a reference to the earlier call;
+2. projection: JSON results of the tools named in ``project`` keep only the named fields;
+3. truncation: results over ``max_tokens`` are cut to the budget, keeping head and tail and,
+   in between, the lines that hold what the call and the turns before it point at;
+4. clearing (when ``keep`` is given): results older than the latest ``keep`` calls become
+   short placeholders, in batches of at least ``clear_at_least`` tokens so the cached prefix
+   is rewritten rarely.
+
+Steps 1-3 depend only on the result, its call and the turns before it, so a result is cut
+the same way on every later turn and the cache prefix stays byte-identical. What is removed
+is kept in ``store`` under its content hash; each marker names the id that
+:func:`tidyctx.transforms.expand.expand_tool` reads back.
+
+>>> t = trim(max_tokens=50)
+>>> req = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [
+...     {"role": "user", "content": "list"},
+...     {"role": "assistant", "content": [
+...         {"type": "tool_use", "id": "t1", "name": "ls", "input": {}}]},
+...     {"role": "user", "content": [
+...         {"type": "tool_result", "tool_use_id": "t1",
+...          "content": "\\n".join(f"file_{i}.txt" for i in range(500))}]}]}
+>>> out = t(req)["messages"][2]["content"][0]["content"][0]["text"]
+>>> "[tidyctx: " in out and "file_0.txt" in out and "file_499.txt" in out
+True
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidyctx.request import Request, ValidationError, block_hash, normalize
+from tidyctx.store import MemoryStore, Store, keep
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms import clear as clearing
+from tidyctx.transforms.project import parse_paths, project_text, warn_missing
+from tidyctx.transforms.truncate import MARKER_PREFIX, hints_from, truncate_text
+
+__all__ = ["Trim", "trim"]
+
+_RECENT_TURNS = 2  # assistant turns before a call whose words guide its cut
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    name: str
+    input: Any
+    hints: frozenset[str]
+
+
+@dataclass(eq=False)
+class Trim:
+    """The transform :func:`trim` returns; call it on a request."""
+
+    project: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    max_tokens: int | Mapping[str, int] | None = None
+    head: float = 0.5
+    smart: bool = True
+    dedupe: bool = True
+    keep: int | None = None
+    trigger: int | Mapping[str, Any] = 0
+    clear_at_least: int | Mapping[str, Any] | None = 30_000
+    exclude_tools: tuple[str, ...] = ()
+    clear_tool_inputs: bool | tuple[str, ...] = False
+    clear_images: bool = False
+    server_side: bool = False
+    store: Store = field(default_factory=MemoryStore)
+    model: str | None = None
+    _memo: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _warned: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def name(self) -> str:
+        opts = []
+        if self.project:
+            opts.append(f"project={sorted(self.project)}")
+        if self.max_tokens is not None:
+            opts.append(f"max_tokens={self.max_tokens!r}")
+        if self.keep is not None:
+            opts.append(f"keep={self.keep}")
+        if self.server_side:
+            opts.append("server_side=True")
+        return f"trim({', '.join(opts)})"
+
+    # -- the transform
+
+    def __call__(self, request: Request) -> Request:
+        out = normalize(request)
+        messages = out.get("messages")
+        if not isinstance(messages, list):
+            raise ValidationError("messages", "missing", "trim() needs a list of messages")
+        counter = LocalCounter(self.model or out.get("model"))
+        calls = self._calls(messages)
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, list):
+                continue
+            for j, block in enumerate(content):
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    call = calls.get(str(block.get("tool_use_id")))
+                    if call is not None:
+                        content[j] = self._result(block, call, counter)
+        ids: frozenset[str] = frozenset()
+        if self.keep is not None and self.server_side:
+            edit = clearing.server_side_edit(
+                keep=self.keep,
+                trigger=self.trigger if self.trigger else None,
+                clear_at_least=self.clear_at_least,
+                exclude_tools=self.exclude_tools,
+                clear_tool_inputs=self.clear_tool_inputs,
+            )
+            out = clearing.with_server_side(out, edit)
+        elif self.keep is not None:
+            # Plan first (the plan is the same on the raw or deduplicated request), clear, then
+            # dedupe against what is left, so no reference points at a placeholder.
+            ids = clearing.clear_plan(
+                out,
+                keep=self.keep,
+                trigger=self.trigger,
+                clear_at_least=self.clear_at_least,
+                exclude_tools=self.exclude_tools,
+                counter=counter,
+            )
+            if ids:
+                out = clearing.clear_results(
+                    out,
+                    ids,
+                    clear_tool_inputs=self.clear_tool_inputs,
+                    clear_images=self.clear_images,
+                    store=self.store,
+                    counter=counter,
+                )
+        if self.dedupe:
+            out = clearing.dedupe(out, store=self.store, counter=counter, cleared=ids)
+        return out
+
+    def describe(self, before: Request, after: Request) -> str:
+        counter = LocalCounter(self.model or after.get("model"))
+        saved = counter.count_request(before) - counter.count_request(after)
+        text = f"removed {saved:,} tokens from tool results"
+        if self.keep is not None and not self.server_side:
+            text += "; " + clearing.clearing_tradeoff(before, after, counter=counter)
+        return text
+
+    # -- per result
+
+    def _calls(self, messages: list[Any]) -> dict[str, _Call]:
+        calls: dict[str, _Call] = {}
+        recent: list[str] = []
+        for message in messages:
+            if not isinstance(message, dict) or message.get("role") != "assistant":
+                continue
+            content = message.get("content")
+            blocks = content if isinstance(content, list) else [content]
+            texts = [b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
+            texts += [b for b in blocks if isinstance(b, str)]
+            recent = [*recent, *texts][-_RECENT_TURNS * 4 :]
+            for b in blocks:
+                if isinstance(b, dict) and b.get("type") == "tool_use":
+                    args = json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True)
+                    hints = hints_from(args, *recent) if self.smart else frozenset()
+                    calls[str(b.get("id"))] = _Call(str(b.get("name")), b.get("input"), hints)
+        return calls
+
+    def _budget(self, tool: str) -> int | None:
+        if isinstance(self.max_tokens, Mapping):
+            value = self.max_tokens.get(tool, self.max_tokens.get("*"))
+            return None if value is None else int(value)
+        return self.max_tokens
+
+    def _result(self, block: dict[str, Any], call: _Call, counter: LocalCounter) -> dict[str, Any]:
+        content = block.get("content")
+        if not isinstance(content, list) or not content:
+            return block
+        spec = self.project.get(call.name)
+        budget = self._budget(call.name)
+        if spec is None and budget is None:
+            return block
+        key = block_hash([call.name, call.input, content, sorted(call.hints)])
+        with self._lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+        if hit is None:
+            hit = self._trim_content(content, call, spec, budget, counter)
+            with self._lock:
+                self._memo[key] = hit
+                while len(self._memo) > 20_000:
+                    self._memo.popitem(last=False)
+        return {**block, "content": [dict(b) for b in hit]}
+
+    def _trim_content(
+        self,
+        content: list[Any],
+        call: _Call,
+        spec: tuple[str, ...] | None,
+        budget: int | None,
+        counter: LocalCounter,
+    ) -> list[Any]:
+        texts = [b for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        out: list[Any] = []
+        text_tokens = sum(counter.count_text(str(b.get("text") or "")) for b in texts) or 1
+        for b in content:
+            if not (isinstance(b, dict) and b.get("type") == "text"):
+                out.append(b)
+                continue
+            text = str(b.get("text") or "")
+            if MARKER_PREFIX in text:
+                # Already trimmed (by this transform on an earlier pass, or upstream): leave
+                # it, so trim(trim(x)) == trim(x).
+                out.append(b)
+                continue
+            new = text
+            if spec is not None:
+                parsed = parse_paths(spec)
+                projected = project_text(new, parsed)
+                if projected.missing and call.name not in self._warned:
+                    self._warned.add(call.name)
+                    warn_missing(f"trim: tool {call.name!r}", projected.missing, parsed)
+                if projected.changed:
+                    # Say where the full result went, so the model can ask for it.
+                    new = projected.text + (
+                        f"\n{MARKER_PREFIX}projected to {', '.join(spec)}; the full result is "
+                        f'id="{keep(self.store, text)}", read it with tidyctx_expand]'
+                    )
+            if budget is not None:
+                # Several text blocks share the budget by size (each keeps room for a marker).
+                share = max(64, budget * counter.count_text(text) // text_tokens)
+                cut = truncate_text(
+                    new,
+                    share,
+                    counter=counter,
+                    head=self.head,
+                    hints=call.hints,
+                    ref=keep(self.store, new),  # marker offsets index this text
+                    smart=self.smart,
+                )
+                new = cut.text
+            out.append({**b, "text": new} if new != text else b)
+        return out
+
+
+def trim(
+    *,
+    project: Mapping[str, Sequence[str]] | None = None,
+    max_tokens: int | Mapping[str, int] | None = None,
+    head: float = 0.5,
+    smart: bool = True,
+    dedupe: bool = True,
+    keep: int | None = None,
+    trigger: int | Mapping[str, Any] = 0,
+    clear_at_least: int | Mapping[str, Any] | None = 30_000,
+    exclude_tools: Sequence[str] = (),
+    clear_tool_inputs: bool | Sequence[str] = False,
+    clear_images: bool = False,
+    server_side: bool = False,
+    store: Store | None = None,
+    model: str | None = None,
+) -> Trim:
+    """Trim tool results: dedupe, project JSON fields, truncate to a budget, clear old ones.
+
+    ``project`` maps a tool name to the field paths to keep (``rows[*].id``,
+    ``data.items[*].{id,status}``). ``max_tokens`` is the budget per tool result (an int, or
+    a dict by tool name with ``"*"`` as the default); ``head`` the share of it kept from the
+    start. ``smart`` keeps the lines that hold what the call and the turns before it name,
+    and collapses repeated lines. ``keep``, ``trigger``, ``clear_at_least``,
+    ``exclude_tools`` and ``clear_tool_inputs`` clear old results with the names and meaning
+    of Anthropic's ``clear_tool_uses_20250919`` edit (ANTHROPIC_FACTS §3, CE); with
+    ``server_side=True`` that edit is emitted as ``context_management`` instead (send the
+    ``context-management-2025-06-27`` beta header). ``store`` keeps what was removed
+    (default: a :class:`~tidyctx.store.MemoryStore` of this transform); give the same store
+    to :func:`~tidyctx.transforms.expand.expand_tool`.
+    """
+    if max_tokens is not None:
+        budgets = max_tokens.values() if isinstance(max_tokens, Mapping) else [max_tokens]
+        for value in budgets:
+            if not isinstance(value, int) or value < 40:
+                raise ValueError(
+                    f"trim(max_tokens={max_tokens!r}): budgets must be integers >= 40 (room for "
+                    "the marker line)"
+                )
+    if not 0.0 <= head <= 1.0:
+        raise ValueError(f"trim(head={head!r}): the head share must be between 0 and 1")
+    if keep is not None and keep < 0:
+        raise ValueError(f"trim(keep={keep!r}): must be >= 0")
+    specs: dict[str, tuple[str, ...]] = {}
+    for tool, paths in (project or {}).items():
+        if isinstance(paths, str):
+            raise ValueError(
+                f"trim(project={{{tool!r}: {paths!r}}}): give a list of paths, e.g. [{paths!r}]"
+            )
+        parse_paths(list(paths))  # a malformed path fails here, naming itself
+        specs[tool] = tuple(paths)
+    return Trim(
+        project=specs,
+        max_tokens=max_tokens,
+        head=head,
+        smart=smart,
+        dedupe=dedupe,
+        keep=keep,
+        trigger=trigger,
+        clear_at_least=clear_at_least,
+        exclude_tools=tuple(exclude_tools),
+        clear_tool_inputs=(
+            clear_tool_inputs if isinstance(clear_tool_inputs, bool) else tuple(clear_tool_inputs)
+        ),
+        clear_images=clear_images,
+        server_side=server_side,
+        store=store if store is not None else MemoryStore(),
+        model=model,
+    )

@@ -1,0 +1,293 @@
+"""trim(): the composition of dedupe, projection, truncation and clearing, as users call it."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import warnings
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import strategies as gen
+import tidyctx as tc
+from tidyctx import cachesim
+from tidyctx.request import canonical_json, iter_blocks
+from tidyctx.store import MemoryStore
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms.project import ProjectionWarning
+
+PROPS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def conversation(results: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+    """A request whose assistant turns call tools with these (name, input, result text)."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Investigate the failing job."}]
+    for k, (name, args, text) in enumerate(results):
+        messages += [
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"Step {k}: calling {name}."},
+                    {"type": "tool_use", "id": f"call_{k}", "name": name, "input": args},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"call_{k}", "content": text}],
+            },
+        ]
+    tools = [
+        {"name": n, "description": f"The {n} tool.", "input_schema": {"type": "object"}}
+        for n in sorted({r[0] for r in results})
+    ]
+    return {"model": "claude-sonnet-4-6", "max_tokens": 100, "tools": tools, "messages": messages}
+
+
+def rows(n: int) -> str:
+    return json.dumps(
+        {
+            "rows": [
+                {
+                    "id": i,
+                    "status": "open" if i % 3 else "done",
+                    "owner": f"user{i}",
+                    "note": "x" * 40,
+                }
+                for i in range(n)
+            ],
+            "count": n,
+        }
+    )
+
+
+def log(n: int, marker_line: int = -1) -> str:
+    lines = [f"{i:05d} INFO worker heartbeat ok" for i in range(n)]
+    if marker_line >= 0:
+        lines[marker_line] = f"{marker_line:05d} ERROR parse_config failed: KeyError 'timeout'"
+    return "\n".join(lines)
+
+
+def result_texts(request: dict[str, Any]) -> list[str]:
+    out = []
+    for ref in iter_blocks(request):
+        b = ref.block
+        if isinstance(b, dict) and b.get("type") == "tool_result":
+            out.append("".join(x.get("text", "") for x in b["content"]))
+    return out
+
+
+def test_projection_keeps_the_named_fields() -> None:
+    req = conversation([("sql_query", {"q": "select *"}, rows(50))])
+    out = tc.trim(project={"sql_query": ["rows[*].{id,status}", "count"]})(req)
+    text = result_texts(out)[0]
+    data = json.loads(text.split("\n[tidyctx: projected")[0])
+    assert data["count"] == 50 and len(data["rows"]) == 50
+    assert set(data["rows"][7]) == {"id", "status"}
+    assert 'id="tc_' in text  # the marker says where the full result went
+    tc.validate(out)
+
+
+def test_projection_of_a_missing_field_warns_once_and_keeps_the_result() -> None:
+    req = conversation([("sql_query", {}, rows(5)), ("sql_query", {}, rows(6))])
+    t = tc.trim(project={"sql_query": ["rows[*].price"]})
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = t(req)
+    assert [w.category for w in seen] == [ProjectionWarning]
+    assert result_texts(out) == [rows(5), rows(6)]
+
+
+def test_malformed_json_and_plain_text_pass_through() -> None:
+    bad = '{"rows": [1, 2,'
+    req = conversation([("sql_query", {}, bad), ("sh", {}, "hello")])
+    out = tc.trim(project={"sql_query": ["rows"], "sh": ["x"]})(req)
+    assert result_texts(out) == [bad, "hello"]
+
+
+def test_truncation_respects_the_budget_and_keeps_what_the_call_names() -> None:
+    req = conversation(
+        [("sh", {"cmd": "grep -n parse_config app.log"}, log(4000, marker_line=2100))]
+    )
+    out = tc.trim(max_tokens=300)(req)
+    text = result_texts(out)[0]
+    assert LocalCounter().count_text(text) <= 300
+    assert "[tidyctx: " in text and 'id="tc_' in text
+    assert "02100 ERROR parse_config failed" in text
+    assert text.startswith("00000 INFO")
+
+
+def varied(n: int) -> str:
+    """Lines that differ in their words, not only their numbers (nothing to collapse)."""
+    return "\n".join(f"{i} {hashlib.sha256(str(i).encode()).hexdigest()[:24]}" for i in range(n))
+
+
+def test_per_tool_budgets() -> None:
+    req = conversation([("sh", {}, varied(2000)), ("read_file", {}, varied(2001))])
+    out = tc.trim(max_tokens={"sh": 200, "*": 1000})(req)
+    counter = LocalCounter()
+    sh, read = (counter.count_text(t) for t in result_texts(out))
+    assert sh <= 200 < read <= 1000
+
+
+def test_what_was_cut_can_be_read_back() -> None:
+    store = MemoryStore()
+    original = log(3000, marker_line=10)
+    req = conversation([("sh", {}, original)])
+    out = tc.trim(max_tokens=200, store=store)(req)
+    text = result_texts(out)[0]
+    ref = text.split('id="')[1].split('"')[0]
+    tool, handler = tc.expand_tool(store)
+    assert tool["name"] == "tidyctx_expand"
+    assert handler({"id": ref, "offset": 0, "length": 10_000_000}).endswith(original[-40:])
+
+
+def test_dedupe_references_the_earlier_call() -> None:
+    same = log(300)
+    req = conversation([("sh", {"cmd": "cat a"}, same), ("sh", {"cmd": "cat a"}, same)])
+    out = tc.trim(max_tokens=5000)(req)
+    first, second = result_texts(out)
+    assert first == same
+    assert "same result as call_0" in second
+
+
+def test_clearing_in_batches_keeps_pairs_and_is_error() -> None:
+    calls = [("sh", {"n": k}, log(400)) for k in range(12)]
+    req = conversation(calls)
+    req["messages"][4]["content"][0]["is_error"] = True
+    out = tc.trim(keep=3, trigger=0, clear_at_least=2000, dedupe=False)(req)
+    tc.validate(out)
+    texts = result_texts(out)
+    assert "cleared result of sh (call_0)" in texts[0]
+    assert out["messages"][4]["content"][0]["is_error"] is True
+    assert texts[-3:] == [log(400)] * 3
+
+
+def test_server_side_emits_the_context_management_edit() -> None:
+    req = conversation([("sh", {}, log(10))])
+    out = tc.trim(keep=3, trigger=50_000, clear_at_least=20_000, server_side=True)(req)
+    (edit,) = out["context_management"]["edits"]
+    assert edit["type"] == "clear_tool_uses_20250919"
+    assert edit["keep"] == {"type": "tool_uses", "value": 3}
+    assert edit["trigger"] == {"type": "input_tokens", "value": 50_000}
+    assert result_texts(out) == [log(10)]
+
+
+def test_bad_options_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="budgets must be integers >= 40"):
+        tc.trim(max_tokens=5)
+    with pytest.raises(ValueError, match="give a list of paths"):
+        tc.trim(project={"sql": "rows[*].id"})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="projection path"):
+        tc.trim(project={"sql": ["rows[*.id"]})
+    with pytest.raises(ValueError, match="head share"):
+        tc.trim(head=2.0)
+
+
+def test_a_result_with_text_and_images() -> None:
+    png = gen.png_bytes(8, 8, 0, b"\x80")
+    import base64
+
+    req = conversation([("screenshot", {}, "placeholder")])
+    req["messages"][2]["content"][0]["content"] = [
+        {"type": "text", "text": log(2000)},
+        {
+            "type": "image",
+            "source": {
+                "type": "base64",
+                "media_type": "image/png",
+                "data": base64.b64encode(png).decode(),
+            },
+        },
+    ]
+    out = tc.trim(max_tokens=300)(req)
+    content = out["messages"][2]["content"][0]["content"]
+    assert [b["type"] for b in content] == ["text", "image"]
+    assert LocalCounter().count_text(content[0]["text"]) <= 300
+    tc.validate(out)
+
+
+def test_explain_says_what_a_step_saves() -> None:
+    req = conversation([("sh", {}, log(3000)) for _ in range(1)])
+    report = tc.explain(req, tc.trim(max_tokens=200))
+    assert report.steps[0].saved_tokens > 10_000
+    assert "removed" in report.steps[0].note
+
+
+# ---------------------------------------------------------------------------- properties
+
+
+@st.composite
+def tool_sessions(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Growing conversations of tool calls with results of varied size and shape."""
+    n = draw(st.integers(2, 7))
+    calls = []
+    for k in range(n):
+        kind = draw(st.sampled_from(["log", "rows", "short", "dup"]))
+        if kind == "log":
+            text = log(draw(st.integers(10, 1500)), draw(st.integers(-1, 9)))
+        elif kind == "rows":
+            text = rows(draw(st.integers(1, 200)))
+        elif kind == "dup" and calls:
+            text = calls[-1][2]
+        else:
+            text = draw(gen.texts())
+        calls.append((draw(st.sampled_from(["sh", "sql_query"])), {"k": k % 3}, text))
+    full = conversation(calls)
+    return [{**full, "messages": full["messages"][: 1 + 2 * (k + 1)]} for k in range(n)]
+
+
+TRIMS = [
+    tc.trim(max_tokens=200),
+    tc.trim(max_tokens=400, project={"sql_query": ["rows[*].id", "count"]}),
+    tc.trim(max_tokens=300, keep=2, trigger=0, clear_at_least=1500),
+]
+
+
+@pytest.mark.filterwarnings("ignore::tidyctx.transforms.project.ProjectionWarning")
+@PROPS
+@given(tool_sessions(), st.sampled_from(range(len(TRIMS))))
+def test_trim_is_pure_idempotent_valid_and_within_budget(
+    requests: list[dict[str, Any]], which: int
+) -> None:
+    t = TRIMS[which]
+    request = requests[-1]
+    snapshot = copy.deepcopy(request)
+    once = t(request)
+    assert request == snapshot
+    assert t(once) == once
+    tc.validate(once)
+    budget = t.max_tokens if isinstance(t.max_tokens, int) else 10**9
+    counter = LocalCounter()
+    for text in result_texts(once):
+        assert counter.count_text(text) <= budget
+
+
+@pytest.mark.filterwarnings("ignore::tidyctx.transforms.project.ProjectionWarning")
+@PROPS
+@given(tool_sessions(), st.sampled_from(range(len(TRIMS))))
+def test_trim_keeps_the_cached_prefix_between_batches(
+    requests: list[dict[str, Any]], which: int
+) -> None:
+    """Turn n's trimmed request is a prefix of turn n+1's, except where a clearing batch
+    starts; order()+trim()+cache() then reads every turn what the previous one cached."""
+    t = TRIMS[which]
+    sent = [tc.pipe(r, tc.order(), t, tc.cache(min_tokens=0)) for r in requests]
+    model = cachesim.CacheModel(min_cacheable=0)
+    calls = [model.call(r) for r in sent]
+    for prev, cur in pairwise(calls):
+        if cur.miss is not None:
+            # Only a clearing batch may rewrite history, and it says where.
+            assert t.keep is not None and cur.miss.type == "messages_changed"
+            assert "cleared result" in json.dumps(cur.layout.content, ensure_ascii=False)
+        else:
+            end = max(p for p, _ in prev.layout.breakpoints)
+            assert cur.usage["cache_read_input_tokens"] >= prev.layout.cum[end]
+    for a, b in pairwise(sent):
+        if t.keep is None:
+            n = len(a["messages"]) - 1  # the last message carries no history yet
+            assert canonical_json(a["messages"][:n]) == canonical_json(b["messages"][:n])
