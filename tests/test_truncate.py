@@ -417,9 +417,11 @@ def test_progress_spam_collapsed() -> None:
     out = truncate_text(text, 200)
     assert COUNTER.count_text(out.text) <= 200
     assert "$ pip install torch" in out.text and "Successfully installed torch-2.3.0" in out.text
-    notes = [line for line in out.text.split("\n") if NOTE_RE.match(line)]
-    assert notes == [collapse_note(len(spam) * 30 - 2)]
-    assert spam[0] in out.text and spam[-1] in out.text
+    (note,) = [line for line in out.text.split("\n") if NOTE_RE.match(line)]
+    hidden = int(note[len("[… ×") : -len(" similar lines]")].replace(",", ""))
+    shown = [line for line in out.text.split("\n") if line.startswith("Downloading")]
+    assert hidden + len(shown) == len(spam) * 30  # the budget left over opens the run
+    assert shown[0] == spam[0] and shown[-1] == spam[-1] and len(shown) >= 4
     (m,) = markers_in(out.text)  # collapsing alone was enough: the marker follows the note
     offset, length = expand_span(m) if "expand" in m else (0, 0)
     assert length == 0 or text[offset : offset + length].startswith(spam[1])
@@ -477,11 +479,11 @@ def test_json_array_rows() -> None:
 
 
 def test_json_object_dominant_field() -> None:
-    data = {"page": 1, "results": [{"id": i, "title": f"t{i}"} for i in range(3000)]}
-    text = json.dumps(data)
+    results = [{"id": i, "title": f"t{i}"} for i in range(3000)]
+    text = json.dumps({"page": 1, "results": results})
     out = truncate_text(text, 300)
     parsed = json.loads(out.text)
-    assert parsed["page"] == 1 and parsed["results"][0] == data["results"][0]
+    assert parsed["page"] == 1 and parsed["results"][0] == results[0]
     mark = next(x for x in parsed["results"] if isinstance(x, dict) and MARKER_KEY in x)
     assert " in results" in mark[MARKER_KEY]
 
@@ -515,7 +517,7 @@ def test_huge_input_windowed(monkeypatch: pytest.MonkeyPatch) -> None:
     offset, length = expand_span(m)
     end = offset + length
     assert text[offset - 1] == "\n" and (end == len(text) or text[end] == "\n")
-    for k in (1, 2, 31_336, 31_338, 59_998):  # lines not shown are in the span
+    for k in (5_000, 31_336, 31_338, 55_000):  # lines not shown are in the span
         assert lines[k] not in out.text and lines[k] in text[offset:end]
     assert_lines_from_input(text, out.text, 600, COUNTER)
 

@@ -49,6 +49,7 @@ from tidyctx.transforms.truncate import MARKER_PREFIX, hints_from, truncate_text
 __all__ = ["Trim", "trim"]
 
 _RECENT_TURNS = 2  # assistant turns before a call whose words guide its cut
+_TASK_TEXTS = 4  # the user's latest text blocks (the task and its follow-ups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,20 +157,27 @@ class Trim:
     # -- per result
 
     def _calls(self, messages: list[Any]) -> dict[str, _Call]:
+        """Each call with the hints that guide the cut of its result: its input, the user's
+        own words so far (the task), and the last assistant turns' text. All of it comes
+        before the result, so the cut never changes as the conversation grows."""
         calls: dict[str, _Call] = {}
         recent: list[str] = []
+        task: list[str] = []
         for message in messages:
-            if not isinstance(message, dict) or message.get("role") != "assistant":
+            if not isinstance(message, dict):
                 continue
             content = message.get("content")
             blocks = content if isinstance(content, list) else [content]
             texts = [b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
             texts += [b for b in blocks if isinstance(b, str)]
+            if message.get("role") == "user":
+                task = [*task, *texts][-_TASK_TEXTS:]
+                continue
             recent = [*recent, *texts][-_RECENT_TURNS * 4 :]
             for b in blocks:
                 if isinstance(b, dict) and b.get("type") == "tool_use":
                     args = json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True)
-                    hints = hints_from(args, *recent) if self.smart else frozenset()
+                    hints = hints_from(args, *recent, *task) if self.smart else frozenset()
                     calls[str(b.get("id"))] = _Call(str(b.get("name")), b.get("input"), hints)
         return calls
 

@@ -2,36 +2,44 @@
 
 :func:`truncate_text` cuts a tool result's text to at most ``max_tokens`` tokens, counted by
 :class:`~tidyctx.tokens.LocalCounter` (a hard bound: the output is checked with
-``counter.count_text`` and shrunk until it fits). What was cut is announced by exactly one
-marker line made by :func:`marker`, whose offsets slice the cut span out of the original
-text so that an expand tool can return it::
+``counter.count_text`` and shrunk until it fits; the marker counts). Whatever is cut, in one
+span or several, is announced by exactly one marker line made by :func:`marker`; its offsets
+(characters of the original) span from the first to the last character cut, so an expand
+tool that slices the stored original returns all of it (with any kept lines in between)::
 
-    [tidyctx: 48,213 tokens cut (lines 120–4,980 of 5,000); read them back with
-    tidyctx_expand(id="toolu_01", offset=5123, length=998877)]
+    [tidyctx: 48,213 tokens cut (lines 120–4,980 of 5,000, 7 of them shown); read them back
+    with tidyctx_expand(id="toolu_01", offset=5123, length=998877)]
 
-(one line). How the budget is spent:
+(one line; with an empty ``ref``: ``...; re-run the tool with a narrower query]``). Small
+budgets get a shorter marker: without the detail, then the count alone. How the budget is
+spent:
 
 * **Text and logs** are cut line by line: whole lines from the head (``head`` share of the
   budget) and from the tail (the rest). A line is only ever cut inside when it alone exceeds
   the budget (a minified file, a one-line JSON blob); then it is cut between code points,
-  never inside a JSON ``\\uXXXX`` or ``\\"`` escape, a surrogate pair or a combining sequence.
-* **Smart** (the default): runs of repeated or near-identical lines (equal once digits are
+  never inside a JSON ``\\uXXXX`` or ``\\"`` escape, a surrogate pair or a combining
+  sequence.
+* **Smart** (the default): runs of 3+ repeated or near-identical lines (equal once digits are
   masked: ``Downloading 12%`` ... ``Downloading 97%``) become their first line, a note
-  ``[… ×N similar lines]`` and their last line. Lines of the middle that hold a hint (a path,
-  identifier, number or quoted string the conversation used, see :func:`hints_from`) or an
-  error word (:data:`ERROR_WORDS`) are kept over plain lines: up to 40% of the budget goes to
-  them, in their original order, with a ``…`` line for each further gap. The single marker
-  line sits in the first gap and its offsets span everything that was cut.
-* **JSON arrays** (the text is a JSON array, or an object whose largest field leads to one)
-  are cut row by row: the first and last rows that fit are kept and the cut rows are replaced
-  by one element ``{"tidyctx": "<marker>"}`` (other gaps by ``"…"``), so the output still
-  parses with :func:`json.loads`.
+  ``[… ×N similar lines]`` and their last line; budget left over at the end opens kept runs
+  again from both ends, so collapsing never shows less than the budget allows. Lines of the
+  middle that hold a hint (a path, identifier, number or quoted string the conversation used,
+  see :func:`hints_from`) or an error word (:data:`ERROR_WORDS`) are kept over plain lines:
+  up to :data:`MIDDLE_SHARE` of the budget goes to them, in their original order, one per
+  distinct line (digits masked). The marker sits in the first gap; each further gap is a
+  ``…`` line.
+* **JSON arrays** (the text is a JSON array, or an object whose largest field, holding at least
+  half the text, leads to one) are cut row by row: the first and last rows that fit are kept,
+  hint and error rows from the middle as above, and the cut rows are replaced by one element
+  ``{"tidyctx": "<marker>"}`` (further gaps by ``"…"``), so the output still parses with
+  :func:`json.loads`. Other JSON is cut as text.
 
-Linear time: a text is never tokenized whole unless it is small (under
-:data:`EXACT_COUNT_CHARS` characters, or too short to exceed the budget); only candidate pieces
-are counted. Inputs over ``3 *`` :data:`WINDOW_CHARS` characters are only split into lines in a
-head and a tail window; the middle is searched for hint and error lines by a linear scan, and
-the number of tokens cut is then estimated from samples (shown as ``~48,213``).
+Linear time: a text is tokenized whole only when it is small (up to
+:data:`EXACT_COUNT_CHARS` characters, or too short to exceed the budget); otherwise only the
+pieces that may be kept are counted. Inputs over three :data:`WINDOW_CHARS` windows are split
+into lines only in a head and a tail window; the middle is searched for hint and error lines
+by a linear scan, and the number of tokens cut is estimated from samples (shown as
+``~48,213``).
 
 Pure and deterministic; a text within budget is returned unchanged, so truncating an output
 again with the same budget is a no-op.
@@ -62,6 +70,7 @@ __all__ = [
     "EXACT_COUNT_CHARS",
     "MARKER_KEY",
     "MARKER_PREFIX",
+    "MIDDLE_SHARE",
     "MIN_MAX_TOKENS",
     "WINDOW_CHARS",
     "Truncated",
@@ -86,13 +95,14 @@ EXACT_COUNT_CHARS = 1 << 19
 longer ones get an estimate from samples (the marker then shows ``~``)."""
 
 WINDOW_CHARS = 1 << 20
-"""Inputs longer than three times this are split into lines only in a head and a tail window
-of about this many characters; the middle is only scanned for hint and error lines."""
+"""Inputs longer than three windows are split into lines only in a head and a tail window of
+about this many characters (or 16 per token of the budget, if more); the middle is only
+scanned for hint and error lines."""
 
 MIDDLE_SHARE = 0.4
 """Largest share of the budget spent on hint and error lines from the middle."""
 
-_HEAD_TAIL_TEXT = "re-run the tool with a narrower query"
+_RERUN_TEXT = "re-run the tool with a narrower query"
 _GAP = "…"
 _GAP_JSON = '"…"'
 _MAX_TOKEN_CHARS = 128
@@ -105,6 +115,7 @@ _MISS_CAP = 50_000
 """A term whose occurrences fail this often (inside longer words, ``exit code 0``...) is
 noise in this text: the scan stops looking for it."""
 _SCAN_CHUNK = 1 << 22
+_PRECOUNT_CHARS = 1 << 16
 _MAX_CANDIDATES = 4_000
 _MIN_PARTIAL = 4
 _COLLAPSE_MAX_LINE = 4_096
@@ -340,7 +351,7 @@ def marker(
     """  # noqa: E501
     head = _count_phrase(cut_tokens, approx) + detail
     if not ref:
-        return f"{MARKER_PREFIX}{head}; {_HEAD_TAIL_TEXT}]"
+        return f"{MARKER_PREFIX}{head}; {_RERUN_TEXT}]"
     ident = json.dumps(ref, ensure_ascii=False)
     return (
         f"{MARKER_PREFIX}{head}; read them back with "
@@ -778,12 +789,13 @@ class _Lines:
         """(start, end, first line number) of the parts that are split into lines."""
         text = self.ctx.text
         size = len(text)
-        if size <= 3 * WINDOW_CHARS:
+        window = max(WINDOW_CHARS, 16 * self.ctx.max_tokens)
+        if size <= 3 * window:
             return [(0, size, 0)]
-        a_end = text.rfind("\n", 0, WINDOW_CHARS)
+        a_end = text.rfind("\n", 0, window)
         if a_end < 0:
             a_end = text.find("\n")
-        z_start = text.find("\n", size - WINDOW_CHARS) + 1
+        z_start = text.find("\n", size - window) + 1
         if z_start <= 0:
             z_start = text.rfind("\n") + 1
         if a_end < 0 or z_start <= a_end + 1:
@@ -794,7 +806,7 @@ class _Lines:
         """Units of the lines of ``text[lo:hi]``: single lines, and collapsed runs if smart."""
         text = self.ctx.text
         lines: list[str] | None = None
-        if hi - lo <= 3 * WINDOW_CHARS:
+        if hi - lo <= 3 * max(WINDOW_CHARS, 16 * self.ctx.max_tokens):
             lines = text[lo:hi].split("\n")
             lengths = [len(line) for line in lines]
         else:  # only a huge line makes a segment this long: find the few lines, copy nothing
@@ -938,23 +950,65 @@ class _Lines:
             self.partial,
         )
         n = len(self.units)
+        head, tail = self.units[: pick.head], self.units[n - pick.tail :]
+        opened = self._open_runs([*head, *pick.middle, *tail], budget - pick.used)
         items: list[_Piece | int] = []  # an int is a collapse note for that many lines
-        for u in self.units[: pick.head]:
-            self._add_items(items, u)
+        for u in head:
+            self._add_items(items, u, opened)
         if pick.head_part is not None:
             items.append(pick.head_part)
         for u in pick.middle:
-            self._add_items(items, u)
+            self._add_items(items, u, opened)
         if pick.tail_part is not None:
             items.append(pick.tail_part)
-        for u in self.units[n - pick.tail :]:
-            self._add_items(items, u)
+        for u in tail:
+            self._add_items(items, u, opened)
         return self._assemble(items, level, total)
 
-    def _add_items(self, items: list[_Piece | int], u: _Unit) -> None:
+    def _open_runs(self, kept: list[_Unit], room: int) -> dict[int, tuple[list[_Piece], ...]]:
+        """Spend what the selection left over on showing more lines of the kept collapsed runs.
+
+        Runs are opened a line at a time, from the front and the back in turn, round-robin over
+        the runs, so that collapsing never shows less than the budget allows. Returns, per run
+        (by its first line), the extra pieces after its first line and before its last.
+        """
+        text = self.ctx.text
+        runs = [u for u in kept if u.hidden]
+        opened: dict[int, tuple[list[_Piece], ...]] = {u.line: ([], []) for u in runs}
+        while runs and room > 0:
+            still: list[_Unit] = []
+            for u in runs:
+                front, back = opened[u.line]
+                if len(front) <= len(back):
+                    s = (front[-1].end if front else u.end) + 1
+                    e = text.find("\n", s)
+                    piece = _Piece(u.line + 1 + len(front), s, e)
+                else:
+                    e = (back[-1].start if back else u.start1) - 1
+                    s = text.rfind("\n", 0, e) + 1
+                    piece = _Piece(u.line1 - 1 - len(back), s, e)
+                piece.cost = self._line_cost(s, e)
+                last = len(front) + len(back) + 1 == u.hidden  # the note goes away
+                cost = piece.cost - (self.ctx.raw(collapse_note(u.hidden)) + 1 if last else 0)
+                if cost > room:
+                    continue
+                room -= cost
+                (front if piece.line == u.line + 1 + len(front) else back).append(piece)
+                if not last:
+                    still.append(u)
+            runs = still
+        return opened
+
+    def _add_items(
+        self, items: list[_Piece | int], u: _Unit, opened: dict[int, tuple[list[_Piece], ...]]
+    ) -> None:
         items.append(_Piece(u.line, u.start, u.end, cost=self._line_cost(u.start, u.end)))
         if u.hidden:
-            items.append(u.hidden)
+            front, back = opened.get(u.line, ([], []))
+            items.extend(front)
+            if u.hidden > len(front) + len(back):
+                items.append(u.hidden - len(front) - len(back))
+            items.extend(reversed(back))
             items.append(_Piece(u.line1, u.start1, u.end1, cost=self._line_cost(u.start1, u.end1)))
 
     def _omission(
@@ -1051,7 +1105,6 @@ class _Lines:
 
 _WS_RE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
-_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 @dataclass(slots=True)
@@ -1098,12 +1151,9 @@ def _scan_json(s: str, i: int, depth: int) -> _JNode:
                 raise ValueError("expected ':'")
             j = _ws(s, j + 1)
             sub: _JNode | None = None
-            long_string = _JSON_STRING_RE.match(s, j) if s[j : j + 1] == '"' else None
             if s[j : j + 1] in ("[", "{") and depth < _JSON_MAX_DEPTH:
                 sub = _scan_json(s, j, depth + 1)
                 e = sub.end
-            elif long_string is not None and long_string.end() - j > 1 << 16:
-                e = long_string.end()  # a big string value: find its end, do not decode it
             else:
                 _, e = _DECODER.raw_decode(s, j)
             node.keys.append(str(key))
@@ -1288,10 +1338,27 @@ class _Rows:
 
 
 def _fits(ctx: _Ctx) -> bool:
-    """Whether the text is within budget; counts it only if it might be."""
-    if ctx.calibrated(math.ceil(len(ctx.text) / _MAX_TOKEN_CHARS)) > ctx.max_tokens:
+    """Whether the text is within budget, without counting all of a text that is far over.
+
+    No cl100k token is longer than 128 characters, which bounds the count from below; a long
+    text is then counted in pieces cut after newlines (where cl100k pieces nearly add up) until
+    it is clearly over. Only a text that may fit is counted whole, and that count decides.
+    """
+    text = ctx.text
+    if ctx.calibrated(math.ceil(len(text) / _MAX_TOKEN_CHARS)) > ctx.max_tokens:
         return False
-    ctx.total = ctx.counter.count_text(ctx.text)
+    if len(text) > 2 * _PRECOUNT_CHARS:
+        raw = pieces = 0
+        pos = 0
+        while pos < len(text):
+            end = text.find("\n", pos + _PRECOUNT_CHARS, pos + 4 * _PRECOUNT_CHARS) + 1
+            end = end or min(len(text), pos + _PRECOUNT_CHARS)
+            raw += ctx.raw(text[pos:end])
+            pieces += 1
+            pos = end
+            if raw > ctx.raw_budget * 1.1 + 4 * pieces:
+                return False
+    ctx.total = ctx.counter.count_text(text)
     return ctx.total <= ctx.max_tokens
 
 
