@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/token_counting.py
 	cd benchmarks && ../$(BIN)/python cache_fidelity.py
 	cd benchmarks && ../$(BIN)/python cache_strategies.py --churn
+	$(BIN)/python benchmarks/truncate_speed.py
+	cd benchmarks && ../$(BIN)/python trim_replay.py --naive
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

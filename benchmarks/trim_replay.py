@@ -32,7 +32,7 @@ from tidyctx.tokens import LocalCounter, get_encoding
 Strategy = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-TRIM = {"max_tokens": 600, "keep": 12, "clear_at_least": 20_000, "trigger": 30_000}
+TRIM = {"max_tokens": 1000, "head": 0.7}
 
 
 def trim_default() -> Any:
