@@ -112,7 +112,6 @@ class Trim:
                     call = calls.get(str(block.get("tool_use_id")))
                     if call is not None:
                         content[j] = self._result(block, call, counter)
-        ids: frozenset[str] = frozenset()
         if self.keep is not None and self.server_side:
             edit = clearing.server_side_edit(
                 keep=self.keep,
@@ -123,28 +122,25 @@ class Trim:
             )
             out = clearing.with_server_side(out, edit)
         elif self.keep is not None:
-            # Plan first (the plan is the same on the raw or deduplicated request), clear, then
-            # dedupe against what is left, so no reference points at a placeholder.
-            ids = clearing.clear_plan(
-                out,
-                keep=self.keep,
-                trigger=self.trigger,
-                clear_at_least=self.clear_at_least,
-                exclude_tools=self.exclude_tools,
-                counter=counter,
-            )
-            if ids:
-                out = clearing.clear_results(
-                    out,
-                    ids,
-                    clear_tool_inputs=self.clear_tool_inputs,
-                    clear_images=self.clear_images,
-                    store=self.store,
-                    counter=counter,
-                )
+            # Plan, clear, then dedupe against what is left (no reference to a placeholder).
+            return self._clearer()(out)
         if self.dedupe:
-            out = clearing.dedupe(out, store=self.store, counter=counter, cleared=ids)
+            out = clearing.dedupe(out, store=self.store, counter=counter)
         return out
+
+    def _clearer(self) -> clearing.Clear:
+        assert self.keep is not None
+        return clearing.clear(
+            keep=self.keep,
+            trigger=self.trigger,
+            clear_at_least=self.clear_at_least,
+            exclude_tools=self.exclude_tools,
+            clear_tool_inputs=self.clear_tool_inputs,
+            clear_images=self.clear_images,
+            dedupe=self.dedupe,
+            store=self.store,
+            model=self.model,
+        )
 
     def describe(self, before: Request, after: Request) -> str:
         counter = LocalCounter(self.model or after.get("model"))
@@ -310,6 +306,15 @@ def trim(
             )
         parse_paths(list(paths))  # a malformed path fails here, naming itself
         specs[tool] = tuple(paths)
+    if keep is not None:
+        # The clearing options are checked now, in the server edit's forms, not on first use.
+        clearing.clear(
+            keep=keep,
+            trigger=trigger,
+            clear_at_least=clear_at_least,
+            exclude_tools=exclude_tools,
+            clear_tool_inputs=clear_tool_inputs,
+        )
     return Trim(
         project=specs,
         max_tokens=max_tokens,
