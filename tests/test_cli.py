@@ -121,3 +121,12 @@ def test_cache_check_shows_recorded_usage_and_diagnostics(
     assert "rec read" in out and "1,700" in out
     assert "API diagnostics: system_changed (42 missed)" in out
     assert "recorded:" in out
+
+
+def test_cache_check_says_when_nothing_is_marked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cache-check", str(_volatile_log(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "No request carries a cache_control breakpoint" in out
+    assert "tc.cache()" in out

@@ -200,6 +200,12 @@ def cache_check(run: Run, *, model: str | None = None, out: Any = None) -> list[
         )
     misses = sum(1 for c in results if c.miss is not None)
     print(f"{misses} miss{'es' if misses != 1 else ''} explained above.", file=out)
+    if results and not any(c.layout.breakpoints for c in results):
+        print(
+            "No request carries a cache_control breakpoint, so nothing is ever read from the "
+            "cache: add them with tc.pipe(request, tc.order(), tc.cache()).",
+            file=out,
+        )
     return results
 
 
