@@ -51,6 +51,7 @@ from tidyctx.request import (
     MAX_BREAKPOINTS,
     ValidationError,
     cache_content,
+    can_carry_marker,
     canonical_json,
     iter_blocks,
     to_request,
@@ -62,6 +63,7 @@ from tidyctx.tokens import (
     thinking_cutoff,
     tool_prompt_tokens,
 )
+from tidyctx.traces import parse_ts
 
 __all__ = [
     "LOOKBACK",
@@ -107,20 +109,6 @@ def _has_marker(block: Any) -> dict[str, Any] | None:
             if isinstance(inner, Mapping) and isinstance(inner.get("cache_control"), Mapping):
                 return dict(inner["cache_control"])
     return None
-
-
-def _cacheable(block: Any) -> bool:
-    """May this block carry cache_control? Not thinking blocks nor empty text (PC)."""
-    if isinstance(block, str):
-        return bool(block.strip())
-    if not isinstance(block, Mapping):
-        return False
-    kind = block.get("type")
-    if kind in CACHEABLE_NEVER:
-        return False
-    if kind == "text":
-        return bool(str(block.get("text") or "").strip())
-    return True
 
 
 def _count_images(request: Mapping[str, Any]) -> int:
@@ -199,6 +187,7 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
     tokens: list[int] = []
     keys: list[bytes] = []
     content: list[Any] = []
+    blocks: list[Any] = []  # the blocks themselves, by position
     marks: list[tuple[int, str]] = []
     seed_log: list[tuple[str, Any]] = []
     last_message = -1
@@ -245,11 +234,12 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
         tokens.append(n)
         keys.append(position_key)
         content.append(body)
+        blocks.append(block)
     auto = req.get("cache_control")
     if isinstance(auto, Mapping):
         ttl = str(auto.get("ttl", "5m"))
         pos = next(
-            (p for p in range(len(paths) - 1, -1, -1) if _cacheable(_block_at(req, paths[p]))),
+            (p for p in range(len(paths) - 1, -1, -1) if can_carry_marker(blocks[p])),
             None,
         )
         if pos is not None:
@@ -288,13 +278,6 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
         content=tuple(content),
         seeds=tuple(seed_log),
     )
-
-
-def _block_at(request: Mapping[str, Any], path: str) -> Any:
-    for ref in iter_blocks(request):
-        if ref.path == path:
-            return ref.block
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,8 +601,6 @@ def calls(
     output_tokens: Sequence[int] | None = None,
 ) -> list[CacheCall]:
     """Like :func:`simulate`, with each call's read/write boundaries and miss explanation."""
-    from tidyctx.traces import parse_ts
-
     cache = CacheModel(model=model, counter=counter)
     out: list[CacheCall] = []
     for i, request in enumerate(requests):

@@ -34,6 +34,7 @@ __all__ = [
     "block_hash",
     "cache_content",
     "cache_markers",
+    "can_carry_marker",
     "canonical_json",
     "errors",
     "iter_blocks",
@@ -175,6 +176,23 @@ def canonical_json(obj: Any) -> bytes:
 def block_hash(block: Any) -> str:
     """A stable content hash of one block (or any JSON value): 32 hex digits."""
     return hashlib.blake2b(canonical_json(block), digest_size=16).hexdigest()
+
+
+def can_carry_marker(block: Any) -> bool:
+    """May this block carry ``cache_control``? Not thinking blocks, nor empty text (PC).
+
+    A bare string (string ``system`` or ``content``) may, as the text block it stands for.
+    """
+    if isinstance(block, str):
+        return bool(block.strip())
+    if not isinstance(block, Mapping):
+        return False
+    kind = block.get("type")
+    if kind in CACHEABLE_NEVER:
+        return False
+    if kind == "text":
+        return bool(str(block.get("text") or "").strip())
+    return True
 
 
 def cache_content(block: Any) -> Any:

@@ -36,7 +36,13 @@ from typing import Any
 import tidyctx.request
 from tidyctx import pricing
 from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, CacheModel, layout
-from tidyctx.request import MAX_BREAKPOINTS, Request, cache_markers, normalize
+from tidyctx.request import (
+    MAX_BREAKPOINTS,
+    Request,
+    cache_markers,
+    can_carry_marker,
+    normalize,
+)
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms.order import is_dynamic_block
 
@@ -51,15 +57,9 @@ def _marker(ttl: str) -> dict[str, str]:
 
 
 def _eligible(block: Any) -> bool:
-    """May carry a breakpoint: not thinking, not empty text, not order()'s dynamic block."""
-    if not isinstance(block, Mapping):
-        return False
-    kind = block.get("type")
-    if kind in tidyctx.request.CACHEABLE_NEVER:
-        return False
-    if kind == "text" and not str(block.get("text") or "").strip():
-        return False
-    return not is_dynamic_block(block)
+    """May carry a breakpoint (not thinking, not empty text) and is not order()'s dynamic
+    block, which changes every turn."""
+    return isinstance(block, Mapping) and can_carry_marker(block) and not is_dynamic_block(block)
 
 
 @dataclass(frozen=True, slots=True)

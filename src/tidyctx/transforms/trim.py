@@ -212,14 +212,24 @@ class Trim:
         budget: int | None,
         counter: LocalCounter,
     ) -> list[Any]:
-        texts = [b for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        texts = [
+            str(b.get("text") or "")
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "text"
+        ]
+        # Several text blocks share the budget by size (each keeps room for a marker). One
+        # block gets it all, and is not tokenized whole here: truncate_text bounds its own
+        # work on huge results.
+        sizes = [counter.count_text(t) for t in texts] if len(texts) > 1 and budget else []
+        total = sum(sizes) or 1
         out: list[Any] = []
-        text_tokens = sum(counter.count_text(str(b.get("text") or "")) for b in texts) or 1
+        k = -1
         for b in content:
             if not (isinstance(b, dict) and b.get("type") == "text"):
                 out.append(b)
                 continue
-            text = str(b.get("text") or "")
+            k += 1
+            text = texts[k]
             if MARKER_PREFIX in text:
                 # Already trimmed (by this transform on an earlier pass, or upstream): leave
                 # it, so trim(trim(x)) == trim(x).
@@ -239,8 +249,7 @@ class Trim:
                         f'id="{keep(self.store, text)}", read it with tidyctx_expand]'
                     )
             if budget is not None:
-                # Several text blocks share the budget by size (each keeps room for a marker).
-                share = max(64, budget * counter.count_text(text) // text_tokens)
+                share = max(64, budget * sizes[k] // total) if sizes else budget
                 cut = truncate_text(
                     new,
                     share,
