@@ -32,6 +32,7 @@ bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python cache_fidelity.py
 	cd benchmarks && ../$(BIN)/python cache_strategies.py --churn
 	$(BIN)/python benchmarks/truncate_speed.py
+	$(BIN)/python benchmarks/store_speed.py
 	cd benchmarks && ../$(BIN)/python trim_replay.py --naive
 
 clean:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 
 import anthropic
@@ -27,3 +31,73 @@ def anthropic_client(local_server: LocalServer) -> Iterator[anthropic.Anthropic]
         _strict_response_validation=True,
     ) as client:
         yield client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``redis-server`` (Debian's package) on 127.0.0.1, for the session; its URL.
+
+    No persistence (``--save "" --appendonly no``), its files in a temporary directory,
+    stopped after the session. Skipped where the binary is absent; ``.ci/run`` installs it.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip(
+            "redis-server not found; install Debian's redis-server "
+            "(apt-get install redis-server) — .ci/run does this"
+        )
+    folder = tmp_path_factory.mktemp("redis")
+    log = folder / "redis.log"
+    for _attempt in range(3):  # another process may take the free port before the server does
+        port = _free_port()
+        server = subprocess.Popen(
+            [
+                binary,
+                "--bind", "127.0.0.1",
+                "--port", str(port),
+                "--dir", str(folder),
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--logfile", str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while server.poll() is None and time.monotonic() < deadline:
+            if _answers_ping(port):
+                break
+            time.sleep(0.02)
+        else:
+            server.kill()
+            server.wait()
+            continue
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        return
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+    raise RuntimeError(f"redis-server ({binary}) did not answer PING; its log ends:\n{tail}")

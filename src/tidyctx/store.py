@@ -7,8 +7,19 @@ agent a tool that reads it back.
 
 The key depends on the text alone, so the same text gets the same key in every process and
 putting it twice is harmless (:func:`keep` is idempotent). A store only has to offer ``get``
-and ``put``; :class:`MemoryStore` is the default, and disk or Redis stores can follow the same
-protocol.
+and ``put``. Three come with tidyctx:
+
+- :class:`MemoryStore`, the default: one process, gone when it exits.
+- :class:`SQLiteStore`: a file on disk, for processes that restart; several processes (and
+  threads) may share one file.
+- :class:`RedisStore`: a Redis server shared by many agent processes (``pip install
+  tidyctx[redis]``).
+
+All three store any Python ``str`` exactly, lone surrogates included (JSON can carry them), and
+refuse anything else with ``TypeError``. Stores do not swallow their backend's errors: a disk or
+Redis store raises :class:`sqlite3.Error` or :class:`redis.RedisError` from ``get`` and
+``put``, with a note naming the store and key; a transform that uses a store decides what a
+failing store means for its request.
 
 >>> store = MemoryStore()
 >>> key = keep(store, "a long tool result")
@@ -23,11 +34,19 @@ True
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import sqlite3
 import threading
 from collections import OrderedDict
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
-__all__ = ["MemoryStore", "Store", "keep", "store_key"]
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["MemoryStore", "RedisStore", "SQLiteStore", "Store", "keep", "store_key"]
 
 KEY_PREFIX = "tc_"
 
@@ -92,6 +111,361 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self)} items, max_items={self.max_items})"
+
+
+def _check_text(where: str, key: object, value: object) -> None:
+    if not isinstance(key, str) or not isinstance(value, str):
+        raise TypeError(
+            f"{where} takes str key and value, got {type(key).__name__} and {type(value).__name__}"
+        )
+
+
+def _check_key(where: str, key: object) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"{where} takes a str key, got {type(key).__name__}")
+
+
+def _encode(value: str) -> bytes:
+    # "surrogatepass" so that lone surrogates, which are valid in a str (and in JSON) but not in
+    # UTF-8, round-trip exactly; every other text is stored as plain UTF-8.
+    return value.encode("utf-8", "surrogatepass")
+
+
+def _decode(raw: bytes | str) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "surrogatepass")
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class SQLiteStore:
+    """A :class:`Store` in a SQLite file: survives restarts, shared by threads and processes.
+
+    ``path`` is the database file, created if missing; its directory must already exist
+    (``FileNotFoundError`` otherwise). Several processes may open the same file at once: the
+    database runs in WAL mode (readers never wait for the writer), and a writer waits up to
+    ``timeout`` seconds for another one before :class:`sqlite3.OperationalError` ("database
+    is locked"). Within a process the store is thread-safe (one connection, used under a
+    lock). After ``os.fork`` the child opens its own connection: SQLite connections must not
+    be used across a fork. WAL needs a local file system; do not put the file on NFS.
+
+    ``table`` names the table (an SQL identifier), so several stores can share a file.
+    ``max_items`` bounds it like :class:`MemoryStore`: the least recently put entries go first;
+    ``None`` (the default) keeps everything. Values are kept as UTF-8 bytes (``BLOB``).
+
+    ``get`` and ``put`` raise :class:`sqlite3.Error` (disk full, locked past ``timeout``, a
+    corrupt file) with a note naming the store and key; nothing is swallowed. Use it as a
+    context manager or call :meth:`close`; a closed store raises ``ValueError``.
+
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with SQLiteStore(os.path.join(tmp, "removed.db")) as store:
+    ...         key = keep(store, "a long tool result")
+    ...         store.get(key)
+    'a long tool result'
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        table: str = "tidyctx_store",
+        max_items: int | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if max_items is not None and (
+            isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1
+        ):
+            raise ValueError(
+                f"SQLiteStore(max_items=...) must be a positive int or None, got {max_items!r}"
+            )
+        if not isinstance(table, str) or not _IDENTIFIER.match(table):
+            raise ValueError(
+                f"SQLiteStore(table=...) must be a plain SQL identifier (letters, digits, _), "
+                f"got {table!r}"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise ValueError(f"SQLiteStore(timeout=...) must be seconds >= 0, got {timeout!r}")
+        self.path = os.fspath(path)
+        if self.path != ":memory:":
+            folder = Path(self.path).absolute().parent
+            if not folder.is_dir():
+                raise FileNotFoundError(
+                    f"SQLiteStore: directory {str(folder)!r} does not exist; create it first "
+                    f"(the store creates the file {self.path!r}, not its directory)"
+                )
+        self.table = table
+        self.max_items = max_items
+        self.timeout = float(timeout)
+        # Quoted names: a table may be called like an SQL keyword ("order").
+        t, count = f'"{table}"', f'"{table}_count"'
+        self._get_sql = f"SELECT value FROM {t} WHERE key = ?"
+        # An upsert, not INSERT OR REPLACE: REPLACE deletes the old row without firing the
+        # delete trigger (unless recursive_triggers is on), which would corrupt the row count.
+        # Putting a key again makes it the newest (seq), as in MemoryStore.
+        self._put_sql = (
+            f"INSERT INTO {t} (key, value, seq) "
+            f"VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM {t})) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, seq = excluded.seq"
+        )
+        self._count_sql = f"SELECT n FROM {count}"
+        self._evict_sql = f"DELETE FROM {t} WHERE key IN (SELECT key FROM {t} ORDER BY seq LIMIT ?)"
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._inherited: list[sqlite3.Connection] = []
+        self._conn: sqlite3.Connection | None = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: autocommit, so each put is one atomic statement and the
+        # transactions below are the explicit ones. check_same_thread=False: the lock, not the
+        # thread that opened it, guards the connection.
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as err:
+            err.add_note(f"while opening {self!r}")
+            raise
+        t, count, name = f'"{self.table}"', f'"{self.table}_count"', self.table
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last puts,
+            # which only means recomputing them.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            # IMMEDIATE: take the write lock now, so two processes creating the schema at
+            # once wait for each other (busy timeout) instead of failing on a lock upgrade.
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {t} "
+                "(key TEXT PRIMARY KEY, value BLOB NOT NULL, seq INTEGER NOT NULL)"
+            )
+            columns = [row[1] for row in conn.execute(f"PRAGMA table_info({t})")]
+            if columns != ["key", "value", "seq"]:
+                raise ValueError(
+                    f"SQLiteStore: table {name!r} in {self.path!r} has columns {columns}, not "
+                    "(key, value, seq); it is not a store table, choose another table="
+                )
+            conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}_seq" ON {t} (seq)')
+            # The row count, kept by triggers so that eviction never has to count(*) the table.
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {count} (n INTEGER NOT NULL)")
+            conn.execute(
+                f"INSERT INTO {count} (n) SELECT count(*) FROM {t} "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {count})"
+            )
+            conn.execute(
+                f'CREATE TRIGGER IF NOT EXISTS "{name}_added" AFTER INSERT ON {t} '
+                f"BEGIN UPDATE {count} SET n = n + 1; END"
+            )
+            conn.execute(
+                f'CREATE TRIGGER IF NOT EXISTS "{name}_removed" AFTER DELETE ON {t} '
+                f"BEGIN UPDATE {count} SET n = n - 1; END"
+            )
+            conn.execute("COMMIT")
+        except BaseException as err:
+            if isinstance(err, sqlite3.Error):
+                err.add_note(f"while opening {self!r}")
+            conn.close()
+            raise
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        """The connection of this process; the caller holds the lock."""
+        if self._conn is None:
+            raise ValueError(f"{self!r} is closed")
+        if os.getpid() != self._pid:
+            # Forked: the parent's connection stays untouched (kept, never used or closed).
+            conn = self._connect()
+            self._inherited.append(self._conn)
+            self._conn = conn
+            self._pid = os.getpid()
+        return self._conn
+
+    def _after_fork(self) -> None:
+        if os.getpid() != self._pid:
+            # A lock held by another thread at fork time would never be released here.
+            self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        _check_key("SQLiteStore.get", key)
+        self._after_fork()
+        with self._lock:
+            conn = self._connection()
+            try:
+                row = conn.execute(self._get_sql, (key,)).fetchone()
+            except sqlite3.Error as err:
+                err.add_note(f"while reading {key!r} from {self!r}")
+                raise
+        return None if row is None else _decode(row[0])
+
+    def put(self, key: str, value: str) -> None:
+        _check_text("SQLiteStore.put", key, value)
+        data = _encode(value)
+        self._after_fork()
+        with self._lock:
+            conn = self._connection()
+            try:
+                if self.max_items is None:
+                    conn.execute(self._put_sql, (key, data))
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(self._put_sql, (key, data))
+                    (count,) = conn.execute(self._count_sql).fetchone()
+                    if count > self.max_items:
+                        conn.execute(self._evict_sql, (count - self.max_items,))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as err:
+                err.add_note(f"while putting {key!r} into {self!r}")
+                raise
+
+    def __len__(self) -> int:
+        self._after_fork()
+        with self._lock:
+            (count,) = self._connection().execute(self._count_sql).fetchone()
+        return int(count)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def close(self) -> None:
+        """Close this process's connection. Idempotent; the file stays."""
+        self._after_fork()
+        with self._lock:
+            if self._conn is not None:
+                if os.getpid() == self._pid:
+                    self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, table={self.table!r}, max_items={self.max_items})"
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+        import redis.asyncio
+    except ImportError as err:
+        raise ImportError("RedisStore needs the redis package: pip install tidyctx[redis]") from err
+    return redis
+
+
+class RedisStore:
+    """A :class:`Store` on a Redis server, shared by many agent processes and machines.
+
+    ``client_or_url`` is a synchronous client (``redis.Redis``, ``redis.RedisCluster``) or a
+    URL such as ``"redis://localhost:6379/0"``, from which the store makes its own client
+    (closed by :meth:`close`; a client you pass stays yours). Entries live under
+    ``prefix + key``. With ``ttl_seconds`` each entry expires that long after it was last put;
+    without it, entries stay until Redis evicts them under its own ``maxmemory-policy``.
+
+    Values are sent as UTF-8 bytes, lone surrogates included, and come back as ``str``. A
+    client made with ``decode_responses=True`` works too, except that Redis then refuses to
+    decode a stored lone surrogate (``UnicodeDecodeError``).
+
+    ``get`` and ``put`` raise the client's :class:`redis.RedisError` (connection refused,
+    timeout, out of memory, ...) with a note naming the Redis key; nothing is swallowed. Needs
+    the ``redis`` package (``pip install tidyctx[redis]``).
+    """
+
+    def __init__(
+        self,
+        client_or_url: redis.Redis | redis.RedisCluster | str,
+        *,
+        prefix: str = "tidyctx:",
+        ttl_seconds: int | None = None,
+    ) -> None:
+        module = _import_redis()
+        if not isinstance(prefix, str):
+            raise TypeError(f"RedisStore(prefix=...) must be a str, got {type(prefix).__name__}")
+        if ttl_seconds is not None and (
+            isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds < 1
+        ):
+            raise ValueError(
+                f"RedisStore(ttl_seconds=...) must be a positive int or None, got {ttl_seconds!r}"
+            )
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds
+        self._error: type[Exception] = module.RedisError
+        self._client: Any
+        if isinstance(client_or_url, str):
+            self._client = module.Redis.from_url(client_or_url)
+            self._owns_client = True
+        elif isinstance(client_or_url, module.asyncio.Redis | module.asyncio.RedisCluster):
+            raise TypeError(
+                "RedisStore needs a synchronous client (redis.Redis), got "
+                f"{type(client_or_url).__module__}.{type(client_or_url).__name__}: "
+                "the Store protocol is synchronous"
+            )
+        elif callable(getattr(client_or_url, "get", None)) and callable(
+            getattr(client_or_url, "set", None)
+        ):
+            self._client = client_or_url
+            self._owns_client = False
+        else:
+            raise TypeError(
+                "RedisStore takes a redis.Redis client or a redis:// URL, got "
+                f"{type(client_or_url).__name__}"
+            )
+
+    def get(self, key: str) -> str | None:
+        _check_key("RedisStore.get", key)
+        name = self.prefix + key
+        try:
+            raw = self._client.get(name)
+        except self._error as err:
+            err.add_note(f"while reading Redis key {name!r} (RedisStore.get)")
+            raise
+        if raw is None:
+            return None
+        if not isinstance(raw, bytes | str):
+            raise TypeError(
+                f"RedisStore: the client's get() returned {type(raw).__name__}, not bytes; "
+                "it needs a synchronous client"
+            )
+        return _decode(raw)
+
+    def put(self, key: str, value: str) -> None:
+        _check_text("RedisStore.put", key, value)
+        name = self.prefix + key
+        try:
+            self._client.set(name, _encode(value), ex=self.ttl_seconds)
+        except self._error as err:
+            err.add_note(f"while putting Redis key {name!r} (RedisStore.put)")
+            raise
+
+    def close(self) -> None:
+        """Close the client the store made from a URL; a client passed in is left open."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self.prefix!r}, ttl_seconds={self.ttl_seconds})"
 
 
 def store_key(text: str) -> str:
