@@ -11,25 +11,43 @@ from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, keep
 from tidyctx.transforms.cache import cache
 from tidyctx.transforms.expand import expand_tool
 from tidyctx.transforms.order import order
+from tidyctx.transforms.slicing import (
+    Definition,
+    Slice,
+    SlicingError,
+    SymbolNotFound,
+    definitions,
+    outline,
+    slice_lines,
+    slice_symbol,
+)
 from tidyctx.transforms.trim import trim
 
 __all__ = [
+    "Definition",
     "MemoryStore",
     "RedisStore",
     "Report",
     "Request",
     "SQLiteStore",
+    "Slice",
+    "SlicingError",
     "Step",
     "Store",
+    "SymbolNotFound",
     "Transform",
     "ValidationError",
     "cache",
+    "definitions",
     "expand_tool",
     "explain",
     "keep",
     "normalize",
     "order",
+    "outline",
     "pipe",
+    "slice_lines",
+    "slice_symbol",
     "trim",
     "validate",
 ]

@@ -1,0 +1,1177 @@
+"""Slice source code with tree-sitter: one symbol, the definition around a line, an outline.
+
+Agents paste whole files when one function would do. :func:`slice_symbol` returns the
+definition of a function, method, class or type with the least context that makes it
+readable; :func:`slice_lines` the smallest definition around a line (a stack trace or a grep
+hit); :func:`outline` every signature with the first line of its doc comment, bodies elided.
+Languages: Python, JavaScript, TypeScript/TSX, Go, Rust, Java, C, C++, Ruby, C# and PHP, from
+the file name or given explicitly (:data:`LANGUAGES`). Grammars come from the per-language
+wheels (``pip install tidyctx[code]``) and load offline.
+
+**What a slice shows.** For each symbol: its leading doc comment, decorators/annotations and
+the whole definition; the header (and closing brace) of every enclosing class, function,
+``impl`` or namespace; for Python also the header of every enclosing ``if``/``try``/``with``/
+``for``/``while``/``match`` block (for ``try``, also its first ``except``/``finally`` line),
+so the slice still parses; and the import lines whose bound names occur in the shown lines
+(Python: module-level imports only; C/C++ ``#include`` lines are never matched, a header does
+not say what it declares). Lines are the source's, verbatim (a trailing ``\\r`` removed),
+each with a gutter ``f"{lineno:>{w}}  "`` (``w`` = digits of the file's last line number)
+unless ``line_numbers=False``. Each run of two or more hidden lines is one marker line: the
+gutter's width in spaces, the indentation of the first hidden code line, then
+``⋮ (lines 20-118 elided)``; a single hidden line is shown instead (a marker would cost as
+much). In Python, replacing each marker by ``...`` at its indentation gives code that parses.
+
+**Names.** A qualname joins the names of the enclosing definitions with ``.``: ``Class.method``,
+``Outer.Inner``, ``outer.inner`` for a function nested in a function (Python's ``__qualname__``
+without ``<locals>``), ``Type.method`` for Go receivers, Rust ``impl`` blocks and C++
+``Type::method`` definitions. Namespaces (C++, C#, PHP, TypeScript) are not part of it; Rust
+``mod`` and Ruby ``module`` are. A symbol may use ``::`` or Ruby's ``#`` for ``.``, and may be
+a bare name or any dotted tail of a qualname when only one qualname ends that way (else
+:class:`AmbiguousSymbol`). A qualname defined more than once (a property's getter and setter,
+overloads, ``if``/``else`` variants) matches all of them; ``spans`` and ``symbols`` key the
+second one ``name#2``, the third ``name#3`` (in source order), and ``"name#2"`` selects one.
+
+**Errors.** Unknown language: :class:`UnknownLanguage`; grammar wheel missing:
+:class:`GrammarMissing` naming the package; NUL bytes: :class:`SlicingError` ("looks
+binary"); unknown symbol: :class:`SymbolNotFound` with close matches. A file with syntax errors
+is still sliced (tree-sitter recovers) and ``Slice.errors`` says where.
+
+Parsing is memoized per (content hash, language) in a bounded LRU (:data:`CACHE_SIZE`), and
+each language's query is compiled once, so slicing many symbols of one file parses it once.
+
+>>> src = '''import os
+... import sys
+...
+... class Greeter:
+...     'Say hello.'
+...
+...     greeting = "hello"
+...
+...     @staticmethod
+...     def greet(name):
+...         return os.path.join(name, "x")
+... '''
+>>> print(slice_symbol(src, "greet", language="python"))
+ 1  import os
+    ⋮ (lines 2-3 elided)
+ 4  class Greeter:
+        ⋮ (lines 5-8 elided)
+ 9      @staticmethod
+10      def greet(name):
+11          return os.path.join(name, "x")
+>>> print(outline(src, language="python", line_numbers=False))
+⋮ (lines 1-3 elided)
+class Greeter:
+    'Say hello.'
+    ⋮ (lines 6-8 elided)
+    @staticmethod
+    def greet(name):
+        return os.path.join(name, "x")
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tidyctx.transforms._grammars import (
+    CLASSLIKE,
+    LANGUAGES,
+    SPECS,
+    Missing,
+    Spec,
+    language_for,
+    load,
+    normalize_language,
+)
+
+if TYPE_CHECKING:
+    from tree_sitter import Node, Tree
+
+__all__ = [
+    "CACHE_SIZE",
+    "LANGUAGES",
+    "AmbiguousSymbol",
+    "Definition",
+    "GrammarMissing",
+    "Slice",
+    "SlicingError",
+    "SymbolNotFound",
+    "UnknownLanguage",
+    "definitions",
+    "language_for",
+    "outline",
+    "slice_lines",
+    "slice_symbol",
+]
+
+#: Parsed files kept in memory (least recently used dropped first).
+CACHE_SIZE = 32
+MARKER = "⋮"
+_BINARY_PROBE = 8192
+_SIG_CHARS = 300
+_DOC_CHARS = 200
+
+
+class SlicingError(ValueError):
+    """Source that cannot be sliced (binary content, a line outside the file, ...)."""
+
+
+class UnknownLanguage(SlicingError):
+    """The language was not given and the file name does not tell, or is not supported."""
+
+
+class GrammarMissing(SlicingError, ImportError):
+    """tree-sitter or the grammar wheel for a language is not installed."""
+
+
+class SymbolNotFound(SlicingError, KeyError):
+    """No definition has that name; ``close_matches`` lists similar qualnames."""
+
+    def __init__(self, symbol: str, close_matches: Sequence[str], message: str) -> None:
+        super().__init__(message)
+        self.symbol = symbol
+        self.close_matches = list(close_matches)
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class AmbiguousSymbol(SymbolNotFound):
+    """A bare or partial name matches several qualnames (``close_matches`` lists them)."""
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One definition of a file. Lines are 1-based and inclusive."""
+
+    name: str
+    qualname: str
+    kind: str
+    start_line: int
+    end_line: int
+    doc_start_line: int
+    signature: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What :func:`slice_symbol`, :func:`slice_lines` and :func:`outline` return.
+
+    ``ranges`` are the original lines shown (1-based inclusive, sorted, merged); ``spans``
+    maps each symbol found (``name#2`` for a repeated qualname) to its definition's own lines
+    (``start_line``..``end_line``, decorators included, doc comment not).
+    """
+
+    text: str
+    ranges: tuple[tuple[int, int], ...]
+    symbols: tuple[str, ...]
+    spans: dict[str, tuple[int, int]] = field(hash=False)
+    language: str
+    path: str | None
+    errors: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _Item:
+    """A definition or scope of a parsed file (rows are 0-based)."""
+
+    __slots__ = (
+        "body",
+        "doc",
+        "doc_rows",
+        "doc_start",
+        "done",
+        "end",
+        "foot",
+        "head_end",
+        "is_def",
+        "key",
+        "kind",
+        "name",
+        "node",
+        "outer",
+        "parent",
+        "prefix",
+        "qualname",
+        "sig",
+        "start",
+    )
+
+    def __init__(self, node: Node, outer: Node, kind: str, name: str, is_def: bool) -> None:
+        self.node = node
+        self.outer = outer
+        self.kind = kind
+        self.name = name
+        self.is_def = is_def
+        self.parent = -1
+        self.qualname = ""
+        self.prefix = ""  # what this item adds in front of its members' names
+        self.key = ""
+        self.start = self.end = self.doc_start = self.head_end = 0
+        self.foot = -1
+        self.doc = ""
+        self.doc_rows: tuple[int, ...] = ()
+        self.sig = ""
+        self.body: Node | None = None
+        self.done = False
+
+
+class _Parsed:
+    """One parsed file: lines, definitions and imports, ready to slice."""
+
+    def __init__(self, language: str, lines: list[str], tree: Tree, data: bytes) -> None:
+        self.language = language
+        self.spec: Spec = SPECS[language]
+        self.lines = lines
+        self.tree = tree
+        self.data = data
+        self.items: list[_Item] = []
+        self.by_node: dict[int, int] = {}
+        self.by_qualname: dict[str, list[int]] = {}
+        self.by_key: dict[str, int] = {}
+        self.imports: list[tuple[tuple[tuple[int, int], ...], frozenset[str]]] = []
+        self.errors: tuple[str, ...] = ()
+        self._definitions: list[Definition] | None = None
+
+    def definitions(self) -> list[Definition]:
+        if self._definitions is None:
+            for it in self.items:
+                _details(self, it)
+            self._definitions = [
+                Definition(
+                    name=it.name,
+                    qualname=it.qualname,
+                    kind=it.kind,
+                    start_line=it.start + 1,
+                    end_line=it.end + 1,
+                    doc_start_line=it.doc_start + 1,
+                    signature=it.sig,
+                    doc=it.doc,
+                )
+                for it in self.items
+                if it.is_def
+            ]
+        return list(self._definitions)
+
+
+_CACHE: OrderedDict[tuple[bytes, str], _Parsed] = OrderedDict()
+_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def definitions(
+    source: str | bytes, language: str | None = None, path: str | None = None
+) -> list[Definition]:
+    """Every definition in the file, nested ones included, in source order.
+
+    >>> [(d.qualname, d.kind, d.start_line, d.end_line)
+    ...  for d in definitions("class A:\\n    def f(self):\\n        pass\\n", "python")]
+    [('A', 'class', 1, 3), ('A.f', 'method', 2, 3)]
+    """
+    return _parse(source, language, path).definitions()
+
+
+def slice_symbol(
+    source: str | bytes,
+    symbol: str | Sequence[str],
+    language: str | None = None,
+    path: str | None = None,
+    *,
+    line_numbers: bool = True,
+) -> Slice:
+    """The definition(s) of ``symbol`` (one name or several) with their context.
+
+    Raises :class:`SymbolNotFound` (with close matches) when a name matches nothing and
+    :class:`AmbiguousSymbol` when a partial name matches several qualnames.
+    """
+    parsed = _parse(source, language, path)
+    wanted = [symbol] if isinstance(symbol, str) else list(symbol)
+    if not wanted:
+        raise SlicingError("no symbol given: pass a name such as 'Class.method'")
+    targets: list[int] = []
+    for name in wanted:
+        for i in _lookup(parsed, name):
+            if i not in targets:
+                targets.append(i)
+    targets.sort()
+    spans: list[tuple[int, int]] = []
+    for i in targets:
+        it = parsed.items[i]
+        spans.append((it.doc_start, it.end))
+        spans.extend(_context(parsed, it.outer))
+    spans.extend(_imports_for(parsed, spans))
+    return _make_slice(parsed, spans, targets, path, line_numbers)
+
+
+def slice_lines(
+    source: str | bytes,
+    line: int | Sequence[int],
+    language: str | None = None,
+    path: str | None = None,
+    *,
+    line_numbers: bool = True,
+) -> Slice:
+    """The smallest definition around each line (1-based), with the same context as
+    :func:`slice_symbol`. A line outside every definition gives the top-level statement
+    that holds it (or the line itself when it is blank or a comment).
+    """
+    parsed = _parse(source, language, path)
+    wanted = [line] if isinstance(line, int) else list(line)
+    if not wanted:
+        raise SlicingError("no line given")
+    n = len(parsed.lines)
+    spans: list[tuple[int, int]] = []
+    targets: list[int] = []
+    for lineno in wanted:
+        if not 1 <= lineno <= max(n, 1):
+            raise SlicingError(f"line {lineno} is outside the file (lines 1-{n})")
+        row = lineno - 1
+        best = -1
+        for i, it in enumerate(parsed.items):
+            # the innermost wins: items are in source order, nested ones after their parent
+            if (
+                it.is_def
+                and it.doc_start <= row <= it.end
+                and (
+                    best < 0
+                    or it.end - it.doc_start
+                    <= parsed.items[best].end - parsed.items[best].doc_start
+                )
+            ):
+                best = i
+        if best >= 0:
+            if best not in targets:
+                targets.append(best)
+            it = parsed.items[best]
+            spans.append((it.doc_start, it.end))
+            spans.extend(_context(parsed, it.outer))
+        else:
+            spans.extend(_statement_at(parsed, row))
+    targets.sort()
+    spans.extend(_imports_for(parsed, spans))
+    return _make_slice(parsed, spans, targets, path, line_numbers)
+
+
+def outline(
+    source: str | bytes,
+    language: str | None = None,
+    path: str | None = None,
+    *,
+    line_numbers: bool = True,
+) -> Slice:
+    """Every signature (classes, functions, methods, types) with the first line of its doc
+    comment or docstring, bodies elided; like a repository map of one file.
+
+    A multi-line Python docstring shows its first line of text and its closing line, so the
+    outline (markers replaced by ``...``) still parses; outlining that again gives it back.
+    """
+    parsed = _parse(source, language, path)
+    spans: list[tuple[int, int]] = []
+    targets: list[int] = []
+    for i, it in enumerate(parsed.items):
+        if it.is_def:
+            targets.append(i)
+        _details(parsed, it)
+        spans.append((it.start, it.head_end))
+        spans.extend((r, r) for r in it.doc_rows)
+        spans.extend(_context(parsed, it.outer, stop_at_item=True))
+    return _make_slice(parsed, spans, targets, path, line_numbers)
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+
+
+def _resolve(language: str | None, path: str | None) -> str:
+    supported = ", ".join(LANGUAGES)
+    if language is not None:
+        name = normalize_language(language)
+        if name is None:
+            raise UnknownLanguage(f"unknown language {language!r}; supported: {supported}")
+        return name
+    if path is None:
+        raise UnknownLanguage(
+            f"no language given: pass language= or a path with a known extension "
+            f"(supported: {supported})"
+        )
+    name = language_for(path)
+    if name is None:
+        raise UnknownLanguage(
+            f"cannot tell the language of {path!r} from its name; pass language= "
+            f"(supported: {supported})"
+        )
+    return name
+
+
+def _decode(source: str | bytes) -> tuple[bytes, str]:
+    if isinstance(source, str):
+        if "\x00" in source[:_BINARY_PROBE]:
+            raise SlicingError("source looks binary (it holds NUL characters); not sliced")
+        return source.encode("utf-8", "surrogatepass"), source
+    if not isinstance(source, bytes | bytearray | memoryview):
+        raise SlicingError(f"source must be str or bytes, not {type(source).__name__}")
+    data = bytes(source)
+    if b"\x00" in data[:_BINARY_PROBE]:
+        raise SlicingError("source looks binary (it holds NUL bytes); not sliced")
+    return data, data.decode("utf-8", "replace")
+
+
+def _split_lines(text: str) -> list[str]:
+    # Rows as tree-sitter counts them: split on "\n" only (not str.splitlines, which also
+    # splits on form feeds and other separators that the parsers treat as whitespace).
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    if "\r" not in text:
+        return lines
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def _parse(source: str | bytes, language: str | None, path: str | None) -> _Parsed:
+    name = _resolve(language, path)
+    data, text = _decode(source)
+    key = (hashlib.blake2b(data, digest_size=16).digest(), name)
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    parsed = _build(data, text, name)
+    with _LOCK:
+        _CACHE[key] = parsed
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return parsed
+
+
+def _build(data: bytes, text: str, language: str) -> _Parsed:
+    try:
+        loaded = load(language)
+        from tree_sitter import Parser, QueryCursor
+    except Missing as exc:
+        raise GrammarMissing(
+            f"{language} slicing needs the {exc.package!r} package, which is not installed: "
+            f"pip install {exc.package}  (or pip install 'tidyctx[code]' for every language)"
+        ) from exc
+    tree = Parser(loaded.language).parse(data)
+    parsed = _Parsed(language, _split_lines(text), tree, data)
+    captures = QueryCursor(loaded.query).captures(tree.root_node)
+    _index_comments_and_items(parsed, captures.get("comment", []), captures.get("item", []))
+    _index_imports(parsed, captures.get("import", []))
+    if tree.root_node.has_error:
+        parsed.errors = _syntax_errors(tree.root_node)
+    return parsed
+
+
+def _syntax_errors(root: Node, limit: int = 3) -> tuple[str, ...]:
+    found: list[str] = []
+    stack = [root]
+    while stack and len(found) < limit:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            what = f"missing {node.type!r}" if node.is_missing else "cannot parse"
+            found.append(
+                f"syntax error near line {node.start_point.row + 1} ({what}): sliced what parsed"
+            )
+            continue
+        if node.has_error:
+            stack.extend(reversed(node.children))
+    return tuple(found) or ("syntax error: sliced what parsed",)
+
+
+def _text(node: Node) -> str:
+    raw = node.text
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+def _end_row(node: Node, comments: tuple[str, ...]) -> int:
+    """Last row of real content: trailing comments (which tree-sitter-python puts inside a
+    block) and a trailing newline (some tokens include it) do not count."""
+    start_row = node.start_point.row
+    n: Node = node
+    while n.child_count:
+        i = n.child_count - 1
+        child: Node | None = n.child(i)
+        while child is not None and (child.type in comments or child.end_byte == child.start_byte):
+            i -= 1
+            child = n.child(i) if i >= 0 else None
+        if child is None:
+            break
+        n = child
+    p = n.end_point
+    return p.row - 1 if p.column == 0 and p.row > start_row else p.row
+
+
+# --- names ------------------------------------------------------------------------------------
+
+_C_WRAPS = {
+    "function_declarator",
+    "pointer_declarator",
+    "reference_declarator",
+    "parenthesized_declarator",
+    "attributed_declarator",
+    "array_declarator",
+}
+_JS_FUNCS = {
+    "arrow_function",
+    "function_expression",
+    "function",
+    "generator_function",
+    "class",
+}
+
+
+def _c_declarator(node: Node) -> tuple[Node | None, bool]:
+    """The innermost declarator of a C/C++ declaration and whether it declares a function."""
+    d = node.child_by_field_name("declarator")
+    is_func = False
+    while d is not None and d.type in _C_WRAPS:
+        is_func = is_func or d.type == "function_declarator"
+        nxt = d.child_by_field_name("declarator")
+        if nxt is None:
+            nxt = next((c for c in d.named_children if c.type != "type_qualifier"), None)
+        d = nxt
+    return d, is_func
+
+
+def _base_name(node: Node | None) -> str:
+    """``Foo`` for ``Foo``, ``Foo<T>``, ``&mut Foo<T>``, ``a::b::Foo``."""
+    if node is None:
+        return ""
+    text = _text(node)
+    text = re.sub(r"[<\[].*", "", text, flags=re.S)
+    text = text.replace("&", "").replace("*", "").replace("mut ", "").strip()
+    return re.split(r"::|\.", text)[-1].strip() if text else ""
+
+
+def _describe(node: Node, language: str) -> tuple[str, str, list[str]] | None:
+    """(kind, name, qualifier parts) of a definition node, or None if it is not one."""
+    spec = SPECS[language]
+    t = node.type
+    kind = spec.defs[t]
+    if language in ("c", "cpp") and t in (
+        "function_definition",
+        "declaration",
+        "field_declaration",
+    ):
+        decl, is_func = _c_declarator(node)
+        if decl is None or not is_func:
+            return None
+        if (
+            t == "declaration"
+            and node.parent is not None
+            and node.parent.type in ("compound_statement",)
+        ):
+            return None
+        if decl.type == "qualified_identifier":
+            parts = [p for p in re.split(r"::", re.sub(r"<[^<>]*>", "", _text(decl))) if p]
+            parts = [p.strip() for p in parts]
+            return ("method" if len(parts) > 1 else kind), parts[-1], parts[:-1]
+        return kind, _text(decl), []
+    if t in ("struct_specifier", "union_specifier", "enum_specifier", "class_specifier"):
+        if node.child_by_field_name("body") is None:
+            return None
+        if node.parent is not None and node.parent.type == "type_definition":
+            return None  # the typedef is the definition
+        return kind, _base_name(node.child_by_field_name("name")), []
+    if t == "type_definition":
+        decl = node.child_by_field_name("declarator")
+        while decl is not None and decl.type in _C_WRAPS:
+            decl = decl.child_by_field_name("declarator")
+        inner = node.child_by_field_name("type")
+        if inner is not None and inner.child_by_field_name("body") is not None:
+            kind = {"enum_specifier": "enum"}.get(inner.type, "struct")
+        return kind, _text(decl) if decl is not None else "", []
+    if t in ("lexical_declaration", "variable_declaration"):
+        decls = [c for c in node.named_children if c.type == "variable_declarator"]
+        if len(decls) != 1:
+            return None
+        value = decls[0].child_by_field_name("value")
+        if value is None or value.type not in _JS_FUNCS:
+            return None
+        return (
+            ("class" if value.type == "class" else kind),
+            _text(decls[0].child_by_field_name("name") or decls[0]),
+            [],
+        )
+    if t in ("field_definition", "public_field_definition"):
+        value = node.child_by_field_name("value")
+        if value is None or value.type not in _JS_FUNCS:
+            return None
+        name_node = node.child_by_field_name("property") or node.child_by_field_name("name")
+        return kind, _text(name_node) if name_node is not None else "", []
+    if t == "method_definition" and node.parent is not None and node.parent.type != "class_body":
+        return None  # an object literal's method
+    if t == "method_declaration" and language == "go":
+        receiver = node.child_by_field_name("receiver")
+        rtype = None
+        if receiver is not None:
+            for param in receiver.named_children:
+                rtype = param.child_by_field_name("type")
+        return kind, _text(node.child_by_field_name("name") or node), [_base_name(rtype)]
+    if t in ("type_spec", "type_alias"):
+        inner = node.child_by_field_name("type")
+        if inner is not None and t == "type_spec":
+            kind = {"struct_type": "struct", "interface_type": "interface"}.get(inner.type, kind)
+    name_node = node.child_by_field_name("name")
+    name = _text(name_node) if name_node is not None else ""
+    if "<" in name:
+        name = name.split("<", 1)[0]
+    return kind, name, []
+
+
+def _body(node: Node, data: bytes) -> tuple[Node | None, bool]:
+    """(body node, whether the header ends on the body's first row)."""
+    t = node.type
+    body = node.child_by_field_name("body")
+    if body is None:
+        if t in ("type_spec", "type_definition"):
+            inner = node.child_by_field_name("type")
+            if inner is not None and inner.type in ("struct_type", "interface_type"):
+                return inner, True
+            if inner is not None:
+                inner_body = inner.child_by_field_name("body")
+                if inner_body is not None:
+                    return inner_body, True
+        elif t in ("lexical_declaration", "variable_declaration"):
+            decl = next(c for c in node.named_children if c.type == "variable_declarator")
+            value = decl.child_by_field_name("value")
+            if value is not None:
+                return _body(value, data)
+        elif t in ("field_definition", "public_field_definition"):
+            value = node.child_by_field_name("value")
+            if value is not None:
+                return _body(value, data)
+        elif t == "property_declaration":
+            body = node.child_by_field_name("accessors")
+        if body is None:
+            return None, False
+    return body, data[body.start_byte : body.start_byte + 1] == b"{"
+
+
+def _head_end(
+    node: Node, body: Node | None, brace: bool, end: int, comments: tuple[str, ...]
+) -> int:
+    start = node.start_point.row
+    if body is None:
+        return end if end - start <= 2 else start
+    if brace:
+        return body.start_point.row
+    prev = body.prev_sibling
+    while prev is not None and prev.type in comments:
+        prev = prev.prev_sibling
+    if prev is None:
+        return start
+    p = prev.end_point
+    return max(start, p.row - 1 if p.column == 0 and p.row > start else p.row)
+
+
+_COMMENT_MARKS = re.compile(r"^\s*(?:/\*\*+|/\*!?|///?!?|#+|\*+/?|<!--)\s?")
+
+
+def _doc_line(text: str) -> tuple[int, str]:
+    """(index of the first line with words, that line) of a comment's text."""
+    for i, line in enumerate(text.split("\n")):
+        clean = _COMMENT_MARKS.sub("", line)
+        clean = re.sub(r"\*+/\s*$", "", clean)
+        clean = re.sub(r"</?\w+[^>]*>", "", clean).strip()
+        if clean:
+            return i, clean[:_DOC_CHARS]
+    return 0, ""
+
+
+def _docstring(node: Node, comments: tuple[str, ...]) -> Node | None:
+    body = node.child_by_field_name("body")
+    if body is None:
+        return None
+    first = next((c for c in body.named_children if c.type not in comments), None)
+    if first is None or first.type != "expression_statement" or first.named_child_count != 1:
+        return None
+    string = first.named_children[0]
+    return string if string.type == "string" else None
+
+
+def _collapse(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"([(\[]) ", r"\1", text)
+    text = re.sub(r" ([)\],])", r"\1", text)
+    return text if len(text) <= _SIG_CHARS else text[: _SIG_CHARS - 1] + "…"
+
+
+def _index_comments_and_items(parsed: _Parsed, comments: list[Node], nodes: list[Node]) -> None:
+    spec, lines, data, language = parsed.spec, parsed.lines, parsed.data, parsed.language
+    # Comments by their last row: candidates for doc comments (checked when used).
+    own: dict[int, Node] = {}
+    for c in comments:
+        ep = c.end_point
+        own[ep.row - 1 if ep.column == 0 else ep.row] = c
+
+    items: list[_Item] = []
+    for node in nodes:
+        t = node.type
+        if t in spec.scopes:
+            if node.child_by_field_name("body") is None:
+                continue
+            kind = "impl" if t in spec.named_scopes else "scope"
+            name = _base_name(node.child_by_field_name("type")) if kind == "impl" else ""
+            it = _Item(node, node, kind, name, False)
+            it.prefix = name
+        else:
+            described = _describe(node, language)
+            if described is None:
+                continue
+            kind, name, quals = described
+            outer = node
+            while outer.parent is not None and outer.parent.type in spec.wrappers:
+                outer = outer.parent
+            decl = node.parent
+            if (
+                t in ("type_spec", "type_alias")
+                and decl is not None
+                and decl.type == "type_declaration"
+                and sum(1 for c in decl.named_children if c.type in spec.defs) == 1
+            ):
+                outer = decl
+            it = _Item(node, outer, kind, name, True)
+            it.prefix = ".".join([*quals, name])
+        items.append(it)
+    items.sort(key=lambda it: (it.outer.start_byte, -it.outer.end_byte))
+
+    stack: list[int] = []
+    seen: dict[str, int] = {}
+    class_names = {it.name for it in items if it.kind in CLASSLIKE}
+    for idx, it in enumerate(items):
+        node, outer = it.node, it.outer
+        while stack and items[stack[-1]].outer.end_byte <= outer.start_byte:
+            stack.pop()
+        it.parent = stack[-1] if stack else -1
+        up = items[it.parent] if it.parent >= 0 else None
+        # unnamed scopes (namespaces) add nothing: their qualname is their parent's
+        it.qualname = ".".join(p for p in (up.qualname if up else "", it.prefix) if p)
+        member = up is not None and (
+            up.kind in CLASSLIKE or (language == "ruby" and up.kind == "module")
+        )
+        if it.is_def and it.kind == "function" and member:
+            it.kind = "method"
+        elif it.is_def and it.kind == "method" and up is None and language in ("c", "cpp"):
+            owner = it.prefix.rsplit(".", 2)[-2] if "." in it.prefix else ""
+            if owner not in class_names:  # ns::f() defines a function, A::f() a method
+                it.kind = "function"
+        stack.append(idx)
+
+        # Rows: decorators/attributes before, doc comment above, content end, header.
+        start = outer.start_point.row
+        prev: Node | None = outer.prev_named_sibling
+        while prev is not None and (prev.type in spec.prefixes or prev.type in spec.comments):
+            if prev.type in spec.prefixes:
+                start = prev.start_point.row
+            prev = prev.prev_named_sibling
+        it.start = start
+        it.end = max(start, _end_row(node, spec.comments))
+        indent = len(lines[start]) - len(lines[start].lstrip()) if start < len(lines) else 0
+        doc_start = start
+        while (com := own.get(doc_start - 1)) is not None:
+            sp = com.start_point
+            line = lines[sp.row]
+            # on its own line(s), at the definition's indentation
+            if sp.column != indent or len(line) - len(line.lstrip()) != indent:
+                break
+            doc_start = sp.row
+        it.doc_start = doc_start
+        body, brace = _body(node, data)
+        it.body = body
+        it.head_end = max(start, _head_end(node, body, brace, it.end, spec.comments))
+        if body is not None and it.end > it.head_end:
+            last = lines[it.end].strip() if it.end < len(lines) else ""
+            if last.startswith("}") if spec.braces else last == "end" and language == "ruby":
+                it.foot = it.end
+        if not it.is_def:
+            continue
+        count = seen.get(it.qualname, 0) + 1
+        seen[it.qualname] = count
+        it.key = it.qualname if count == 1 else f"{it.qualname}#{count}"
+
+    parsed.items = items
+    for idx, it in enumerate(items):
+        parsed.by_node[it.node.id] = idx
+        parsed.by_node[it.outer.id] = idx
+        if it.is_def:
+            parsed.by_qualname.setdefault(it.qualname, []).append(idx)
+            parsed.by_key[it.key] = idx
+
+
+def _details(parsed: _Parsed, it: _Item) -> _Item:
+    """Fill an item's signature, doc line and outline doc rows (computed on demand)."""
+    if it.done:
+        return it
+    it.done = True
+    lines, node, body = parsed.lines, it.node, it.body
+    sig_end = body.start_byte if body is not None else node.end_byte
+    if body is not None and not parsed.spec.braces:
+        # Python, Ruby: the header rows (a Ruby body starts after any comments)
+        sig_end = parsed.data.find(b"\n", node.start_byte, body.start_byte)
+        sig_end = body.start_byte if sig_end < 0 or parsed.language == "python" else sig_end
+    sig = parsed.data[node.start_byte : sig_end].decode("utf-8", "replace")
+    if body is None and it.end - node.start_point.row > 2:
+        sig = sig.split("\n", 1)[0]
+    if node.type == "type_spec":
+        sig = _text(node).split("{", 1)[0]
+        sig = sig if it.outer is node else "type " + sig
+    it.sig = _collapse(sig).rstrip(":{ =").rstrip()
+    if parsed.language == "python":
+        ds = _docstring(node, parsed.spec.comments)
+        if ds is not None:
+            row0 = ds.start_point.row
+            i, it.doc = _doc_line(_strip_quotes(_text(ds)))
+            last_row = _end_row(ds, ())
+            it.doc_rows = tuple(range(row0, min(row0 + i, last_row) + 1))
+            if last_row > it.doc_rows[-1]:
+                it.doc_rows += (last_row,)
+    elif it.doc_start < it.start:
+        i, it.doc = _doc_line("\n".join(lines[it.doc_start : it.start]))
+        rows = tuple(range(it.doc_start, it.doc_start + i + 1))
+        if lines[it.start - 1].strip() in ("*/", "**/") and it.start - 1 > rows[-1]:
+            rows += (it.start - 1,)
+        it.doc_rows = rows
+    return it
+
+
+def _strip_quotes(text: str) -> str:
+    text = text.lstrip("rRuUbBfF")
+    for q in ('"""', "'''", '"', "'"):
+        if text.startswith(q):
+            text = text[len(q) :]
+            if text.endswith(q):
+                text = text[: -len(q)]
+            break
+    return text
+
+
+# --- imports -----------------------------------------------------------------------------------
+
+_KEYWORDS = frozenset(
+    [
+        "import",
+        "from",
+        "as",
+        "use",
+        "using",
+        "static",
+        "type",
+        "typeof",
+        "package",
+        "namespace",
+        "func",
+        "require",
+        "include",
+        "extern",
+        "crate",
+        "self",
+        "super",
+        "mod",
+        "pub",
+        "global",
+        "const",
+        "function",
+        "default",
+        "export",
+        "let",
+        "var",
+        "in",
+    ]
+)
+_STRINGS = re.compile(r"\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|`[^`]*`")
+_BOUND = re.compile(r"[A-Za-z_$][\w$]*(?!\s*(?:\.|::|\\|/))")
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+
+
+def _python_import_names(node: Node) -> set[str]:
+    names: set[str] = set()
+    for child in node.children_by_field_name("name"):
+        if child.type == "aliased_import":
+            alias = child.child_by_field_name("alias")
+            if alias is not None:
+                names.add(_text(alias))
+        elif node.type == "import_statement":
+            names.add(_text(child).split(".", 1)[0].strip())
+        else:
+            names.add(_text(child).rsplit(".", 1)[-1].strip())
+    return names
+
+
+def _index_imports(parsed: _Parsed, nodes: list[Node]) -> None:
+    spec, language = parsed.spec, parsed.language
+    for node in nodes:
+        parent = node.parent
+        if language == "python":
+            if parent is None or parent.type != "module":
+                continue
+        else:
+            local = False
+            while parent is not None:
+                if parent.type in spec.defs:
+                    local = True
+                    break
+                parent = parent.parent
+            if local:
+                continue
+        first, last = node.start_point.row, _end_row(node, spec.comments)
+        if language == "python":
+            parsed.imports.append((((first, last),), frozenset(_python_import_names(node))))
+            continue
+        if language == "go":
+            specs = [s for s in _descendants(node, "import_spec")]
+            for s in specs:
+                alias = s.child_by_field_name("name")
+                path = s.child_by_field_name("path")
+                if alias is not None:
+                    name = _text(alias)
+                else:  # the last element of the import path
+                    name = _text(path).strip('"`').rsplit("/")[-1] if path is not None else ""
+                srow, erow = s.start_point.row, _end_row(s, spec.comments)
+                rows = ((first, first), (srow, erow), (last, last))
+                parsed.imports.append((rows, frozenset({name})))
+            continue
+        bare = _STRINGS.sub(" ", _text(node))
+        names = {m for m in _BOUND.findall(bare) if m not in _KEYWORDS}
+        parsed.imports.append((((first, last),), frozenset(names)))
+
+
+def _descendants(node: Node, type_name: str) -> list[Node]:
+    out: list[Node] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.type == type_name:
+            out.append(n)
+            continue
+        stack.extend(reversed(n.named_children))
+    return out
+
+
+def _imports_for(parsed: _Parsed, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    if not parsed.imports:
+        return []
+    words: set[str] = set()
+    for a, b in _merge(spans):
+        for row in range(a, b + 1):
+            words.update(_IDENT.findall(parsed.lines[row]))
+    out: list[tuple[int, int]] = []
+    for rows, names in parsed.imports:
+        if names & words:
+            out.extend(rows)
+    return out
+
+
+# --- lookup ------------------------------------------------------------------------------------
+
+
+def _normalize_symbol(symbol: str) -> str:
+    s = symbol.strip().replace("::", ".")
+    s = re.sub(r"#(?!\d+$)", ".", s)
+    s = re.sub(r"\(.*\)$", "", s)  # "f()" as written in prose
+    return s.strip(".")
+
+
+def _lookup(parsed: _Parsed, symbol: str) -> list[int]:
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise SlicingError(f"symbol must be a non-empty string, not {symbol!r}")
+    name = _normalize_symbol(symbol)
+    if name in parsed.by_key and "#" in name:
+        return [parsed.by_key[name]]
+    if name in parsed.by_qualname:
+        return list(parsed.by_qualname[name])
+    tail = "." + name
+    hits = sorted(q for q in parsed.by_qualname if q.endswith(tail))
+    if len(hits) == 1:
+        return list(parsed.by_qualname[hits[0]])
+    if hits:
+        raise AmbiguousSymbol(
+            symbol,
+            hits,
+            f"{symbol!r} matches {len(hits)} definitions: {', '.join(hits[:10])}; "
+            "pass the qualified name",
+        )
+    names = list(parsed.by_qualname)
+    pool = names + sorted({q.rsplit(".", 1)[-1] for q in names})
+    close = difflib.get_close_matches(name, pool, n=5, cutoff=0.6)
+    lower = name.lower()
+    close += [q for q in names if lower in q.lower() and q not in close][: 5 - len(close)]
+    matches: list[str] = []
+    for c in close:  # a bare name suggestion is shown as its qualname(s)
+        full = [c] if c in parsed.by_qualname else [q for q in names if q.endswith("." + c)]
+        for q in full:
+            if q not in matches:
+                matches.append(q)
+    hint = f"; close matches: {', '.join(matches)}" if matches else ""
+    if not names:
+        hint = "; the file defines nothing"
+    raise SymbolNotFound(symbol, matches, f"no definition named {symbol!r}{hint}")
+
+
+# --- context and rendering -----------------------------------------------------------------------
+
+
+def _context(parsed: _Parsed, outer: Node, stop_at_item: bool = False) -> list[tuple[int, int]]:
+    """Header (and footer) rows of what encloses a definition or statement."""
+    spec = parsed.spec
+    out: list[tuple[int, int]] = []
+    child = outer
+    node = outer.parent
+    while node is not None:
+        idx = parsed.by_node.get(node.id)
+        if idx is not None:
+            it = parsed.items[idx]
+            if it.node.id == node.id or it.outer.id == node.id:
+                if stop_at_item:
+                    break
+                out.append((it.start, it.head_end))
+                if it.foot >= 0:
+                    out.append((it.foot, it.foot))
+        elif node.type in spec.contexts:
+            out.append((node.start_point.row, _block_header_end(node)))
+            if node.type == "try_statement" and child.type not in (
+                "except_clause",
+                "except_group_clause",
+                "finally_clause",
+            ):
+                handler = next(
+                    (
+                        c
+                        for c in node.named_children
+                        if c.type in ("except_clause", "except_group_clause", "finally_clause")
+                    ),
+                    None,
+                )
+                if handler is not None:
+                    out.append((handler.start_point.row, _block_header_end(handler)))
+        child = node
+        node = node.parent
+    return out
+
+
+def _block_header_end(node: Node) -> int:
+    """Row of the ``:`` that ends a Python compound statement's header."""
+    prev = None
+    for c in node.children:
+        if c.type == "block":
+            break
+        prev = c
+    return prev.end_point.row if prev is not None else node.start_point.row
+
+
+def _statement_at(parsed: _Parsed, row: int) -> list[tuple[int, int]]:
+    line = parsed.lines[row]
+    col = len(line.encode("utf-8", "surrogatepass")) - len(
+        line.lstrip().encode("utf-8", "surrogatepass")
+    )
+    root = parsed.tree.root_node
+    node = root.descendant_for_point_range((row, col), (row, col))
+    if node is None or node.id == root.id or not line.strip():
+        return [(row, row)]
+    while node.parent is not None and node.parent.id != root.id:
+        parent = node.parent
+        grand = parent.parent
+        if grand is not None and grand.id in parsed.by_node:
+            break
+        node = parent
+    out = [(node.start_point.row, _end_row(node, parsed.spec.comments))]
+    out.extend(_context(parsed, node))
+    return out
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1] + 1:
+            if b > merged[-1][1]:
+                merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _make_slice(
+    parsed: _Parsed,
+    spans: list[tuple[int, int]],
+    targets: list[int],
+    path: str | None,
+    line_numbers: bool,
+) -> Slice:
+    lines = parsed.lines
+    n = len(lines)
+    clipped = [(max(a, 0), min(b, n - 1)) for a, b in spans if a <= b and a < n]
+    leaders = parsed.spec.comment_leaders
+
+    def shown_instead(a: int, b: int) -> bool:
+        # A hidden run of one line is shown instead: a marker would take as much room. So is
+        # a short run of blank and comment lines (no code, so a marker there could not take
+        # a code line's indentation; in Python a marker at the wrong depth could split an
+        # if/elif chain).
+        if b <= a:
+            return True
+        if b - a >= 3:
+            return False
+        return all(not (t := lines[r].strip()) or t.startswith(leaders) for r in range(a, b + 1))
+
+    merged: list[tuple[int, int]] = []
+    for a, b in _merge(clipped):
+        if merged and shown_instead(merged[-1][1] + 1, a - 1):
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    if merged and merged[0][0] > 0 and shown_instead(0, merged[0][0] - 1):
+        merged[0] = (0, merged[0][1])
+    if merged and merged[-1][1] < n - 1 and shown_instead(merged[-1][1] + 1, n - 1):
+        merged[-1] = (merged[-1][0], n - 1)
+    width = len(str(max(n, 1)))
+    pad = " " * (width + 2) if line_numbers else ""
+    out: list[str] = []
+
+    def marker(a: int, b: int, after: int) -> None:
+        indent = None
+        for row in range(a, b + 1):
+            stripped = lines[row].lstrip()
+            if stripped and not stripped.startswith(leaders):
+                indent = lines[row][: len(lines[row]) - len(stripped)]
+                break
+        if indent is None:
+            nxt = lines[after] if after < n else ""
+            indent = nxt[: len(nxt) - len(nxt.lstrip())]
+        span = f"line {a + 1}" if a == b else f"lines {a + 1}-{b + 1}"
+        out.append(f"{pad}{indent}{MARKER} ({span} elided)")
+
+    prev_end = -1
+    for a, b in merged:
+        if a > prev_end + 1:
+            marker(prev_end + 1, a - 1, a)
+        for row in range(a, b + 1):
+            out.append(f"{row + 1:>{width}}  {lines[row]}" if line_numbers else lines[row])
+        prev_end = b
+    if prev_end < n - 1:
+        marker(prev_end + 1, n - 1, n)
+    spans_out = {
+        parsed.items[i].key: (parsed.items[i].start + 1, parsed.items[i].end + 1) for i in targets
+    }
+    return Slice(
+        text="\n".join(out),
+        ranges=tuple((a + 1, b + 1) for a, b in merged),
+        symbols=tuple(parsed.items[i].key for i in targets),
+        spans=spans_out,
+        language=parsed.language,
+        path=path,
+        errors=parsed.errors,
+    )
