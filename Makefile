@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/truncate_speed.py
 	$(BIN)/python benchmarks/store_speed.py
 	cd benchmarks && ../$(BIN)/python trim_replay.py --naive
+	$(BIN)/python benchmarks/slice_stdlib.py
+	cd benchmarks && ../$(BIN)/python slice_replay.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -11,6 +11,7 @@ from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, keep
 from tidyctx.transforms.cache import cache
 from tidyctx.transforms.expand import expand_tool
 from tidyctx.transforms.order import order
+from tidyctx.transforms.slice_code import slice_code
 from tidyctx.transforms.slicing import (
     Definition,
     Slice,
@@ -46,6 +47,7 @@ __all__ = [
     "order",
     "outline",
     "pipe",
+    "slice_code",
     "slice_lines",
     "slice_symbol",
     "trim",

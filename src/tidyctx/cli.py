@@ -2,6 +2,8 @@
 
 ``tidyctx report TRACE``: a run's per-turn tokens and cost.
 ``tidyctx cache-check LOG``: per request, the simulated cache hit rate and why each miss missed.
+``tidyctx slice FILE SYMBOL...`` (or ``--line N``): the code of definitions, with line numbers.
+``tidyctx outline FILE``: a file's classes, functions and methods, signatures only.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from tidyctx import cachesim, pricing
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run, load
 
-__all__ = ["cache_check", "main", "report"]
+__all__ = ["cache_check", "code", "main", "report"]
 
 # Turn replay prices runs on this model unless the recording names a known one (DESIGN.md).
 REPLAY_MODEL = "claude-sonnet-4-6"
@@ -219,6 +221,80 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
 
 
+def code(
+    command: str,
+    file: str,
+    symbols: Sequence[str] = (),
+    lines: Sequence[int] = (),
+    *,
+    language: str | None = None,
+    line_numbers: bool = True,
+    out: Any = None,
+    err: Any = None,
+) -> int:
+    """``tidyctx slice`` and ``tidyctx outline``: print the slice of ``file``; return the exit
+    status (2, with the reason on ``err``, when the file cannot be read or sliced)."""
+    from tidyctx.transforms import slicing  # grammars load lazily, on first use
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        with open(file, "rb") as f:
+            source = f.read()
+    except OSError as exc:
+        print(f"tidyctx {command}: cannot read {file}: {exc.strerror or exc}", file=err)
+        return 2
+    try:
+        if command == "outline":
+            result = slicing.outline(source, language, file, line_numbers=line_numbers)
+        elif lines:
+            result = slicing.slice_lines(
+                source, list(lines), language, file, line_numbers=line_numbers
+            )
+        else:
+            result = slicing.slice_symbol(
+                source, list(symbols), language, file, line_numbers=line_numbers
+            )
+    except slicing.SlicingError as exc:
+        # KeyError's str() quotes its message (SymbolNotFound is one); print it plain.
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"tidyctx {command}: {message}", file=err)
+        return 2
+    text = str(result)
+    print(text, file=out, end="" if text.endswith("\n") else "\n")
+    for problem in result.errors:
+        print(f"tidyctx {command}: note: {problem}", file=err)
+    return 0
+
+
+def _add_code_commands(sub: Any) -> None:
+    sl = sub.add_parser(
+        "slice",
+        help="the code of functions, classes or methods of a file, with line numbers",
+        description="Print the definitions of SYMBOLs (Class.method for methods) in FILE with "
+        "their decorators, doc comments, enclosing class header and the imports they use, "
+        "each line with its number in the file; or, with --line, the smallest definitions "
+        "around those lines (for stack traces and grep hits).",
+    )
+    sl.add_argument("file", help="a source file (the language comes from its name)")
+    sl.add_argument("symbols", nargs="*", metavar="SYMBOL", help="names such as parse or Foo.bar")
+    sl.add_argument(
+        "--line", type=int, action="append", default=[], metavar="N", help="a line number"
+    )
+    ol = sub.add_parser(
+        "outline",
+        help="a file's classes, functions and methods: signatures only",
+        description="Print the signatures of the classes, functions and methods in FILE, each "
+        "with the first line of its doc comment, bodies elided, with line numbers.",
+    )
+    ol.add_argument("file", help="a source file (the language comes from its name)")
+    for p in (sl, ol):
+        p.add_argument("--language", help="the language, if the file name does not say it")
+        p.add_argument(
+            "--no-line-numbers", action="store_true", help="print the code without the gutter"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidyctx", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,7 +310,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     chk.add_argument("log", help="a request-log .jsonl or a run .json")
     chk.add_argument("--model", help="simulate as this model instead of each request's")
+    _add_code_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("slice", "outline"):
+        symbols = getattr(args, "symbols", [])
+        lines = getattr(args, "line", [])
+        if args.command == "slice" and bool(symbols) == bool(lines):
+            parser.error("slice takes SYMBOL names or --line N, not both and not neither")
+        return code(
+            args.command,
+            args.file,
+            symbols,
+            lines,
+            language=args.language,
+            line_numbers=not args.no_line_numbers,
+        )
     try:
         runs = load(args.trace if args.command == "report" else args.log)
     except (OSError, ValueError) as err:

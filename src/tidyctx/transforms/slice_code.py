@@ -1,0 +1,824 @@
+"""slice_code(): file views cut down to the outline and the code the conversation names.
+
+Agents read whole files when one function would do, and every later turn pays for the file
+again. ``slice_code`` finds tool results that hold a file's contents (a ``Read``, a
+``str_replace_editor`` ``view``, a ``read_file``... see :data:`DEFAULT_TOOLS`) and, when one
+is over ``max_tokens``, replaces it with
+
+* a note (a ``[tidyctx: ...]`` marker line) saying what was left out and how to get it back:
+  the original goes into ``store`` and ``tidyctx_expand(id=...)`` (see
+  :func:`tidyctx.transforms.expand.expand_tool`) returns it, or the agent re-reads lines with
+  its own file tool;
+* the file's outline (:func:`tidyctx.transforms.slicing.outline`: every class, function and
+  method signature with its doc comment's first line);
+* in full, the definitions the conversation refers to, most relevant first while they fit in
+  the budget (:func:`tidyctx.transforms.slicing.slice_symbol`: with decorators, the header of
+  the enclosing class and the imports they use).
+
+Lines keep the numbers they have in the file, in the viewer's own style (``     1\\t`` of
+``cat -n``, Claude Code's ``     1→``), so the agent can still edit by line or by text; each
+run of lines not shown is one ``⋮`` line. Apart from the marker, the ``⋮`` lines and the
+numbers, every line of the output is a line of the original result.
+
+Which definitions: the names that occur in the conversation *up to the call* that read the
+file: the call's input, the assistant turn that made it, the user's text, earlier assistant
+turns, and the latest tool results (stack traces, ``grep -n`` hits: lines of this file are
+mapped to the definitions around them). Nothing after the call counts, so a result is cut
+once, when it enters the conversation, and gives the same bytes on every later turn (the
+cache prefix stays intact). Results of recognised file views never count as references
+(they are what this transform rewrites), which keeps ``slice_code`` idempotent.
+
+Results are left as they are, and :meth:`SliceCode.describe` says why, when the language is
+not known from the path, its grammar is not installed, nothing in the file parses, the
+result is not a plain listing (already cut, or an abbreviated view), or slicing would not
+make it much smaller. Put ``slice_code`` before ``trim``/``clear`` in a pipe: it reads the
+earlier tool results as they were recorded.
+
+>>> body = "    path = os.path.join(root, name)\\n" * 6 + "    return path\\n"
+>>> defs = [f"def helper_{i}(root, name):\\n{body}" for i in range(40)]
+>>> source = "import os\\n\\n" + "\\n".join(defs)
+>>> listing = "\\n".join(f"{n:>6}\\t{line}" for n, line in enumerate(source.split("\\n"), 1))
+>>> request = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [
+...     {"role": "user", "content": "Why does helper_17 return a bad path?"},
+...     {"role": "assistant", "content": [{"type": "tool_use", "id": "t1",
+...         "name": "str_replace_editor", "input": {"command": "view", "path": "/src/util.py"}}]},
+...     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+...         "content": listing}]}]}
+>>> out = slice_code(max_tokens=500)(request)["messages"][2]["content"][0]["content"][0]["text"]
+>>> print(out[:95])
+[tidyctx: sliced /src/util.py (python): showing the outline and helper_17; 314 of 362 lines not
+>>> print("\\n".join(out.splitlines()[1:6]))
+     1\timport os
+     2\t
+     3\tdef helper_0(root, name):
+      \t    ⋮ (lines 4–11 not shown)
+    12\tdef helper_1(root, name):
+>>> print("\\n".join(out.splitlines()[37:41]))
+   156\tdef helper_17(root, name):
+   157\t    path = os.path.join(root, name)
+   158\t    path = os.path.join(root, name)
+   159\t    path = os.path.join(root, name)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shlex
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tidyctx.request import Request, ValidationError, block_hash, normalize
+from tidyctx.store import MemoryStore, Store, keep
+from tidyctx.tokens import LocalCounter, get_encoding
+from tidyctx.transforms.truncate import MARKER_PREFIX
+
+if TYPE_CHECKING:
+    from tidyctx.transforms.slicing import Definition
+
+__all__ = [
+    "DEFAULT_TOOLS",
+    "GAP",
+    "Conversation",
+    "FileView",
+    "Listing",
+    "Outcome",
+    "PathSpec",
+    "References",
+    "SliceCode",
+    "cat_path",
+    "parse_listing",
+    "rank",
+    "slice_code",
+    "slice_view",
+]
+
+PathSpec = str | Callable[[Mapping[str, Any]], "str | None"]
+"""How to find the file path of a call: the input key that holds it, or a function of the
+input that returns it (None: this call did not read a file)."""
+
+GAP = "⋮"
+"""Lines not shown are replaced by one line holding this character and their range."""
+
+MIN_MAX_TOKENS = 100
+"""The smallest budget accepted: room for the note and a few signatures."""
+
+_MEMO_SIZE = 4_096
+_MAX_CANDIDATES = 48  # definitions tried against the budget, most relevant first
+_AMBIGUOUS = 3  # a bare name shared by more definitions than this needs its class too
+_SHRINK = 0.9  # slice only when the result gets at least 10% smaller
+_TERM_CHARS = 200_000  # characters of one text searched for names
+
+
+def cat_path(arguments: Mapping[str, Any]) -> str | None:
+    """The file of a shell call that prints one file whole: ``cat FILE`` or ``cat -n FILE``.
+
+    >>> cat_path({"command": "cat -n src/app.py"}), cat_path({"command": "cat a.py | head"})
+    ('src/app.py', None)
+    """
+    command = arguments.get("command")
+    if not isinstance(command, str) or "\n" in command.strip():
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if len(words) == 2 and words[0] == "cat" and not words[1].startswith("-"):
+        return words[1]
+    if len(words) == 3 and words[:2] == ["cat", "-n"] and not words[2].startswith("-"):
+        return words[2]
+    return None
+
+
+DEFAULT_TOOLS: Mapping[str, PathSpec] = {
+    "Read": "file_path",  # Claude Code
+    "str_replace_editor": "path",  # OpenHands, SWE-agent 1.x (command "view")
+    "str_replace_based_edit_tool": "path",  # Anthropic's text editor tool (command "view")
+    "view": "path",
+    "read_file": "path",
+    "open": "path",  # SWE-agent's windowed file viewer
+    "bash": cat_path,
+    "Bash": cat_path,
+    "execute_bash": cat_path,
+}
+"""Tools whose results hold a file's contents, by name, with where the path is. Calls with a
+``command`` other than ``view`` (the edit tools' ``create``, ``str_replace``...) are skipped."""
+
+
+# ---------------------------------------------------------------------------- listings
+
+# A numbered line of a file viewer: ``cat -n`` (``%6d\t``), Claude Code's Read (``%6d→``) and
+# SWE-agent's window (``N:``). The number may be padded; the rest is the line, verbatim.
+_NUMBERED = re.compile(r"( *)(\d{1,9})(\t|→|:)(.*)", re.DOTALL)
+_BARE = re.compile(r" *(\d{1,9})(\r?)")
+_CLIPPED = "<response clipped>"  # OpenHands/SWE-agent: the rest of the listing was cut
+_MAX_HEAD = 3  # lines of a viewer's header before the first numbered line
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A tool result read as a file listing: ``text == head + "\n".join(numbered lines) +
+    tail``.
+
+    ``head`` and ``tail`` are the result's own text around the file's lines (a viewer's
+    header; the newline after the last line and any note after it), verbatim. ``lines`` are
+    the file's lines without their numbers (a ``\r`` of ``\r\n`` endings stays on them);
+    ``first`` is the number of ``lines[0]``. ``sep`` is the viewer's separator after the
+    number (``"\t"``, ``"→"``, ``":"``) and ``width`` the number's padded width; a result
+    without numbers has ``sep == ""`` and is all lines.
+    """
+
+    head: str
+    lines: tuple[str, ...]
+    first: int
+    sep: str
+    width: int
+    tail: str
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.lines) - 1
+
+    @property
+    def source(self) -> str:
+        """The file as shown, after ``first - 1`` empty lines, so that line numbers in the
+        source are the file's."""
+        return "\n" * (self.first - 1) + "\n".join(self.lines)
+
+    def render(self, number: int) -> str:
+        """Line ``number`` of the file in the viewer's style (``cat -n``'s if it had none)."""
+        line = self.lines[number - self.first]
+        if self.sep:
+            return f"{number:>{self.width}}{self.sep}{line}"
+        return f"{number:>6}\t{line}"
+
+    def gap(self, a: int, b: int) -> str:
+        """The line that stands for lines ``a..b``, not shown: in the gutter, ``⋮`` at the
+        indentation of the first of them that is not blank, and the range."""
+        pad = self.width if self.sep else 6
+        indent = ""
+        for n in range(a, min(b, a + 50) + 1):
+            line = self.lines[n - self.first]
+            if line.strip():
+                indent = line[: len(line) - len(line.lstrip(" \t"))]
+                break
+        return f"{'':>{pad}}{self.sep or chr(9)}{indent}{GAP} (lines {a:,}–{b:,} not shown)"
+
+
+def _raw_listing(text: str) -> Listing:
+    return Listing("", tuple(text.split("\n")), 1, "", 6, "")
+
+
+def parse_listing(text: str) -> Listing | None:
+    """Read ``text`` as a file listing; None if its numbered lines are not one contiguous run
+    (an abbreviated view, a result already cut). Text without numbered lines near its start
+    is read as the file itself.
+
+    >>> parse_listing("Here's the file:\\n     7\\tdef f():\\n     8\\t    pass\\n").first
+    7
+    >>> parse_listing("    10→a\\n    12→b") is None
+    True
+    >>> parse_listing("x = 1\\ny = 2").lines
+    ('x = 1', 'y = 2')
+    """
+    at = text.find(_CLIPPED)
+    shown, clipped = (text, "") if at < 0 else (text[:at], text[at:])
+    raw = shown.split("\n")
+    k0 = next((k for k, line in enumerate(raw[: _MAX_HEAD + 1]) if _NUMBERED.fullmatch(line)), -1)
+    if k0 < 0:
+        return None if clipped else _raw_listing(text)
+    m0 = _NUMBERED.fullmatch(raw[k0])
+    assert m0 is not None
+    sep, first = m0.group(3), int(m0.group(2))
+    width = len(m0.group(1)) + len(m0.group(2))
+    lines: list[str] = []
+    k = k0
+    while k < len(raw):
+        m = _NUMBERED.fullmatch(raw[k])
+        if m is not None and m.group(3) == sep and int(m.group(2)) == first + len(lines):
+            lines.append(m.group(4))
+        elif (b := _BARE.fullmatch(raw[k])) and int(b.group(1)) == first + len(lines):
+            lines.append(b.group(2))  # an empty line whose separator was stripped at the end
+        else:
+            break
+        k += 1
+    rest = raw[k:]
+    if len(rest) > max(5, len(lines)) and not clipped and k0 == 0 and sep == ":":
+        return _raw_listing(text)  # "200: 'OK'" on line 1 of a plain file, not a viewer
+    if any((m := _NUMBERED.fullmatch(line)) and m.group(3) == sep for line in rest):
+        return None  # numbered lines out of order: not a plain listing
+    head = "".join(line + "\n" for line in raw[:k0])
+    tail = "".join("\n" + line for line in rest) + clipped
+    return Listing(head, tuple(lines), first, sep, width, tail)
+
+
+# ---------------------------------------------------------------------------- references
+
+_CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|#|->)[A-Za-z_$][\w$]*)*")
+_SPLIT = re.compile(r"\.|::|#|->")
+_PLAIN = re.compile(r"[a-z]+")
+_TRACE_LINE = re.compile(r"""File "([^"\n]+)", line (\d+)""")
+_PATH_LINE = re.compile(r"([\w./\\~@+-]*[\w-]\.[A-Za-z0-9+]{1,6}):(\d+)\b")
+_GREP_LINE = re.compile(r"^(\d+)[:-]", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=8_192)
+def _terms(text: str, prose: bool) -> frozenset[str]:
+    """Names in ``text``: dotted chains (``a.b``, ``A::b``, ``a->b``, kept with dots) and
+    their parts of 3+ characters.
+
+    In prose, a plain lower-case word (``open``, ``update``) only counts where it looks like
+    code: followed by ``(``, or after a backtick or quote.
+
+    >>> sorted(_terms("Call `render` on self.figure.canvas, not draw.", True))
+    ['Call', 'canvas', 'figure', 'render', 'self', 'self.figure.canvas']
+    """
+    text = text[:_TERM_CHARS]
+    out: set[str] = set()
+    for m in _CHAIN.finditer(text):
+        parts = [p for p in _SPLIT.split(m.group()) if p]
+        if len(parts) > 1:
+            out.add(".".join(parts))
+            out.update(p for p in parts if len(p) >= 3)
+            continue
+        word = parts[0]
+        if len(word) < 3:
+            continue
+        if prose and _PLAIN.fullmatch(word):
+            after = text[m.end() : m.end() + 1]
+            before = text[m.start() - 1 : m.start()] if m.start() else ""
+            if after != "(" and before not in ("`", "'", '"'):
+                continue
+        out.add(word)
+    return frozenset(out)
+
+
+def _same_file(mentioned: str, path: str) -> bool:
+    """Whether a path seen in a traceback or a grep hit names the file at ``path``."""
+    a = mentioned.replace("\\", "/").lstrip("./")
+    b = path.replace("\\", "/").lstrip("./")
+    if not a or not b or a.rsplit("/", 1)[-1] != b.rsplit("/", 1)[-1]:
+        return False
+    return a.endswith(b) or b.endswith(a)
+
+
+def _line_refs(text: str, path: str, producer: str) -> set[int]:
+    """Line numbers of ``path`` named in ``text``: traceback frames, ``path:N`` hits, and the
+    ``N:`` lines of a ``grep -n`` whose call (``producer``, its input as JSON) named the file.
+
+    >>> trace = 'File "/r/src/app.py", line 42, in run\\napp.py:7: E501'
+    >>> sorted(_line_refs(trace, "src/app.py", ""))
+    [7, 42]
+    """
+    text = text[:_TERM_CHARS]
+    found: set[int] = set()
+    for m in _TRACE_LINE.finditer(text):
+        if _same_file(m.group(1), path):
+            found.add(int(m.group(2)))
+    for m in _PATH_LINE.finditer(text):
+        if _same_file(m.group(1), path):
+            found.add(int(m.group(2)))
+    base = path.replace("\\", "/").rsplit("/", 1)[-1]
+    if base and base in producer and "grep" in producer and "-n" in producer:
+        found.update(int(m.group(1)) for m in _GREP_LINE.finditer(text))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Said:
+    """What one message said: its text, its tool inputs (as JSON) and its tool results (with
+    the input of the call behind each); results of file views are left out."""
+
+    role: str
+    prose: tuple[str, ...]
+    code: tuple[str, ...]
+    results: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileView:
+    """A call that read a file: its tool, the path and where it sits in the conversation."""
+
+    id: str
+    tool: str
+    path: str
+    input: str
+    """The call's input as canonical JSON."""
+    message: int
+    """Index of the assistant message that made the call."""
+
+
+@dataclass(frozen=True, slots=True)
+class References:
+    """Names and lines of one file that the conversation pointed at, with weights."""
+
+    terms: tuple[tuple[str, int], ...]
+    lines: tuple[tuple[int, int], ...]
+
+
+def _block_texts(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    if not isinstance(content, list):
+        return []
+    out: list[str] = []
+    for b in content:
+        if isinstance(b, str):
+            out.append(b)
+        elif isinstance(b, Mapping) and b.get("type") == "text":
+            out.append(str(b.get("text") or ""))
+    return out
+
+
+def _view_path(tools: Mapping[str, PathSpec], block: Mapping[str, Any]) -> str | None:
+    spec = tools.get(str(block.get("name")))
+    arguments = block.get("input")
+    if spec is None or not isinstance(arguments, Mapping):
+        return None
+    if isinstance(spec, str):
+        command = arguments.get("command")
+        if command is not None and command != "view":
+            return None
+        path = arguments.get(spec)
+    else:
+        path = spec(arguments)
+    return path if isinstance(path, str) and path.strip() else None
+
+
+class Conversation:
+    """The file views of a message list and, for each, what was said before it.
+
+    >>> messages = [
+    ...     {"role": "user", "content": "Fix `load_config` in src/config.py"},
+    ...     {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read",
+    ...         "input": {"file_path": "src/config.py"}}]},
+    ...     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+    ...         "content": "     1→def load_config(): ..."}]}]
+    >>> c = Conversation(messages)
+    >>> c.views["t1"].path, dict(c.references(c.views["t1"]).terms)["load_config"]
+    ('src/config.py', 3)
+    """
+
+    def __init__(self, messages: Sequence[Any], tools: Mapping[str, PathSpec] = DEFAULT_TOOLS):
+        self.said: list[_Said] = []
+        self.views: dict[str, FileView] = {}
+        self._refs: dict[str, References] = {}
+        inputs: dict[str, str] = {}
+        for i, message in enumerate(messages):
+            if not isinstance(message, Mapping):
+                self.said.append(_Said("", (), (), ()))
+                continue
+            content = message.get("content")
+            blocks = content if isinstance(content, list) else [content]
+            code: list[str] = []
+            results: list[tuple[str, str]] = []
+            for b in blocks:
+                if not isinstance(b, Mapping):
+                    continue
+                if b.get("type") == "tool_use":
+                    ident = str(b.get("id"))
+                    text = json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True)
+                    inputs[ident] = text
+                    code.append(text)
+                    path = _view_path(tools, b)
+                    if path is not None:
+                        self.views[ident] = FileView(ident, str(b.get("name")), path, text, i)
+                elif b.get("type") == "tool_result":
+                    ident = str(b.get("tool_use_id"))
+                    if ident not in self.views:
+                        producer = inputs.get(ident, "")
+                        results += [(t, producer) for t in _block_texts(b.get("content"))]
+            prose = tuple(_block_texts(content))
+            self.said.append(_Said(str(message.get("role")), prose, tuple(code), tuple(results)))
+
+    def references(self, view: FileView) -> References:
+        """The names and lines of ``view.path`` pointed at up to the call, weighted: the call's
+        input 8; the assistant turn that made it 6; lines in the latest results 5; the user's
+        words and the latest results 3; the three assistant turns before 2, older turns and
+        the results before the latest 1-2. Only what came before the result counts."""
+        hit = self._refs.get(view.id)
+        if hit is not None:
+            return hit
+        terms: dict[str, int] = {}
+        lines: dict[int, int] = {}
+
+        def add(names: Iterable[str], weight: int) -> None:
+            for name in names:
+                if terms.get(name, 0) < weight:
+                    terms[name] = weight
+
+        def add_lines(numbers: Iterable[int], weight: int) -> None:
+            for n in numbers:
+                if lines.get(n, 0) < weight:
+                    lines[n] = weight
+
+        path = view.path
+        add(_terms(view.input, False), 8)
+        turn = self.said[view.message]
+        for text in turn.prose:
+            add(_terms(text, True), 6)
+            add_lines(_line_refs(text, path, ""), 6)
+        for text in turn.code:
+            add(_terms(text, False), 6)
+        assistant_age = user_age = 0
+        for said in reversed(self.said[: view.message]):
+            if said.role == "assistant":
+                assistant_age += 1
+                weight = 2 if assistant_age <= 3 else 1
+                for text in said.prose:
+                    add(_terms(text, True), weight)
+                for text in said.code:
+                    add(_terms(text, False), weight)
+                continue
+            user_age += 1
+            for text in said.prose:
+                add(_terms(text, True), 3)
+                add_lines(_line_refs(text, path, ""), 3)
+            if user_age <= 2:
+                for text, producer in said.results:
+                    add(_terms(text, False), 3 if user_age == 1 else 2)
+                    add_lines(_line_refs(text, path, producer), 5 if user_age == 1 else 3)
+        hit = References(tuple(sorted(terms.items())), tuple(sorted(lines.items())))
+        self._refs[view.id] = hit
+        return hit
+
+
+def rank(defs: Sequence[Definition], refs: References) -> list[tuple[int, Definition]]:
+    """The definitions ``refs`` point at, as (weight, definition), most relevant first.
+
+    A definition is named by its qualname (``Class.method``), its last two parts, or its bare
+    name when at most three definitions share it; a line names the innermost definition
+    around it. Ties go to the shorter definition, then the earlier.
+    """
+    weights = dict(refs.terms)
+    by_name: dict[str, int] = {}
+    for d in defs:
+        by_name[d.name] = by_name.get(d.name, 0) + 1
+    scores: dict[int, int] = {}
+    for k, d in enumerate(defs):
+        score = weights.get(d.qualname, 0)
+        if "." in d.qualname:
+            score = max(score, weights.get(".".join(d.qualname.split(".")[-2:]), 0))
+        if by_name[d.name] <= _AMBIGUOUS:
+            score = max(score, weights.get(d.name, 0))
+        if score:
+            scores[k] = score
+    for line, weight in refs.lines:
+        inner = -1
+        for k, d in enumerate(defs):
+            if d.start_line <= line <= d.end_line and (
+                inner < 0
+                or d.end_line - d.start_line <= defs[inner].end_line - defs[inner].start_line
+            ):
+                inner = k
+        if inner >= 0 and scores.get(inner, 0) < weight:
+            scores[inner] = weight
+    order = sorted(
+        scores,
+        key=lambda k: (-scores[k], defs[k].end_line - defs[k].start_line, defs[k].start_line),
+    )
+    return [(scores[k], defs[k]) for k in order[:_MAX_CANDIDATES]]
+
+
+# ---------------------------------------------------------------------------- slicing
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one file view: the new text (None if left unchanged) and why."""
+
+    path: str
+    text: str | None
+    reason: str
+    tokens_before: int = 0
+    tokens_after: int = 0
+    shown: tuple[str, ...] = ()
+    """Qualnames of the definitions shown in full."""
+
+
+def _lines_of(ranges: Iterable[tuple[int, int]]) -> set[int]:
+    out: set[int] = set()
+    for a, b in ranges:
+        out.update(range(a, b + 1))
+    return out
+
+
+def _runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
+def _body(listing: Listing, shown: set[int]) -> list[str]:
+    """The listing's lines in ``shown``, in order, with one gap line per run not shown."""
+    out: list[str] = []
+    n = listing.first
+    for a, b in [*_runs(x for x in shown if listing.first <= x <= listing.last), (0, -1)]:
+        end = listing.last if a == 0 else a - 1
+        if end == n:  # one hidden line: showing it costs no more than a gap line
+            out.append(listing.render(n))
+        elif end > n:
+            out.append(listing.gap(n, end))
+        out.extend(listing.render(k) for k in range(a, b + 1))
+        n = b + 1
+    return out
+
+
+class _Cost:
+    """Tokens of a set of listing lines, each line encoded once (an estimate: the sum of
+    per-line counts, calibrated); the final text is counted exactly."""
+
+    def __init__(self, listing: Listing, factor: float) -> None:
+        self.listing = listing
+        self.factor = factor
+        self.encoding = get_encoding()
+        self.memo: dict[int, int] = {}
+
+    def __call__(self, numbers: Iterable[int]) -> int:
+        raw = 0
+        for n in numbers:
+            c = self.memo.get(n)
+            if c is None:
+                c = len(self.encoding.encode_ordinary(self.listing.render(n) + "\n"))
+                self.memo[n] = c
+            raw += c
+        return int(raw * self.factor) + 1
+
+
+def slice_view(
+    text: str,
+    path: str,
+    refs: References,
+    budget: int,
+    *,
+    counter: LocalCounter | None = None,
+    store: Store | None = None,
+) -> Outcome:
+    """Slice one file view's text (see :func:`slice_code`); pure apart from ``store.put``."""
+    from tidyctx.transforms import slicing
+
+    counter = counter or LocalCounter()
+    if MARKER_PREFIX in text:
+        return Outcome(path, None, "already cut by tidyctx")
+    language = slicing.language_for(path)
+    if language is None:
+        return Outcome(path, None, "language not known from the file name")
+    before = counter.count_text(text)
+    if before <= budget:
+        return Outcome(path, None, "within budget", before, before)
+    listing = parse_listing(text)
+    if listing is None or not any(line.strip() for line in listing.lines):
+        return Outcome(path, None, "not a plain file listing", before, before)
+    source = listing.source
+    try:
+        defs = slicing.definitions(source, language=language, path=path)
+        if not defs:
+            return Outcome(path, None, f"no definitions found ({language})", before, before)
+        shape = slicing.outline(source, language=language, path=path)
+    except slicing.GrammarMissing as err:
+        return Outcome(path, None, f"grammar missing ({err})", before, before)
+    except slicing.SlicingError as err:
+        return Outcome(path, None, f"could not parse ({err})", before, before)
+    shown = _lines_of(shape.ranges)
+    cost = _Cost(listing, counter.factor())
+    room = max(budget, cost(shown) + budget // 2)
+    chosen: list[str] = []
+    skipped: list[str] = []
+    for _, d in rank(defs, refs):
+        if d.qualname in chosen or d.qualname in skipped:
+            continue
+        try:
+            piece = slicing.slice_symbol(source, d.qualname, language=language, path=path)
+        except slicing.SlicingError:
+            continue
+        more = shown | _lines_of(piece.ranges)
+        if cost(more) <= room:
+            shown = more
+            chosen.append(d.qualname)
+        else:
+            skipped.append(d.qualname)
+    key = keep(store, text) if store is not None else ""
+    body = _body(listing, shown)
+    hidden = len(listing.lines) - sum(1 for n in shown if listing.first <= n <= listing.last)
+    what = f"the outline and {', '.join(chosen)}" if chosen else "the outline"
+    also = f"; named but too long to show: {', '.join(skipped[:5])}" if skipped else ""
+    back = f'the whole result with tidyctx_expand(id="{key}")' if key else "the whole file"
+    note = (
+        f"{MARKER_PREFIX}sliced {path} ({language}): showing {what}; {hidden:,} of "
+        f"{len(listing.lines):,} lines not shown{also}. Read other lines with the file tool "
+        f"(by line number), or {back}]"
+    )
+    tail = listing.tail
+    if tail and not tail.startswith("\n"):
+        tail = "\n" + tail  # a note that followed a clipped line goes on its own line
+    out = note + "\n" + listing.head + "\n".join(body) + tail
+    after = counter.count_text(out)
+    if after > before * _SHRINK:
+        return Outcome(path, None, "slicing would not make it much smaller", before, before)
+    reason = "sliced" + (f" ({'; '.join(shape.errors)})" if shape.errors else "")
+    return Outcome(path, out, reason, before, after, tuple(chosen))
+
+
+# ---------------------------------------------------------------------------- the transform
+
+
+@dataclass(eq=False)
+class SliceCode:
+    """The transform :func:`slice_code` returns; call it on a request."""
+
+    max_tokens: int = 2_000
+    tools: Mapping[str, PathSpec] = field(default_factory=lambda: dict(DEFAULT_TOOLS))
+    store: Store = field(default_factory=MemoryStore)
+    model: str | None = None
+    _memo: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"slice_code(max_tokens={self.max_tokens})"
+
+    def __call__(self, request: Request) -> Request:
+        return self._run(request)[0]
+
+    def outcomes(self, request: Request) -> list[Outcome]:
+        """What happens to each file view of ``request``: sliced, or why it is left as is."""
+        return self._run(request)[1]
+
+    def describe(self, before: Request, after: Request) -> str:
+        outcomes = self.outcomes(before)
+        sliced = [o for o in outcomes if o.text is not None]
+        left = [o for o in outcomes if o.text is None and o.reason != "within budget"]
+        parts = []
+        if sliced:
+            s = "s" if len(sliced) != 1 else ""
+            parts.append(
+                f"sliced {len(sliced)} file view{s} ({sum(o.tokens_before for o in sliced):,} "
+                f"-> {sum(o.tokens_after for o in sliced):,} tokens)"
+            )
+            parts += [f"{_short(o.path)}: {o.reason}" for o in sliced if o.reason != "sliced"][:3]
+        if left:
+            why = "; ".join(f"{_short(o.path)}: {o.reason}" for o in left[:4])
+            more = f" and {len(left) - 4} more" if len(left) > 4 else ""
+            parts.append(f"left unchanged: {why}{more}")
+        if not parts:
+            return f"no file view over {self.max_tokens:,} tokens ({len(outcomes)} within budget)"
+        return "; ".join(parts)
+
+    def _run(self, request: Request) -> tuple[Request, list[Outcome]]:
+        out = normalize(request)
+        messages = out.get("messages")
+        if not isinstance(messages, list):
+            raise ValidationError("messages", "missing", "slice_code() needs a list of messages")
+        conversation = Conversation(messages, self.tools)
+        outcomes: list[Outcome] = []
+        if not conversation.views:
+            return out, outcomes
+        counter = LocalCounter(self.model or out.get("model"))
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, list):
+                continue
+            for j, block in enumerate(content):
+                if not (isinstance(block, dict) and block.get("type") == "tool_result"):
+                    continue
+                view = conversation.views.get(str(block.get("tool_use_id")))
+                inner = block.get("content")
+                if view is None or block.get("is_error") or not isinstance(inner, list):
+                    continue
+                new: list[Any] = []
+                for b in inner:
+                    if isinstance(b, dict) and b.get("type") == "text" and b.get("text"):
+                        outcome = self._outcome(str(b["text"]), view, conversation, counter)
+                        outcomes.append(outcome)
+                        if outcome.text is not None:
+                            b = {**b, "text": outcome.text}
+                    new.append(b)
+                if new != inner:
+                    content[j] = {**block, "content": new}
+        return out, outcomes
+
+    def _outcome(
+        self, text: str, view: FileView, conversation: Conversation, counter: LocalCounter
+    ) -> Outcome:
+        # Cheap checks first: most views are small or in a language without a grammar.
+        if MARKER_PREFIX in text:
+            return Outcome(view.path, None, "already cut by tidyctx")
+        if len(text) <= self.max_tokens:  # a token is at least one character
+            return Outcome(view.path, None, "within budget")
+        refs = conversation.references(view)
+        key = block_hash([text, view.path, refs.terms, refs.lines, self.max_tokens])
+        with self._lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+        if hit is not None:
+            if hit.text is not None:
+                keep(self.store, text)  # the store may have evicted it since
+            return hit
+        hit = slice_view(text, view.path, refs, self.max_tokens, counter=counter, store=self.store)
+        with self._lock:
+            self._memo[key] = hit
+            while len(self._memo) > _MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return hit
+
+
+def _short(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def slice_code(
+    *,
+    max_tokens: int = 2_000,
+    tools: Mapping[str, PathSpec] | None = None,
+    store: Store | None = None,
+    model: str | None = None,
+) -> SliceCode:
+    """Replace file views over ``max_tokens`` by the outline and the code the conversation
+    names (see the module documentation).
+
+    ``max_tokens`` is counted with :class:`~tidyctx.tokens.LocalCounter` (for ``model``, else
+    the request's). It is the size over which a view is sliced and the budget of the slice:
+    the outline always shows, and named definitions are added while the whole stays within
+    ``max_tokens`` (or the outline plus ``max_tokens / 2``, for a file whose outline alone is
+    large). ``tools`` maps a tool name to the input key that holds the file path, or to a
+    function of the input that returns it (default :data:`DEFAULT_TOOLS`; to add a tool, pass
+    ``{**DEFAULT_TOOLS, "my_viewer": "file"}``). ``store`` keeps the originals (default: a
+    :class:`~tidyctx.store.MemoryStore` of this transform); give the same store to
+    :func:`~tidyctx.transforms.expand.expand_tool`.
+
+    Needs the ``code`` extra (``pip install tidyctx[code]``) for the grammars; a view whose
+    grammar is missing is left as it is, and :func:`tidyctx.explain` says so.
+    """
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        max_tokens_ok = False
+    else:
+        max_tokens_ok = max_tokens >= MIN_MAX_TOKENS
+    if not max_tokens_ok:
+        raise ValueError(
+            f"slice_code(max_tokens={max_tokens!r}): the budget must be an integer >= "
+            f"{MIN_MAX_TOKENS} (room for the note and the outline)"
+        )
+    chosen = dict(DEFAULT_TOOLS if tools is None else tools)
+    for tool, spec in chosen.items():
+        if not isinstance(tool, str) or not tool:
+            raise ValueError(f"slice_code(tools=...): tool names are strings, got {tool!r}")
+        if not (isinstance(spec, str) and spec) and not callable(spec):
+            raise ValueError(
+                f"slice_code(tools={{{tool!r}: {spec!r}}}): give the input key that holds the "
+                'path (e.g. "path") or a function of the input that returns it'
+            )
+    return SliceCode(
+        max_tokens=max_tokens,
+        tools=chosen,
+        store=store if store is not None else MemoryStore(),
+        model=model,
+    )

@@ -1,0 +1,648 @@
+"""slice_code(): file views cut to the outline and the code the conversation names."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tidyctx as tc
+from strategies import growing_conversations, requests
+from tidyctx.store import MemoryStore
+from tidyctx.testing import LocalServer
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms import _grammars, slicing
+from tidyctx.transforms.expand import expand_tool
+from tidyctx.transforms.slice_code import (
+    GAP,
+    Conversation,
+    SliceCode,
+    cat_path,
+    parse_listing,
+    slice_code,
+)
+from tidyctx.transforms.truncate import MARKER_PREFIX
+
+MODEL = "claude-sonnet-4-6"
+# A real file of this interpreter's standard library (about 500 lines, 4,800 tokens).
+TEXTWRAP = Path(textwrap.__file__).read_text(encoding="utf-8")
+HEADER = "Here's the result of running `cat -n` on /repo/lib/textwrap.py:\n"
+
+
+def cat_n(source: str, first: int = 1, sep: str = "\t") -> str:
+    return "\n".join(f"{n:>6}{sep}{line}" for n, line in enumerate(source.split("\n"), first))
+
+
+def def_lines(source: str, qualname: str) -> tuple[int, int]:
+    d = next(d for d in slicing.definitions(source, "python") if d.qualname == qualname)
+    return d.start_line, d.end_line
+
+
+def view_request(
+    result: str,
+    *,
+    before: str = "Fix the wrapping bug.",
+    tool: str = "str_replace_editor",
+    arguments: dict[str, Any] | None = None,
+    after: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    arguments = arguments or {"command": "view", "path": "/repo/lib/textwrap.py"}
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": before},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look at the file."},
+                {"type": "tool_use", "id": "toolu_view", "name": tool, "input": arguments},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_view", "content": result}],
+        },
+    ]
+    return {"model": MODEL, "max_tokens": 512, "messages": messages + (after or [])}
+
+
+def result_text(request: dict[str, Any], index: int = 2) -> str:
+    block = request["messages"][index]["content"][0]
+    return "".join(b["text"] for b in block["content"] if b["type"] == "text")
+
+
+def numbered(text: str) -> dict[int, str]:
+    """Line number -> code of the numbered lines of a (sliced) listing."""
+    out = {}
+    for line in text.split("\n"):
+        m = re.fullmatch(r" *(\d+)(\t|→|:)(.*)", line, re.DOTALL)
+        if m:
+            out[int(m.group(1))] = m.group(3)
+    return out
+
+
+def assert_only_source(out: str, original: str, source_lines: list[str], first: int = 1) -> None:
+    """Every line of ``out`` is the note, a gap line, a line of the original result, or a
+    numbered line whose code is the source's line of that number."""
+    original_lines = set(original.split("\n"))
+    note, *rest = out.split("\n")
+    assert note.startswith(MARKER_PREFIX) and note.endswith("]")
+    for line in rest:
+        if re.fullmatch(rf" *(\t|→|:)[ \t]*{GAP} \(lines [\d,]+–[\d,]+ not shown\)", line):
+            continue
+        m = re.fullmatch(r" *(\d+)(\t|→|:)(.*)", line, re.DOTALL)
+        if m and first <= int(m.group(1)) < first + len(source_lines):
+            assert m.group(3) == source_lines[int(m.group(1)) - first], line
+            continue
+        assert line in original_lines, f"line not from the source: {line!r}"
+
+
+# ---------------------------------------------------------------------------- listings
+
+
+def test_listing_forms_of_real_viewers() -> None:
+    openhands = HEADER + cat_n("import os\n\ndef f():\n    pass") + "\n"
+    listing = parse_listing(openhands)
+    assert listing is not None
+    assert (listing.head, listing.first, listing.sep, listing.width) == (HEADER, 1, "\t", 6)
+    assert listing.lines == ("import os", "", "def f():", "    pass")
+    assert listing.tail == "\n"
+
+    claude = (
+        cat_n("a = 1\nb = 2", sep="→") + "\n\n<system-reminder>\nbe careful\n</system-reminder>\n"
+    )
+    listing = parse_listing(claude)
+    assert listing is not None and listing.sep == "→" and listing.lines == ("a = 1", "b = 2")
+    assert listing.tail.startswith("\n\n<system-reminder>")
+
+    # SWE-agent: an OBSERVATION line, \r\n endings, and a last empty line without its tab.
+    swe = "OBSERVATION:\nHere's the result:\r\n  6035\tx = 1\r\n  6036\t    y = 2\r\n  6037"
+    listing = parse_listing(swe)
+    assert listing is not None and listing.first == 6035
+    assert listing.lines == ("x = 1\r", "    y = 2\r", "")
+    assert listing.source.split("\n")[6034] == "x = 1\r"
+
+    clipped = (
+        HEADER
+        + cat_n("def f():\n    return 1\ndef g():\n    ret")
+        + "<response clipped><NOTE>more</NOTE>\n"
+    )
+    listing = parse_listing(clipped)
+    assert listing is not None and listing.lines[-1] == "    ret"
+    assert listing.tail == "<response clipped><NOTE>more</NOTE>\n"
+
+
+def test_listings_that_are_not_plain_files() -> None:
+    abbreviated = "     1\timport os\n     2\t\n…\n   120\tdef f():\n   121\t    pass"
+    assert parse_listing(abbreviated) is None
+    assert (
+        parse_listing(
+            "[tidyctx: sliced]\n     1\ta\n" + f"      \t{GAP} (lines 2–9 not shown)\n    10\tb"
+        )
+        is None
+    )
+    raw = parse_listing("def f():\n    return {200: 'OK'}\n")
+    assert raw is not None and raw.sep == "" and raw.first == 1
+
+
+@given(
+    st.lists(st.text(st.characters(exclude_characters="\n"), max_size=30), min_size=1, max_size=30),
+    st.sampled_from(["\t", "→"]),
+    st.integers(1, 5000),
+)
+@settings(max_examples=60, deadline=None)
+def test_listing_round_trip(lines: list[str], sep: str, first: int) -> None:
+    text = HEADER + cat_n("\n".join(lines), first, sep) + "\n"
+    listing = parse_listing(text)
+    assert listing is not None
+    assert listing.lines == tuple(lines) and listing.first == first
+    body = "\n".join(f"{n:>6}{sep}{line}" for n, line in enumerate(listing.lines, first))
+    assert listing.head + body + listing.tail == text
+
+
+def test_cat_path_reads_plain_cat_only() -> None:
+    assert cat_path({"command": "cat /r/a.py"}) == "/r/a.py"
+    assert cat_path({"command": "cat -n 'my file.py'"}) == "my file.py"
+    for command in ("cat a.py b.py", "cat a.py | grep x", "cat -A a.py", "grep x a.py", "cat 'a"):
+        assert cat_path({"command": command}) is None
+    assert cat_path({"cmd": "cat a.py"}) is None
+
+
+# ---------------------------------------------------------------------------- slicing
+
+
+def test_slices_a_real_file_to_the_named_function() -> None:
+    text = HEADER + cat_n(TEXTWRAP) + "\n"
+    request = view_request(text, before="dedent() keeps a tab it should strip; fix `dedent`.")
+    store = MemoryStore()
+    t = slice_code(max_tokens=1500, store=store)
+    out = result_text(t(request))
+    counter = LocalCounter(MODEL)
+    assert counter.count_text(out) < counter.count_text(text) / 2
+    lines = TEXTWRAP.split("\n")
+    start, end = def_lines(TEXTWRAP, "dedent")
+    shown = numbered(out)
+    for n in range(start, end + 1):  # the function, whole, at its own line numbers
+        assert shown[n] == lines[n - 1]
+    wrap_start, wrap_end = def_lines(TEXTWRAP, "TextWrapper._wrap_chunks")
+    assert wrap_start in shown and wrap_end not in shown  # other bodies: signatures only
+    assert_only_source(out, text, lines)
+    note = out.split("\n")[0]
+    assert "sliced /repo/lib/textwrap.py (python)" in note and "dedent" in note
+    key = re.search(r'tidyctx_expand\(id="(tc_[0-9a-f]+)"\)', note)
+    assert key is not None
+    _, handler = expand_tool(store)
+    assert handler({"id": key.group(1), "length": 100_000}) == text
+    assert out.split("\n")[1] == HEADER.rstrip("\n")  # the viewer's header stays
+
+
+def test_a_mention_after_the_view_changes_nothing() -> None:
+    """The slice depends on the conversation up to the call: later turns do not re-slice."""
+    text = cat_n(TEXTWRAP, sep="→")
+    t = slice_code(max_tokens=1500)
+    first = view_request(text, tool="Read", arguments={"file_path": "/r/textwrap.py"})
+    later = view_request(
+        text,
+        tool="Read",
+        arguments={"file_path": "/r/textwrap.py"},
+        after=[
+            {"role": "assistant", "content": "Now look at `indent` and TextWrapper._split."},
+            {"role": "user", "content": "ok"},
+        ],
+    )
+    a, b = t(first), t(later)
+    assert a["messages"] == b["messages"][:3]
+    _, end = def_lines(TEXTWRAP, "indent")
+    assert end not in numbered(result_text(b))
+
+
+def test_traceback_lines_pick_the_definition_around_them() -> None:
+    start, end = def_lines(TEXTWRAP, "TextWrapper._handle_long_word")
+    trace = (
+        "Traceback (most recent call last):\n"
+        f'  File "/repo/lib/textwrap.py", line {start + 5}, in _handle_long_w\n'
+        "IndexError: list index out of range"
+    )
+    messages = [
+        {"role": "user", "content": "Run the tests."},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "t0", "name": "bash", "input": {"command": "pytest -x"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t0", "content": trace}],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "t1",
+                    "name": "view",
+                    "input": {"path": "/repo/lib/textwrap.py"},
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": cat_n(TEXTWRAP)}],
+        },
+    ]
+    out = slice_code(max_tokens=1500)({"model": MODEL, "messages": messages})
+    shown = numbered(result_text(out, 4))
+    assert all(n in shown for n in range(start, end + 1))
+
+
+def test_grep_hits_of_the_file_count_as_lines() -> None:
+    start, end = def_lines(TEXTWRAP, "shorten")
+    messages = [
+        {"role": "user", "content": "Where is the placeholder handled?"},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "t0",
+                    "name": "bash",
+                    "input": {"command": "grep -n placeholder lib/textwrap.py"},
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t0",
+                    "content": f"{start + 3}:    placeholder stuff",
+                }
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "t1",
+                    "name": "bash",
+                    "input": {"command": "cat -n lib/textwrap.py"},
+                }
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": cat_n(TEXTWRAP)}],
+        },
+    ]
+    out = result_text(slice_code(max_tokens=1500)({"model": MODEL, "messages": messages}), 4)
+    assert out.startswith(MARKER_PREFIX + "sliced lib/textwrap.py")
+    assert all(n in numbered(out) for n in range(start, end + 1))
+
+
+def test_raw_file_content_gets_line_numbers() -> None:
+    request = view_request(
+        TEXTWRAP, tool="read_file", arguments={"path": "textwrap.py"}, before="fix fill()"
+    )
+    out = result_text(slice_code(max_tokens=1500)(request))
+    start, end = def_lines(TEXTWRAP, "fill")
+    lines = TEXTWRAP.split("\n")
+    assert all(numbered(out)[n] == lines[n - 1] for n in range(start, end + 1))
+    assert_only_source(out, TEXTWRAP, lines)
+
+
+def test_crlf_partial_view_keeps_its_numbers() -> None:
+    body = "\r\n".join(f"{n:>6}\t{line}" for n, line in enumerate(TEXTWRAP.split("\n")[100:], 101))
+    text = "OBSERVATION:\nHere's the result of running `cat -n` on /t/textwrap.py:\r\n" + body
+    request = view_request(
+        text,
+        arguments={"command": "view", "path": "/t/textwrap.py", "view_range": [101, 9999]},
+        before="check `TextWrapper._split_chunks`",
+    )
+    out = result_text(slice_code(max_tokens=1500)(request))
+    assert out.startswith(MARKER_PREFIX)
+    start, end = def_lines(TEXTWRAP, "TextWrapper._split_chunks")
+    lines = TEXTWRAP.split("\n")
+    shown = numbered(out)
+    assert all(shown[n] == lines[n - 1] + "\r" for n in range(start, end + 1))  # \r\n kept
+    assert min(shown) >= 101
+
+
+def test_left_unchanged_and_explained() -> None:
+    big_elixir = cat_n("\n".join(f"  def f{i}(x), do: x + {i}" for i in range(600)))
+    big_prose = cat_n(
+        "\n".join(f"This is line {i} of some notes, not code at all." for i in range(600))
+    )
+    binary = "\x00\x01" * 4000
+    cases = {
+        "/r/lib/app.ex": (big_elixir, "language not known"),
+        "/r/notes.py": (big_prose, "no definitions found"),
+        "/r/blob.py": (binary, "could not parse"),
+        "/r/done.py": (
+            MARKER_PREFIX + "12 tokens cut]\n" + cat_n(TEXTWRAP),
+            "already cut by tidyctx",
+        ),
+    }
+    t = slice_code(max_tokens=300)
+    for path, (text, reason) in cases.items():
+        request = view_request(text, arguments={"command": "view", "path": path})
+        out = t(request)
+        assert out == tc.normalize(request), path
+        assert reason in t.describe(request, out), (path, t.describe(request, out))
+
+
+def test_syntax_errors_still_slice_and_say_so() -> None:
+    broken = TEXTWRAP.replace("def dedent(text):", "def dedent(text:", 1)
+    request = view_request(cat_n(broken), before="look at `dedent`")
+    t = slice_code(max_tokens=1500)
+    out = t(request)
+    assert result_text(out).startswith(MARKER_PREFIX)
+    assert "cannot parse" in t.describe(request, out) or "syntax" in t.describe(request, out)
+
+
+def test_missing_grammar_is_left_as_is_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = "\n".join(f"  $x = $x * {k} + strlen('padding text {k}');" for k in range(8))
+    source = "<?php\n" + "\n".join(
+        f"function f{i}($x) {{\n{body}\n  return $x;\n}}" for i in range(60)
+    )
+    request = view_request(cat_n(source), arguments={"command": "view", "path": "/r/a.php"})
+    monkeypatch.setitem(sys.modules, "tree_sitter_php", None)  # as if not installed
+    _grammars.load.cache_clear()
+    try:
+        t = slice_code(max_tokens=300)
+        out = t(request)
+        assert out == tc.normalize(request)
+        assert "tree-sitter-php" in t.describe(request, out)
+    finally:
+        monkeypatch.undo()
+        _grammars.load.cache_clear()
+    t = slice_code(max_tokens=300)
+    assert result_text(t(request)).startswith(MARKER_PREFIX + "sliced /r/a.php (php)")
+
+
+def test_only_views_are_touched() -> None:
+    text = cat_n(TEXTWRAP)
+    t = slice_code(max_tokens=300)
+    edit = view_request(text, arguments={"command": "str_replace", "path": "/r/textwrap.py"})
+    assert t(edit) == tc.normalize(edit)
+    error = view_request(text)
+    error["messages"][2]["content"][0]["is_error"] = True
+    assert t(error) == tc.normalize(error)
+    other = view_request(text, tool="search", arguments={"path": "/r/textwrap.py"})
+    assert t(other) == tc.normalize(other)
+    mine = slice_code(max_tokens=300, tools={"search": "path"})
+    assert result_text(mine(other)).startswith(MARKER_PREFIX)
+    small = view_request(cat_n("def f():\n    return 1"))
+    assert t(small) == tc.normalize(small)
+
+
+def test_block_keys_and_other_blocks_survive() -> None:
+    request = view_request(cat_n(TEXTWRAP))
+    block = request["messages"][2]["content"][0]
+    block["content"] = [
+        {"type": "text", "text": cat_n(TEXTWRAP)},
+        {"type": "text", "text": "(end of file)"},
+    ]
+    block["cache_control"] = {"type": "ephemeral"}
+    out = slice_code(max_tokens=300)(request)["messages"][2]["content"][0]
+    assert out["cache_control"] == {"type": "ephemeral"}
+    assert out["content"][0]["text"].startswith(MARKER_PREFIX)
+    assert out["content"][1] == {"type": "text", "text": "(end of file)"}
+
+
+def test_bad_options_and_requests() -> None:
+    with pytest.raises(ValueError, match="max_tokens"):
+        slice_code(max_tokens=10)
+    with pytest.raises(ValueError, match="max_tokens"):
+        slice_code(max_tokens=True)
+    with pytest.raises(ValueError, match="input key"):
+        slice_code(tools={"Read": 3})  # type: ignore[dict-item]
+    with pytest.raises(tc.ValidationError, match="messages"):
+        slice_code()({"model": MODEL})
+
+
+def test_explain_reports_the_slicing() -> None:
+    request = view_request(HEADER + cat_n(TEXTWRAP), before="fix `dedent`")
+    report = tc.explain(request, slice_code(max_tokens=1500))
+    step = report.steps[0]
+    assert step.saved_tokens > 2000
+    assert step.note.startswith("sliced 1 file view (")
+    assert step.name == "slice_code(max_tokens=1500)"
+
+
+def test_conversation_weights_the_call_over_old_turns() -> None:
+    messages = [
+        {"role": "user", "content": "Fix `indent`."},
+        {"role": "assistant", "content": "I will check `wrap` first."},
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Reading `fill` now."},
+                {
+                    "type": "tool_use",
+                    "id": "t",
+                    "name": "Read",
+                    "input": {"file_path": "/a/textwrap.py"},
+                },
+            ],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]},
+    ]
+    c = Conversation(messages)
+    terms = dict(c.references(c.views["t"]).terms)
+    assert terms["fill"] > terms["indent"] and terms["fill"] > terms["wrap"]
+    assert "textwrap" in terms  # from the call's input
+
+
+# ---------------------------------------------------------------------------- with the SDK
+
+
+def test_sliced_request_is_accepted_by_the_api(
+    anthropic_client: anthropic.Anthropic, local_server: LocalServer
+) -> None:
+    store = MemoryStore()
+    tool, handler = expand_tool(store)
+    editor = {
+        "name": "str_replace_editor",
+        "description": "View and edit files.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"command": {"type": "string"}, "path": {"type": "string"}},
+            "required": ["command", "path"],
+        },
+    }
+    request = view_request(HEADER + cat_n(TEXTWRAP), before="dedent() is wrong; fix `dedent`.")
+    request["tools"] = [editor, tool]
+    sent = tc.pipe(request, tc.order(), slice_code(max_tokens=1500, store=store), tc.cache())
+    tc.validate(sent)
+    key = re.search(r'id="(tc_[0-9a-f]+)"', result_text(sent)).group(1)  # type: ignore[union-attr]
+    local_server.script([{"type": "tool_use", "name": "tidyctx_expand", "input": {"id": key}}])
+    reply = anthropic_client.messages.create(**sent)
+    assert reply.stop_reason == "tool_use"
+    body = local_server.requests[-1].body
+    assert result_text(body).startswith(MARKER_PREFIX + "sliced /repo/lib/textwrap.py")
+    call = next(b for b in reply.content if b.type == "tool_use")
+    whole = handler({**call.input, "length": 100_000})
+    assert whole == HEADER + cat_n(TEXTWRAP)  # the agent can read it all back
+
+
+# ---------------------------------------------------------------------------- properties
+
+_NAMES = ("parse", "load_config", "Reader", "render_page", "_helper", "Cache", "resolve", "emit")
+
+
+@st.composite
+def python_files(draw: st.DrawFn) -> str:
+    """A Python module of functions and classes with bodies long enough to slice."""
+    parts = ["import os", "from typing import Any", ""]
+    for k in range(draw(st.integers(3, 8))):
+        name = f"{draw(st.sampled_from(_NAMES))}_{k}"
+        body = [
+            f"    value = os.path.join(str(x), '{name}')" for _ in range(draw(st.integers(2, 12)))
+        ]
+        if draw(st.booleans()):
+            methods = []
+            for m in range(draw(st.integers(1, 3))):
+                methods += [
+                    f"    def {draw(st.sampled_from(_NAMES))}_m{m}(self, x):",
+                    *("    " + b for b in body),
+                    "        return value",
+                    "",
+                ]
+            parts += [f"class {name.title().replace('_', '')}:", '    """A class."""', "", *methods]
+        else:
+            deco = ["@staticmethod"] if draw(st.booleans()) else []
+            parts += [*deco, f"def {name}(x: Any) -> str:", *body, "    return value", ""]
+    return "\n".join(parts)
+
+
+_VIEWERS = ("openhands", "claude", "raw", "cat")
+
+
+def _view(source: str, viewer: str, path: str) -> tuple[str, dict[str, Any], str]:
+    if viewer == "openhands":
+        return (
+            "str_replace_editor",
+            {"command": "view", "path": path},
+            HEADER + cat_n(source) + "\n",
+        )
+    if viewer == "claude":
+        return (
+            "Read",
+            {"file_path": path},
+            cat_n(source, sep="→") + "\n\n<system-reminder>\nnote\n</system-reminder>\n",
+        )
+    if viewer == "cat":
+        return "bash", {"command": f"cat -n {path}"}, cat_n(source)
+    return "read_file", {"path": path}, source
+
+
+@st.composite
+def view_conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Growing requests of a session that reads Python files and talks about their names."""
+    words = [*_NAMES, *(f"{n}_{k}" for n in _NAMES for k in range(8))]
+    messages: list[dict[str, Any]] = [
+        {
+            "role": "user",
+            "content": "Please fix "
+            + " and ".join(draw(st.lists(st.sampled_from(words), min_size=1, max_size=3)))
+            + ".",
+        }
+    ]
+    for turn in range(draw(st.integers(1, 4))):
+        source = draw(python_files())
+        viewer = draw(st.sampled_from(_VIEWERS))
+        tool, arguments, text = _view(source, viewer, f"/repo/mod_{turn}.py")
+        said = draw(st.lists(st.sampled_from(words), max_size=3))
+        content: list[dict[str, Any]] = (
+            [{"type": "text", "text": "Looking at " + ", ".join(f"`{w}`" for w in said) + "."}]
+            if said
+            else []
+        )
+        content.append(
+            {"type": "tool_use", "id": f"toolu_{turn}", "name": tool, "input": arguments}
+        )
+        messages.append({"role": "assistant", "content": content})
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": text}
+                ],
+            }
+        )
+    return [
+        {"model": MODEL, "max_tokens": 256, "messages": copy.deepcopy(messages[:end])}
+        for end in range(1, len(messages) + 1, 2)
+    ]
+
+
+def _sources(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every tool_result block of ``request``, in order."""
+    out = []
+    for m in request["messages"]:
+        if isinstance(m["content"], list):
+            for b in m["content"]:
+                if b.get("type") == "tool_result":
+                    out.append(b)
+    return out
+
+
+@given(view_conversations())
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_properties_on_file_view_sessions(session: list[dict[str, Any]]) -> None:
+    t = slice_code(max_tokens=150)
+    previous: list[Any] | None = None
+    for request in session:
+        frozen = copy.deepcopy(request)
+        out = t(request)
+        assert request == frozen  # pure
+        tc.validate(out)
+        assert t(out) == out  # idempotent
+        assert slice_code(max_tokens=150)(request) == out  # no hidden state
+        if previous is not None:  # the cache prefix: earlier messages keep their bytes
+            assert out["messages"][: len(previous)] == previous
+        previous = out["messages"]
+        for before, after in zip(_sources(tc.normalize(request)), _sources(out), strict=True):
+            old = before["content"][0]["text"]
+            new = after["content"][0]["text"]
+            if new != old:
+                listing = parse_listing(old)
+                assert listing is not None
+                assert_only_source(new, old, list(listing.lines), listing.first)
+    assert previous is not None
+
+
+@given(requests(max_turns=5))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_request_stays_valid_and_idempotent(request: dict[str, Any]) -> None:
+    t = slice_code(max_tokens=100)
+    frozen = copy.deepcopy(request)
+    out = t(request)
+    assert request == frozen
+    tc.validate(out)
+    assert t(out) == out
+
+
+@given(growing_conversations(max_turns=5))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_growing_conversation_keeps_its_prefix(session: list[dict[str, Any]]) -> None:
+    t = slice_code(max_tokens=100)
+    outs = [t(r)["messages"] for r in session]
+    for a, b in itertools.pairwise(outs):
+        assert b[: len(a)] == a
+
+
+def test_transform_is_a_slicecode() -> None:
+    t = slice_code()
+    assert isinstance(t, SliceCode) and t.max_tokens == 2000 and "Read" in t.tools
