@@ -1,20 +1,28 @@
 """Slicing on real file views: slice size, speed, and replay cost and recall of slice_code().
 
-    python benchmarks/slice_replay.py [TRACE.json ...] [--budgets 1000,2000,4000]
+    python benchmarks/slice_replay.py [TRACE.json ...] [--budgets 1000,2000,4000] [--parts abc]
 
 On the coding-agent traces (Claude Code, OpenHands, SWE-agent: their file views are real):
 
 (a) For each file view in a language with a grammar: tokens of the view against the slice
-    (tidyctx.slice_symbol) of the symbols the agent touched *later*: definitions named in later
-    assistant text or tool inputs (qualified name, ``Class.method`` tail, or a bare name shared
-    by at most 3 definitions), and the definitions around the text of later edits of the same
-    file. Median ratio over the views with at least one touched symbol; target < 10%. Beside
-    it, what slice_code() actually sends (outline + the slices it chose when the view entered
-    the conversation, before any of those later turns) and how many of the later-touched
-    symbols it showed in full.
+    (tidyctx.slice_symbol) of the symbols the agent used *later*, by two rulers printed side
+    by side. OLD ("named"): definitions named anywhere in later assistant text or tool inputs
+    (qualified name, ``Class.method`` tail, or a bare name shared by at most 3 definitions; a
+    named class counts whole), and the definition around the text of later edits. NEW
+    ("acted"): the smallest definitions (slice_lines) around the lines the agent later acted
+    on in this file (str_replace/Edit/MultiEdit old texts located in the view, inserts,
+    line-range views and Reads, traceback frames), and functions and ``Class.method``s named
+    later outside edit payloads; a class only when edited at class level. Median ratio over
+    the views with at least one; target < 10%. OpenHands clips views at ~16 KB: the ratio is
+    against the view as the agent got it. Beside it, what slice_code() actually sends
+    (outline + the slices it chose when the view entered the conversation, before any of
+    those later turns), how many of the used symbols it showed in full, and a list of those
+    it missed with the score they had when the view entered.
 (b) Throughput of parse + outline + slice, on first sight of each text (the parse is memoized
     by content hash, so each text is measured once): the trace views, and every .py file of
-    this interpreter's standard library. Target > 5 MB/s.
+    this interpreter's standard library; then slice_code's whole work per view (names said
+    before it, listing, ranking, slices, exact token counts), with where the time goes.
+    Target > 5 MB/s.
 (c) Turn replay (benchmarks/replay.py) of the coding traces: input cost as a ratio to the
     caching floor, and reference recall (DESIGN.md), for order+cache and
     order+slice_code+cache at each budget. Target recall >= 0.97.
@@ -35,6 +43,7 @@ import replay
 from tree_sitter import Parser
 
 import tidyctx as tc
+from tidyctx import recall as recall_module
 from tidyctx.recall import reference_recall
 from tidyctx.request import normalize
 from tidyctx.tokens import LocalCounter
@@ -42,7 +51,10 @@ from tidyctx.transforms import _grammars, slicing
 from tidyctx.transforms.slice_code import (
     Conversation,
     FileView,
+    _bodies,
+    _terms,
     parse_listing,
+    rank,
     slice_code,
     slice_view,
 )
@@ -51,12 +63,25 @@ CODING = ("cc-", "openhands-", "sweagent-")
 BUDGETS = (1000, 2000, 4000)
 COUNTER = LocalCounter(replay.REPLAY_MODEL)
 _AMBIGUOUS = 3
+LOST_BELOW = 0.98  # runs whose recall is below this get a sample of the lost references
+LOST_SAMPLE = 25
 
 
 def coding_traces(argv: Sequence[str]) -> list[Path]:
-    paths = replay.trace_paths(argv)
-    named = [a for a in argv if not a.startswith("-")]
+    named = [
+        a
+        for k, a in enumerate(argv)
+        if not a.startswith("-") and (k == 0 or argv[k - 1][:2] != "--")
+    ]
+    paths = replay.trace_paths(named)
     return paths if named else [p for p in paths if p.name.startswith(CODING)]
+
+
+def _parts(argv: Sequence[str]) -> str:
+    for k, a in enumerate(argv):
+        if a == "--parts" and k + 1 < len(argv):
+            return argv[k + 1]
+    return "abc"
 
 
 def _budgets(argv: Sequence[str]) -> tuple[int, ...]:
@@ -113,7 +138,8 @@ def _later(messages: Sequence[Mapping[str, Any]], start: int) -> tuple[str, list
 def touched(
     defs: Sequence[slicing.Definition], source: str, path: str, later: str, edits: list[str]
 ) -> list[str]:
-    """Qualnames of the definitions the agent touched after the view."""
+    """The OLD ruler, kept for comparison: qualnames of the definitions named after the view
+    (anywhere in later assistant text and tool inputs) and around later edits."""
     names = set(re.findall(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*", later))
     parts = {p for n in names for p in n.split(".")}
     tails = {".".join(n.split(".")[-2:]) for n in names if "." in n}
@@ -168,79 +194,240 @@ def views_of(path: Path) -> list[tuple[str, FileView, str, Conversation, list[An
     return out
 
 
+# ---------------------------------------------------------------------------- later actions
+
+_EDIT_KEYS = ("old_str", "new_str", "file_text", "old_string", "new_string", "content", "edits")
+_FRAME = re.compile(r"""File "([^"\n]+)", line (\d+)""")
+
+
+def _same_path(a: str, b: str) -> bool:
+    a, b = a.replace("\\", "/"), b.replace("\\", "/")
+    return bool(a and b) and (a.endswith(b) or b.endswith(a))
+
+
+def _actions(
+    messages: Sequence[Mapping[str, Any]], start: int, path: str
+) -> tuple[str, list[tuple[str, Any]]]:
+    """What the agent did after message ``start``: the words of its later turns (text and
+    tool inputs, edit payloads left out), and its actions on ``path``: ("text", old text of
+    an edit), ("lines", (a, b)) for an insert, a view or Read with a line range, and a
+    traceback frame in a later tool result."""
+    words: list[str] = []
+    acts: list[tuple[str, Any]] = []
+    for m in messages[start + 1 :]:
+        content = m.get("content")
+        if not isinstance(content, list):
+            continue
+        for b in content:
+            if m.get("role") == "user" and b.get("type") == "tool_result":
+                for f in _FRAME.finditer(_texts(b.get("content"))):
+                    if _same_path(f.group(1), path):
+                        acts.append(("lines", (int(f.group(2)), int(f.group(2)))))
+                continue
+            if m.get("role") != "assistant":
+                continue
+            if b.get("type") == "text":
+                words.append(str(b.get("text") or ""))
+            if b.get("type") != "tool_use" or not isinstance(b.get("input"), Mapping):
+                continue
+            inp = b["input"]
+            words.extend(_strings({k: v for k, v in inp.items() if k not in _EDIT_KEYS}))
+            where = str(inp.get("path") or inp.get("file_path") or "")
+            if not _same_path(where, path):
+                continue
+            edits = [inp] + [e for e in inp.get("edits") or [] if isinstance(e, Mapping)]
+            for e in edits:  # str_replace, Edit, MultiEdit
+                for key in ("old_str", "old_string"):
+                    if isinstance(e.get(key), str) and e[key].strip():
+                        acts.append(("text", e[key]))
+            if inp.get("command") == "insert" and isinstance(inp.get("insert_line"), int):
+                n = inp["insert_line"]
+                acts.append(("lines", (max(n, 1), n + 1)))
+            span = inp.get("view_range")
+            if inp.get("command") == "view" and isinstance(span, list) and len(span) == 2:
+                acts.append(("lines", (int(span[0]), int(span[1]))))
+            if b.get("name") == "Read" and ("offset" in inp or "limit" in inp):
+                a = int(inp.get("offset") or 1)
+                acts.append(("lines", (a, a + int(inp.get("limit") or 2_000) - 1)))
+    return "\n".join(words), acts
+
+
+def _innermost(source: str, language: str, path: str, lines: Sequence[int]) -> set[str]:
+    """The smallest definitions around ``lines`` (slicing.slice_lines), a class only when
+    none of its members is among them (the lines were at class level)."""
+    if not lines:
+        return set()
+    piece = slicing.slice_lines(source, sorted(set(lines)), language=language, path=path)
+    found = {re.sub(r"#\d+$", "", q) for q in piece.symbols}
+    return {q for q in found if not any(o.startswith(q + ".") for o in found)}
+
+
+def acted_on(
+    defs: Sequence[slicing.Definition],
+    source: str,
+    language: str,
+    path: str,
+    words: str,
+    acts: Sequence[tuple[str, Any]],
+) -> list[str]:
+    """Qualnames of the definitions the agent acted on after the view: the smallest
+    definitions around the lines of later edits (old text located in the view), inserts,
+    line-range views and traceback frames of this file, and the functions and
+    ``Class.method``s named later (a class named alone does not count)."""
+    lines = source.split("\n")
+    n = len(lines)
+    out: set[str] = set()
+    for kind, what in acts:
+        if kind == "text":
+            at = source.find(what)
+            if at < 0:
+                continue  # not in the view (clipped, or the file changed since)
+            a = source.count("\n", 0, at) + 1
+            span = range(a, a + what.count("\n") + 1)
+        else:
+            b = n if what[1] < 0 else min(what[1], n)
+            span = range(max(what[0], 1), b + 1)
+        picked = [k for k in span if lines[k - 1].strip()]
+        out |= _innermost(source, language, path, picked)
+    names = set(re.findall(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*", words))
+    tails = {".".join(x.split(".")[-2:]) for x in names if "." in x}
+    bare = {x.rsplit(".", 1)[-1] for x in names}
+    count: dict[str, int] = {}
+    for d in defs:
+        count[d.name] = count.get(d.name, 0) + 1
+    for d in defs:
+        if d.kind == "class":
+            continue
+        if "." in d.qualname:
+            if d.qualname in names or ".".join(d.qualname.split(".")[-2:]) in tails:
+                out.add(d.qualname)
+        elif count[d.name] == 1 and d.name in bare:
+            out.add(d.qualname)
+    return sorted(out)
+
+
 def part_a(paths: Sequence[Path], budget: int) -> list[float]:
-    print("(a) file views: slice of the symbols touched later, vs the view (tokens)")
+    print("(a) file views: the slice of the symbols of the file used later, vs the view (tokens)")
     print(
-        f"{'trace':<30}{'file':<28}{'lines':>6}{'view':>7}{'touched':>8}{'slice':>7}"
-        f"{'ratio':>7}  {'sent':>6}{'ratio':>7}{'shown':>7}  note"
+        "  two rulers for 'used later', side by side:\n"
+        "  named = OLD ruler: definitions whose name occurs anywhere in later assistant text or\n"
+        "          tool inputs (qualname, Class.method tail, or a bare name shared by <= 3\n"
+        "          definitions; a named class counts whole), plus the innermost definition\n"
+        "          around later str_replace/Edit old texts\n"
+        "  acted = NEW ruler: the smallest definitions (slice_lines) around the lines the agent\n"
+        "          later acted on in this file (edit old texts located in the view, inserts,\n"
+        "          line-range views, traceback frames), plus functions and Class.methods\n"
+        "          explicitly named later (not edit payloads); a class only if edited at\n"
+        "          class level\n"
+        "  ratio = slice tokens / tokens of the view as the agent got it. OpenHands clips a\n"
+        "  view at ~16 KB (~450 lines, 'clip' below): there the ratio is against the clipped\n"
+        "  view, not the whole file, and later edits beyond the clip are not counted."
     )
-    ratios: list[float] = []
+    print(
+        f"{'trace':<24}{'file':<20}{'lines':>6}{'view':>6}{'':>5}"
+        f"{'named':>6}{'slice':>6}{'ratio':>7}{'acted':>6}{'slice':>6}{'ratio':>7}"
+        f"{'sent':>6}{'ratio':>7}{'shown':>7}  note"
+    )
+    old_ratios: list[float] = []
+    new_ratios: list[float] = []
     sent_ratios: list[float] = []
-    shown_total = touched_total = 0
+    shown_new = total_new = shown_old = total_old = 0
+    missed: list[str] = []
     skipped: dict[str, int] = {}
+    clipped_views = 0
+
+    def skip(why: str) -> None:
+        skipped[why] = skipped.get(why, 0) + 1
+
+    def cell(hit: Sequence[str], source: str, language: str, path: str, view: int) -> str:
+        if not hit:
+            return f"{0:>6}{'-':>6}{'-':>7}"
+        piece = slicing.slice_symbol(source, hit, language=language, path=path)
+        tokens = COUNTER.count_text(str(piece))
+        return f"{len(hit):>6}{tokens:>6}{tokens / view:>7.1%}"
+
     for path in paths:
         for run_id, view, text, conversation, messages, i in views_of(path):
             language = slicing.language_for(view.path)
             name = view.path.replace("\\", "/").rsplit("/", 1)[-1]
             if language is None:
-                skipped["no grammar for the file type"] = (
-                    skipped.get("no grammar for the file type", 0) + 1
-                )
+                skip("no grammar for the file type")
                 continue
             listing = parse_listing(text)
             if listing is None or listing.first != 1:
-                why = "partial view (line range)" if listing else "not a plain listing"
-                skipped[why] = skipped.get(why, 0) + 1
+                skip("partial view (line range)" if listing else "not a plain listing")
                 continue
             source = listing.source
             defs = slicing.definitions(source, language=language, path=view.path)
             later, edits = _later(messages, i)
-            hit = touched(defs, source, view.path, later, edits)
+            old = touched(defs, source, view.path, later, edits)
+            words, acts = _actions(messages, i, view.path)
+            new = acted_on(defs, source, language, view.path, words, acts)
             view_tokens = COUNTER.count_text(text)
-            outcome = slice_view(
-                text, view.path, conversation.references(view), budget, counter=COUNTER
-            )
+            refs = conversation.references(view)
+            outcome = slice_view(text, view.path, refs, budget, counter=COUNTER)
             sent = outcome.tokens_after if outcome.text is not None else view_tokens
-            shown = _shown(outcome, hit, defs)
+            clip = "clip" if "<response clipped>" in text else ""
+            clipped_views += bool(clip)
             note = outcome.reason if outcome.text is None else ""
-            if not hit:
-                skipped["no symbol of it touched later"] = (
-                    skipped.get("no symbol of it touched later", 0) + 1
-                )
-                print(
-                    f"{run_id[:29]:<30}{name[:27]:<28}{len(listing.lines):>6}{view_tokens:>7}"
-                    f"{0:>8}{'-':>7}{'-':>7}  {sent:>6}{sent / view_tokens:>7.1%}{'-':>7}  "
-                    f"{note or 'nothing touched later'}"
-                )
-                continue
-            piece = slicing.slice_symbol(source, hit, language=language, path=view.path)
-            tokens = COUNTER.count_text(str(piece))
-            ratio = tokens / view_tokens
-            ratios.append(ratio)
-            if view_tokens > budget:
+            if not old and not new:
+                skip("nothing of it named or acted on later")
+            old_cell = cell(old, source, language, view.path, view_tokens)
+            new_cell = cell(new, source, language, view.path, view_tokens)
+            shown = "-"
+            if new:
+                piece = slicing.slice_symbol(source, new, language=language, path=view.path)
+                new_ratios.append(COUNTER.count_text(str(piece)) / view_tokens)
+                k = _shown(outcome, new, defs)
+                shown = f"{k}/{len(new)}"
+                if view_tokens > budget:
+                    shown_new += k
+                    total_new += len(new)
+                    bodies = _bodies(defs, listing.lines, listing.first)
+                    weights = {d.qualname: w for w, d in rank(defs, refs, bodies, view.path)}
+                    missed += [
+                        f"    {run_id[:40]} {name}: {q} (score {weights.get(q, 0):.2g})"
+                        for q in _not_shown(outcome, new, defs)
+                    ]
+            if old:
+                piece = slicing.slice_symbol(source, old, language=language, path=view.path)
+                old_ratios.append(COUNTER.count_text(str(piece)) / view_tokens)
+                if view_tokens > budget:
+                    shown_old += _shown(outcome, old, defs)
+                    total_old += len(old)
+            if view_tokens > budget and (old or new):
                 sent_ratios.append(sent / view_tokens)
-                shown_total += shown
-                touched_total += len(hit)
             print(
-                f"{run_id[:29]:<30}{name[:27]:<28}{len(listing.lines):>6}{view_tokens:>7}"
-                f"{len(hit):>8}{tokens:>7}{ratio:>7.1%}  {sent:>6}{sent / view_tokens:>7.1%}"
-                f"{shown:>4}/{len(hit):<2}  {note}"
+                f"{run_id[:23]:<24}{name[:19]:<20}{len(listing.lines):>6}{view_tokens:>6}"
+                f"{clip:>5}{old_cell}{new_cell}{sent:>6}{sent / view_tokens:>7.1%}{shown:>7}  "
+                f"{note}"
             )
-    if ratios:
+    if old_ratios:
         print(
-            f"median slice / view over {len(ratios)} views with a touched symbol: "
-            f"{statistics.median(ratios):.1%} (target < 10%); mean {statistics.fmean(ratios):.1%}"
+            f"OLD ruler (named later): median slice / view over {len(old_ratios)} views: "
+            f"{statistics.median(old_ratios):.1%}; mean {statistics.fmean(old_ratios):.1%}"
         )
+    if new_ratios:
+        print(
+            f"NEW ruler (acted on later): median slice / view over {len(new_ratios)} views: "
+            f"{statistics.median(new_ratios):.1%} (target < 10%); mean "
+            f"{statistics.fmean(new_ratios):.1%}"
+        )
+    print(f"  {clipped_views} of the views were clipped by the agent (ratio against the view)")
     if sent_ratios:
         print(
             f"slice_code(max_tokens={budget}) on the {len(sent_ratios)} of them over budget: "
-            f"median sent / view {statistics.median(sent_ratios):.1%}; later-touched symbols "
-            f"shown in full: {shown_total}/{touched_total} "
-            f"({shown_total / max(touched_total, 1):.0%}), chosen before the agent touched them"
+            f"median sent / view {statistics.median(sent_ratios):.1%}; shown in full, chosen "
+            f"before the agent used them: acted on later {shown_new}/{total_new} "
+            f"({shown_new / max(total_new, 1):.0%}), named later {shown_old}/{total_old} "
+            f"({shown_old / max(total_old, 1):.0%})"
         )
+    if missed:
+        print("  acted on later but not shown in full (rank score at the view; 0 = no signal):")
+        print("\n".join(missed))
     for why, n in sorted(skipped.items()):
-        print(f"  views left out of the ratio: {n:>3} {why}")
-    return ratios
+        print(f"  views left out: {n:>3} {why}")
+    return new_ratios
 
 
 def stdlib_ratios(per_file: int = 4) -> None:
@@ -290,6 +477,10 @@ def _shown(outcome: Any, hit: Sequence[str], defs: Sequence[slicing.Definition])
     return sum(1 for q in hit if all(n in numbers for n in range(spans[q][0], spans[q][1] + 1)))
 
 
+def _not_shown(outcome: Any, hit: Sequence[str], defs: Sequence[slicing.Definition]) -> list[str]:
+    return [q for q in hit if not _shown(outcome, [q], defs)]
+
+
 # ---------------------------------------------------------------------------- throughput
 
 
@@ -330,18 +521,64 @@ def part_b(paths: Sequence[Path]) -> None:
     view_texts = []
     for path in paths:
         for _, view, text, conversation, _, _ in views_of(path):
-            view_texts.append((text + "\n", view, conversation))
-    started = time.perf_counter()
-    size = 0
-    for text, view, conversation in view_texts:
-        size += len(text.encode("utf-8"))
-        slice_view(text, view.path, conversation.references(view), 2000, counter=COUNTER)
-    elapsed = time.perf_counter() - started
+            view_texts.append((text, view, conversation))
+    elapsed, parts = _time_views(view_texts)
+    size = sum(len(text.encode("utf-8")) for text, _, _ in view_texts)
     print(
-        f"  slice_view (listing parse, parse, outline, ranking, slices, token counts) on "
-        f"{len(view_texts)} views: {size / 1e6:.2f} MB in {elapsed:.2f} s = "
-        f"{size / 1e6 / elapsed:.1f} MB/s"
+        f"  slice_code's work per view (names and lines said before it, listing parse, parse, "
+        f"outline, ranking, slices, token counts) on {len(view_texts)} views, first sight: "
+        f"{size / 1e6:.2f} MB in {elapsed:.2f} s = {size / 1e6 / elapsed:.1f} MB/s"
     )
+    rest = elapsed - sum(parts.values())
+    print(
+        "    of which: "
+        + ", ".join(f"{name} {t:.2f} s" for name, t in parts.items())
+        + f", the rest of slice_view (listing parse, ranking, per-line costs) {rest:.2f} s"
+    )
+
+
+def _time_views(
+    items: Sequence[tuple[str, FileView, Conversation]],
+) -> tuple[float, dict[str, float]]:
+    """Time Conversation.references + slice_view on each view, first sight: the parse memo
+    and the memo of names per text are emptied first, the tokenizer is loaded before (a
+    one-time cost). The calls into the slicing core and the exact token counts are timed
+    apart by wrapping them for the run."""
+    COUNTER.count_text("load the tokenizer")
+    cache = getattr(slicing, "_CACHE", None)  # slicing's parse memo, if it keeps one
+    if cache is not None:
+        cache.clear()
+    _terms.cache_clear()
+    spent = {"references": 0.0, "slicing core (tree-sitter)": 0.0, "exact token counts": 0.0}
+
+    def timed(f: Any, key: str) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - t
+
+        return run
+
+    names = ("definitions", "outline", "slice_symbol")
+    originals = {name: getattr(slicing, name) for name in names}
+    counter = LocalCounter(replay.REPLAY_MODEL)
+    counter.count_text = timed(counter.count_text, "exact token counts")  # type: ignore[method-assign]
+    for name in names:
+        setattr(slicing, name, timed(originals[name], "slicing core (tree-sitter)"))
+    try:
+        started = time.perf_counter()
+        for text, view, conversation in items:
+            t = time.perf_counter()
+            refs = conversation.references(view)
+            spent["references"] += time.perf_counter() - t
+            slice_view(text, view.path, refs, 2000, counter=counter)
+        elapsed = time.perf_counter() - started
+    finally:
+        for name in names:
+            setattr(slicing, name, originals[name])
+    return elapsed, spent
 
 
 def _rate(label: str, items: Sequence[tuple[str, str, str]]) -> None:
@@ -372,6 +609,7 @@ def part_c(paths: Sequence[Path], budgets: Sequence[int]) -> None:
     totals: dict[str, list[float]] = {label: [0.0, 0, 0] for label in labels}
     total_floor = 0.0
     sliced_views: dict[str, int] = {label: 0 for label in labels}
+    lost: list[str] = []
     for path in paths:
         run = replay.load(path)
         requests = replay.requests_of(run)
@@ -399,12 +637,17 @@ def part_c(paths: Sequence[Path], budgets: Sequence[int]) -> None:
                     1 for o in slicer.outcomes(tc.pipe(requests[-1], tc.order())) if o.text
                 )
             cells += f"{cost / floor:>14.3f} ({recall.ratio:.3f})"
+            if slicer and recall.ratio < LOST_BELOW:
+                lost.append(f"  {run.id[:43]} {label} {recall.ratio:.3f}, lost: ")
+                lost[-1] += ", ".join(_lost(requests, replies, sent)[:LOST_SAMPLE])
         print(f"{run.id[:43]:<44}{floor:>9.3f}{cells}")
     cells = ""
     for label in labels:
         cost, hit, refs = totals[label]
         cells += f"{cost / total_floor:>14.3f} ({hit / max(refs, 1):.3f})"
     print(f"{'all':<44}{total_floor:>9.3f}{cells}")
+    print(f"references lost where recall < {LOST_BELOW} (a sample; code-like names first):")
+    print("\n".join(lost) if lost else "  none")
     base = totals["order+cache"][0]
     for label in labels[1:]:
         print(
@@ -414,14 +657,38 @@ def part_c(paths: Sequence[Path], budgets: Sequence[int]) -> None:
         )
 
 
+def _lost(
+    originals: Sequence[Mapping[str, Any]],
+    replies: Sequence[Mapping[str, Any] | None],
+    sent: Sequence[Mapping[str, Any]],
+) -> list[str]:
+    """The references (tidyctx.recall) the transformed requests lost, code-like ones first."""
+    out: list[str] = []
+    for original, reply, changed in zip(originals, replies, sent, strict=True):
+        if not reply:
+            continue
+        earlier = recall_module._tool_result_text(original)
+        have = "\n".join(recall_module.texts_of(changed))
+        out += sorted(
+            r
+            for r in recall_module.references(recall_module._reply_text(reply))
+            if r in earlier and r not in have
+        )
+    return sorted(dict.fromkeys(out), key=lambda r: (not re.search(r"_|[a-z][A-Z]", r), r))
+
+
 def main(argv: list[str]) -> int:
     started = time.perf_counter()
     paths = coding_traces(argv)
     budgets = _budgets(argv)
-    part_a(paths, 2000)
-    stdlib_ratios()
-    part_b(paths)
-    part_c(paths, budgets)
+    parts = _parts(argv)
+    if "a" in parts:
+        part_a(paths, 2000)
+        stdlib_ratios()
+    if "b" in parts:
+        part_b(paths)
+    if "c" in parts:
+        part_c(paths, budgets)
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -26,6 +26,7 @@ from tidyctx.transforms.slice_code import (
     GAP,
     Conversation,
     SliceCode,
+    _terms,
     cat_path,
     parse_listing,
     slice_code,
@@ -462,6 +463,106 @@ def test_conversation_weights_the_call_over_old_turns() -> None:
     terms = dict(c.references(c.views["t"]).terms)
     assert terms["fill"] > terms["indent"] and terms["fill"] > terms["wrap"]
     assert "textwrap" in terms  # from the call's input
+
+
+def test_the_task_outweighs_later_user_words() -> None:
+    messages = [
+        {"role": "user", "content": "Fix `indent`."},
+        {"role": "assistant", "content": "Which one?"},
+        {"role": "user", "content": "Maybe `wrap` too."},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t", "name": "view", "input": {"path": "a.py"}}],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]},
+    ]
+    c = Conversation(messages)
+    terms = dict(c.references(c.views["t"]).terms)
+    assert terms["indent"] == 4 and terms["wrap"] == 3
+
+
+def test_prose_words_count_only_where_they_look_like_code() -> None:
+    found = _terms("We update it, then call close() and `flush`; data.strip().encode(x)", True)
+    assert {"close", "flush", "encode", "data.strip", "strip"} <= found
+    assert "update" not in found and "then" not in found
+    assert {"update", "then"} <= _terms("We update it, then", False)  # code: every name
+
+
+def _numbered_functions(bodies: dict[str, str], count: int = 40) -> str:
+    """A module of ``count`` similar functions, some with the given bodies."""
+    parts = []
+    for i in range(count):
+        name = f"step_{i}"
+        body = bodies.get(name, "    value = compute(item, options)\n" * 6 + "    return value\n")
+        parts.append(f"def {name}(item, options):\n{body}")
+    return "import os\n\n\n" + "\n\n".join(parts)
+
+
+def test_a_rare_name_of_the_task_picks_the_code_that_uses_it() -> None:
+    """No definition is named, but the issue quotes an attribute only one function reads:
+    that function is shown in full."""
+    body = (
+        "    unsigned = item.attrs.get('_Unsigned')\n"
+        "    if unsigned == 'false':\n"
+        "        return item.astype('i1')\n" + "    item = compute(item, options)\n" * 4 + ""
+        "    return item\n"
+    )
+    source = _numbered_functions({"step_23": body})
+    request = view_request(
+        cat_n(source),
+        before="Variables with an `_Unsigned` attribute set to false come back unsigned.",
+        arguments={"command": "view", "path": "/repo/coding/variables.py"},
+    )
+    shown = numbered(result_text(slice_code(max_tokens=1000)(request)))
+    start, end = def_lines(source, "step_23")
+    assert all(n in shown for n in range(start, end + 1))
+    other_start, other_end = def_lines(source, "step_5")
+    assert other_start in shown and other_end not in shown  # signature only
+
+
+def test_the_helpers_a_named_function_calls_are_shown_next() -> None:
+    caller = "    prepared = _align_rows(item)\n" + "    item = compute(item, options)\n" * 4
+    caller += "    return prepared\n"
+    source = _numbered_functions({"step_3": caller}) + (
+        "\n\ndef _align_rows(item):\n"
+        + "    item = compute(item, 'top')\n" * 5
+        + "    return item\n"
+    )
+    request = view_request(
+        cat_n(source),
+        before="The rows come out upside down.",
+        arguments={"command": "view", "path": "/repo/pack.py"},
+    )
+    request["messages"][1]["content"][0]["text"] = "Let me look at `step_3`."
+    out = result_text(slice_code(max_tokens=1000)(request))
+    shown = numbered(out)
+    for name in ("step_3", "_align_rows"):
+        start, end = def_lines(source, name)
+        assert all(n in shown for n in range(start, end + 1)), name
+    start, end = def_lines(source, "step_30")
+    assert end not in shown
+    assert_only_source(out, cat_n(source), source.split("\n"))
+
+
+def test_tests_named_after_the_class_in_the_turn_are_shown() -> None:
+    """Every test uses StratifiedKFold; the one named after it is shown."""
+    names = ["group_kfold", "shuffle_split", "leave_one_out"] * 8
+    source = "\n\n".join(
+        f"def test_{name}_{k}():\n" + f"    check({name.title()}(), StratifiedKFold(), {k})\n" * 6
+        for k, name in enumerate(names)
+    )
+    source += "\n\ndef test_stratified_kfold_ratios():\n" + "    check(StratifiedKFold(), 2)\n" * 6
+    request = view_request(
+        cat_n(source),
+        before="Fix the shuffling.",
+        arguments={"command": "view", "path": "/repo/tests/test_split.py"},
+    )
+    request["messages"][1]["content"][0]["text"] = "Let me find the tests of StratifiedKFold:"
+    shown = numbered(result_text(slice_code(max_tokens=600)(request)))
+    start, end = def_lines(source, "test_stratified_kfold_ratios")
+    assert all(n in shown for n in range(start, end + 1))
+    start, end = def_lines(source, "test_group_kfold_0")
+    assert end not in shown
 
 
 # ---------------------------------------------------------------------------- with the SDK

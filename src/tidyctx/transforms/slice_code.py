@@ -23,10 +23,13 @@ numbers, every line of the output is a line of the original result.
 Which definitions: the names that occur in the conversation *up to the call* that read the
 file: the call's input, the assistant turn that made it, the user's text, earlier assistant
 turns, and the latest tool results (stack traces, ``grep -n`` hits: lines of this file are
-mapped to the definitions around them). Nothing after the call counts, so a result is cut
-once, when it enters the conversation, and gives the same bytes on every later turn (the
-cache prefix stays intact). Results of recognised file views never count as references
-(they are what this transform rewrites), which keeps ``slice_code`` idempotent.
+mapped to the definitions around them). Weaker signals fill the rest of the budget: a
+definition whose code holds a rare code-like name said before (an attribute quoted in the
+task), one whose name holds a name of the call, its turn or the task (``test_foo_bar`` for
+``FooBar``), and the functions a chosen definition calls. Nothing after the call counts,
+so a result is cut once, when it enters the conversation, and gives the same bytes on every
+later turn (the cache prefix stays intact). Results of recognised file views never count as
+references (they are what this transform rewrites), which keeps ``slice_code`` idempotent.
 
 Results are left as they are, and :meth:`SliceCode.describe` says why, when the language is
 not known from the path, its grammar is not installed, nothing in the file parses, the
@@ -112,6 +115,10 @@ _MAX_CANDIDATES = 48  # definitions tried against the budget, most relevant firs
 _AMBIGUOUS = 3  # a bare name shared by more definitions than this needs its class too
 _SHRINK = 0.9  # slice only when the result gets at least 10% smaller
 _TERM_CHARS = 200_000  # characters of one text searched for names
+_MIN_BODY_TERM = 4  # shortest name matched inside definitions' code
+_MIN_INNER_NAME = 6  # shortest name looked for inside definitions' names
+_TASK = 4  # weight of the names in the task: the first user message with text
+_RARE = 3  # a name in the code of more definitions than this says nothing about one of them
 
 
 def cat_path(arguments: Mapping[str, Any]) -> str | None:
@@ -261,6 +268,11 @@ def parse_listing(text: str) -> Listing | None:
 _CHAIN = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|#|->)[A-Za-z_$][\w$]*)*")
 _SPLIT = re.compile(r"\.|::|#|->")
 _PLAIN = re.compile(r"[a-z]+")
+# A plain word of prose that is marked as code: called, or after a backtick or a quote.
+_MARKED = re.compile(r"(?<![\w$])[a-z]+(?=\()|(?<=[`'\"])[a-z]+(?![\w$])")
+_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
+# A name that is surely code, not a word of prose: snake_case, camelCase, a digit inside.
+_CODE_LIKE = re.compile(r"(?=.{4})[\w$]*(?:[A-Za-z0-9]_|_[A-Za-z0-9]|[a-z][A-Z]|[A-Za-z]\d)[\w$]*")
 _TRACE_LINE = re.compile(r"""File "([^"\n]+)", line (\d+)""")
 _PATH_LINE = re.compile(r"([\w./\\~@+-]*[\w-]\.[A-Za-z0-9+]{1,6}):(\d+)\b")
 _GREP_LINE = re.compile(r"^(\d+)[:-]", re.MULTILINE)
@@ -279,8 +291,9 @@ def _terms(text: str, prose: bool) -> frozenset[str]:
     """
     text = text[:_TERM_CHARS]
     out: set[str] = set()
-    for m in _CHAIN.finditer(text):
-        parts = [p for p in _SPLIT.split(m.group()) if p]
+    marked: set[str] | None = None
+    for chain in set(_CHAIN.findall(text)):  # each distinct chain once: texts repeat names
+        parts = [p for p in _SPLIT.split(chain) if p]
         if len(parts) > 1:
             out.add(".".join(parts))
             out.update(p for p in parts if len(p) >= 3)
@@ -289,9 +302,9 @@ def _terms(text: str, prose: bool) -> frozenset[str]:
         if len(word) < 3:
             continue
         if prose and _PLAIN.fullmatch(word):
-            after = text[m.end() : m.end() + 1]
-            before = text[m.start() - 1 : m.start()] if m.start() else ""
-            if after != "(" and before not in ("`", "'", '"'):
+            if marked is None:
+                marked = set(_MARKED.findall(text))
+            if word not in marked:
                 continue
         out.add(word)
     return frozenset(out)
@@ -316,15 +329,20 @@ def _line_refs(text: str, path: str, producer: str) -> set[int]:
     """
     text = text[:_TERM_CHARS]
     found: set[int] = set()
-    for m in _TRACE_LINE.finditer(text):
-        if _same_file(m.group(1), path):
-            found.add(int(m.group(2)))
-    for m in _PATH_LINE.finditer(text):
-        if _same_file(m.group(1), path):
-            found.add(int(m.group(2)))
     base = path.replace("\\", "/").rsplit("/", 1)[-1]
     if base and base in producer and "grep" in producer and "-n" in producer:
         found.update(int(m.group(1)) for m in _GREP_LINE.finditer(text))
+    name = path.replace("\\", "/").lstrip("./").rsplit("/", 1)[-1]
+    if not name or name not in text:
+        return found  # a frame or a hit of the file names it (see _same_file)
+    if 'File "' in text:
+        for m in _TRACE_LINE.finditer(text):
+            if _same_file(m.group(1), path):
+                found.add(int(m.group(2)))
+    if name + ":" in text:
+        for m in _PATH_LINE.finditer(text):
+            if _same_file(m.group(1), path):
+                found.add(int(m.group(2)))
     return found
 
 
@@ -400,7 +418,7 @@ class Conversation:
     ...         "content": "     1→def load_config(): ..."}]}]
     >>> c = Conversation(messages)
     >>> c.views["t1"].path, dict(c.references(c.views["t1"]).terms)["load_config"]
-    ('src/config.py', 3)
+    ('src/config.py', 4)
     """
 
     def __init__(self, messages: Sequence[Any], tools: Mapping[str, PathSpec] = DEFAULT_TOOLS):
@@ -437,19 +455,19 @@ class Conversation:
 
     def references(self, view: FileView) -> References:
         """The names and lines of ``view.path`` pointed at up to the call, weighted: the call's
-        input 8; the assistant turn that made it 6; lines in the latest results 5; the user's
-        words and the latest results 3; the three assistant turns before 2, older turns and
-        the results before the latest 1-2. Only what came before the result counts."""
+        input 8; the assistant turn that made it 6; lines in the latest results 5; the task
+        (the first user message with text) 4; the user's other words and the latest results
+        3; the three assistant turns before 2, older turns and the results before the latest
+        1-2. Only what came before the result counts."""
         hit = self._refs.get(view.id)
         if hit is not None:
             return hit
-        terms: dict[str, int] = {}
+        named: dict[int, set[str]] = {}  # by weight: set unions run in C, texts are long
         lines: dict[int, int] = {}
 
-        def add(names: Iterable[str], weight: int) -> None:
-            for name in names:
-                if terms.get(name, 0) < weight:
-                    terms[name] = weight
+        def add(names: frozenset[str], weight: int) -> None:
+            if names:
+                named.setdefault(weight, set()).update(names)
 
         def add_lines(numbers: Iterable[int], weight: int) -> None:
             for n in numbers:
@@ -465,7 +483,9 @@ class Conversation:
         for text in turn.code:
             add(_terms(text, False), 6)
         assistant_age = user_age = 0
-        for said in reversed(self.said[: view.message]):
+        task = next((k for k, s in enumerate(self.said) if s.role == "user" and s.prose), -1)
+        for k in range(view.message - 1, -1, -1):
+            said = self.said[k]
             if said.role == "assistant":
                 assistant_age += 1
                 weight = 2 if assistant_age <= 3 else 1
@@ -476,52 +496,167 @@ class Conversation:
                 continue
             user_age += 1
             for text in said.prose:
-                add(_terms(text, True), 3)
+                add(_terms(text, True), _TASK if k == task else 3)
                 add_lines(_line_refs(text, path, ""), 3)
             if user_age <= 2:
                 for text, producer in said.results:
                     add(_terms(text, False), 3 if user_age == 1 else 2)
                     add_lines(_line_refs(text, path, producer), 5 if user_age == 1 else 3)
+        terms: dict[str, int] = {}
+        for weight in sorted(named):  # a heavier mention of a name wins
+            terms.update(dict.fromkeys(named[weight], weight))
         hit = References(tuple(sorted(terms.items())), tuple(sorted(lines.items())))
         self._refs[view.id] = hit
         return hit
 
 
-def rank(defs: Sequence[Definition], refs: References) -> list[tuple[int, Definition]]:
-    """The definitions ``refs`` point at, as (weight, definition), most relevant first.
+def _owners(defs: Sequence[Definition], first: int, last: int) -> list[int]:
+    """For each line ``first..last``, the index of the innermost definition around it
+    (doc comment included), or -1."""
+    owner = [-1] * (last - first + 1)
+    for k, d in enumerate(defs):  # source order: a nested definition comes after its parent
+        a, b = max(d.doc_start_line, first), min(d.end_line, last)
+        owner[a - first : b - first + 1] = [k] * max(0, b - a + 1)
+    return owner
+
+
+def _bodies(defs: Sequence[Definition], lines: Sequence[str], first: int) -> list[set[str]]:
+    """The identifiers of each definition's own lines (those of nested definitions go to
+    them)."""
+    own: list[list[str]] = [[] for _ in defs]
+    owner = _owners(defs, first, first + len(lines) - 1)
+    for line, k in zip(lines, owner, strict=True):
+        if k >= 0:
+            own[k].append(line)
+    return [set(_IDENT.findall("\n".join(part))) for part in own]
+
+
+def rank(
+    defs: Sequence[Definition],
+    refs: References,
+    bodies: Sequence[set[str]] | None = None,
+    path: str = "",
+) -> list[tuple[float, Definition]]:
+    """The definitions ``refs`` point at, as (score, definition), most relevant first.
 
     A definition is named by its qualname (``Class.method``), its last two parts, or its bare
     name when at most three definitions share it; a line names the innermost definition
-    around it. Ties go to the shorter definition, then the earlier.
+    around it; both score the reference's weight. With ``bodies`` (the identifiers of each
+    definition, :func:`_bodies`) two weaker signals count too: a definition whose own code
+    holds a name the conversation used (one that looks like code: ``snake_case``,
+    ``camelCase``, a digit) that few definitions hold (``_Unsigned`` in an issue, found in
+    one method) scores up to 3/4 of that name's weight; a function or method whose name holds
+    a name of the call, its turn or the task (``test_stratified_kfold`` for
+    ``StratifiedKFold``) scores half its weight; one that a named definition uses scores half
+    the caller's. Ties go to the shorter
+    definition, then the earlier.
     """
     weights = dict(refs.terms)
-    by_name: dict[str, int] = {}
-    for d in defs:
-        by_name[d.name] = by_name.get(d.name, 0) + 1
-    scores: dict[int, int] = {}
+    by_name: dict[str, list[int]] = {}
+    for k, d in enumerate(defs):
+        by_name.setdefault(d.name, []).append(k)
+    scores: dict[int, float] = {}
     for k, d in enumerate(defs):
         score = weights.get(d.qualname, 0)
         if "." in d.qualname:
             score = max(score, weights.get(".".join(d.qualname.split(".")[-2:]), 0))
-        if by_name[d.name] <= _AMBIGUOUS:
+        if len(by_name[d.name]) <= _AMBIGUOUS:
             score = max(score, weights.get(d.name, 0))
         if score:
             scores[k] = score
-    for line, weight in refs.lines:
-        inner = -1
-        for k, d in enumerate(defs):
-            if d.start_line <= line <= d.end_line and (
-                inner < 0
-                or d.end_line - d.start_line <= defs[inner].end_line - defs[inner].start_line
-            ):
-                inner = k
-        if inner >= 0 and scores.get(inner, 0) < weight:
-            scores[inner] = weight
+    if refs.lines:
+        first = min(line for line, _ in refs.lines)
+        last = max(line for line, _ in refs.lines)
+        owner = _owners(defs, first, last)
+        for line, weight in refs.lines:
+            inner = owner[line - first]
+            if inner >= 0 and scores.get(inner, 0) < weight:
+                scores[inner] = weight
+    if bodies is not None:
+        skip = set(_terms(path, False))  # the file's own path is no clue inside it
+        found = _body_scores(defs, bodies, weights, by_name, scores, skip)
+        for k, weak in found.items():
+            if scores.get(k, 0) < weak:
+                scores[k] = weak
     order = sorted(
         scores,
         key=lambda k: (-scores[k], defs[k].end_line - defs[k].start_line, defs[k].start_line),
     )
     return [(scores[k], defs[k]) for k in order[:_MAX_CANDIDATES]]
+
+
+def _body_scores(
+    defs: Sequence[Definition],
+    bodies: Sequence[set[str]],
+    weights: Mapping[str, int],
+    by_name: Mapping[str, list[int]],
+    direct: Mapping[int, float],
+    skip: set[str],
+) -> dict[int, float]:
+    """The weaker signals of :func:`rank`: rare names used in a definition's code, names
+    that hold a name said, and the callees of the definitions named directly."""
+    out: dict[int, float] = {}
+    holders: dict[str, list[int]] = {}
+    for term, weight in weights.items():
+        if weight >= 2 and term not in skip and _CODE_LIKE.fullmatch(term):
+            holders[term] = []
+    if holders:
+        for k, body in enumerate(bodies):
+            for term in body & holders.keys():
+                holders[term].append(k)
+    rare = max(1, min(_RARE, len(defs) // 5))
+    sums: dict[int, float] = {}
+    tops: dict[int, int] = {}
+    for term, ks in holders.items():
+        if not 0 < len(ks) <= rare:
+            continue
+        weight = weights[term]
+        for k in ks:
+            if defs[k].name == term:
+                continue
+            sums[k] = sums.get(k, 0.0) + weight / len(ks)
+            tops[k] = max(tops.get(k, 0), weight)
+    for k, total in sums.items():
+        out[k] = min(total / 2, tops[k] * 0.75)
+    # Names that hold a name said in the turn, the call or the task: test_stratified_kfold_x
+    # for StratifiedKFold; normalized (no underscores, lower case).
+    said = {
+        norm: weight
+        for term, weight in weights.items()
+        if weight >= _TASK and term not in skip and _CODE_LIKE.fullmatch(term)
+        for norm in [term.replace("_", "").lower()]
+        if len(norm) >= _MIN_INNER_NAME
+    }
+    if said:
+        for k, d in enumerate(defs):
+            if d.kind not in ("function", "method"):
+                continue
+            name = d.name.replace("_", "").lower()
+            best = max((w for t, w in said.items() if t in name and t != name), default=0)
+            if best and out.get(k, 0) < best / 2:
+                out[k] = best / 2
+    for k, score in direct.items():
+        caller = defs[k]
+        scope = caller.qualname.rsplit(".", 1)[0] + "." if "." in caller.qualname else ""
+        used = set(bodies[k])
+        inside = {caller.name}
+        for j in range(k + 1, len(defs)):  # what its methods use, if it is a class
+            if defs[j].start_line > caller.end_line:
+                break
+            used |= bodies[j]
+            inside.add(defs[j].name)
+        used -= inside  # its own methods show with it, or it is too long to show
+        for name in used & by_name.keys():
+            for j in by_name[name]:
+                callee = defs[j]
+                if j == k or callee.kind not in ("function", "method"):
+                    continue
+                same_scope = scope and callee.qualname.startswith(scope)
+                if "." in callee.qualname and not same_scope and len(by_name[name]) > 1:
+                    continue
+                if out.get(j, 0) < score / 2:
+                    out[j] = score / 2
+    return out
 
 
 # ---------------------------------------------------------------------------- slicing
@@ -574,7 +709,8 @@ def _body(listing: Listing, shown: set[int]) -> list[str]:
 
 class _Cost:
     """Tokens of a set of listing lines, each line encoded once (an estimate: the sum of
-    per-line counts, calibrated); the final text is counted exactly."""
+    per-line counts, calibrated); the final text is counted exactly. ``raw`` sums are
+    added up as lines are shown, so a candidate costs only its new lines."""
 
     def __init__(self, listing: Listing, factor: float) -> None:
         self.listing = listing
@@ -582,14 +718,17 @@ class _Cost:
         self.encoding = get_encoding()
         self.memo: dict[int, int] = {}
 
-    def __call__(self, numbers: Iterable[int]) -> int:
-        raw = 0
+    def raw(self, numbers: Iterable[int]) -> int:
+        total = 0
         for n in numbers:
             c = self.memo.get(n)
             if c is None:
                 c = len(self.encoding.encode_ordinary(self.listing.render(n) + "\n"))
                 self.memo[n] = c
-            raw += c
+            total += c
+        return total
+
+    def tokens(self, raw: int) -> int:
         return int(raw * self.factor) + 1
 
 
@@ -629,19 +768,27 @@ def slice_view(
         return Outcome(path, None, f"could not parse ({err})", before, before)
     shown = _lines_of(shape.ranges)
     cost = _Cost(listing, counter.factor())
-    room = max(budget, cost(shown) + budget // 2)
+    used = cost.raw(shown)
+    room = max(budget, cost.tokens(used) + budget // 2)
     chosen: list[str] = []
     skipped: list[str] = []
-    for _, d in rank(defs, refs):
+    bodies = _bodies(defs, listing.lines, listing.first)
+    for _, d in rank(defs, refs, bodies, path):
         if d.qualname in chosen or d.qualname in skipped:
+            continue
+        own = range(max(d.doc_start_line, listing.first), min(d.end_line, listing.last) + 1)
+        if cost.tokens(used + cost.raw(n for n in own if n not in shown)) > room:
+            skipped.append(d.qualname)  # its own lines do not fit: no need to slice it
             continue
         try:
             piece = slicing.slice_symbol(source, d.qualname, language=language, path=path)
         except slicing.SlicingError:
             continue
-        more = shown | _lines_of(piece.ranges)
-        if cost(more) <= room:
-            shown = more
+        new = _lines_of(piece.ranges) - shown
+        extra = cost.raw(new)
+        if cost.tokens(used + extra) <= room:
+            shown |= new
+            used += extra
             chosen.append(d.qualname)
         else:
             skipped.append(d.qualname)
