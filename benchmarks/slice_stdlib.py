@@ -14,26 +14,34 @@ or nested, as ``ast`` sees it, is sliced with ``slice_symbol(source, key)``. It 
   indentation, then ``textwrap.dedent``-ed, parses with ``ast.parse`` (for a method, the
   slice holds its class header, so this checks that the context is well formed).
 
-Then speed: parse+slice throughput in MB/s (MB = 10^6 bytes of source) over the same files,
-each parsed fresh (the memo cleared): ``definitions`` + ``outline`` + ``slice_symbol`` of
-every top-level definition; and one 10 MB file made by concatenating stdlib files. Also the
-median share of the file's tokens (tidyctx's local counter) that one definition's slice takes.
+Then speed, with the load average printed beside each number: parse+slice throughput in MB/s
+(MB = 10^6 bytes of source) over the same files, each parsed once (the memo cleared first):
+a bare tree-sitter parse for reference; ``definitions`` + ``outline`` + ``slice_symbol`` of
+every top-level definition, in one thread (wall and CPU time) and in a thread pool (tree-sitter
+releases the GIL while parsing); and one 10 MB file made by concatenating stdlib files. Also
+the median share of the file's tokens (tidyctx's local counter) that one definition's slice
+takes.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
 import statistics
 import sys
 import sysconfig
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tree_sitter import Parser
+
 from tidyctx.transforms import slicing
+from tidyctx.transforms._grammars import load
 from tidyctx.transforms.slicing import definitions, outline, slice_symbol
 
 _GUTTER = re.compile(r"^ *\d+  ")
@@ -140,10 +148,24 @@ def read_source(p: Path) -> str | None:
     return text
 
 
+def work(data: bytes) -> None:
+    """What the throughput runs do to one file: parse, outline, slice every top-level def."""
+    defs = definitions(data, language="python")
+    outline(data, language="python")
+    tops = sorted({d.qualname for d in defs if "." not in d.qualname})
+    if tops:
+        slice_symbol(data, tops, language="python")
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=0, help="only the first N files")
     ap.add_argument("--show", type=int, default=20, help="problems to print")
+    ap.add_argument("--workers", type=int, default=0, help="threads (default: CPU count)")
     args = ap.parse_args()
 
     files = stdlib_files()
@@ -183,22 +205,49 @@ def main() -> None:
     if len(problems) > args.show:
         print(f"   ... {len(problems) - args.show} more")
 
-    # Throughput: fresh parse of every file, then outline + every top-level slice.
+    # Throughput: a fresh parse of every file, then outline + a slice of every top-level
+    # definition (what slice_code does to a file, at most). Wall and CPU time; the machine's
+    # load average is printed beside (other processes slow the wall clock).
     nbytes = sum(len(t.encode()) for _, t in sources)
-    slicing._CACHE.clear()
-    t0 = time.perf_counter()
-    for _, text in sources:
-        defs = definitions(text, language="python")
-        outline(text, language="python")
-        tops = [d.qualname for d in defs if "." not in d.qualname]
-        if tops:
-            slice_symbol(text, sorted(set(tops)), language="python")
-        slicing._CACHE.clear()
-    dt = time.perf_counter() - t0
+    mb = nbytes / 1e6
+    datas = [t.encode() for _, t in sources]
+    print(f"load average before the speed runs: {_load()}")
+    parser = Parser(load("python").language)
+    w0, c0 = time.perf_counter(), time.process_time()
+    for data in datas:
+        parser.parse(data)
+    w1, c1 = time.perf_counter(), time.process_time()
     print(
-        f"throughput (parse + outline + slice of all top-level defs, fresh parse per file): "
-        f"{nbytes / 1e6:.1f} MB in {dt:.2f}s = {nbytes / 1e6 / dt:.1f} MB/s"
+        f"bare tree-sitter parse, one thread: {mb:.1f} MB in {w1 - w0:.2f}s wall = "
+        f"{mb / (w1 - w0):.1f} MB/s ({mb / (c1 - c0):.1f} MB/s of CPU time)  load {_load()}"
     )
+    slicing.clear_cache()
+    w0, c0 = time.perf_counter(), time.process_time()
+    for data in datas:
+        work(data)
+    w1, c1 = time.perf_counter(), time.process_time()
+    print(
+        f"parse + outline + slice of all top-level defs, one thread: {mb:.1f} MB in "
+        f"{w1 - w0:.2f}s wall = {mb / (w1 - w0):.1f} MB/s ({mb / (c1 - c0):.1f} MB/s of CPU "
+        f"time)  load {_load()}"
+    )
+    slicing.clear_cache()
+    w0 = time.perf_counter()
+    for data in datas:
+        definitions(data, language="python")
+    w1 = time.perf_counter()
+    print(f"parse + definitions only, one thread: {mb / (w1 - w0):.1f} MB/s  load {_load()}")
+    workers = args.workers or os.cpu_count() or 1
+    slicing.clear_cache()
+    w0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(work, datas))
+    w1 = time.perf_counter()
+    print(
+        f"parse + outline + slice of all top-level defs, {workers} threads "
+        f"({os.cpu_count()} cores): {mb / (w1 - w0):.1f} MB/s wall  load {_load()}"
+    )
+    slicing.clear_cache()
 
     big_parts: list[str] = []
     size = 0
@@ -208,19 +257,28 @@ def main() -> None:
         if size >= 10_000_000:
             break
     big = "\n".join(big_parts)
-    slicing._CACHE.clear()
     t0 = time.perf_counter()
     defs = definitions(big, language="python")
     t1 = time.perf_counter()
     sl = slice_symbol(big, defs[len(defs) // 2].qualname + "", language="python")
-    ol = outline(big, language="python")
     t2 = time.perf_counter()
+    ol = outline(big, language="python")
+    t3 = time.perf_counter()
     mb = len(big.encode()) / 1e6
     print(
-        f"one {mb:.1f} MB file ({len(defs)} definitions): parse+index {t1 - t0:.2f}s "
-        f"({mb / (t1 - t0):.1f} MB/s), then one slice + outline {t2 - t1:.2f}s; "
-        f"slice {len(sl.text):,} chars, outline {len(ol.text):,} chars"
+        f"one {mb:.1f} MB file ({len(defs)} definitions): parse+index+definitions "
+        f"{t1 - t0:.2f}s ({mb / (t1 - t0):.1f} MB/s), then one slice {t2 - t1:.3f}s "
+        f"({len(sl.text):,} chars), outline {t3 - t2:.2f}s ({len(ol.text):,} chars)  "
+        f"load {_load()}"
     )
+    slicing.clear_cache()
+    t0 = time.perf_counter()
+    slice_symbol(big, defs[len(defs) // 2].qualname, language="python")
+    print(
+        f"the same file, fresh: slice_symbol end to end {time.perf_counter() - t0:.2f}s  "
+        f"load {_load()}"
+    )
+    slicing.clear_cache()
 
     try:
         from tidyctx.tokens import LocalCounter

@@ -324,7 +324,8 @@ CLASSLIKE = frozenset({"class", "struct", "interface", "trait", "enum", "impl", 
 
 @dataclass(frozen=True)
 class Loaded:
-    """A grammar with its compiled query (captures ``item``, ``comment``, ``import``)."""
+    """A grammar with its compiled query (captures ``item``, ``comment``, ``import``,
+    ``wrapper``)."""
 
     language: Language
     query: Query
@@ -362,4 +363,6 @@ def load(name: str) -> Loaded:
     parts.append(f"{alternatives(spec.comments)} @comment")
     if spec.imports:
         parts.append(f"{alternatives(spec.imports)} @import")
+    if spec.wrappers:
+        parts.append(f"{alternatives(spec.wrappers)} @wrapper")
     return Loaded(language, Query(language, "\n".join(parts)))

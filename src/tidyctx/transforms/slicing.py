@@ -36,8 +36,13 @@ second one ``name#2``, the third ``name#3`` (in source order), and ``"name#2"`` 
 binary"); unknown symbol: :class:`SymbolNotFound` with close matches. A file with syntax errors
 is still sliced (tree-sitter recovers) and ``Slice.errors`` says where.
 
-Parsing is memoized per (content hash, language) in a bounded LRU (:data:`CACHE_SIZE`), and
-each language's query is compiled once, so slicing many symbols of one file parses it once.
+Parsing is memoized per (content hash, language) in a bounded LRU (:data:`CACHE_SIZE` files,
+:data:`CACHE_BYTES` of source), and each language's query is compiled once, so slicing many
+symbols of one file parses it once. Every function here is thread-safe, and tree-sitter
+releases the GIL while it parses, so many files can be sliced in a thread pool
+(``ThreadPoolExecutor().map(lambda p: definitions(p.read_bytes(), path=str(p)), paths)``);
+the indexing after each parse is Python and holds the GIL, so the gain is below the number
+of cores (``benchmarks/slice_stdlib.py`` measures both).
 
 >>> src = '''import os
 ... import sys
@@ -71,6 +76,7 @@ class Greeter:
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import hashlib
 import re
@@ -95,6 +101,7 @@ if TYPE_CHECKING:
     from tree_sitter import Node, Tree
 
 __all__ = [
+    "CACHE_BYTES",
     "CACHE_SIZE",
     "LANGUAGES",
     "AmbiguousSymbol",
@@ -104,6 +111,7 @@ __all__ = [
     "SlicingError",
     "SymbolNotFound",
     "UnknownLanguage",
+    "clear_cache",
     "definitions",
     "language_for",
     "outline",
@@ -111,8 +119,11 @@ __all__ = [
     "slice_symbol",
 ]
 
-#: Parsed files kept in memory (least recently used dropped first).
+#: Parsed files kept in memory (least recently used dropped first) ...
 CACHE_SIZE = 32
+#: ... and their total source bytes (a parsed file takes several times its size in memory);
+#: the newest file is kept whatever its size.
+CACHE_BYTES = 64_000_000
 MARKER = "⋮"
 _BINARY_PROBE = 8192
 _SIG_CHARS = 300
@@ -199,6 +210,8 @@ class _Item:
         "kind",
         "name",
         "node",
+        "ob",
+        "oe",
         "outer",
         "parent",
         "prefix",
@@ -210,6 +223,8 @@ class _Item:
     def __init__(self, node: Node, outer: Node, kind: str, name: str, is_def: bool) -> None:
         self.node = node
         self.outer = outer
+        self.ob = outer.start_byte
+        self.oe = outer.end_byte
         self.kind = kind
         self.name = name
         self.is_def = is_def
@@ -452,9 +467,19 @@ def _parse(source: str | bytes, language: str | None, path: str | None) -> _Pars
     parsed = _build(data, text, name)
     with _LOCK:
         _CACHE[key] = parsed
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        _CACHE.move_to_end(key)
+        # (summed each time, at most CACHE_SIZE entries: stays right if _CACHE is cleared)
+        held = sum(len(p.data) for p in _CACHE.values())
+        while len(_CACHE) > 1 and (len(_CACHE) > CACHE_SIZE or held > CACHE_BYTES):
+            _, old = _CACHE.popitem(last=False)
+            held -= len(old.data)
     return parsed
+
+
+def clear_cache() -> None:
+    """Forget every parsed file (benchmarks use it to measure fresh parses)."""
+    with _LOCK:
+        _CACHE.clear()
 
 
 def _build(data: bytes, text: str, language: str) -> _Parsed:
@@ -469,7 +494,12 @@ def _build(data: bytes, text: str, language: str) -> _Parsed:
     tree = Parser(loaded.language).parse(data)
     parsed = _Parsed(language, _split_lines(text), tree, data)
     captures = QueryCursor(loaded.query).captures(tree.root_node)
-    _index_comments_and_items(parsed, captures.get("comment", []), captures.get("item", []))
+    _index_comments_and_items(
+        parsed,
+        captures.get("comment", []),
+        captures.get("item", []),
+        {w.end_byte for w in captures.get("wrapper", [])},
+    )
     _index_imports(parsed, captures.get("import", []))
     if tree.root_node.has_error:
         parsed.errors = _syntax_errors(tree.root_node)
@@ -497,10 +527,26 @@ def _text(node: Node) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
-def _end_row(node: Node, comments: tuple[str, ...]) -> int:
+def _end_row(
+    node: Node,
+    comments: tuple[str, ...],
+    lines: list[str] | None = None,
+    leaders: tuple[str, ...] = (),
+) -> int:
     """Last row of real content: trailing comments (which tree-sitter-python puts inside a
-    block) and a trailing newline (some tokens include it) do not count."""
+    block) and a trailing newline (some tokens include it) do not count.
+
+    Given the file's ``lines`` (of a tree without errors) and the comment ``leaders``: when
+    the node's last row is neither blank nor starts like a comment, that row is the answer
+    without walking down the tree (the walk costs microseconds per node in a large file).
+    """
     start_row = node.start_point.row
+    if lines is not None:
+        p = node.end_point
+        row = p.row - 1 if p.column == 0 and p.row > start_row else p.row
+        text = lines[row].lstrip() if row < len(lines) else ""
+        if text and not text.startswith(leaders):
+            return row
     n: Node = node
     while n.child_count:
         i = n.child_count - 1
@@ -670,9 +716,16 @@ def _head_end(
         return end if end - start <= 2 else start
     if brace:
         return body.start_point.row
-    prev = body.prev_sibling
-    while prev is not None and prev.type in comments:
-        prev = prev.prev_sibling
+    # the node's own children (a few) when the body is one of them: cheaper than prev_sibling
+    kids = node.children
+    at = next((i for i, c in enumerate(kids) if c.id == body.id), -1)
+    if at >= 0:
+        before = [c for c in kids[:at] if c.type not in comments]
+        prev = before[-1] if before else None
+    else:
+        prev = body.prev_sibling
+        while prev is not None and prev.type in comments:
+            prev = prev.prev_sibling
     if prev is None:
         return start
     p = prev.end_point
@@ -711,8 +764,28 @@ def _collapse(text: str) -> str:
     return text if len(text) <= _SIG_CHARS else text[: _SIG_CHARS - 1] + "…"
 
 
-def _index_comments_and_items(parsed: _Parsed, comments: list[Node], nodes: list[Node]) -> None:
+def _may_be_wrapped(node: Node, wrapper_ends: set[int], data: bytes) -> bool:
+    """Whether a captured wrapper (``export``, decorators, ``template<>``) ends where ``node``
+    does, give or take whitespace and a ``;``: a wrapper ends with what it wraps."""
+    if not wrapper_ends:
+        return False
+    j = node.end_byte
+    while True:
+        if j in wrapper_ends:
+            return True
+        if j >= len(data) or data[j] not in b" \t\r\n;":
+            return False
+        j += 1
+
+
+def _index_comments_and_items(
+    parsed: _Parsed, comments: list[Node], nodes: list[Node], wrapper_ends: set[int]
+) -> None:
+    # Node.parent and Node.prev_named_sibling cost microseconds each in a large file (the
+    # tree has no parent links): they are called only where a wrapper, a prefix or a Go type
+    # group can be, which keeps indexing a 10 MB file in seconds.
     spec, lines, data, language = parsed.spec, parsed.lines, parsed.data, parsed.language
+    fast_lines = None if parsed.tree.root_node.has_error else lines
     # Comments by their last row: candidates for doc comments (checked when used).
     own: dict[int, Node] = {}
     for c in comments:
@@ -735,12 +808,14 @@ def _index_comments_and_items(parsed: _Parsed, comments: list[Node], nodes: list
                 continue
             kind, name, quals = described
             outer = node
-            while outer.parent is not None and outer.parent.type in spec.wrappers:
-                outer = outer.parent
-            decl = node.parent
+            while _may_be_wrapped(outer, wrapper_ends, data):
+                up_node = outer.parent
+                if up_node is None or up_node.type not in spec.wrappers:
+                    break
+                outer = up_node
+            decl = node.parent if t in ("type_spec", "type_alias") else None
             if (
-                t in ("type_spec", "type_alias")
-                and decl is not None
+                decl is not None
                 and decl.type == "type_declaration"
                 and sum(1 for c in decl.named_children if c.type in spec.defs) == 1
             ):
@@ -748,14 +823,14 @@ def _index_comments_and_items(parsed: _Parsed, comments: list[Node], nodes: list
             it = _Item(node, outer, kind, name, True)
             it.prefix = ".".join([*quals, name])
         items.append(it)
-    items.sort(key=lambda it: (it.outer.start_byte, -it.outer.end_byte))
+    items.sort(key=lambda it: (it.ob, -it.oe))
 
     stack: list[int] = []
     seen: dict[str, int] = {}
     class_names = {it.name for it in items if it.kind in CLASSLIKE}
     for idx, it in enumerate(items):
         node, outer = it.node, it.outer
-        while stack and items[stack[-1]].outer.end_byte <= outer.start_byte:
+        while stack and items[stack[-1]].oe <= it.ob:
             stack.pop()
         it.parent = stack[-1] if stack else -1
         up = items[it.parent] if it.parent >= 0 else None
@@ -774,13 +849,13 @@ def _index_comments_and_items(parsed: _Parsed, comments: list[Node], nodes: list
 
         # Rows: decorators/attributes before, doc comment above, content end, header.
         start = outer.start_point.row
-        prev: Node | None = outer.prev_named_sibling
+        prev: Node | None = outer.prev_named_sibling if spec.prefixes else None
         while prev is not None and (prev.type in spec.prefixes or prev.type in spec.comments):
             if prev.type in spec.prefixes:
                 start = prev.start_point.row
             prev = prev.prev_named_sibling
         it.start = start
-        it.end = max(start, _end_row(node, spec.comments))
+        it.end = max(start, _end_row(node, spec.comments, fast_lines, spec.comment_leaders))
         indent = len(lines[start]) - len(lines[start].lstrip()) if start < len(lines) else 0
         doc_start = start
         while (com := own.get(doc_start - 1)) is not None:
@@ -817,7 +892,6 @@ def _details(parsed: _Parsed, it: _Item) -> _Item:
     """Fill an item's signature, doc line and outline doc rows (computed on demand)."""
     if it.done:
         return it
-    it.done = True
     lines, node, body = parsed.lines, it.node, it.body
     sig_end = body.start_byte if body is not None else node.end_byte
     if body is not None and not parsed.spec.braces:
@@ -846,6 +920,7 @@ def _details(parsed: _Parsed, it: _Item) -> _Item:
         if lines[it.start - 1].strip() in ("*/", "**/") and it.start - 1 > rows[-1]:
             rows += (it.start - 1,)
         it.doc_rows = rows
+    it.done = True  # last: another thread may read the item meanwhile (it then recomputes)
     return it
 
 
@@ -965,10 +1040,10 @@ def _descendants(node: Node, type_name: str) -> list[Node]:
 def _imports_for(parsed: _Parsed, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     if not parsed.imports:
         return []
+    lines = parsed.lines
     words: set[str] = set()
     for a, b in _merge(spans):
-        for row in range(a, b + 1):
-            words.update(_IDENT.findall(parsed.lines[row]))
+        words.update(_IDENT.findall("\n".join(lines[max(a, 0) : b + 1])))
     out: list[tuple[int, int]] = []
     for rows, names in parsed.imports:
         if names & words:
@@ -1080,7 +1155,7 @@ def _statement_at(parsed: _Parsed, row: int) -> list[tuple[int, int]]:
     )
     root = parsed.tree.root_node
     node = root.descendant_for_point_range((row, col), (row, col))
-    if node is None or node.id == root.id or not line.strip():
+    if node is None or node.id == root.id or (not line.strip() and not _in_string(node, row)):
         return [(row, row)]
     while node.parent is not None and node.parent.id != root.id:
         parent = node.parent
@@ -1091,6 +1166,98 @@ def _statement_at(parsed: _Parsed, row: int) -> list[tuple[int, int]]:
     out = [(node.start_point.row, _end_row(node, parsed.spec.comments))]
     out.extend(_context(parsed, node))
     return out
+
+
+def _in_string(node: Node, row: int) -> bool:
+    """Whether ``row`` lies inside a multi-line string (or heredoc) at ``node``: a blank line
+    there is part of the string's statement, not a line of its own."""
+    n: Node | None = node
+    for _ in range(3):  # string content -> string (-> a concatenation)
+        if n is None:
+            return False
+        if ("string" in n.type or "heredoc" in n.type) and n.start_point.row < row:
+            return row <= n.end_point.row
+        n = n.parent
+    return False
+
+
+_PY_CLAUSES = frozenset(
+    {
+        "elif_clause",
+        "else_clause",
+        "except_clause",
+        "except_group_clause",
+        "finally_clause",
+        "case_clause",
+    }
+)
+
+
+_PY_CLAUSE_WORDS = ("elif", "else", "except", "finally", "case")
+
+
+def _python_marker_indent(
+    parsed: _Parsed, a: int, b: int, indent: str, merged: list[tuple[int, int]], gap: int
+) -> str | None:
+    """The indentation for a marker over hidden rows ``a..b`` (0-based), the ``gap``-th gap
+    between the ``merged`` shown ranges, such that ``...`` there still parses.
+
+    The marker stands for the first hidden statement, or for the outermost compound statement
+    around it whose header an earlier marker already hid: its indentation. When that is a
+    clause (``elif``, ``else``, ``except``, ``finally``, ``case``), or when the gap holds only
+    comments and the next shown row opens a clause, ``...`` at the clause's depth would split
+    its ``if``/``try``/``match`` chain; the marker goes into the body before the clause
+    instead. None when no indentation works (that body shares its header's line, as in
+    ``if x: pass``): the caller shows the gap.
+    """
+    lines = parsed.lines
+    inner = 0 < gap < len(merged)
+    first = next(
+        (r for r in range(a, b + 1) if (t := lines[r].strip()) and not t.startswith("#")), -1
+    )
+    if first < 0:
+        if not inner:
+            return indent
+        first = b + 1  # comments only: the next shown row decides
+    line = lines[first]
+    above = lines[a - 1].lstrip() if a > 0 else "x"
+    if not line.lstrip().startswith(_PY_CLAUSE_WORDS) and above and above[0] != "#":
+        # Fast path: no clause, and the row above is code, so every block around the first
+        # hidden row has its header shown (context headers come with any shown code row).
+        return indent
+    col = len(line) - len(line.lstrip())
+    point = (first, len(line[:col].encode("utf-8", "surrogatepass")))
+    node: Node | None = parsed.tree.root_node.descendant_for_point_range(point, point)
+    starts = [r0 for r0, _ in merged]
+    stand_in: Node | None = None
+    while node is not None and node.parent is not None:
+        row = node.start_point.row
+        if node.start_point == point:
+            stand_in = node
+        elif row < a and node.type != "block":
+            k = bisect.bisect_right(starts, row) - 1
+            if k < 0 or merged[k][1] < row:  # its header is hidden (by an earlier marker)
+                stand_in = node
+        node = node.parent
+    if stand_in is None:
+        return indent
+    if stand_in.type not in _PY_CLAUSES:
+        head = lines[stand_in.start_point.row]
+        return head[: len(head) - len(head.lstrip())]
+    # the body before the clause: the previous sibling block, or the previous clause's block
+    prev = stand_in.prev_named_sibling
+    while prev is not None and prev.type == "comment":
+        prev = prev.prev_named_sibling
+    block = prev if prev is None or prev.type == "block" else None
+    if prev is not None and block is None:
+        block = next((c for c in reversed(prev.children) if c.type == "block"), None)
+    if block is not None:
+        lead_line = lines[block.start_point.row]
+        lead = lead_line[: len(lead_line) - len(lead_line.lstrip())]
+        if len(lead.encode("utf-8", "surrogatepass")) == block.start_point.column:
+            return lead
+    # no body line to stand in (`if x: pass`, or the first `case`)
+    return None if inner else indent
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -1137,32 +1304,59 @@ def _make_slice(
         merged[0] = (0, merged[0][1])
     if merged and merged[-1][1] < n - 1 and shown_instead(merged[-1][1] + 1, n - 1):
         merged[-1] = (merged[-1][0], n - 1)
+
+    def indent_of(a: int, b: int) -> str:
+        # the first hidden code line's indentation, else the next shown line's
+        for row in range(a, b + 1):
+            stripped = lines[row].lstrip()
+            if stripped and not stripped.startswith(leaders):
+                return lines[row][: len(lines[row]) - len(stripped)]
+        nxt = lines[b + 1] if b + 1 < n else ""
+        return nxt[: len(nxt) - len(nxt.lstrip())]
+
+    # Each gap between shown ranges becomes a marker at an indentation; in Python one that
+    # would end up between an if/elif/else (or try/except) chain's clauses moves into the
+    # block before it, or, when there is no such line (a one-line body), the gap is shown.
+    indents: list[str] = []
+    i = 0
+    while i <= len(merged):
+        a = merged[i - 1][1] + 1 if i > 0 else 0
+        b = merged[i][0] - 1 if i < len(merged) else n - 1
+        if a > b:
+            indents.append("")
+            i += 1
+            continue
+        indent = indent_of(a, b)
+        if parsed.language == "python":
+            fixed = _python_marker_indent(parsed, a, b, indent, merged, i)
+            if fixed is None:  # no indentation works: show the gap
+                merged[i - 1 : i + 1] = [(merged[i - 1][0], merged[i][1])]
+                i -= 1
+                indents.pop()
+                continue
+            indent = fixed
+        indents.append(indent)
+        i += 1
+
     width = len(str(max(n, 1)))
     pad = " " * (width + 2) if line_numbers else ""
     out: list[str] = []
 
-    def marker(a: int, b: int, after: int) -> None:
-        indent = None
-        for row in range(a, b + 1):
-            stripped = lines[row].lstrip()
-            if stripped and not stripped.startswith(leaders):
-                indent = lines[row][: len(lines[row]) - len(stripped)]
-                break
-        if indent is None:
-            nxt = lines[after] if after < n else ""
-            indent = nxt[: len(nxt) - len(nxt.lstrip())]
+    def marker(a: int, b: int, indent: str) -> None:
         span = f"line {a + 1}" if a == b else f"lines {a + 1}-{b + 1}"
         out.append(f"{pad}{indent}{MARKER} ({span} elided)")
 
     prev_end = -1
-    for a, b in merged:
+    for (a, b), indent in zip(merged, indents, strict=False):
         if a > prev_end + 1:
-            marker(prev_end + 1, a - 1, a)
-        for row in range(a, b + 1):
-            out.append(f"{row + 1:>{width}}  {lines[row]}" if line_numbers else lines[row])
+            marker(prev_end + 1, a - 1, indent)
+        if line_numbers:
+            out.extend(f"{row + 1:>{width}}  {lines[row]}" for row in range(a, b + 1))
+        else:
+            out.extend(lines[a : b + 1])
         prev_end = b
     if prev_end < n - 1:
-        marker(prev_end + 1, n - 1, n)
+        marker(prev_end + 1, n - 1, indents[-1])
     spans_out = {
         parsed.items[i].key: (parsed.items[i].start + 1, parsed.items[i].end + 1) for i in targets
     }
