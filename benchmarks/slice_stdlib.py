@@ -18,7 +18,8 @@ Then speed, with the load average printed beside each number: parse+slice throug
 (MB = 10^6 bytes of source) over the same files, each parsed once (the memo cleared first):
 a bare tree-sitter parse for reference; ``definitions`` + ``outline`` + ``slice_symbol`` of
 every top-level definition, in one thread (wall and CPU time) and in a thread pool (tree-sitter
-releases the GIL while parsing); and one 10 MB file made by concatenating stdlib files. Also
+releases the GIL while parsing); the ``slice_symbol`` path alone (parse, find, one slice of
+each file's middle top-level definition), ``outline`` alone and ``definitions`` alone; and one 10 MB file made by concatenating stdlib files. Also
 the median share of the file's tokens (tidyctx's local counter) that one definition's slice
 takes.
 """
@@ -231,12 +232,37 @@ def main() -> None:
         f"{w1 - w0:.2f}s wall = {mb / (w1 - w0):.1f} MB/s ({mb / (c1 - c0):.1f} MB/s of CPU "
         f"time)  load {_load()}"
     )
+    # The slice_symbol path on a fresh file (parse + find + one slice: what an agent asking
+    # for one function pays), and outline alone; the symbol is picked with ast beforehand.
+    picks = []
+    for data, (_, text) in zip(datas, sources, strict=True):
+        tops = [k for k in ast_spans(text) if "." not in k]
+        if tops:
+            picks.append((data, tops[len(tops) // 2]))
+    pmb = sum(len(d) for d, _ in picks) / 1e6
+    for label, run in (
+        ("parse+index+one slice (slice_symbol, fresh)", lambda d, k: slice_symbol(d, k, "python")),
+        ("outline (fresh)", lambda d, k: outline(d, language="python")),
+    ):
+        slicing.clear_cache()
+        w0, c0 = time.perf_counter(), time.process_time()
+        for data, key in picks:
+            run(data, key)
+        w1, c1 = time.perf_counter(), time.process_time()
+        print(
+            f"{label}, one thread, {len(picks)} files: {pmb:.1f} MB in {w1 - w0:.2f}s wall = "
+            f"{pmb / (w1 - w0):.1f} MB/s ({c1 - c0:.2f}s CPU = {pmb / (c1 - c0):.1f} MB/s of "
+            f"CPU time)  load {_load()}"
+        )
     slicing.clear_cache()
-    w0 = time.perf_counter()
+    w0, c0 = time.perf_counter(), time.process_time()
     for data in datas:
         definitions(data, language="python")
-    w1 = time.perf_counter()
-    print(f"parse + definitions only, one thread: {mb / (w1 - w0):.1f} MB/s  load {_load()}")
+    w1, c1 = time.perf_counter(), time.process_time()
+    print(
+        f"parse + definitions (every signature and doc line), one thread: {mb / (w1 - w0):.1f} "
+        f"MB/s wall ({mb / (c1 - c0):.1f} MB/s of CPU time)  load {_load()}"
+    )
     workers = args.workers or os.cpu_count() or 1
     slicing.clear_cache()
     w0 = time.perf_counter()

@@ -324,11 +324,18 @@ CLASSLIKE = frozenset({"class", "struct", "interface", "trait", "enum", "impl", 
 
 @dataclass(frozen=True)
 class Loaded:
-    """A grammar with its compiled query (captures ``item``, ``comment``, ``import``,
-    ``wrapper``)."""
+    """A grammar with its queries, compiled once.
+
+    ``query`` captures ``item`` and ``wrapper`` (and ``import``, except for Python);
+    ``comments`` captures ``comment``, run only when doc comments are needed (often on a
+    small range of rows); ``imports`` (Python) captures module-level ``import`` statements,
+    run with a start depth of 1 so it does not walk the whole tree.
+    """
 
     language: Language
     query: Query
+    comments: Query
+    imports: Query | None = None
 
 
 class Missing(ImportError):
@@ -360,9 +367,12 @@ def load(name: str) -> Loaded:
         return f"[{' '.join(f'({t})' for t in known)}]"
 
     parts = [f"{alternatives((*spec.defs, *spec.scopes))} @item"]
-    parts.append(f"{alternatives(spec.comments)} @comment")
-    if spec.imports:
+    if spec.imports and name != "python":
         parts.append(f"{alternatives(spec.imports)} @import")
     if spec.wrappers:
         parts.append(f"{alternatives(spec.wrappers)} @wrapper")
-    return Loaded(language, Query(language, "\n".join(parts)))
+    comments = Query(language, f"{alternatives(spec.comments)} @comment")
+    imports = None
+    if name == "python":  # only module-level imports count (see slicing._index_imports)
+        imports = Query(language, f"{alternatives(spec.imports)} @import")
+    return Loaded(language, Query(language, "\n".join(parts)), comments, imports)

@@ -90,6 +90,7 @@ from tidyctx.transforms._grammars import (
     CLASSLIKE,
     LANGUAGES,
     SPECS,
+    Loaded,
     Missing,
     Spec,
     language_for,
@@ -201,6 +202,7 @@ class _Item:
         "doc",
         "doc_rows",
         "doc_start",
+        "docs_done",
         "done",
         "end",
         "foot",
@@ -216,6 +218,7 @@ class _Item:
         "parent",
         "prefix",
         "qualname",
+        "rows_done",
         "sig",
         "start",
     )
@@ -232,34 +235,59 @@ class _Item:
         self.qualname = ""
         self.prefix = ""  # what this item adds in front of its members' names
         self.key = ""
-        self.start = self.end = self.doc_start = self.head_end = 0
+        self.start = self.end = self.head_end = 0
+        self.doc_start = -1  # not computed yet (_doc_start)
         self.foot = -1
         self.doc = ""
         self.doc_rows: tuple[int, ...] = ()
         self.sig = ""
         self.body: Node | None = None
-        self.done = False
+        self.rows_done = False  # start .. foot and body (_rows)
+        self.docs_done = False  # doc and doc_rows (_docs)
+        self.done = False  # sig (_details)
 
 
 class _Parsed:
-    """One parsed file: lines, definitions and imports, ready to slice."""
+    """One parsed file: lines, definitions and imports, ready to slice.
 
-    def __init__(self, language: str, lines: list[str], tree: Tree, data: bytes) -> None:
+    Parsing indexes only what every lookup needs (each definition's node, name, qualname and
+    parent); rows, doc comments, signatures and imports are computed when first used, for
+    the definitions that are used (:func:`_rows`, :func:`_docs`, :func:`_details`,
+    :func:`_import_rows`), so slicing one symbol of a large file costs little more than the
+    parse. Each lazy step is idempotent and publishes its result last, so threads may race
+    on it harmlessly.
+    """
+
+    def __init__(
+        self, language: str, lines: list[str], tree: Tree, data: bytes, loaded: Loaded
+    ) -> None:
         self.language = language
         self.spec: Spec = SPECS[language]
+        self.loaded = loaded
         self.lines = lines
         self.tree = tree
         self.data = data
+        # lines for _end_row's shortcut, which needs a tree without errors
+        self.fast_lines: list[str] | None = None if tree.root_node.has_error else lines
         self.items: list[_Item] = []
         self.by_node: dict[int, int] = {}
         self.by_qualname: dict[str, list[int]] = {}
         self.by_key: dict[str, int] = {}
-        self.imports: list[tuple[tuple[tuple[int, int], ...], frozenset[str]]] = []
+        self.indexed = False  # items, by_node, by_qualname, by_key, import_nodes (_index)
+        # Python definitions found by name without the index (_python_lookup), by node id
+        self.found: dict[int, _Item] = {}
+        self.import_nodes: list[Node] = []  # captured with the items (not Python)
+        self.imports: list[tuple[tuple[tuple[int, int], ...], frozenset[str]]] | None = None
+        # comments by their last row (the last one when several end there), once all rows
+        # need them; before that, _comment_ending_at queries the rows it needs
+        self.comments_by_row: dict[int, Node] | None = None
         self.errors: tuple[str, ...] = ()
         self._definitions: list[Definition] | None = None
 
     def definitions(self) -> list[Definition]:
         if self._definitions is None:
+            _index(self)
+            _all_rows(self)
             for it in self.items:
                 _details(self, it)
             self._definitions = [
@@ -269,7 +297,7 @@ class _Parsed:
                     kind=it.kind,
                     start_line=it.start + 1,
                     end_line=it.end + 1,
-                    doc_start_line=it.doc_start + 1,
+                    doc_start_line=_doc_start(self, it) + 1,
                     signature=it.sig,
                     doc=it.doc,
                 )
@@ -316,16 +344,15 @@ def slice_symbol(
     wanted = [symbol] if isinstance(symbol, str) else list(symbol)
     if not wanted:
         raise SlicingError("no symbol given: pass a name such as 'Class.method'")
-    targets: list[int] = []
-    for name in wanted:
-        for i in _lookup(parsed, name):
-            if i not in targets:
-                targets.append(i)
-    targets.sort()
+    found = _python_lookup(parsed, wanted) if parsed.language == "python" else None
+    if found is None:
+        _index(parsed)
+        found = [parsed.items[i] for name in wanted for i in _lookup(parsed, name)]
+    targets = sorted({id(it): it for it in found}.values(), key=lambda it: (it.ob, -it.oe))
     spans: list[tuple[int, int]] = []
-    for i in targets:
-        it = parsed.items[i]
-        spans.append((it.doc_start, it.end))
+    for it in targets:
+        _rows(parsed, it)
+        spans.append((_doc_start(parsed, it), it.end))
         spans.extend(_context(parsed, it.outer))
     spans.extend(_imports_for(parsed, spans))
     return _make_slice(parsed, spans, targets, path, line_numbers)
@@ -348,6 +375,8 @@ def slice_lines(
     if not wanted:
         raise SlicingError("no line given")
     n = len(parsed.lines)
+    _index(parsed)
+    _all_rows(parsed, docs=True)
     spans: list[tuple[int, int]] = []
     targets: list[int] = []
     for lineno in wanted:
@@ -377,7 +406,8 @@ def slice_lines(
             spans.extend(_statement_at(parsed, row))
     targets.sort()
     spans.extend(_imports_for(parsed, spans))
-    return _make_slice(parsed, spans, targets, path, line_numbers)
+    items = [parsed.items[i] for i in targets]
+    return _make_slice(parsed, spans, items, path, line_numbers)
 
 
 def outline(
@@ -394,12 +424,14 @@ def outline(
     outline (markers replaced by ``...``) still parses; outlining that again gives it back.
     """
     parsed = _parse(source, language, path)
+    _index(parsed)
+    _all_rows(parsed, docs=parsed.language != "python")  # Python: docstrings, not comments
     spans: list[tuple[int, int]] = []
-    targets: list[int] = []
-    for i, it in enumerate(parsed.items):
+    targets: list[_Item] = []
+    for it in parsed.items:
         if it.is_def:
-            targets.append(i)
-        _details(parsed, it)
+            targets.append(it)
+        _docs(parsed, it)
         spans.append((it.start, it.head_end))
         spans.extend((r, r) for r in it.doc_rows)
         spans.extend(_context(parsed, it.outer, stop_at_item=True))
@@ -485,22 +517,14 @@ def clear_cache() -> None:
 def _build(data: bytes, text: str, language: str) -> _Parsed:
     try:
         loaded = load(language)
-        from tree_sitter import Parser, QueryCursor
+        from tree_sitter import Parser
     except Missing as exc:
         raise GrammarMissing(
             f"{language} slicing needs the {exc.package!r} package, which is not installed: "
             f"pip install {exc.package}  (or pip install 'tidyctx[code]' for every language)"
         ) from exc
     tree = Parser(loaded.language).parse(data)
-    parsed = _Parsed(language, _split_lines(text), tree, data)
-    captures = QueryCursor(loaded.query).captures(tree.root_node)
-    _index_comments_and_items(
-        parsed,
-        captures.get("comment", []),
-        captures.get("item", []),
-        {w.end_byte for w in captures.get("wrapper", [])},
-    )
-    _index_imports(parsed, captures.get("import", []))
+    parsed = _Parsed(language, _split_lines(text), tree, data, loaded)
     if tree.root_node.has_error:
         parsed.errors = _syntax_errors(tree.root_node)
     return parsed
@@ -778,20 +802,25 @@ def _may_be_wrapped(node: Node, wrapper_ends: set[int], data: bytes) -> bool:
         j += 1
 
 
-def _index_comments_and_items(
-    parsed: _Parsed, comments: list[Node], nodes: list[Node], wrapper_ends: set[int]
-) -> None:
+def _index(parsed: _Parsed) -> None:
+    """Index every definition (one query over the whole tree), once."""
+    if parsed.indexed:
+        return
+    from tree_sitter import QueryCursor
+
+    captures = QueryCursor(parsed.loaded.query).captures(parsed.tree.root_node)
+    parsed.import_nodes = captures.get("import", [])
+    _index_items(
+        parsed, captures.get("item", []), {w.end_byte for w in captures.get("wrapper", [])}
+    )
+    parsed.indexed = True
+
+
+def _index_items(parsed: _Parsed, nodes: list[Node], wrapper_ends: set[int]) -> None:
     # Node.parent and Node.prev_named_sibling cost microseconds each in a large file (the
     # tree has no parent links): they are called only where a wrapper, a prefix or a Go type
     # group can be, which keeps indexing a 10 MB file in seconds.
-    spec, lines, data, language = parsed.spec, parsed.lines, parsed.data, parsed.language
-    fast_lines = None if parsed.tree.root_node.has_error else lines
-    # Comments by their last row: candidates for doc comments (checked when used).
-    own: dict[int, Node] = {}
-    for c in comments:
-        ep = c.end_point
-        own[ep.row - 1 if ep.column == 0 else ep.row] = c
-
+    spec, data, language = parsed.spec, parsed.data, parsed.language
     items: list[_Item] = []
     for node in nodes:
         t = node.type
@@ -821,21 +850,27 @@ def _index_comments_and_items(
             ):
                 outer = decl
             it = _Item(node, outer, kind, name, True)
-            it.prefix = ".".join([*quals, name])
+            it.prefix = ".".join([*quals, name]) if quals else name
         items.append(it)
     items.sort(key=lambda it: (it.ob, -it.oe))
 
     stack: list[int] = []
     seen: dict[str, int] = {}
     class_names = {it.name for it in items if it.kind in CLASSLIKE}
+    by_node: dict[int, int] = {}
+    by_qualname: dict[str, list[int]] = {}
+    by_key: dict[str, int] = {}
     for idx, it in enumerate(items):
-        node, outer = it.node, it.outer
-        while stack and items[stack[-1]].oe <= it.ob:
+        ob = it.ob
+        while stack and items[stack[-1]].oe <= ob:
             stack.pop()
         it.parent = stack[-1] if stack else -1
         up = items[it.parent] if it.parent >= 0 else None
         # unnamed scopes (namespaces) add nothing: their qualname is their parent's
-        it.qualname = ".".join(p for p in (up.qualname if up else "", it.prefix) if p)
+        if up is None or not up.qualname:
+            it.qualname = it.prefix
+        else:
+            it.qualname = f"{up.qualname}.{it.prefix}" if it.prefix else up.qualname
         member = up is not None and (
             up.kind in CLASSLIKE or (language == "ruby" and up.kind == "module")
         )
@@ -846,53 +881,109 @@ def _index_comments_and_items(
             if owner not in class_names:  # ns::f() defines a function, A::f() a method
                 it.kind = "function"
         stack.append(idx)
-
-        # Rows: decorators/attributes before, doc comment above, content end, header.
-        start = outer.start_point.row
-        prev: Node | None = outer.prev_named_sibling if spec.prefixes else None
-        while prev is not None and (prev.type in spec.prefixes or prev.type in spec.comments):
-            if prev.type in spec.prefixes:
-                start = prev.start_point.row
-            prev = prev.prev_named_sibling
-        it.start = start
-        it.end = max(start, _end_row(node, spec.comments, fast_lines, spec.comment_leaders))
-        indent = len(lines[start]) - len(lines[start].lstrip()) if start < len(lines) else 0
-        doc_start = start
-        while (com := own.get(doc_start - 1)) is not None:
-            sp = com.start_point
-            line = lines[sp.row]
-            # on its own line(s), at the definition's indentation
-            if sp.column != indent or len(line) - len(line.lstrip()) != indent:
-                break
-            doc_start = sp.row
-        it.doc_start = doc_start
-        body, brace = _body(node, data)
-        it.body = body
-        it.head_end = max(start, _head_end(node, body, brace, it.end, spec.comments))
-        if body is not None and it.end > it.head_end:
-            last = lines[it.end].strip() if it.end < len(lines) else ""
-            if last.startswith("}") if spec.braces else last == "end" and language == "ruby":
-                it.foot = it.end
+        by_node[it.node.id] = idx
+        by_node[it.outer.id] = idx
         if not it.is_def:
             continue
         count = seen.get(it.qualname, 0) + 1
         seen[it.qualname] = count
         it.key = it.qualname if count == 1 else f"{it.qualname}#{count}"
-
+        by_qualname.setdefault(it.qualname, []).append(idx)
+        by_key[it.key] = idx
+    parsed.by_node, parsed.by_qualname, parsed.by_key = by_node, by_qualname, by_key
     parsed.items = items
-    for idx, it in enumerate(items):
-        parsed.by_node[it.node.id] = idx
-        parsed.by_node[it.outer.id] = idx
-        if it.is_def:
-            parsed.by_qualname.setdefault(it.qualname, []).append(idx)
-            parsed.by_key[it.key] = idx
+
+
+def _all_rows(parsed: _Parsed, docs: bool = False) -> None:
+    """:func:`_rows` (and with ``docs``, :func:`_doc_start`) of every item."""
+    if docs and parsed.comments_by_row is None and any(it.doc_start < 0 for it in parsed.items):
+        from tree_sitter import QueryCursor
+
+        own: dict[int, Node] = {}
+        cursor = QueryCursor(parsed.loaded.comments)
+        for c in cursor.captures(parsed.tree.root_node).get("comment", []):
+            ep = c.end_point
+            own[ep.row - 1 if ep.column == 0 else ep.row] = c
+        parsed.comments_by_row = own
+    for it in parsed.items:
+        if not it.rows_done:
+            _rows(parsed, it)
+        if docs and it.doc_start < 0:
+            _doc_start(parsed, it)
+
+
+def _rows(parsed: _Parsed, it: _Item) -> _Item:
+    """Fill an item's rows: decorators/attributes before, content end, header, footer."""
+    if it.rows_done:
+        return it
+    spec, lines, node, outer = parsed.spec, parsed.lines, it.node, it.outer
+    start = outer.start_point.row
+    prev: Node | None = outer.prev_named_sibling if spec.prefixes else None
+    while prev is not None and (prev.type in spec.prefixes or prev.type in spec.comments):
+        if prev.type in spec.prefixes:
+            start = prev.start_point.row
+        prev = prev.prev_named_sibling
+    end = max(start, _end_row(node, spec.comments, parsed.fast_lines, spec.comment_leaders))
+    body, brace = _body(node, parsed.data)
+    head_end = max(start, _head_end(node, body, brace, end, spec.comments))
+    foot = -1
+    if body is not None and end > head_end:
+        last = lines[end].strip() if end < len(lines) else ""
+        if last.startswith("}") if spec.braces else last == "end" and parsed.language == "ruby":
+            foot = end
+    it.start, it.end, it.body, it.head_end, it.foot = start, end, body, head_end, foot
+    it.rows_done = True
+    return it
+
+
+def _doc_start(parsed: _Parsed, it: _Item) -> int:
+    """First row of the doc comment above an item (its start row when it has none): the run
+    of comments just above it, each on its own line(s) at the item's indentation."""
+    if it.doc_start >= 0:
+        return it.doc_start
+    lines = parsed.lines
+    start = _rows(parsed, it).start
+    indent = len(lines[start]) - len(lines[start].lstrip()) if start < len(lines) else 0
+    doc_start = start
+    while (com := _comment_ending_at(parsed, doc_start - 1)) is not None:
+        sp = com.start_point
+        line = lines[sp.row]
+        if sp.column != indent or len(line) - len(line.lstrip()) != indent:
+            break
+        doc_start = sp.row
+    it.doc_start = doc_start
+    return doc_start
+
+
+def _comment_ending_at(parsed: _Parsed, row: int) -> Node | None:
+    """The last comment whose content ends on ``row`` (a comment token that takes the
+    newline ends on the next row, column 0), or None."""
+    if row < 0:
+        return None
+    own = parsed.comments_by_row
+    if own is not None:
+        return own.get(row)
+    line = parsed.lines[row] if row < len(parsed.lines) else ""
+    if not line.strip():  # (every comment holds a visible character on its last row)
+        return None
+    from tree_sitter import QueryCursor
+
+    cursor = QueryCursor(parsed.loaded.comments)
+    cursor.set_point_range((row, 0), (row + 1, 1))
+    found = None
+    for c in cursor.captures(parsed.tree.root_node).get("comment", []):
+        ep = c.end_point
+        if (ep.row - 1 if ep.column == 0 else ep.row) == row:
+            found = c
+    return found
 
 
 def _details(parsed: _Parsed, it: _Item) -> _Item:
-    """Fill an item's signature, doc line and outline doc rows (computed on demand)."""
+    """Fill an item's signature (and its doc line, :func:`_docs`), computed on demand."""
     if it.done:
         return it
-    lines, node, body = parsed.lines, it.node, it.body
+    _docs(parsed, it)
+    node, body = it.node, it.body
     sig_end = body.start_byte if body is not None else node.end_byte
     if body is not None and not parsed.spec.braces:
         # Python, Ruby: the header rows (a Ruby body starts after any comments)
@@ -905,22 +996,33 @@ def _details(parsed: _Parsed, it: _Item) -> _Item:
         sig = _text(node).split("{", 1)[0]
         sig = sig if it.outer is node else "type " + sig
     it.sig = _collapse(sig).rstrip(":{ =").rstrip()
+    it.done = True  # last: another thread may read the item meanwhile (it then recomputes)
+    return it
+
+
+def _docs(parsed: _Parsed, it: _Item) -> _Item:
+    """Fill an item's doc line and the rows of it an outline shows (and its rows)."""
+    if it.docs_done:
+        return it
+    _rows(parsed, it)
+    lines, node = parsed.lines, it.node
     if parsed.language == "python":
         ds = _docstring(node, parsed.spec.comments)
         if ds is not None:
             row0 = ds.start_point.row
             i, it.doc = _doc_line(_strip_quotes(_text(ds)))
             last_row = _end_row(ds, ())
-            it.doc_rows = tuple(range(row0, min(row0 + i, last_row) + 1))
-            if last_row > it.doc_rows[-1]:
-                it.doc_rows += (last_row,)
-    elif it.doc_start < it.start:
-        i, it.doc = _doc_line("\n".join(lines[it.doc_start : it.start]))
-        rows = tuple(range(it.doc_start, it.doc_start + i + 1))
+            doc_rows = tuple(range(row0, min(row0 + i, last_row) + 1))
+            if last_row > doc_rows[-1]:
+                doc_rows += (last_row,)
+            it.doc_rows = doc_rows
+    elif (doc_start := _doc_start(parsed, it)) < it.start:
+        i, it.doc = _doc_line("\n".join(lines[doc_start : it.start]))
+        rows = tuple(range(doc_start, doc_start + i + 1))
         if lines[it.start - 1].strip() in ("*/", "**/") and it.start - 1 > rows[-1]:
             rows += (it.start - 1,)
         it.doc_rows = rows
-    it.done = True  # last: another thread may read the item meanwhile (it then recomputes)
+    it.docs_done = True
     return it
 
 
@@ -987,14 +1089,24 @@ def _python_import_names(node: Node) -> set[str]:
     return names
 
 
-def _index_imports(parsed: _Parsed, nodes: list[Node]) -> None:
+def _import_rows(parsed: _Parsed) -> list[tuple[tuple[tuple[int, int], ...], frozenset[str]]]:
+    """Each import's rows and the names it binds (computed when first needed)."""
+    if parsed.imports is not None:
+        return parsed.imports
+    from tree_sitter import QueryCursor
+
     spec, language = parsed.spec, parsed.language
+    imports: list[tuple[tuple[tuple[int, int], ...], frozenset[str]]] = []
+    nodes = parsed.import_nodes
+    root = parsed.tree.root_node
+    if parsed.loaded.imports is not None and root.type == "module":  # Python
+        # only the module's own statements: a query that starts no deeper than its children
+        cursor = QueryCursor(parsed.loaded.imports)
+        cursor.set_max_start_depth(1)
+        nodes = [n for n in cursor.captures(root).get("import", []) if n.id != root.id]
     for node in nodes:
-        parent = node.parent
-        if language == "python":
-            if parent is None or parent.type != "module":
-                continue
-        else:
+        if language != "python":
+            parent = node.parent
             local = False
             while parent is not None:
                 if parent.type in spec.defs:
@@ -1005,7 +1117,7 @@ def _index_imports(parsed: _Parsed, nodes: list[Node]) -> None:
                 continue
         first, last = node.start_point.row, _end_row(node, spec.comments)
         if language == "python":
-            parsed.imports.append((((first, last),), frozenset(_python_import_names(node))))
+            imports.append((((first, last),), frozenset(_python_import_names(node))))
             continue
         if language == "go":
             specs = [s for s in _descendants(node, "import_spec")]
@@ -1018,11 +1130,13 @@ def _index_imports(parsed: _Parsed, nodes: list[Node]) -> None:
                     name = _text(path).strip('"`').rsplit("/")[-1] if path is not None else ""
                 srow, erow = s.start_point.row, _end_row(s, spec.comments)
                 rows = ((first, first), (srow, erow), (last, last))
-                parsed.imports.append((rows, frozenset({name})))
+                imports.append((rows, frozenset({name})))
             continue
         bare = _STRINGS.sub(" ", _text(node))
         names = {m for m in _BOUND.findall(bare) if m not in _KEYWORDS}
-        parsed.imports.append((((first, last),), frozenset(names)))
+        imports.append((((first, last),), frozenset(names)))
+    parsed.imports = imports
+    return imports
 
 
 def _descendants(node: Node, type_name: str) -> list[Node]:
@@ -1038,14 +1152,15 @@ def _descendants(node: Node, type_name: str) -> list[Node]:
 
 
 def _imports_for(parsed: _Parsed, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    if not parsed.imports:
+    imports = _import_rows(parsed)
+    if not imports:
         return []
     lines = parsed.lines
     words: set[str] = set()
     for a, b in _merge(spans):
         words.update(_IDENT.findall("\n".join(lines[max(a, 0) : b + 1])))
     out: list[tuple[int, int]] = []
-    for rows, names in parsed.imports:
+    for rows, names in imports:
         if names & words:
             out.extend(rows)
     return out
@@ -1097,6 +1212,123 @@ def _lookup(parsed: _Parsed, symbol: str) -> list[int]:
     raise SymbolNotFound(symbol, matches, f"no definition named {symbol!r}{hint}")
 
 
+def _python_lookup(parsed: _Parsed, wanted: list[str]) -> list[_Item] | None:
+    """Python definitions for ``wanted`` without indexing the file: the definitions whose
+    name is each symbol's last part, found by searching the source for that name; None when
+    a symbol is not a plain, unambiguous name here (then :func:`_lookup` decides, with the
+    full index, and raises the errors)."""
+    out: list[_Item] = []
+    for symbol in wanted:
+        if not isinstance(symbol, str):
+            return None
+        name = _normalize_symbol(symbol)
+        qual, sep, _ = name.rpartition("#") if "#" in name else (name, "", "")
+        last = qual.rsplit(".", 1)[-1]
+        if not last.isidentifier():
+            return None
+        found = _python_defs_named(parsed, last)
+        if sep:
+            hit = [it for it in found if it.key == name]
+        else:
+            hit = [it for it in found if it.qualname == name]
+            if not hit:
+                tail = "." + name
+                quals = {it.qualname for it in found if it.qualname.endswith(tail)}
+                hit = [it for it in found if it.qualname in quals] if len(quals) == 1 else []
+        if not hit:
+            return None
+        out.extend(hit)
+    return out
+
+
+_WORD_BYTES = frozenset(
+    bytes([c]) for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+)
+
+
+def _python_defs_named(parsed: _Parsed, name: str) -> list[_Item]:
+    """Every Python definition called ``name``, in source order, keyed as the index would."""
+    data, root, defs = parsed.data, parsed.tree.root_node, parsed.spec.defs
+    word = name.encode("utf-8", "surrogatepass")
+    found: list[_Item] = []
+    a = data.find(word)
+    while a >= 0:  # (bytes.find is much faster than a regular expression here)
+        b = a + len(word)
+        nxt = data.find(word, b)
+        if (a and data[a - 1 : a] in _WORD_BYTES) or data[b : b + 1] in _WORD_BYTES:
+            a = nxt
+            continue
+        node = root.descendant_for_byte_range(a, b)
+        a = nxt
+        if node is None or node.end_byte != b or node.start_byte != b - len(word):
+            continue
+        up = node.parent if node.is_named else None
+        if up is None or up.type not in defs:
+            continue
+        own = up.child_by_field_name("name")
+        if own is not None and own.end_byte == b and own.start_byte == node.start_byte:
+            found.append(_python_item(parsed, up))
+    found.sort(key=lambda it: (it.ob, -it.oe))
+    seen: dict[str, int] = {}
+    for it in found:
+        count = seen.get(it.qualname, 0) + 1
+        seen[it.qualname] = count
+        it.key = it.qualname if count == 1 else f"{it.qualname}#{count}"
+    return found
+
+
+def _python_item(parsed: _Parsed, node: Node) -> _Item:
+    """The item of one Python definition node, as :func:`_index_items` makes it (but its
+    ``key`` and ``parent``), found through its ancestors."""
+    it = parsed.found.get(node.id)
+    if it is not None:
+        return it
+    spec = parsed.spec
+    outer = node
+    up = node.parent
+    if (
+        up is not None
+        and up.type in spec.wrappers
+        and _may_be_wrapped(node, {up.end_byte}, parsed.data)
+    ):
+        outer = up
+    anc = outer.parent
+    while anc is not None and anc.type not in spec.defs:
+        anc = anc.parent
+    owner = _python_item(parsed, anc) if anc is not None else None
+    kind, name, _ = _describe(node, "python") or ("function", "", [])
+    it = _Item(node, outer, kind, name, True)
+    it.prefix = name
+    if owner is None or not owner.qualname:
+        it.qualname = name
+    else:
+        it.qualname = f"{owner.qualname}.{name}" if name else owner.qualname
+    if kind == "function" and owner is not None and owner.kind in CLASSLIKE:
+        it.kind = "method"
+    parsed.found[node.id] = it
+    parsed.found[outer.id] = it
+    return it
+
+
+def _item_at(parsed: _Parsed, node: Node) -> _Item | None:
+    """The item whose node or outer node is ``node``, if any."""
+    if parsed.indexed:
+        idx = parsed.by_node.get(node.id)
+        return parsed.items[idx] if idx is not None else None
+    # not indexed: a Python slice found by name (_python_lookup)
+    it = parsed.found.get(node.id)
+    if it is not None:
+        return it
+    if node.type in parsed.spec.defs:
+        return _python_item(parsed, node)
+    if node.type in parsed.spec.wrappers:
+        inner = node.child_by_field_name("definition")
+        if inner is not None and inner.type in parsed.spec.defs:
+            it = _python_item(parsed, inner)
+            return it if it.outer.id == node.id else None
+    return None
+
+
 # --- context and rendering -----------------------------------------------------------------------
 
 
@@ -1107,12 +1339,12 @@ def _context(parsed: _Parsed, outer: Node, stop_at_item: bool = False) -> list[t
     child = outer
     node = outer.parent
     while node is not None:
-        idx = parsed.by_node.get(node.id)
-        if idx is not None:
-            it = parsed.items[idx]
+        it = _item_at(parsed, node)
+        if it is not None:
             if it.node.id == node.id or it.outer.id == node.id:
                 if stop_at_item:
                     break
+                _rows(parsed, it)
                 out.append((it.start, it.head_end))
                 if it.foot >= 0:
                     out.append((it.foot, it.foot))
@@ -1274,7 +1506,7 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _make_slice(
     parsed: _Parsed,
     spans: list[tuple[int, int]],
-    targets: list[int],
+    targets: list[_Item],
     path: str | None,
     line_numbers: bool,
 ) -> Slice:
@@ -1357,13 +1589,11 @@ def _make_slice(
         prev_end = b
     if prev_end < n - 1:
         marker(prev_end + 1, n - 1, indents[-1])
-    spans_out = {
-        parsed.items[i].key: (parsed.items[i].start + 1, parsed.items[i].end + 1) for i in targets
-    }
+    spans_out = {it.key: (it.start + 1, it.end + 1) for it in targets}
     return Slice(
         text="\n".join(out),
         ranges=tuple((a + 1, b + 1) for a, b in merged),
-        symbols=tuple(parsed.items[i].key for i in targets),
+        symbols=tuple(it.key for it in targets),
         spans=spans_out,
         language=parsed.language,
         path=path,
