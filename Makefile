@@ -36,6 +36,7 @@ bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python trim_replay.py --naive
 	$(BIN)/python benchmarks/slice_stdlib.py
 	cd benchmarks && ../$(BIN)/python slice_replay.py
+	cd benchmarks && ../$(BIN)/python summarize_replay.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

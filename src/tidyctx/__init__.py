@@ -22,6 +22,7 @@ from tidyctx.transforms.slicing import (
     slice_lines,
     slice_symbol,
 )
+from tidyctx.transforms.summarize import SummaryEvent, SummaryWarning, asummarize, summarize
 from tidyctx.transforms.trim import trim
 
 __all__ = [
@@ -35,9 +36,12 @@ __all__ = [
     "SlicingError",
     "Step",
     "Store",
+    "SummaryEvent",
+    "SummaryWarning",
     "SymbolNotFound",
     "Transform",
     "ValidationError",
+    "asummarize",
     "cache",
     "definitions",
     "expand_tool",
@@ -50,6 +54,7 @@ __all__ = [
     "slice_code",
     "slice_lines",
     "slice_symbol",
+    "summarize",
     "trim",
     "validate",
 ]

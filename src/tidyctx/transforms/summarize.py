@@ -1,0 +1,1012 @@
+"""summarize(): roll old turns into one summary written by a small model, in rare large steps.
+
+Once a conversation is long, carrying every old turn costs more on each later call than a
+summary of them does. :func:`summarize` returns a transform that, when the request passes
+``trigger_tokens``, replaces the oldest messages by one user message holding a summary written
+by ``model`` (Haiku by default) through the ``anthropic`` client you pass, and keeps the last
+``keep_last`` assistant turns byte for byte.
+
+**Where it cuts.** A *turn* is one assistant message and the user message that answers it
+(the unit of DESIGN.md's turn replay: one API call of the agent). A cut is made only
+
+- before a user message that holds no ``tool_result`` (a new instruction from the user), or
+- before an assistant message whose previous user message holds ``tool_result`` blocks (a
+  step of a tool loop: its calls and their results are both in the summarized part).
+
+So no ``tool_use`` is separated from its ``tool_result``, the history never starts with a
+stray ``tool_result``, and the thinking blocks of the kept assistant turns (the last one
+included) are passed back unmodified. Agents that get one task and then run a long tool loop
+have no user message to cut at; the second kind of cut serves them. If no cut keeps
+``keep_last`` turns, the request goes on unchanged.
+
+**What it produces.** ``[summary message, (ack,) kept messages...]``: the summary message is a
+user message with one text block that starts ``<tidyctx-summary v1 span=HASH>``; when the kept
+part starts with a user message, a short assistant acknowledgement (:data:`ACK`) follows the
+summary so roles alternate. Every other request key is left as it is.
+
+**Rolling, in large steps.** When the request (with the summary in place) passes the trigger
+again, the current summary and the next span are summarized together, so the summary stays
+bounded by ``target_tokens``. A step happens only if it replaces at least half of
+``trigger_tokens`` (:data:`MIN_STEP`), so rewrites (which rewrite the cached prefix) stay rare.
+
+**Memoized, prefix-stable.** Summaries are kept in ``store`` (a :class:`~tidyctx.store.Store`):
+each summary call under the content hash of its input (the previous summary and the serialized
+span, with the settings that change the answer: model, target, prompt version), and each cut
+under the hash of the history before it. On every call the transform looks for the longest
+stored cut that is a prefix of the given history and reuses it, so as a conversation grows the
+output of turn *n+1* starts with the same bytes as turn *n* until the trigger fires again.
+Running it twice on the same input makes no second call and gives byte-identical output, and
+``t(t(x)) == t(x)``. A history that already starts with a tidyctx summary (an agent that keeps
+the summarized history) works the same way.
+
+**Safe failure.** The SDK retries with backoff (``max_retries``); a call that still fails
+(timeout, 429, 5xx, 529), an empty answer or one over :data:`OVERLONG` times ``target_tokens``
+makes the transform warn (:class:`SummaryWarning`) and return the request without a new summary.
+No turn is ever dropped without a summary. Store errors are not caught (see ``tidyctx.store``).
+
+**Async.** ``pipe`` is synchronous. With ``anthropic.AsyncAnthropic`` use :func:`asummarize`
+and await the step between the others::
+
+    s = tc.asummarize(async_client, trigger_tokens=60_000)
+    request = tc.pipe(request, tc.order(), tc.trim())
+    request = await s.acall(request)
+    request = tc.pipe(request, tc.cache())
+
+Put summarize before ``cache()``, so that breakpoints are placed on the summarized request.
+
+>>> s = summarize(None, server_side=True, trigger_tokens=100_000)
+>>> s({"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]})
+... # doctest: +NORMALIZE_WHITESPACE
+{'model': 'claude-sonnet-4-6', 'messages': [{'role': 'user', 'content': 'hi'}],
+ 'context_management': {'edits': [{'type': 'compact_20260112',
+                                   'trigger': {'type': 'input_tokens', 'value': 100000}}]}}
+>>> cut_points([{"role": "user", "content": "go"},
+...             {"role": "assistant", "content": [
+...                 {"type": "tool_use", "id": "t1", "name": "ls", "input": {}}]},
+...             {"role": "user", "content": [
+...                 {"type": "tool_result", "tool_use_id": "t1", "content": "a.py"}]},
+...             {"role": "assistant", "content": "a.py is there."},
+...             {"role": "user", "content": "Thanks. Now b.py?"}])
+[3, 4]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+import re
+import threading
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tidyctx import pricing
+from tidyctx.request import (
+    Request,
+    ValidationError,
+    block_hash,
+    cache_content,
+    to_plain,
+    to_request,
+    validate,
+)
+from tidyctx.store import MemoryStore, Store, store_key
+from tidyctx.tokens import LocalCounter, TokenCounter
+
+__all__ = [
+    "ACK",
+    "COMPACTION_BETA",
+    "COMPACT_EDIT",
+    "DEFAULT_MODEL",
+    "MIN_SERVER_TRIGGER",
+    "SUMMARIZER_MARK",
+    "Summarize",
+    "SummaryEvent",
+    "SummaryWarning",
+    "asummarize",
+    "cut_points",
+    "leading_summary",
+    "serialize",
+    "summarize",
+    "summary_message",
+]
+
+DEFAULT_MODEL = "claude-haiku-4-5"
+PROMPT_VERSION = 1
+"""Bump when the prompt or the serialization changes: stored summaries are keyed by it."""
+SUMMARIZER_MARK = "tidyctx-summarizer v1"
+"""In the summary call's system prompt; tidyctx.testing.LocalServer answers such calls."""
+ACK = "Understood. I will continue from this summary."
+"""The assistant message between the summary and a kept part that starts with a user turn."""
+MIN_STEP = 0.5
+"""A new summary must replace at least this share of ``trigger_tokens`` (rare, large steps)."""
+OVERLONG = 1.5
+"""An answer over ``OVERLONG * target_tokens`` is refused; it is also the call's max_tokens."""
+MAX_BLOCK_CHARS = 24_000
+"""A text or tool result longer than this is shown to the summarizer as head and tail."""
+MAX_CALL_TOKENS = 100_000
+"""A span larger than this is summarized in several rolling calls (Haiku's context: 200k)."""
+COMPACT_EDIT = "compact_20260112"
+"""Anthropic's server-side compaction edit (ANTHROPIC_FACTS §3, key CO:
+https://platform.claude.com/docs/en/build-with-claude/compaction)."""
+COMPACTION_BETA = "compact-2026-01-12"
+"""The ``anthropic-beta`` header a request with :data:`COMPACT_EDIT` needs (CO)."""
+MIN_SERVER_TRIGGER = 50_000
+"""The smallest trigger the server accepts for :data:`COMPACT_EDIT` (CO)."""
+
+_LOCKS = 64
+_OPEN = "<tidyctx-summary v1 span="
+_CLOSE = "</tidyctx-summary>"
+_INTRO = (
+    "The earlier part of this conversation was replaced by this summary (written by tidyctx). "
+    "Treat it as your own notes of that work; the messages after it continue from there."
+)
+_SUMMARY = re.compile(
+    re.escape(_OPEN)
+    + r"(?P<span>[0-9a-f]{16})>\n"
+    + re.escape(_INTRO)
+    + r"\n\n(?P<body>.*)\n"
+    + re.escape(_CLOSE)
+    + r"\Z",
+    re.DOTALL,
+)
+
+_SYSTEM = """\
+You write the working notes of an AI agent ({mark}). The agent's context is full: the \
+transcript below will be removed from it and replaced by your summary, and the agent will go \
+on with its task from your summary and the messages that follow the transcript. Whatever you \
+leave out is lost to it.
+
+Write at most {target} tokens, in these sections (leave out a section that would be empty):
+
+## Task
+The user's goal and every requirement, constraint and preference they stated.
+## State
+What has been done and where the work stands; the step the agent was about to take next.
+## Decisions
+Decisions made, and why.
+## Facts
+What was learned that the agent may need again, copied exactly: file paths, function, class \
+and variable names, ids, URLs, commands, numbers, versions, settings, error messages.
+## Tried and failed
+Approaches that did not work, and why, so that they are not tried again.
+## Open questions
+What is still unknown or unresolved.
+
+Copy identifiers, paths, numbers and error messages exactly. Prefer facts to narration. \
+Never invent anything. When a previous summary is given, merge it and the transcript into one \
+summary (keep its facts unless the transcript supersedes them). Reply with the summary only."""
+
+
+class SummaryWarning(UserWarning):
+    """The summary call failed or its answer was unusable; the request went on unsummarized."""
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryEvent:
+    """What one summarizing step did; given to ``on_summary``."""
+
+    span: str
+    """The hash in the summary's header (``span=``): the hash of the last call's input."""
+    messages: int
+    """Messages of the given request the summary now stands for (from its start)."""
+    span_tokens: int
+    """Tokens of the messages this step replaced (the previous summary not included)."""
+    summary_tokens: int
+    model: str
+    calls: int
+    """Calls made to the client (0: every answer came from the store)."""
+    usage: tuple[dict[str, Any], ...]
+    """The ``usage`` of each call made, as the API returned it."""
+
+
+# ---------------------------------------------------------------------------- structure
+
+
+def _content(message: Any) -> list[Any]:
+    content = message.get("content") if isinstance(message, Mapping) else None
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content) if isinstance(content, list) else []
+
+
+def _has_result(message: Any) -> bool:
+    return any(isinstance(b, Mapping) and b.get("type") == "tool_result" for b in _content(message))
+
+
+def _role(message: Any) -> Any:
+    return message.get("role") if isinstance(message, Mapping) else None
+
+
+def cut_points(messages: Sequence[Any]) -> list[int]:
+    """Indices ``k`` where ``messages[:k]`` may be replaced by a summary (see the module doc).
+
+    ``k`` is a user message without tool_result blocks, or an assistant message right after a
+    user message with tool_result blocks. Never 0, never the last message alone.
+    """
+    out: list[int] = []
+    for k in range(1, len(messages)):
+        role = _role(messages[k])
+        new_instruction = role == "user" and not _has_result(messages[k])
+        loop_step = (
+            role == "assistant"
+            and _role(messages[k - 1]) == "user"
+            and _has_result(messages[k - 1])
+        )
+        if new_instruction or loop_step:
+            out.append(k)
+    return out
+
+
+def summary_message(body: str, span: str) -> dict[str, Any]:
+    """The user message that stands for the summarized messages.
+
+    >>> summary_message("## Task\\nFix it.", "0123456789abcdef")["content"][0]["text"][:40]
+    '<tidyctx-summary v1 span=0123456789abcde'
+    """
+    text = f"{_OPEN}{span}>\n{_INTRO}\n\n{body}\n{_CLOSE}"
+    return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+
+def _ack() -> dict[str, Any]:
+    return {"role": "assistant", "content": [{"type": "text", "text": ACK}]}
+
+
+def leading_summary(messages: Sequence[Any]) -> tuple[int, str | None, str | None]:
+    """``(n, body, span)``: a tidyctx summary at the start of ``messages`` and its ack.
+
+    ``n`` is how many messages it takes (0, 1 or 2); ``body`` and ``span`` are None when there
+    is none. A ``cache_control`` marker on the summary block does not matter.
+    """
+    if not messages:
+        return 0, None, None
+    blocks = _content(messages[0])
+    if _role(messages[0]) != "user" or len(blocks) != 1 or not isinstance(blocks[0], Mapping):
+        return 0, None, None
+    match = (
+        _SUMMARY.match(str(blocks[0].get("text") or ""))
+        if blocks[0].get("type") == "text"
+        else None
+    )
+    if match is None:
+        return 0, None, None
+    n = 1
+    if len(messages) > 1 and _role(messages[1]) == "assistant":
+        second = [cache_content(b) for b in _content(messages[1])]
+        if second == [{"type": "text", "text": ACK}]:
+            n = 2
+    return n, match.group("body"), match.group("span")
+
+
+# ---------------------------------------------------------------------------- serialization
+
+
+def _cap(text: str, limit: int = MAX_BLOCK_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    left = len(text) - head - tail
+    return f"{text[:head]}\n[... {left:,} characters left out ...]\n{text[-tail:]}"
+
+
+def _inner_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content if isinstance(content, list) else []:
+        if not isinstance(block, Mapping):
+            continue
+        if block.get("type") == "text":
+            parts.append(str(block.get("text") or ""))
+        elif block.get("type") == "image":
+            parts.append("[image]")
+        else:
+            parts.append(f"[{block.get('type')}]")
+    return "\n".join(parts)
+
+
+def serialize(messages: Sequence[Any]) -> str:
+    """The messages as the summarizer reads them: roles, text, tool calls with their names and
+    inputs, tool results, ``[image]`` placeholders. Thinking is left out (the model's private
+    reasoning, often long); so are cache markers and signatures.
+
+    >>> print(serialize([
+    ...     {"role": "assistant", "content": [
+    ...         {"type": "thinking", "thinking": "hmm", "signature": "s"},
+    ...         {"type": "tool_use", "id": "t1", "name": "read", "input": {"path": "a.py"}}]},
+    ...     {"role": "user", "content": [
+    ...         {"type": "tool_result", "tool_use_id": "t1", "content": "x = 1"}]}]))
+    ### assistant
+    [tool call read (t1)] {"path": "a.py"}
+    <BLANKLINE>
+    ### user
+    [result of read (t1)]
+    x = 1
+    """
+    return "\n\n".join(_parts(messages))
+
+
+def _parts(messages: Sequence[Any]) -> list[str]:
+    """One text per message that has any (see :func:`serialize`)."""
+    names: dict[str, str] = {}
+    parts: list[str] = []
+    for message in messages:
+        lines: list[str] = []
+        for block in _content(message):
+            if not isinstance(block, Mapping):
+                continue
+            kind = block.get("type")
+            if kind == "text":
+                lines.append(_cap(str(block.get("text") or "")))
+            elif kind in ("tool_use", "server_tool_use"):
+                name, call = str(block.get("name")), str(block.get("id"))
+                names[call] = name
+                args = json.dumps(block.get("input"), ensure_ascii=False, sort_keys=True)
+                lines.append(f"[tool call {name} ({call})] {_cap(args)}")
+            elif kind == "tool_result":
+                call = str(block.get("tool_use_id"))
+                error = ", error" if block.get("is_error") else ""
+                head = f"[result of {names.get(call, 'a tool')} ({call}){error}]"
+                lines.append(f"{head}\n{_cap(_inner_text(block.get('content')))}")
+            elif kind in ("thinking", "redacted_thinking"):
+                continue
+            elif kind == "image":
+                lines.append("[image]")
+            elif kind == "document":
+                title = block.get("title")
+                source = block.get("source")
+                text = source.get("data") if isinstance(source, Mapping) else None
+                if isinstance(source, Mapping) and source.get("type") == "text":
+                    lines.append(f"[document {title or ''}]\n{_cap(str(text or ''))}")
+                else:
+                    lines.append(f"[document {title or ''}]")
+            elif kind == "compaction" and isinstance(block.get("content"), str):
+                lines.append(_cap(block["content"]))
+            else:
+                lines.append(f"[{kind}]")
+        if lines:
+            parts.append(f"### {_role(message)}\n" + "\n".join(lines))
+    return parts
+
+
+# ---------------------------------------------------------------------------- the transform
+
+
+def _message_hash(message: Any) -> str:
+    """Content hash of a message: markers left out, string content as a text block."""
+    if not isinstance(message, Mapping):
+        return block_hash(message)
+    return block_hash([message.get("role"), [cache_content(b) for b in _content(message)]])
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    state: Request
+    """The request with the stored (or given) summary in place: the output if nothing fires."""
+    base: int
+    """Index in the given messages where the kept part of ``state`` starts."""
+    body: str | None
+    span: str | None
+    tokens: int
+    chain: tuple[str, ...] = ()
+    fire: int | None = None
+    """Cut for a new summary (index in the given messages), or None."""
+    note: str = ""
+
+
+class Summarize:
+    """The transform :func:`summarize` and :func:`asummarize` return.
+
+    Call it on a request (sync client), or ``await t.acall(request)`` (async client).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        model: str,
+        trigger_tokens: int,
+        keep_last: int,
+        target_tokens: int,
+        store: Store | None,
+        max_retries: int | None,
+        timeout: float | None,
+        on_summary: Callable[[SummaryEvent], Any] | None,
+        server_side: bool,
+        counter: LocalCounter | TokenCounter | None,
+        is_async: bool,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.trigger_tokens = trigger_tokens
+        self.keep_last = keep_last
+        self.target_tokens = target_tokens
+        self.store: Store = store if store is not None else MemoryStore()
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.on_summary = on_summary
+        self.server_side = server_side
+        self.counter = counter
+        self.is_async = is_async
+        self.settings = block_hash(
+            ["tidyctx.summarize", PROMPT_VERSION, model, target_tokens, self.system_prompt()]
+        )[:16]
+        # One call per span, however many threads (or tasks) ask at once: a lock per span hash,
+        # from a fixed set so that memory stays bounded.
+        self._locks = [threading.Lock() for _ in range(_LOCKS)]
+        self._alocks = [asyncio.Lock() for _ in range(_LOCKS)]
+
+    @property
+    def name(self) -> str:
+        if self.server_side:
+            return f"summarize(server_side=True, trigger_tokens={self.trigger_tokens})"
+        return (
+            f"summarize(trigger_tokens={self.trigger_tokens}, keep_last={self.keep_last}, "
+            f"target_tokens={self.target_tokens}, model={self.model!r})"
+        )
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def system_prompt(self) -> str:
+        """The summary call's system prompt."""
+        return _SYSTEM.format(mark=SUMMARIZER_MARK, target=f"{self.target_tokens:,}")
+
+    def summary_request(self, previous: str | None, transcript: str) -> Request:
+        """The request of one summary call, ordered and cached like any other (order, cache)."""
+        from tidyctx.pipeline import pipe
+        from tidyctx.transforms.cache import cache
+        from tidyctx.transforms.order import order
+
+        blocks: list[dict[str, Any]] = []
+        if previous is not None:
+            text = f"<previous-summary>\n{previous}\n</previous-summary>"
+            blocks.append({"type": "text", "text": text})
+        blocks.append({"type": "text", "text": f"<transcript>\n{transcript}\n</transcript>"})
+        request: Request = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": self.system_prompt(),
+            "messages": [{"role": "user", "content": blocks}],
+        }
+        out: Request = pipe(request, order(), cache())
+        return out
+
+    @property
+    def max_tokens(self) -> int:
+        """The summary call's ``max_tokens``: an answer that reaches it is refused."""
+        return math.ceil(self.target_tokens * OVERLONG)
+
+    # -- planning (store lookups, no calls)
+
+    def _count(self, request: Request) -> int:
+        counter = self.counter or LocalCounter(_model_of(request))
+        return int(counter.count_request(request))
+
+    def _prefix_key(self, chain_hash: str) -> str:
+        return store_key(f"tidyctx.summarize.cut|{self.settings}|{chain_hash}")
+
+    def _call_key(self, previous: str | None, transcript: str) -> str:
+        return store_key(
+            f"tidyctx.summarize.call|{self.settings}|{block_hash([previous, transcript])}"
+        )
+
+    def _chain(self, messages: Sequence[Any]) -> tuple[str, ...]:
+        chain = [self.settings]
+        for message in messages:
+            chain.append(block_hash([chain[-1], _message_hash(message)]))
+        return tuple(chain)
+
+    def _stored_cut(self, key: str, k: int) -> tuple[str, str] | None:
+        raw = self.store.get(key)
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or record.get("messages") != k:
+            return None
+        body, span = record.get("summary"), record.get("span")
+        if not isinstance(body, str) or not isinstance(span, str) or not body.strip():
+            return None
+        return body, span
+
+    def _plan(self, request: Request) -> _Plan:
+        messages = request.get("messages")
+        if not isinstance(messages, list):
+            raise ValidationError("messages", "missing", "summarize() needs a list of messages")
+        tokens = self._count(request)
+        if tokens <= self.trigger_tokens:
+            note = f"below the trigger ({tokens:,} of {self.trigger_tokens:,} tokens): unchanged"
+            return _Plan(request, 0, None, None, tokens, note=note)
+        validate(request, strict=False)
+        lead, body, span = leading_summary(messages)
+        after = [0] * (len(messages) + 1)  # assistant messages from k on
+        for k in range(len(messages) - 1, -1, -1):
+            after[k] = after[k + 1] + (_role(messages[k]) == "assistant")
+        cuts = [k for k in cut_points(messages) if k > lead and after[k] >= self.keep_last]
+        chain = self._chain(messages)
+        base, state = lead, request
+        for k in reversed(cuts):
+            found = self._stored_cut(self._prefix_key(chain[k]), k)
+            if found is not None:
+                base, (body, span) = k, found
+                assert span is not None
+                state = _build(request, k, body, span)
+                tokens = self._count(state)
+                break
+        if tokens <= self.trigger_tokens:
+            return _Plan(state, base, body, span, tokens, chain, note="")
+        later = [k for k in cuts if k > base]
+        if not later:
+            note = (
+                f"over the trigger ({tokens:,} tokens) but no cut keeps the last "
+                f"{self.keep_last} turns: unchanged"
+            )
+            return _Plan(state, base, body, span, tokens, chain, note=note)
+        cut = later[-1]
+        counter = LocalCounter(_model_of(request))
+        replaced = counter.count_request({"messages": messages[base:cut]})
+        if replaced < self.trigger_tokens * MIN_STEP:
+            note = (
+                f"over the trigger ({tokens:,} tokens), but only {replaced:,} tokens lie before "
+                f"the last {self.keep_last} turns; summarizing waits until that is at least "
+                f"{int(self.trigger_tokens * MIN_STEP):,}"
+            )
+            return _Plan(state, base, body, span, tokens, chain, note=note)
+        return _Plan(state, base, body, span, tokens, chain, fire=cut)
+
+    def _chunks(self, messages: Sequence[Any], counter: LocalCounter) -> list[str]:
+        """The span serialized, split at message boundaries into calls of MAX_CALL_TOKENS."""
+        chunks: list[list[str]] = [[]]
+        size = 0
+        for text in _parts(messages):
+            n = counter.count_text(text)
+            if chunks[-1] and size + n > MAX_CALL_TOKENS:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(text)
+            size += n
+        return ["\n\n".join(c) for c in chunks if c] or ["(no text)"]
+
+    # -- answers
+
+    def _accept(self, message: Any) -> tuple[str | None, str, dict[str, Any]]:
+        plain = to_plain(message)
+        usage = plain.get("usage") if isinstance(plain, dict) else None
+        usage = dict(usage) if isinstance(usage, dict) else {}
+        content = plain.get("content") if isinstance(plain, dict) else None
+        text = "".join(
+            str(b.get("text") or "")
+            for b in content or []
+            if isinstance(b, dict) and b.get("type") == "text"
+        ).strip()
+        if not text:
+            return None, "the summarizer returned an empty answer", usage
+        if plain.get("stop_reason") == "max_tokens":
+            return None, f"the summary reached max_tokens ({self.max_tokens:,}): cut short", usage
+        n = LocalCounter(self.model).count_text(text)
+        if n > self.max_tokens:
+            return None, f"the summary is over-long ({n:,} tokens > {self.max_tokens:,})", usage
+        return text, "", usage
+
+    def _memo(self, key: str) -> str | None:
+        raw = self.store.get(key)
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            return None
+        text = record.get("summary") if isinstance(record, dict) else None
+        return text if isinstance(text, str) and text.strip() else None
+
+    def _remember(self, key: str, text: str, usage: dict[str, Any]) -> None:
+        self.store.put(key, json.dumps({"summary": text, "usage": usage}, ensure_ascii=False))
+
+    def _client(self) -> Any:
+        options: dict[str, Any] = {}
+        if self.max_retries is not None:
+            options["max_retries"] = self.max_retries
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        with_options = getattr(self.client, "with_options", None)
+        if options and callable(with_options):
+            return with_options(**options)
+        return self.client
+
+    def _warn(self, problem: str) -> None:
+        warnings.warn(
+            f"summarize: {problem}; the request goes on without a new summary "
+            "(no turn was dropped)",
+            SummaryWarning,
+            stacklevel=4,
+        )
+
+    def _finish(
+        self,
+        request: Request,
+        plan: _Plan,
+        body: str,
+        span: str,
+        calls: list[dict[str, Any]],
+    ) -> Request:
+        assert plan.fire is not None
+        record = {"messages": plan.fire, "summary": body, "span": span}
+        key = self._prefix_key(plan.chain[plan.fire])
+        self.store.put(key, json.dumps(record, ensure_ascii=False))
+        out = _build(request, plan.fire, body, span)
+        if self.on_summary is not None:
+            counter = LocalCounter(_model_of(request))
+            messages = request["messages"][plan.base : plan.fire]
+            self.on_summary(
+                SummaryEvent(
+                    span=span,
+                    messages=plan.fire,
+                    span_tokens=counter.count_request({"messages": messages}),
+                    summary_tokens=LocalCounter(self.model).count_text(body),
+                    model=self.model,
+                    calls=len(calls),
+                    usage=tuple(calls),
+                )
+            )
+        return out
+
+    def _start(self, request: Any) -> tuple[Request, bool, _Plan | None]:
+        req, was_list = to_request(request)
+        if self.server_side:
+            return req, was_list, None
+        return req, was_list, self._plan(req)
+
+    def _server_side(self, req: Request) -> Request:
+        from tidyctx.transforms.clear import with_server_side
+
+        edit = {
+            "type": COMPACT_EDIT,
+            "trigger": {"type": "input_tokens", "value": self.trigger_tokens},
+        }
+        out: Request = with_server_side(req, edit)
+        return out
+
+    def __call__(self, request: Request) -> Request:
+        if self.is_async:
+            raise TypeError(
+                "this summarize() transform has an async client: use `await t.acall(request)` "
+                "(tc.pipe is synchronous; see the tidyctx.transforms.summarize docs)"
+            )
+        req, was_list, plan = self._start(request)
+        if plan is None:
+            out = self._server_side(req)
+        elif plan.fire is None:
+            out = plan.state
+        else:
+            out = self._roll(req, plan)
+        return out["messages"] if was_list else out
+
+    def _roll(self, req: Request, plan: _Plan) -> Request:
+        assert plan.fire is not None
+        counter = LocalCounter(self.model)
+        previous, key = plan.body, ""
+        calls: list[dict[str, Any]] = []
+        for transcript in self._chunks(req["messages"][plan.base : plan.fire], counter):
+            key = self._call_key(previous, transcript)
+            with self._locks[int(key[3:], 16) % _LOCKS]:
+                text = self._memo(key)
+                if text is None:
+                    text, usage = self._call(previous, transcript)
+                    if text is None:
+                        return plan.state
+                    calls.append(usage)
+                    self._remember(key, text, usage)
+            previous = text
+        assert previous is not None
+        return self._finish(req, plan, previous, key[3:], calls)
+
+    def _call(self, previous: str | None, transcript: str) -> tuple[str | None, dict[str, Any]]:
+        import anthropic
+
+        try:
+            message = self._client().messages.create(**self.summary_request(previous, transcript))
+        except anthropic.APIError as err:
+            self._warn(f"the summary call failed ({type(err).__name__}: {err})")
+            return None, {}
+        text, problem, usage = self._accept(message)
+        if text is None:
+            self._warn(problem)
+        return text, usage
+
+    async def acall(self, request: Request) -> Request:
+        """The transform for an async client (``anthropic.AsyncAnthropic``): await it."""
+        import anthropic
+
+        req, was_list, plan = self._start(request)
+        if plan is None:
+            out = self._server_side(req)
+        elif plan.fire is None:
+            out = plan.state
+        else:
+            if not self.is_async:
+                raise TypeError("acall() needs an async client: use tc.asummarize(client)")
+            out = plan.state
+            counter = LocalCounter(self.model)
+            previous, key = plan.body, ""
+            calls: list[dict[str, Any]] = []
+            failed = False
+            for transcript in self._chunks(req["messages"][plan.base : plan.fire], counter):
+                key = self._call_key(previous, transcript)
+                async with self._alocks[int(key[3:], 16) % _LOCKS]:
+                    text = self._memo(key)
+                    if text is None:
+                        try:
+                            message = await self._client().messages.create(
+                                **self.summary_request(previous, transcript)
+                            )
+                        except anthropic.APIError as err:
+                            self._warn(f"the summary call failed ({type(err).__name__}: {err})")
+                            failed = True
+                            break
+                        text, problem, usage = self._accept(message)
+                        if text is None:
+                            self._warn(problem)
+                            failed = True
+                            break
+                        calls.append(usage)
+                        self._remember(key, text, usage)
+                previous = text
+            if not failed:
+                assert previous is not None
+                out = self._finish(req, plan, previous, key[3:], calls)
+        return out["messages"] if was_list else out
+
+    # -- explain()
+
+    def describe(self, before: Request, after: Request) -> str:
+        """For :func:`tidyctx.explain`: what this step costs and what it saves per later turn.
+
+        The cache holds last turn's request as this transform sent it. If that already had
+        this summary in place, nothing is rewritten. Otherwise the step costs the cache write
+        of the rewritten messages (5-minute price of the request's model) and the summary
+        call (``model``'s prices, from the recorded usage when the call was made here), and
+        saves the removed tokens, read from the cache (0.1x), on every later turn.
+        """
+        if self.server_side:
+            return (
+                f"server-side compaction ({COMPACT_EDIT}) at {self.trigger_tokens:,} input "
+                f"tokens; send it with client.beta.messages.create(..., "
+                f"betas=[{COMPACTION_BETA!r}])"
+            )
+        req = to_request(before)[0]
+        out = to_request(after)[0]
+        plan = self._plan(req)
+        if out == req or plan.span is None:
+            return plan.note or "unchanged"
+        counter = LocalCounter(_model_of(req))
+        n_before, n_after = counter.count_request(req), counter.count_request(out)
+        messages = req["messages"]
+        summary_tokens = LocalCounter(self.model).count_text(plan.body or "")
+        what = (
+            f"summary of {plan.base} messages in place ({n_before - n_after:,} tokens fewer, "
+            f"{summary_tokens:,}-token summary)"
+        )
+        previous = _previous_turn(req)
+        if previous is not None:
+            last = self._plan(previous)
+            if last.span == plan.span and last.base == plan.base:
+                return what + ": made on an earlier turn, the cached prefix is intact"
+        try:
+            price = pricing.lookup(str(_model_of(req) or ""))
+            small = pricing.lookup(self.model)
+        except pricing.UnknownModelError:
+            return what + ": made this turn (no prices for this model)"
+        rewrite = n_after - counter.count_request({**out, "messages": []})
+        write = rewrite * price.cache_write_5m / 1e6
+        usages = self._usages(plan.span)
+        if usages:
+            call = sum(pricing.cost(u, small).total for u in usages)
+        else:  # an estimate: the span at the input price, the summary at the output price
+            span_tokens = counter.count_request({"messages": messages[: plan.base]})
+            call = (span_tokens * small.input + summary_tokens * small.output) / 1e6
+        saving = (n_before - n_after) * price.cache_read / 1e6
+        head = (
+            f"{what}, made this turn: costs ${write + call:.4f} once (cache write of "
+            f"{rewrite:,} tokens ${write:.4f} + summary call on {small.model} ${call:.4f}), "
+            f"saves ${saving:.4f} per later turn"
+        )
+        if saving <= 0:
+            return head + ": never pays back"
+        turns = max(1, math.ceil((write + call) / saving))
+        return head + f": pays back after {turns} turn{'s' if turns != 1 else ''}"
+
+    def _usages(self, span: str) -> list[dict[str, Any]]:
+        raw = self.store.get("tc_" + span)
+        try:
+            record = json.loads(raw) if raw is not None else None
+        except ValueError:
+            return []
+        usage = record.get("usage") if isinstance(record, dict) else None
+        return [usage] if isinstance(usage, dict) and usage else []
+
+
+def _model_of(request: Mapping[str, Any]) -> str | None:
+    model = request.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def _build(request: Request, cut: int, body: str, span: str) -> Request:
+    messages = request["messages"]
+    head = [summary_message(body, span)]
+    if _role(messages[cut]) == "user":
+        head.append(_ack())
+    return {**request, "messages": head + list(messages[cut:])}
+
+
+def _previous_turn(request: Request) -> Request | None:
+    """The request of the turn before: without the last assistant message and what follows."""
+    messages = request.get("messages") or []
+    for k in range(len(messages) - 1, 0, -1):
+        if _role(messages[k]) == "assistant":
+            return {**request, "messages": messages[:k]} if k > 0 else None
+    return None
+
+
+# ---------------------------------------------------------------------------- factories
+
+
+def _check(
+    *,
+    model: str,
+    trigger_tokens: int,
+    keep_last: int,
+    target_tokens: int,
+    max_retries: int | None,
+    timeout: float | None,
+    server_side: bool,
+) -> None:
+    def positive(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"summarize({name}=...) must be a positive int, got {value!r}")
+
+    positive("trigger_tokens", trigger_tokens)
+    positive("keep_last", keep_last)
+    positive("target_tokens", target_tokens)
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"summarize(model=...) must be a model id, got {model!r}")
+    if target_tokens * 2 > trigger_tokens:
+        raise ValueError(
+            f"summarize(target_tokens={target_tokens}) must be at most half of trigger_tokens "
+            f"({trigger_tokens}), or the summary would take the room it frees"
+        )
+    if max_retries is not None and (
+        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+    ):
+        raise ValueError(f"summarize(max_retries=...) must be an int >= 0, got {max_retries!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+        raise ValueError(f"summarize(timeout=...) must be positive seconds, got {timeout!r}")
+    if server_side and trigger_tokens < MIN_SERVER_TRIGGER:
+        raise ValueError(
+            f"summarize(server_side=True, trigger_tokens={trigger_tokens}): server-side "
+            f"compaction needs a trigger of at least {MIN_SERVER_TRIGGER:,} input tokens"
+        )
+
+
+def _is_async(client: Any) -> bool:
+    create = getattr(getattr(client, "messages", None), "create", None)
+    return create is not None and inspect.iscoroutinefunction(inspect.unwrap(create))
+
+
+def summarize(
+    client: Any,
+    *,
+    model: str = DEFAULT_MODEL,
+    trigger_tokens: int = 60_000,
+    keep_last: int = 6,
+    target_tokens: int = 2_000,
+    store: Store | None = None,
+    max_retries: int | None = None,
+    timeout: float | None = 120.0,
+    on_summary: Callable[[SummaryEvent], Any] | None = None,
+    server_side: bool = False,
+    counter: LocalCounter | TokenCounter | None = None,
+) -> Summarize:
+    """Roll old turns into a summary written by ``model`` through ``client`` (an
+    ``anthropic.Anthropic``); see the module doc for where it cuts and how it stays stable.
+
+    - ``trigger_tokens``: summarize when the request (as ``counter`` counts it, by default a
+      :class:`~tidyctx.tokens.LocalCounter` for the request's model) is over this.
+    - ``keep_last``: assistant turns (with the user messages that answer them) kept as they are.
+    - ``target_tokens``: the summary's length, asked of the model; an answer over 1.5 times
+      that is refused.
+    - ``store``: where summaries are kept (default: a new :class:`~tidyctx.store.MemoryStore`);
+      share a ``SQLiteStore`` or ``RedisStore`` between processes.
+    - ``max_retries``, ``timeout``: for the summary call, through ``client.with_options``
+      (None: the client's own; the SDK's default is 2 retries). The SDK retries connection
+      errors, timeouts, 408, 409, 429 and 5xx (529 included) with exponential backoff and
+      honors ``retry-after`` (ANTHROPIC_FACTS §7, key SDK). The 120 s default timeout keeps a
+      stalled summary from holding up the agent for the SDK's default 10 minutes.
+    - ``on_summary``: called with a :class:`SummaryEvent` after each new summary.
+    - ``server_side=True``: no call here; the request gets Anthropic's compaction edit
+      (:data:`COMPACT_EDIT`) with this trigger (at least 50,000). Send it with
+      ``client.beta.messages.create(**request, betas=[COMPACTION_BETA])``, and send back the
+      ``compaction`` block the API returns. ``client`` may be None.
+
+    The defaults follow DESIGN.md's example (60k trigger, 6 turns kept) and leave room for many
+    turns between summaries: after a step the request holds a ~2k summary and the last turns.
+    """
+    _check(
+        model=model,
+        trigger_tokens=trigger_tokens,
+        keep_last=keep_last,
+        target_tokens=target_tokens,
+        max_retries=max_retries,
+        timeout=timeout,
+        server_side=server_side,
+    )
+    if client is None and not server_side:
+        raise ValueError("summarize() needs an anthropic client (or server_side=True)")
+    if _is_async(client):
+        raise TypeError(
+            "summarize() got an async client; use tc.asummarize(client, ...) and "
+            "`await t.acall(request)`"
+        )
+    return Summarize(
+        client,
+        model=model,
+        trigger_tokens=trigger_tokens,
+        keep_last=keep_last,
+        target_tokens=target_tokens,
+        store=store,
+        max_retries=max_retries,
+        timeout=timeout,
+        on_summary=on_summary,
+        server_side=server_side,
+        counter=counter,
+        is_async=False,
+    )
+
+
+def asummarize(
+    client: Any,
+    *,
+    model: str = DEFAULT_MODEL,
+    trigger_tokens: int = 60_000,
+    keep_last: int = 6,
+    target_tokens: int = 2_000,
+    store: Store | None = None,
+    max_retries: int | None = None,
+    timeout: float | None = 120.0,
+    on_summary: Callable[[SummaryEvent], Any] | None = None,
+    server_side: bool = False,
+    counter: LocalCounter | TokenCounter | None = None,
+) -> Summarize:
+    """:func:`summarize` for ``anthropic.AsyncAnthropic``: ``await t.acall(request)``."""
+    _check(
+        model=model,
+        trigger_tokens=trigger_tokens,
+        keep_last=keep_last,
+        target_tokens=target_tokens,
+        max_retries=max_retries,
+        timeout=timeout,
+        server_side=server_side,
+    )
+    if client is None and not server_side:
+        raise ValueError("asummarize() needs an anthropic client (or server_side=True)")
+    if client is not None and not _is_async(client) and not server_side:
+        raise TypeError("asummarize() takes an async client; use tc.summarize() for a sync one")
+    return Summarize(
+        client,
+        model=model,
+        trigger_tokens=trigger_tokens,
+        keep_last=keep_last,
+        target_tokens=target_tokens,
+        store=store,
+        max_retries=max_retries,
+        timeout=timeout,
+        on_summary=on_summary,
+        server_side=server_side,
+        counter=counter,
+        is_async=True,
+    )

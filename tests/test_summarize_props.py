@@ -1,0 +1,141 @@
+"""summarize(): hypothesis properties, with the real SDK against tidyctx.testing.LocalServer.
+
+Small triggers make the generated conversations (a few hundred tokens) get summarized.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import strategies as gen
+import tidyctx as tc
+from tidyctx.request import canonical_json
+from tidyctx.testing import Fail, Hang, LocalServer, is_summary_call
+from tidyctx.transforms.summarize import SummaryWarning, leading_summary, summarize
+
+PROPS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+TRIGGERS = st.sampled_from((80, 150, 300))
+KEEP = st.integers(1, 3)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with LocalServer(cache=False) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client(server: LocalServer) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=server.base_url, api_key="t", max_retries=0) as c:
+        yield c
+
+
+def calls(server: LocalServer) -> int:
+    return sum(1 for r in server.requests if r.body and is_summary_call(r.body))
+
+
+def check_kept(request: dict[str, Any], out: dict[str, Any], keep_last: int) -> int:
+    """The output is the input, or a summary (and ack) then an unchanged suffix of the input
+    holding at least ``keep_last`` assistant turns. Returns how many messages were kept."""
+    if out == request:
+        return len(request["messages"])
+    lead, body, _ = leading_summary(out["messages"])
+    assert lead >= 1 and body
+    kept = out["messages"][lead:]
+    assert canonical_json(kept) == canonical_json(request["messages"][-len(kept) :])
+    assert sum(m["role"] == "assistant" for m in kept) >= keep_last
+    assert {k: v for k, v in out.items() if k != "messages"} == {
+        k: v for k, v in request.items() if k != "messages"
+    }
+    return len(kept)
+
+
+@PROPS
+@given(request=gen.requests(min_turns=3, max_turns=9), trigger=TRIGGERS, keep_last=KEEP)
+def test_valid_pure_idempotent_and_the_last_turns_kept(
+    server: LocalServer,
+    client: anthropic.Anthropic,
+    request: dict[str, Any],
+    trigger: int,
+    keep_last: int,
+) -> None:
+    t = summarize(client, trigger_tokens=trigger, keep_last=keep_last, target_tokens=40)
+    before = copy.deepcopy(request)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SummaryWarning)
+        out = t(request)
+    assert request == before
+    tc.validate(out)  # strict: roles alternate, every tool_use answered right after
+    event("summarized" if out != request else "unchanged")
+    check_kept(request, out, keep_last)
+    made = calls(server)
+    again = t(request)
+    assert canonical_json(again) == canonical_json(out)  # same bytes, from the store
+    assert t(out) == out  # t(t(x)) == t(x)
+    assert calls(server) == made
+
+
+@PROPS
+@given(
+    request=gen.requests(min_turns=3, max_turns=9),
+    keep_last=KEEP,
+    failure=st.sampled_from((Fail(529), Fail(500), Fail(429), Hang(0.5))),
+)
+def test_nothing_is_dropped_when_the_summarizer_fails(
+    server: LocalServer,
+    client: anthropic.Anthropic,
+    request: dict[str, Any],
+    keep_last: int,
+    failure: Fail | Hang,
+) -> None:
+    server.reset()
+    t = summarize(client, trigger_tokens=120, keep_last=keep_last, target_tokens=40, timeout=0.2)
+    server.script(failure)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = t(request)
+    event("call failed" if calls(server) else "no summary due")
+    if calls(server):  # a summary was due: the call failed, the request goes on whole
+        assert [w.category for w in seen] == [SummaryWarning]
+        assert out == request
+    else:
+        assert seen == [] and out == request
+        server.reset()
+
+
+@PROPS
+@given(requests=gen.growing_conversations(min_turns=4, max_turns=12), keep_last=KEEP)
+def test_the_prefix_is_stable_between_summaries(
+    server: LocalServer,
+    client: anthropic.Anthropic,
+    requests: list[dict[str, Any]],
+    keep_last: int,
+) -> None:
+    t = summarize(client, trigger_tokens=200, keep_last=keep_last, target_tokens=40)
+    previous: dict[str, Any] | None = None
+    made = calls(server)
+    for request in requests:
+        out = t(request)
+        tc.validate(out)
+        check_kept(request, out, keep_last)
+        now = calls(server)
+        if now > made:
+            event("a summary step")
+        if previous is not None and now == made:
+            # No new summary: last turn's request is a prefix of this one, byte for byte.
+            grown = previous["messages"]
+            assert canonical_json(out["messages"][: len(grown)]) == canonical_json(grown)
+            assert out["messages"][len(grown) :] == request["messages"][-2:]
+        previous, made = out, now
