@@ -19,9 +19,9 @@ Then speed, with the load average printed beside each number: parse+slice throug
 a bare tree-sitter parse for reference; ``definitions`` + ``outline`` + ``slice_symbol`` of
 every top-level definition, in one thread (wall and CPU time) and in a thread pool (tree-sitter
 releases the GIL while parsing); the ``slice_symbol`` path alone (parse, find, one slice of
-each file's middle top-level definition), ``outline`` alone and ``definitions`` alone; and one 10 MB file made by concatenating stdlib files. Also
-the median share of the file's tokens (tidyctx's local counter) that one definition's slice
-takes.
+each file's middle top-level definition), ``outline`` alone and ``definitions`` alone; and
+one 10 MB file made by concatenating stdlib files. Also the median share of the file's
+tokens (tidyctx's local counter) that one definition's slice takes.
 """
 
 from __future__ import annotations
