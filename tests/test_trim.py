@@ -19,6 +19,7 @@ from tidyctx import cachesim
 from tidyctx.request import canonical_json, iter_blocks
 from tidyctx.store import MemoryStore
 from tidyctx.tokens import LocalCounter
+from tidyctx.transforms.compact import compact_text
 from tidyctx.transforms.project import ProjectionWarning
 
 PROPS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -94,19 +95,26 @@ def test_projection_keeps_the_named_fields() -> None:
 
 def test_projection_of_a_missing_field_warns_once_and_keeps_the_result() -> None:
     req = conversation([("sql_query", {}, rows(5)), ("sql_query", {}, rows(6))])
-    t = tc.trim(project={"sql_query": ["rows[*].price"]})
+    t = tc.trim(project={"sql_query": ["rows[*].price"]}, compact=False)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         out = t(req)
     assert [w.category for w in seen] == [ProjectionWarning]
     assert result_texts(out) == [rows(5), rows(6)]
+    # With compaction (the default) the same values come in fewer tokens.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compacted = tc.trim(project={"sql_query": ["rows[*].price"]})(req)
+    assert result_texts(compacted) == [compact_text(rows(5)), compact_text(rows(6))]
 
 
 def test_malformed_json_and_plain_text_pass_through() -> None:
     bad = '{"rows": [1, 2,'
     req = conversation([("sql_query", {}, bad), ("sh", {}, "hello")])
-    out = tc.trim(project={"sql_query": ["rows"], "sh": ["x"]})(req)
+    out = tc.trim(project={"sql_query": ["rows"], "sh": ["x"]}, compact=False)(req)
     assert result_texts(out) == [bad, "hello"]
+    out = tc.trim(project={"sql_query": ["rows"], "sh": ["x"]})(req)
+    assert result_texts(out) == ['{"rows":[1,2,', "hello"]  # only whitespace goes
 
 
 def test_truncation_respects_the_budget_and_keeps_what_the_call_names() -> None:
@@ -144,6 +152,61 @@ def test_what_was_cut_can_be_read_back() -> None:
     tool, handler = tc.expand_tool(store)
     assert tool["name"] == "tidyctx_expand"
     assert handler({"id": ref, "offset": 0, "length": 10_000_000}).endswith(original[-40:])
+
+
+def test_slack_keeps_results_a_little_over_budget_whole() -> None:
+    small, large = varied(15), varied(2000)
+    counter = LocalCounter()
+    assert 200 < counter.count_text(small) <= 400 < counter.count_text(large)
+    req = conversation([("sh", {}, small), ("sh", {}, large)])
+    kept, cut = result_texts(tc.trim(max_tokens=200, slack=1.0)(req))
+    assert kept == small  # within 2x the budget: whole
+    assert "[tidyctx: " in cut and counter.count_text(cut) <= 200  # over it: to the budget
+    strict = result_texts(tc.trim(max_tokens=200)(req))
+    assert all(counter.count_text(t) <= 200 for t in strict)
+
+
+def test_long_tool_inputs_are_cut_when_asked_and_can_be_read_back() -> None:
+    store = MemoryStore()
+    content = "\n".join(f"def handler_{i}(event):\n    return {i}" for i in range(400))
+    req = conversation([("Write", {"file_path": "src/app.py", "content": content}, "ok")])
+    default = tc.trim(max_tokens=500)(req)
+    assert default["messages"][1]["content"][1]["input"]["content"] == content  # off by default
+    t = tc.trim(max_tokens=500, max_input_tokens=100, store=store)
+    out = t(req)
+    call = out["messages"][1]["content"][1]
+    assert call["input"]["file_path"] == "src/app.py"
+    cut = call["input"]["content"]
+    assert LocalCounter().count_text(cut) <= 100 and "[tidyctx: " in cut
+    assert cut.startswith("def handler_0(event):")
+    ref = cut.split('id="')[1].split('"')[0]
+    _, handler = tc.expand_tool(store)
+    assert handler({"id": ref, "offset": 0, "length": len(content)}) == content
+    assert t(out) == out
+    tc.validate(out)
+    with pytest.raises(ValueError, match="max_input_tokens"):
+        tc.trim(max_input_tokens=10)
+    with pytest.raises(ValueError, match="slack"):
+        tc.trim(max_tokens=100, slack=-1)
+
+
+def test_lines_an_earlier_result_holds_become_one_note() -> None:
+    banner = (
+        "** WARNING: connection is not using a post-quantum key exchange algorithm.\n"
+        "** This session may be vulnerable to store now, decrypt later attacks.\n"
+        "** The server may need to be upgraded. See https://openssh.com/pq.html"
+    )
+    calls = [("ssh", {"cmd": f"uname -{c}"}, f"output {c}\n{banner}") for c in "ars"]
+    req = conversation(calls)
+    out = tc.trim()(req)
+    first, second, third = result_texts(out)
+    assert first == f"output a\n{banner}"  # the first copy stays whole
+    assert second == "output r\n[… ×3 lines as in the results of call_0]"
+    assert third == "output s\n[… ×3 lines as in the results of call_0]"
+    assert tc.trim()(out) == out
+    shorter = tc.trim()(conversation(calls[:2]))
+    assert shorter["messages"] == out["messages"][: len(shorter["messages"])]
+    assert result_texts(tc.trim(compact=False)(req))[1] == f"output r\n{banner}"
 
 
 def test_dedupe_references_the_earlier_call() -> None:
@@ -243,6 +306,7 @@ def tool_sessions(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 TRIMS = [
     tc.trim(max_tokens=200),
+    tc.trim(max_tokens=150, slack=1.0, max_input_tokens=40),
     tc.trim(max_tokens=400, project={"sql_query": ["rows[*].id", "count"]}),
     tc.trim(max_tokens=300, keep=2, trigger=0, clear_at_least=1500),
 ]
@@ -264,7 +328,9 @@ def test_trim_is_pure_idempotent_valid_and_within_budget(
     budget = t.max_tokens if isinstance(t.max_tokens, int) else 10**9
     counter = LocalCounter()
     for text in result_texts(once):
-        assert counter.count_text(text) <= budget
+        # A cut result fits the budget; with slack, an uncut one may be up to (1 + slack)x.
+        limit = budget if "[tidyctx: " in text else budget * (1 + t.slack)
+        assert counter.count_text(text) <= limit
 
 
 @pytest.mark.filterwarnings("ignore::tidyctx.transforms.project.ProjectionWarning")

@@ -402,6 +402,27 @@ def test_error_lines_kept_from_middle() -> None:
     assert lines[2500] not in plain.text
 
 
+def test_lines_with_words_of_their_own_kept_from_middle(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
+    lines = [f"request served by {names[i % 7]} node in {i % 9} ms" for i in range(3000)]
+    lines[1500] = "deploy_target=eu-west-3 build_digest=88412c7 rollback_window=Tuesday"
+    text = "\n".join(lines)
+    out = truncate_text(text, 300, ref="t")
+    assert COUNTER.count_text(out.text) <= 300
+    assert lines[1500] in out.text  # no hint, no error word: its words are its own
+    monkeypatch.setattr(tr, "RARE", False)
+    assert lines[1500] not in truncate_text(text, 300, ref="t").text
+
+
+def test_rows_with_values_of_their_own_kept_from_middle() -> None:
+    rows = [{"id": i, "status": "ok", "region": "eu"} for i in range(2000)]
+    rows[1000] = {"id": 1000, "status": "quarantined_by_policy", "region": "ap_southeast_77"}
+    out = truncate_text(json.dumps(rows), 300, ref="t")
+    assert COUNTER.count_text(out.text) <= 300
+    assert "quarantined_by_policy" in out.text
+    assert isinstance(json.loads(out.text), list)
+
+
 def test_hinted_path_kept() -> None:
     lines = [f"src/pkg/module_{i}.py:{i}: def fn_{i}(x): return x" for i in range(3000)]
     text = "\n".join(lines)

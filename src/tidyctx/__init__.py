@@ -9,6 +9,7 @@ from tidyctx.pipeline import Report, Step, Transform, explain, pipe
 from tidyctx.request import Request, ValidationError, normalize, validate
 from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, keep
 from tidyctx.transforms.cache import cache
+from tidyctx.transforms.compact import compact
 from tidyctx.transforms.expand import expand_tool
 from tidyctx.transforms.order import order
 from tidyctx.transforms.slice_code import slice_code
@@ -43,6 +44,7 @@ __all__ = [
     "ValidationError",
     "asummarize",
     "cache",
+    "compact",
     "definitions",
     "expand_tool",
     "explain",

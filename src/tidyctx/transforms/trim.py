@@ -6,13 +6,19 @@ result, in this order:
 1. deduplication: a result identical to an earlier one (same tool and input, or same
    content) becomes a reference to the earlier call;
 2. projection: JSON results of the tools named in ``project`` keep only the named fields;
-3. truncation: results over ``max_tokens`` are cut to the budget, keeping head and tail and,
-   in between, the lines that hold what the call and the turns before it point at;
-4. clearing (when ``keep`` is given): results older than the latest ``keep`` calls become
+3. compaction (``compact=True``): the same values in fewer tokens (compact JSON, uniform rows
+   as one table, no padding, escape codes or progress redraws), and lines the result echoes
+   from its call's input (an edited snippet) as one note; see :mod:`tidyctx.transforms.compact`.
+   After truncation, runs of lines that an earlier result holds as sent (a banner, a warning
+   every command prints, a file read again) become one note naming that call;
+4. truncation: results over ``max_tokens`` (``max_tokens * (1 + slack)``, with ``slack``) are
+   cut to the budget, keeping head and tail and, in between, the lines that hold what the call
+   and the turns before it point at, then the lines with words of their own;
+5. clearing (when ``keep`` is given): results older than the latest ``keep`` calls become
    short placeholders, in batches of at least ``clear_at_least`` tokens so the cached prefix
    is rewritten rarely.
 
-Steps 1-3 depend only on the result, its call and the turns before it, so a result is cut
+Steps 1-4 depend only on the result, its call and the turns before it, so a result is cut
 the same way on every later turn and the cache prefix stays byte-identical. What is removed
 is kept in ``store`` under its content hash; each marker names the id that
 :func:`tidyctx.transforms.expand.expand_tool` reads back.
@@ -43,8 +49,9 @@ from tidyctx.request import Request, ValidationError, block_hash, normalize
 from tidyctx.store import MemoryStore, Store, keep
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms import clear as clearing
+from tidyctx.transforms.compact import compact_text, drop_echo
 from tidyctx.transforms.project import parse_paths, project_text, warn_missing
-from tidyctx.transforms.truncate import MARKER_PREFIX, hints_from, truncate_text
+from tidyctx.transforms.truncate import MARKER_PREFIX, hints_from, is_marker, truncate_text
 
 __all__ = ["Trim", "trim"]
 
@@ -67,6 +74,9 @@ class Trim:
     max_tokens: int | Mapping[str, int] | None = None
     head: float = 0.5
     smart: bool = True
+    compact: bool = True
+    slack: float = 0.0
+    max_input_tokens: int | None = None
     dedupe: bool = True
     keep: int | None = None
     trigger: int | Mapping[str, Any] = 0
@@ -112,6 +122,13 @@ class Trim:
                     call = calls.get(str(block.get("tool_use_id")))
                     if call is not None:
                         content[j] = self._result(block, call, counter)
+                elif (
+                    self.max_input_tokens is not None
+                    and isinstance(block, dict)
+                    and block.get("type") == "tool_use"
+                    and isinstance(block.get("input"), dict)
+                ):
+                    content[j] = self._input(block, self.max_input_tokens, counter)
         if self.keep is not None and self.server_side:
             edit = clearing.server_side_edit(
                 keep=self.keep,
@@ -126,6 +143,8 @@ class Trim:
             return self._clearer()(out)
         if self.dedupe:
             out = clearing.dedupe(out, store=self.store, counter=counter)
+        if self.compact:
+            out = _drop_repeats(out)
         return out
 
     def _clearer(self) -> clearing.Clear:
@@ -189,7 +208,7 @@ class Trim:
             return block
         spec = self.project.get(call.name)
         budget = self._budget(call.name)
-        if spec is None and budget is None:
+        if spec is None and budget is None and not self.compact:
             return block
         key = block_hash([call.name, call.input, content, sorted(call.hints)])
         with self._lock:
@@ -203,6 +222,45 @@ class Trim:
                 while len(self._memo) > 20_000:
                     self._memo.popitem(last=False)
         return {**block, "content": [dict(b) for b in hit]}
+
+    def _input(self, block: dict[str, Any], budget: int, counter: LocalCounter) -> dict[str, Any]:
+        """The call with each long string of its input (file contents it writes, edit strings)
+        cut to ``budget`` tokens; what is cut is kept in the store."""
+        args = block["input"]
+        changed = False
+        out: dict[str, Any] = {}
+        for key, value in args.items():
+            if (
+                isinstance(value, str)
+                and len(value) > budget * 2
+                and MARKER_PREFIX not in value
+                and counter.count_text(value) > budget
+            ):
+                key_hash = block_hash(["input", value, budget])
+                with self._lock:
+                    hit = self._memo.get(key_hash)
+                if hit is None:
+                    cut = truncate_text(
+                        value,
+                        budget,
+                        counter=counter,
+                        head=self.head,
+                        ref=keep(self.store, value),
+                        smart=self.smart,
+                    )
+                    hit = [cut.text]
+                    with self._lock:
+                        self._memo[key_hash] = hit
+                out[key] = hit[0]
+                changed = True
+            else:
+                out[key] = value
+        return {**block, "input": out} if changed else block
+
+    @staticmethod
+    def _within(text: str, limit: float, counter: LocalCounter) -> bool:
+        # No cl100k token is longer than 128 characters: a long text is over without counting.
+        return len(text) / 128 * counter.factor() <= limit and counter.count_text(text) <= limit
 
     def _trim_content(
         self,
@@ -248,8 +306,13 @@ class Trim:
                         f"\n{MARKER_PREFIX}projected to {', '.join(spec)}; the full result is "
                         f'id="{keep(self.store, text)}", read it with tidyctx_expand]'
                     )
+            if self.compact:
+                new = compact_text(drop_echo(new, call.input))
             if budget is not None:
                 share = max(64, budget * sizes[k] // total) if sizes else budget
+                if self.slack and self._within(new, share * (1 + self.slack), counter):
+                    out.append({**b, "text": new} if new != text else b)
+                    continue
                 cut = truncate_text(
                     new,
                     share,
@@ -264,12 +327,79 @@ class Trim:
         return out
 
 
+_REPEAT_MIN_CHARS = 20
+"""Lines shorter than this are never called repeats (a brace, a blank, ``ok``)."""
+
+
+def _repeatable(line: str) -> bool:
+    key = line.strip()
+    return len(key) >= _REPEAT_MIN_CHARS and not is_marker(key) and not key.startswith("[… ×")
+
+
+def _drop_repeats(request: Request) -> Request:
+    """Each run of 2+ lines of a tool result that earlier results (as sent) hold becomes one
+    note naming those calls. Texts that start as JSON are left whole (their lines are not
+    rows). Depends only on earlier results, so the prefix stays byte-identical."""
+    seen: dict[str, str] = {}  # a line of an earlier result -> the first call that holds it
+    for message in request["messages"]:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, block in enumerate(content):
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                content[j] = _drop_repeated_lines(block, seen)
+    return request
+
+
+def _drop_repeated_lines(block: dict[str, Any], seen: dict[str, str]) -> dict[str, Any]:
+    content = block.get("content")
+    if not isinstance(content, list):
+        return block
+    ref = str(block.get("tool_use_id"))
+    out: list[Any] = []
+    changed = False
+    for b in content:
+        text = b.get("text") if isinstance(b, dict) and b.get("type") == "text" else None
+        if not isinstance(text, str):
+            out.append(b)
+            continue
+        lines = text.split("\n")
+        new: list[str] = []
+        if seen and not text.lstrip().startswith(("[", "{")):
+            run: list[str] = []
+            for line in [*lines, None]:
+                if line is not None and _repeatable(line) and line.strip() in seen:
+                    run.append(line)
+                    continue
+                if len(run) >= 2 and sum(len(x.strip()) for x in run) >= 3 * _REPEAT_MIN_CHARS:
+                    calls = list(dict.fromkeys(seen[x.strip()] for x in run))
+                    where = ", ".join(calls[:3]) + (", ..." if len(calls) > 3 else "")
+                    new.append(f"[… ×{len(run):,} lines as in the results of {where}]")
+                else:
+                    new.extend(run)
+                run = []
+                if line is not None:
+                    new.append(line)
+        for line in lines:
+            if _repeatable(line):
+                seen.setdefault(line.strip(), ref)
+        if new and new != lines:
+            out.append({**b, "text": "\n".join(new)})
+            changed = True
+        else:
+            out.append(b)
+    return {**block, "content": out} if changed else block
+
+
 def trim(
     *,
     project: Mapping[str, Sequence[str]] | None = None,
     max_tokens: int | Mapping[str, int] | None = None,
     head: float = 0.5,
     smart: bool = True,
+    compact: bool = True,
+    slack: float = 0.0,
+    max_input_tokens: int | None = None,
     dedupe: bool = True,
     keep: int | None = None,
     trigger: int | Mapping[str, Any] = 0,
@@ -286,11 +416,20 @@ def trim(
     ``project`` maps a tool name to the field paths to keep (``rows[*].id``,
     ``data.items[*].{id,status}``). ``max_tokens`` is the budget per tool result (an int, or
     a dict by tool name with ``"*"`` as the default); ``head`` the share of it kept from the
-    start. ``smart`` keeps the lines that hold what the call and the turns before it name,
-    and collapses repeated lines. ``keep``, ``trigger``, ``clear_at_least``,
-    ``exclude_tools`` and ``clear_tool_inputs`` clear old results with the names and meaning
-    of Anthropic's ``clear_tool_uses_20250919`` edit (ANTHROPIC_FACTS §3, CE); with
-    ``server_side=True`` that edit is emitted as ``context_management`` instead (send the
+    start. ``slack``: a result up to ``max_tokens * (1 + slack)`` tokens is kept whole (cutting
+    a little saves little and loses what the agent may use); a longer one is cut to
+    ``max_tokens``. ``smart`` keeps the lines that hold what the call and the turns before it
+    name, then the lines with words of their own, and collapses repeated lines. ``compact``
+    first rewrites each result in fewer tokens without losing a value
+    (:func:`~tidyctx.transforms.compact.compact_text`: compact JSON, tables, no padding or
+    escape codes), and replaces lines the context already holds (echoed from the call's input,
+    or in an earlier result as sent) by a one-line note. ``max_input_tokens`` (off by
+    default) cuts each long string of a tool_use input (file contents written, edit strings)
+    to that budget when it enters history; what is cut stays in ``store``. ``keep``,
+    ``trigger``, ``clear_at_least``, ``exclude_tools`` and ``clear_tool_inputs`` clear old
+    results with the names and meaning of Anthropic's ``clear_tool_uses_20250919`` edit
+    (ANTHROPIC_FACTS §3, CE); with ``server_side=True`` that edit is emitted as
+    ``context_management`` instead (send the
     ``context-management-2025-06-27`` beta header). ``store`` keeps what was removed
     (default: a :class:`~tidyctx.store.MemoryStore` of this transform); give the same store
     to :func:`~tidyctx.transforms.expand.expand_tool`.
@@ -303,6 +442,20 @@ def trim(
                     f"trim(max_tokens={max_tokens!r}): budgets must be integers >= 40 (room for "
                     "the marker line)"
                 )
+    if max_input_tokens is not None and (
+        isinstance(max_input_tokens, bool)
+        or not isinstance(max_input_tokens, int)
+        or max_input_tokens < 40
+    ):
+        raise ValueError(
+            f"trim(max_input_tokens={max_input_tokens!r}): must be an integer >= 40 (room for "
+            "the marker line)"
+        )
+    if isinstance(slack, bool) or not isinstance(slack, int | float) or slack < 0:
+        raise ValueError(
+            f"trim(slack={slack!r}): must be a number >= 0 (0.5: keep results "
+            "up to 1.5x max_tokens whole)"
+        )
     if not 0.0 <= head <= 1.0:
         raise ValueError(f"trim(head={head!r}): the head share must be between 0 and 1")
     if keep is not None and keep < 0:
@@ -329,6 +482,9 @@ def trim(
         max_tokens=max_tokens,
         head=head,
         smart=smart,
+        compact=compact,
+        slack=slack,
+        max_input_tokens=max_input_tokens,
         dedupe=dedupe,
         keep=keep,
         trigger=trigger,

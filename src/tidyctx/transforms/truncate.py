@@ -26,8 +26,11 @@ spent:
   middle that hold a hint (a path, identifier, number or quoted string the conversation used,
   see :func:`hints_from`) or an error word (:data:`ERROR_WORDS`) are kept over plain lines:
   up to :data:`MIDDLE_SHARE` of the budget goes to them, in their original order, one per
-  distinct line (digits masked). The marker sits in the first gap; each further gap is a
-  ``…`` line.
+  distinct line (digits masked). After them come lines (and JSON rows) with words of their
+  own (:data:`RARE`): each word of 4+ characters or number of 3+ digits counts 1/k for the k
+  lines that hold it, per character of the line, so boilerplate yields to the lines that name
+  something only they name. The marker sits in the first gap; each further gap is a ``…``
+  line.
 * **JSON arrays** (the text is a JSON array, or an object whose largest field, holding at least
   half the text, leads to one) are cut row by row: the first and last rows that fit are kept,
   hint and error rows from the middle as above, and the cut rows are replaced by one element
@@ -99,7 +102,13 @@ WINDOW_CHARS = 1 << 20
 about this many characters (or 16 per token of the budget, if more); the middle is only
 scanned for hint and error lines."""
 
-MIDDLE_SHARE = 0.4
+RARE = True
+"""Whether lines with words of their own are kept from the middle after hint and error lines."""
+
+_RARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}|\d{3,}")
+_RARE_MAX_ROWS = 5_000
+
+MIDDLE_SHARE = 0.55
 """Largest share of the budget spent on hint and error lines from the middle."""
 
 _RERUN_TEXT = "re-run the tool with a narrower query"
@@ -476,6 +485,7 @@ class _Unit:
     end1: int = 0
     hidden: int = 0  # lines inside a collapsed run
     score: int = 0
+    rare: float = 0.0  # new words per character: how much the line says that others do not
     cost: int = -1
     index: int = -1  # position in the unit list of head/tail candidates; -1 for middle-only
 
@@ -692,7 +702,7 @@ def _pick(
         lo = p.head + (p.head_part is not None)
         hi = len(units) - p.tail - (p.tail_part is not None)
         pool = [u for u in scored if lo <= u.index < hi] + extra
-        pool.sort(key=lambda u: (-u.score, u.line))
+        pool.sort(key=lambda u: (-u.score, -u.rare, u.line))
         return pool[:_MAX_CANDIDATES]
 
     first = fill(budget)
@@ -769,7 +779,9 @@ class _Lines:
             self._add_units(seg_start, seg_end, line0, hits)
         for k, u in enumerate(self.units):
             u.index = k
-        self.scored = [u for u in self.units if u.score > 0]
+        if smart and RARE:
+            self._rarity()
+        self.scored = [u for u in self.units if u.score > 0 or u.rare > 0]
         if len(segments) == 2:  # hint and error lines between the windows
             hole_lo, hole_hi = segments[0][1] + 1, segments[1][0]
             line_no = text.count("\n", 0, hole_lo)
@@ -779,6 +791,25 @@ class _Lines:
                 pos = start
                 score, end, _ = hits[start]
                 self.extra.append(_Unit(line_no, start, end, score=score))
+
+    def _rarity(self) -> None:
+        """Score each line by the words it holds that few other lines of the text hold: a
+        word in k lines adds 1/k, per character of the line. Boilerplate scores low, the lines
+        that carry names, numbers and paths of their own high."""
+        text = self.ctx.text
+        words: list[set[str] | None] = []
+        seen: dict[str, int] = {}
+        for u in self.units:
+            if u.hidden or u.end - u.start > _COLLAPSE_MAX_LINE:
+                words.append(None)
+                continue
+            found = set(_RARE_WORD.findall(text, u.start, u.end))
+            words.append(found)
+            for w in found:
+                seen[w] = seen.get(w, 0) + 1
+        for u, own in zip(self.units, words, strict=True):
+            if own:
+                u.rare = sum(1.0 / seen[w] for w in own) / (u.end - u.start + 8)
 
     def _line_of(self, p: int) -> tuple[int, int]:
         text = self.ctx.text
@@ -1203,10 +1234,17 @@ def _json_rows(s: str) -> tuple[_JNode, str] | None:
 class _RowUnits:
     """Units for the rows of an array, made when first asked for."""
 
-    def __init__(self, starts: array[int], ends: array[int], scores: dict[int, int]) -> None:
+    def __init__(
+        self,
+        starts: array[int],
+        ends: array[int],
+        scores: dict[int, int],
+        rare: dict[int, float] | None = None,
+    ) -> None:
         self.starts = starts
         self.ends = ends
         self.scores = scores
+        self.rare = rare or {}
         self.made: dict[int, _Unit] = {}
 
     def __len__(self) -> int:
@@ -1218,6 +1256,7 @@ class _RowUnits:
             if not 0 <= k < len(self.starts):
                 raise IndexError(k)
             u = _Unit(k, self.starts[k], self.ends[k], score=self.scores.get(k, 0), index=k)
+            u.rare = self.rare.get(k, 0.0)
             self.made[k] = u
         return u
 
@@ -1250,13 +1289,30 @@ class _Rows:
             hits = _scan(ctx, self.starts[0], self.ends[-1], hints, self._row_of)
             for start, hit in hits.items():
                 scores[bisect.bisect_left(self.starts, start)] = hit[0]
-        self.units = _RowUnits(self.starts, self.ends, scores)
-        self.scored = [self.units[k] for k in sorted(scores)]
+        rare = self._rarity(text) if smart and RARE and self.n <= _RARE_MAX_ROWS else {}
+        self.units = _RowUnits(self.starts, self.ends, scores, rare)
+        self.scored = [self.units[k] for k in sorted(scores.keys() | rare.keys())]
         around = len(self.prefix) + len(self.suffix)
         if around / _MAX_TOKEN_CHARS > ctx.raw_budget:
             self.fixed = ctx.raw_budget + 1
         else:
             self.fixed = ctx.raw(self.prefix) + ctx.raw(self.suffix)
+
+    def _rarity(self, text: str) -> dict[int, float]:
+        """Per row, the words few other rows hold, per character (as for lines)."""
+        words = [
+            set(_RARE_WORD.findall(text, a, min(b, a + _COLLAPSE_MAX_LINE)))
+            for a, b in zip(self.starts, self.ends, strict=True)
+        ]
+        seen: dict[str, int] = {}
+        for found in words:
+            for w in found:
+                seen[w] = seen.get(w, 0) + 1
+        return {
+            k: sum(1.0 / seen[w] for w in found) / (self.ends[k] - self.starts[k] + 8)
+            for k, found in enumerate(words)
+            if found
+        }
 
     def _row_of(self, p: int) -> tuple[int, int] | None:
         k = bisect.bisect_right(self.starts, p) - 1

@@ -1,0 +1,378 @@
+"""compact(): tool results in fewer tokens, with every value kept."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import strategies as gen
+import tidyctx as tc
+from tidyctx.request import canonical_json
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms.compact import (
+    COLUMNS,
+    MAX_CHARS,
+    ROWS,
+    SAME,
+    compact,
+    compact_text,
+    drop_echo,
+    echo_note,
+    is_numbered,
+)
+
+PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}|\d{3,}")
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def tokens(text: str) -> set[str]:
+    """Identifiers of 4+ characters and numbers of 3+ digits (the references of recall)."""
+    return set(_TOKEN.findall(text))
+
+
+def shown(text: str) -> str:
+    """What a terminal shows: no escape codes, each carriage return overwriting the line."""
+    prev = None
+    while prev != text:
+        prev, text = text, _ANSI.sub("", text)
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        out = ""
+        for part in line.split("\r"):
+            out = part + out[len(part) :]
+        lines.append(out)
+    return "\n".join(lines)
+
+
+def json_tokens(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(tokens(k) | json_tokens(v) for k, v in value.items()))
+    if isinstance(value, list):
+        return set().union(set(), *(json_tokens(v) for v in value))
+    return tokens(value) if isinstance(value, str) else set()
+
+
+def expected_tokens(text: str) -> set[str]:
+    try:
+        value = json.loads(text, parse_int=str, parse_float=str, parse_constant=str)
+    except ValueError:
+        return tokens(shown(text))
+    if isinstance(value, dict | list):
+        return json_tokens(value)
+    return tokens(shown(text))
+
+
+def untabulate(value: Any) -> Any:
+    """The JSON value a compacted one stands for (tables back to arrays of objects)."""
+    if isinstance(value, list):
+        return [untabulate(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) in ({COLUMNS, ROWS}, {SAME, COLUMNS, ROWS}):
+        same = value.get(SAME, {})
+        return [
+            {**untabulate(same), **dict(zip(value[COLUMNS], untabulate(row), strict=True))}
+            for row in value[ROWS]
+        ]
+    return {k: untabulate(v) for k, v in value.items()}
+
+
+# ---------------------------------------------------------------------------- generators
+
+_KEYS = st.sampled_from(["id", "name", "status", "owner_id", "path", "price", "tags", "meta"])
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+    st.sampled_from(["src/app/main.py", "user_1234", "ERROR: disk full", "  padded  ", ""]),
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(_KEYS, inner, max_size=5),
+    ),
+    max_leaves=25,
+)
+
+
+@st.composite
+def records(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """An array of objects with the same keys, some values shared by every row."""
+    keys = draw(st.lists(_KEYS, min_size=2, max_size=5, unique=True))
+    shared = {k: draw(_JSON) for k in keys if draw(st.booleans())}
+    n = draw(st.integers(0, 8))
+    return [{k: shared[k] if k in shared else draw(_JSON) for k in keys} for _ in range(n)]
+
+
+@st.composite
+def json_texts(draw: st.DrawFn) -> str:
+    value = draw(st.one_of(_JSON, records(), st.dictionaries(_KEYS, records(), max_size=3)))
+    indent = draw(st.sampled_from([None, 1, 2, 4]))
+    return json.dumps(value, indent=indent, ensure_ascii=draw(st.booleans()))
+
+
+_LINES = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "    indented_code(value_1234)   ",
+            "| Name        | Qty |",
+            "| ----------- | --- |",
+            "=" * 40,
+            "col_a     col_b      12345",
+            "\x1b[31mERROR\x1b[0m build_target failed",
+            "Downloading 10%\rDownloading 55%\rDownloading 100%",
+            "line with trailing blanks   \t",
+        ]
+    ),
+    st.text(st.characters(exclude_characters="\n\r"), max_size=40),
+)
+
+
+@st.composite
+def plain_texts(draw: st.DrawFn) -> str:
+    lines = draw(st.lists(_LINES, min_size=1, max_size=12))
+    return draw(st.sampled_from(["\n", "\r\n"])).join(lines)
+
+
+@st.composite
+def numbered_texts(draw: st.DrawFn) -> str:
+    lines = draw(st.lists(_LINES, min_size=2, max_size=12))
+    arrow = draw(st.sampled_from(["\t", "→"]))
+    return "\n".join(f"{k + 1:>6}{arrow}{line}" for k, line in enumerate(lines))
+
+
+def envelope(text: str, cut: int | None = None) -> str:
+    wrapped = json.dumps({"type": "text", "text": text, "annotations": None})
+    if cut is None:
+        return wrapped
+    end = len(wrapped) - len(', "annotations": null}') - 1  # the closing quote of the text
+    return wrapped[: min(cut, end)] + " ...\n(output truncated)"
+
+
+ANY_TEXT = st.one_of(gen.texts(), json_texts(), plain_texts(), numbered_texts())
+
+# ---------------------------------------------------------------------------- properties
+
+
+@PROPS
+@given(ANY_TEXT)
+def test_compact_text_is_idempotent_and_deterministic(text: str) -> None:
+    once = compact_text(text)
+    assert compact_text(once) == once
+    assert compact_text(text) == once
+
+
+@PROPS
+@given(ANY_TEXT)
+def test_compact_text_never_drops_an_identifier_or_number(text: str) -> None:
+    out = compact_text(text)
+    assert expected_tokens(text) <= tokens(out) | expected_tokens(out)
+    assert len(out) <= len(text) + 2  # "[]" around nothing never; a table may add a header
+
+
+@PROPS
+@given(json_texts())
+def test_compact_json_parses_to_the_same_values(text: str) -> None:
+    out = compact_text(text)
+    value = json.loads(out, parse_float=str, parse_int=str, parse_constant=str)
+    original = json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
+    assert untabulate(value) == original
+    assert "\n" not in out
+
+
+@PROPS
+@given(st.one_of(plain_texts(), json_texts()), st.integers(1, 400))
+def test_an_envelope_is_its_text_even_cut_short(text: str, cut: int) -> None:
+    if not re.search("[\ud800-\udfff]", text):  # else it stays escaped: it cannot be sent
+        assert compact_text(envelope(text)) == compact_text(text)
+    cut_short = compact_text(envelope(text, 25 + cut))
+    assert compact_text(cut_short) == cut_short
+    assert "type" not in cut_short[:8]  # the envelope is gone
+
+
+@PROPS
+@given(numbered_texts())
+def test_numbered_views_keep_every_character_after_the_number(text: str) -> None:
+    out = compact_text(text)
+    before = [re.sub(r"^ *\d+", "", line) for line in text.split("\n")]
+    after = [re.sub(r"^\d+", "", line) for line in out.split("\n")]
+    assert after == before
+
+
+_CODE = st.sampled_from(
+    ["def run(job):", "    job.start()", "    return job.result", "", "x = 1", "# done", "}"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_CODE, min_size=1, max_size=14), st.lists(_CODE, max_size=10), st.booleans())
+def test_echoed_lines_become_one_note_and_nothing_else_goes(
+    lines: list[str], written: list[str], numbered: bool
+) -> None:
+    text = "\n".join(f"{k + 1}\t{line}" if numbered else line for k, line in enumerate(lines))
+    call_input = {"path": "a.py", "new_str": "\n".join(written)}
+    out = drop_echo(text, call_input)
+    assert drop_echo(out, call_input) == out
+    known = {line.strip() for line in written} - {""}
+    kept = out.split("\n")
+    hidden = 0
+    for line in kept:
+        m = re.fullmatch(r"\[… ×(\d+) lines as in the call's input\]", line)
+        hidden += int(m.group(1)) if m else 0
+    assert len(kept) - sum(1 for line in kept if line.startswith("[… ×")) + hidden == len(lines)
+    # Every line that went is a line the input holds (or a blank line inside a run).
+    removed = set(text.split("\n")) - set(kept)
+    assert all(re.sub(r"^\d+\t", "", line).strip() in known | {""} for line in removed)
+    if len(known) < 2:
+        assert out == text
+
+
+def test_an_edit_result_does_not_repeat_the_edit() -> None:
+    new = "\n".join(f"    handle_event_{i}(queue, timeout=30)" for i in range(40))
+    shown = "\n".join(f"{120 + i:>6}→{line}" for i, line in enumerate(new.split("\n")))
+    result = f"The file src/app.py has been updated. Snippet:\n{shown}"
+    out = compact_text(drop_echo(result, {"file_path": "src/app.py", "new_string": new}))
+    assert out.split("\n") == [
+        "The file src/app.py has been updated. Snippet:",
+        "120→    handle_event_0(queue, timeout=30)",
+        echo_note(38),
+        "159→    handle_event_39(queue, timeout=30)",
+    ]
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> list[dict[str, Any]]:
+    n = draw(st.integers(1, 5))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Go."}]
+    requests = []
+    for k in range(n):
+        text = draw(ANY_TEXT)
+        if draw(st.booleans()):
+            text = envelope(text)
+        args = {"new_str": draw(st.sampled_from(["", "a = 1\nb = 2\nc = 3\nd = 4", text]))}
+        messages = [
+            *messages,
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": f"t{k}", "name": "sh", "input": args}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"t{k}", "content": text}],
+            },
+        ]
+        requests.append({"model": "claude-sonnet-4-6", "max_tokens": 50, "messages": messages})
+    return requests
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sessions())
+def test_compact_is_pure_idempotent_valid_and_prefix_stable(requests: list[dict[str, Any]]) -> None:
+    t = compact()
+    sent = []
+    for request in requests:
+        snapshot = copy.deepcopy(request)
+        out = t(request)
+        assert request == snapshot
+        assert t(out) == out
+        tc.validate(out)
+        sent.append(out)
+    for a, b in pairwise(sent):
+        assert canonical_json(a["messages"]) == canonical_json(b["messages"][: len(a["messages"])])
+
+
+# ---------------------------------------------------------------------------- examples
+
+
+def test_pretty_json_and_uniform_rows_cost_fewer_tokens() -> None:
+    rows = [
+        {"id": i, "sku": f"SKU-{i:04d}", "status": "publish", "tax": "", "price": f"{i}.10"}
+        for i in range(50)
+    ]
+    text = json.dumps(rows, indent=2)
+    out = compact_text(text)
+    counter = LocalCounter()
+    assert counter.count_text(out) < counter.count_text(text) / 2
+    assert json.loads(out)[SAME] == {"status": "publish", "tax": ""}
+    assert "SKU-0049" in out and '"49.10"' in out  # every value, spelled as it was
+
+
+def test_terminal_output_is_what_the_terminal_showed() -> None:
+    text = "\x1b[32mok\x1b[0m step_one   \r\n50%\r100%\r\n\n\n\nDone ========================"
+    assert compact_text(text) == "ok step_one\n100%\n\nDone ==="
+
+
+def test_numbers_keep_their_spelling_and_strings_their_value() -> None:
+    text = '{"a": 1.10, "b": 1e5, "c": -0.0, "d": "caf\\u00e9 \\/x", "e": "\\ud800"}'
+    assert compact_text(text) == '{"a":1.10,"b":1e5,"c":-0.0,"d":"café /x","e":"\\ud800"}'
+
+
+def test_json_cut_short_only_loses_whitespace() -> None:
+    text = json.dumps([{"id": i, "name": f"n{i}"} for i in range(40)], indent=2)[:700]
+    out = compact_text(text)
+    assert out.rstrip() == re.sub(r'\s+(?=(?:[^"]*"[^"]*")*[^"]*$)', "", text)
+    assert tokens(text) == tokens(out)
+
+
+def test_json_lines_stay_one_per_line() -> None:
+    assert compact_text('{"a": 1}\n{"a": 2}\n') == '{"a":1}\n{"a":2}'
+
+
+def test_code_and_prose_keep_indentation() -> None:
+    code = "def f(x):\n    if x:\n        return 1\n"
+    assert compact_text(code) == code.rstrip("\n") or compact_text(code) == code
+    assert is_numbered("     1\tdef f(x):\n     2\t    return 1")
+    assert (
+        compact_text("     1\tdef f(x):\n     2\t    return 1") == "1\tdef f(x):\n2\t    return 1"
+    )
+
+
+def test_huge_texts_are_left_to_truncation() -> None:
+    huge = json.dumps([{"id": i, "pad": " " * 20} for i in range(MAX_CHARS // 30)], indent=2)
+    assert len(huge) > MAX_CHARS and compact_text(huge) is huge
+
+
+def test_compact_only_named_tools_and_bad_input() -> None:
+    request = {
+        "model": "claude-sonnet-4-6",
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "a", "name": "sql", "input": {}},
+                    {"type": "tool_use", "id": "b", "name": "sh", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "a", "content": '{"x":  1}'},
+                    {"type": "tool_result", "tool_use_id": "b", "content": '{"x":  1}'},
+                ],
+            },
+        ],
+    }
+    out = compact(tools=["sql"])(request)
+    results = out["messages"][2]["content"]
+    assert results[0]["content"][0]["text"] == '{"x":1}'
+    assert results[1]["content"][0]["text"] == '{"x":  1}'
+    with pytest.raises(ValueError, match="list of tool names"):
+        compact(tools="sql")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="needs a str"):
+        compact_text(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="messages"):
+        compact()({"model": "m"})
