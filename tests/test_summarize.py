@@ -505,6 +505,16 @@ def test_summary_responder_is_deterministic_and_bounded() -> None:
     assert LocalCounter().count_text(answer) <= t.max_tokens
     assert "## Task\nFix the failing test in src/app/parse.py" in answer
     assert "src/app/mod_79.py" in answer and "## State" in answer
+    # The agent's own findings and decisions are kept as sentences.
+    run = agent_run(3)
+    run["messages"][3]["content"][0]["text"] = (
+        "The bug is in parse_config: it returns None for an empty file. I will add a guard for it."
+    )
+    answer = summary_responder(t.summary_request(None, serialize(run["messages"])))
+    assert (
+        "## Decisions\n- The bug is in parse_config: it returns None for an empty file." in answer
+    )
+    assert "- I will add a guard for it." in answer
     assert not is_summary_call({"system": "You are helpful.", "messages": []})
 
 

@@ -1301,6 +1301,8 @@ _CODE_NAME = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,._:-]*\d(?![\w])")
 _QUOTED = re.compile(r"\"([^\"\n]{3,80})\"|'([^'\n]{3,80})'|`([^`\n]{3,80})`")
 _ERROR_LINE = re.compile(r"error|exception|traceback|failed|failure|fatal|denied|not found", re.I)
+_SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z`\"'(])")
+_NOTES = 25  # percent of the budget for the agent's own sentences (## Decisions)
 _CALL_HEAD = re.compile(r"\[tool call (?P<name>\S+) \((?P<id>[^)]*)\)\] (?P<args>.*)")
 _RESULT_HEAD = re.compile(r"\[result of (?P<name>.+?) \((?P<id>[^)]*)\)(?P<error>, error)?\]")
 
@@ -1347,7 +1349,8 @@ def summary_responder(body: Mapping[str, Any]) -> str:
     It reads the call's ``<previous-summary>`` and ``<transcript>`` and writes the sections
     the prompt asks for from what the text holds: the task (the first user text, or the
     previous summary's), the steps (each tool call with its input and the first line of its
-    result, newest kept first), errors (lines that say error, failed...), and facts: paths,
+    result, newest kept first), the agent's own sentences (its findings, decisions and plans,
+    newest kept first), errors (lines that say error, failed...), and facts: paths,
     code names, numbers of 3+ digits and quoted strings, those the agent itself wrote (in
     its text and tool inputs) first, then by how often they occur. The answer fits in two
     thirds of the call's ``max_tokens`` (counted with :class:`tidyctx.tokens.LocalCounter`),
@@ -1374,6 +1377,7 @@ def summary_responder(body: Mapping[str, Any]) -> str:
     task = _section(previous, "Task")
     steps = [s for s in _section(previous, "State").splitlines() if s.startswith("- ")]
     errors = [s for s in _section(previous, "Tried and failed").splitlines() if s.startswith("- ")]
+    notes = [s for s in _section(previous, "Decisions").splitlines() if s.startswith("- ")]
     old_facts = re.findall(r"`([^`\n]+)`", _section(previous, "Facts"))
     score: dict[str, int] = {fact: 2 for fact in old_facts}  # still known: weigh as mentioned
     first_seen: dict[str, int] = {fact: i for i, fact in enumerate(old_facts)}
@@ -1388,6 +1392,11 @@ def summary_responder(body: Mapping[str, Any]) -> str:
             weight = 3 if role == "assistant" else 1
             if role == "user" and not task and not result and chunk.strip():
                 task = " ".join(chunk.split())[:600]
+            if role == "assistant" and not call and not result:
+                # The agent's own words: its findings, decisions and plans, sentence by sentence.
+                for sentence in _SENTENCE.split(" ".join(chunk.split())):
+                    if len(sentence) >= 20:
+                        notes.append(f"- {sentence[:300]}")
             if call:
                 pending[call.group("id")] = f"{call.group('name')} {call.group('args')[:160]}"
             elif result:
@@ -1424,10 +1433,13 @@ def summary_responder(body: Mapping[str, Any]) -> str:
         task = task[: len(task) * 3 // 4]
     out = [f"## Task\n{task or '(not stated in this part)'}"]
     used = counter.count_text(out[0])
-    state = fit(steps, budget * 3 // 10, newest=True)
+    state = fit(steps, budget * 2 // 10, newest=True)
     if state:
         out.append("## State\n" + "\n".join(state))
-    failed = fit(errors, budget * 15 // 100, newest=True)
+    decided = fit(notes, budget * _NOTES // 100, newest=True)
+    if decided:
+        out.append("## Decisions\n" + "\n".join(decided))
+    failed = fit(errors, budget // 10, newest=True)
     if failed:
         out.append("## Tried and failed\n" + "\n".join(failed))
     used += sum(counter.count_text(s) + 2 for s in out[1:])
