@@ -38,6 +38,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
@@ -228,7 +229,7 @@ class SQLiteStore:
             raise
         t, count, name = f'"{self.table}"', f'"{self.table}_count"', self.table
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._wal(conn)
             # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last puts,
             # which only means recomputing them.
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -267,6 +268,26 @@ class SQLiteStore:
             conn.close()
             raise
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode, waiting up to ``timeout`` for the other openers.
+
+        Changing the journal mode needs an exclusive lock, and SQLite answers "database is
+        locked" at once, without its busy timeout, while another process holds a lock (several
+        processes opening a new file together); so wait here.
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as err:
+                busy = err.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _connection(self) -> sqlite3.Connection:
         """The connection of this process; the caller holds the lock."""

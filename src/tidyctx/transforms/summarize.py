@@ -79,6 +79,7 @@ import math
 import re
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -437,7 +438,11 @@ class Summarize:
         # One call per span, however many threads (or tasks) ask at once: a lock per span hash,
         # from a fixed set so that memory stays bounded.
         self._locks = [threading.Lock() for _ in range(_LOCKS)]
-        self._alocks = [asyncio.Lock() for _ in range(_LOCKS)]
+        # asyncio locks per event loop: a lock that once waited in one loop raises
+        # "bound to a different event loop" in another (asyncio.run per request, a loop per thread).
+        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Lock]]
+        self._alocks = weakref.WeakKeyDictionary()
+        self._alocks_guard = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -580,11 +585,15 @@ class Summarize:
         usage = plain.get("usage") if isinstance(plain, dict) else None
         usage = dict(usage) if isinstance(usage, dict) else {}
         content = plain.get("content") if isinstance(plain, dict) else None
-        text = "".join(
-            str(b.get("text") or "")
+        # Blocks are joined as paragraphs: glued ("...parse.py" + "## Facts") they would merge
+        # a heading or an identifier into the line before it. (The call has no documents, so no
+        # citations split one sentence into blocks.)
+        texts = [
+            str(b.get("text") or "").strip()
             for b in content or []
             if isinstance(b, dict) and b.get("type") == "text"
-        ).strip()
+        ]
+        text = "\n\n".join(t for t in texts if t)
         if not text:
             return None, "the summarizer returned an empty answer", usage
         if plain.get("stop_reason") == "max_tokens":
@@ -608,7 +617,22 @@ class Summarize:
     def _remember(self, key: str, text: str, usage: dict[str, Any]) -> None:
         self.store.put(key, json.dumps({"summary": text, "usage": usage}, ensure_ascii=False))
 
+    def _alock(self, key: str) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._alocks_guard:
+            locks = self._alocks.get(loop)
+            if locks is None:
+                locks = self._alocks[loop] = [asyncio.Lock() for _ in range(_LOCKS)]
+        return locks[int(key[3:], 16) % _LOCKS]
+
     def _client(self) -> Any:
+        create = getattr(getattr(self.client, "messages", None), "create", None)
+        if not callable(create):
+            raise TypeError(
+                f"summarize() needs an anthropic client (anthropic.Anthropic(), or any object "
+                f"with .messages.create(...)) to write the summary, got "
+                f"{type(self.client).__name__}: {self.client!r:.80}"
+            )
         options: dict[str, Any] = {}
         if self.max_retries is not None:
             options["max_retries"] = self.max_retries
@@ -632,11 +656,14 @@ class Summarize:
         request: Request,
         plan: _Plan,
         body: str,
-        span: str,
+        keys: list[str],
         calls: list[dict[str, Any]],
     ) -> Request:
         assert plan.fire is not None
-        record = {"messages": plan.fire, "summary": body, "span": span}
+        span = keys[-1][3:]
+        # "calls": the store keys of every call of this step, so that explain() prices them all
+        # (a span over MAX_CALL_TOKENS takes several).
+        record = {"messages": plan.fire, "summary": body, "span": span, "calls": keys}
         key = self._prefix_key(plan.chain[plan.fire])
         self.store.put(key, json.dumps(record, ensure_ascii=False))
         out = _build(request, plan.fire, body, span)
@@ -692,8 +719,10 @@ class Summarize:
         counter = LocalCounter(self.model)
         previous, key = plan.body, ""
         calls: list[dict[str, Any]] = []
+        keys: list[str] = []
         for transcript in self._chunks(req["messages"][plan.base : plan.fire], counter):
             key = self._call_key(previous, transcript)
+            keys.append(key)
             with self._locks[int(key[3:], 16) % _LOCKS]:
                 text = self._memo(key)
                 if text is None:
@@ -704,7 +733,7 @@ class Summarize:
                     self._remember(key, text, usage)
             previous = text
         assert previous is not None
-        return self._finish(req, plan, previous, key[3:], calls)
+        return self._finish(req, plan, previous, keys, calls)
 
     def _call(self, previous: str | None, transcript: str) -> tuple[str | None, dict[str, Any]]:
         import anthropic
@@ -735,10 +764,12 @@ class Summarize:
             counter = LocalCounter(self.model)
             previous, key = plan.body, ""
             calls: list[dict[str, Any]] = []
+            keys: list[str] = []
             failed = False
             for transcript in self._chunks(req["messages"][plan.base : plan.fire], counter):
                 key = self._call_key(previous, transcript)
-                async with self._alocks[int(key[3:], 16) % _LOCKS]:
+                keys.append(key)
+                async with self._alock(key):
                     text = self._memo(key)
                     if text is None:
                         try:
@@ -759,7 +790,7 @@ class Summarize:
                 previous = text
             if not failed:
                 assert previous is not None
-                out = self._finish(req, plan, previous, key[3:], calls)
+                out = self._finish(req, plan, previous, keys, calls)
         return out["messages"] if was_list else out
 
     # -- explain()
@@ -804,7 +835,7 @@ class Summarize:
             return what + ": made this turn (no prices for this model)"
         rewrite = n_after - counter.count_request({**out, "messages": []})
         write = rewrite * price.cache_write_5m / 1e6
-        usages = self._usages(plan.span)
+        usages = self._usages(plan)
         if usages:
             call = sum(pricing.cost(u, small).total for u in usages)
         else:  # an estimate: the span at the input price, the summary at the output price
@@ -821,14 +852,31 @@ class Summarize:
         turns = max(1, math.ceil((write + call) / saving))
         return head + f": pays back after {turns} turn{'s' if turns != 1 else ''}"
 
-    def _usages(self, span: str) -> list[dict[str, Any]]:
-        raw = self.store.get("tc_" + span)
+    def _usages(self, plan: _Plan) -> list[dict[str, Any]]:
+        """The recorded usage of every call of the step that made ``plan``'s summary; [] if
+        one is missing (the caller then estimates)."""
+        keys: Any = None
+        if plan.chain and 0 < plan.base < len(plan.chain):
+            cut = self._record(self._prefix_key(plan.chain[plan.base]))
+            keys = cut.get("calls") if cut is not None else None
+        if not isinstance(keys, list) or not keys:
+            keys = ["tc_" + str(plan.span)]  # a cut stored without its call keys
+        usages: list[dict[str, Any]] = []
+        for key in keys:
+            record = self._record(str(key))
+            usage = record.get("usage") if record is not None else None
+            if not isinstance(usage, dict) or not usage:
+                return []
+            usages.append(usage)
+        return usages
+
+    def _record(self, key: str) -> dict[str, Any] | None:
+        raw = self.store.get(key)
         try:
             record = json.loads(raw) if raw is not None else None
         except ValueError:
-            return []
-        usage = record.get("usage") if isinstance(record, dict) else None
-        return [usage] if isinstance(usage, dict) and usage else []
+            return None
+        return record if isinstance(record, dict) else None
 
 
 def _model_of(request: Mapping[str, Any]) -> str | None:
