@@ -18,6 +18,7 @@ from tidyctx.request import (
     normalize,
     to_plain,
     to_request,
+    validate,
 )
 
 EC = {"type": "ephemeral"}
@@ -336,3 +337,31 @@ def test_sdk_objects_become_dicts() -> None:
     assert was_list and isinstance(req["messages"][1]["content"][0], dict)
     with pytest.raises(TypeError, match="cannot use a object"):
         to_plain(object())
+
+
+def test_normalize_leaves_whitespace_only_strings_as_strings() -> None:
+    # Found by hypothesis in CI: a tool_result whose content is "\n" became a whitespace-only
+    # text block, which validate() (like the API) rejects.
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 50,
+        "system": "  ",
+        "messages": [
+            {"role": "user", "content": "Go."},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t0", "name": "sh", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t0", "content": "\n"}],
+            },
+        ],
+    }
+    validate(request)
+    out = normalize(request)
+    validate(out)
+    assert out["system"] == "  "
+    assert out["messages"][2]["content"][0]["content"] == "\n"
+    assert out["messages"][0]["content"] == [{"type": "text", "text": "Go."}]
+    assert normalize(out) == out

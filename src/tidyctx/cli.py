@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -258,13 +259,33 @@ def code(
     except slicing.SlicingError as exc:
         # KeyError's str() quotes its message (SymbolNotFound is one); print it plain.
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"tidyctx {command}: {message}", file=err)
+        print(_printable(f"tidyctx {command}: {message}", err), file=err)
         return 2
     text = str(result)
-    print(text, file=out, end="" if text.endswith("\n") else "\n")
+    try:
+        print(_printable(text, out), file=out, end="" if text.endswith("\n") else "\n")
+        out.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other command-line tools do.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python exits
+        return 1
     for problem in result.errors:
-        print(f"tidyctx {command}: note: {problem}", file=err)
+        print(_printable(f"tidyctx {command}: note: {problem}", err), file=err)
     return 0
+
+
+def _printable(text: str, stream: Any) -> str:
+    """``text`` with what ``stream``'s encoding cannot hold escaped (``\\u22ee``), not a
+    UnicodeEncodeError: a Windows console redirected to a file is cp1252."""
+    encoding = getattr(stream, "encoding", None)
+    if not isinstance(encoding, str) or encoding.lower().replace("-", "") == "utf8":
+        return text
+    try:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:
+        return text
 
 
 def _add_code_commands(sub: Any) -> None:

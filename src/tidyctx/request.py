@@ -134,12 +134,13 @@ def _text_blocks(text: str) -> list[dict[str, Any]]:
 def normalize(request: Mapping[str, Any]) -> Request:
     """Return a copy with string ``system``/``content`` turned into text blocks.
 
-    The model sees the same prompt either way. Idempotent. Empty strings are left as they are
-    (an empty text block is invalid, and :func:`validate` reports them).
+    The model sees the same prompt either way. Idempotent. Empty and whitespace-only strings
+    are left as they are: a text block of only whitespace is invalid (:func:`validate` reports
+    one), so turning such a string into a block would break a valid request.
     """
     out = copy.deepcopy(dict(request))
     system = out.get("system")
-    if isinstance(system, str) and system:
+    if isinstance(system, str) and system.strip():
         out["system"] = _text_blocks(system)
     messages = out.get("messages")
     if isinstance(messages, list):
@@ -147,7 +148,7 @@ def normalize(request: Mapping[str, Any]) -> Request:
             if not isinstance(message, dict):
                 continue
             content = message.get("content")
-            if isinstance(content, str) and content:
+            if isinstance(content, str) and content.strip():
                 message["content"] = _text_blocks(content)
                 continue
             if not isinstance(content, list):
@@ -155,7 +156,7 @@ def normalize(request: Mapping[str, Any]) -> Request:
             for block in content:
                 if isinstance(block, dict) and block.get("type") == "tool_result":
                     inner = block.get("content")
-                    if isinstance(inner, str) and inner:
+                    if isinstance(inner, str) and inner.strip():
                         block["content"] = _text_blocks(inner)
     return out
 

@@ -41,15 +41,18 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx.request import Request, ValidationError, normalize
+from tidyctx.transforms.truncate import MARKER_PREFIX
 
 __all__ = [
     "MAX_CHARS",
     "Compact",
     "compact",
+    "compact_result",
     "compact_text",
     "drop_echo",
     "echo_note",
@@ -292,7 +295,10 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 _SEPARATOR_RUNS = re.compile(r"([-=_*~#+.─━═])\1{7,}")
 _CELL_PAD = re.compile(r"[ \t]{2,}\||\|[ \t]{2,}")
 _TABLE_LINE = re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.MULTILINE)
-_INNER_SPACES = re.compile(r"(?<=\S)[ \t]{3,}(?=\S)")
+# Runs of 3+ blanks between words, or a quoted string on one line (kept: a value).
+_INNER_SPACES = re.compile(r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|(?<=\S)[ \t]{3,}(?=\S)""")
+# A line of a sliced or cut view that stands for lines not shown: a gutter, then ``⋮``.
+_GAP_LINE = re.compile(r"[ \t]*(?:\t|→|:)?[ \t]*⋮")
 
 
 def is_numbered(text: str) -> bool:
@@ -304,7 +310,13 @@ def is_numbered(text: str) -> bool:
     lines = [line for line in text.split("\n", 400)[:400] if line.strip()]
     if len(lines) < 2:
         return False
-    numbered = sum(1 for line in lines if _NUMBERED.match(line) or line.startswith(_NOTE_START))
+    numbered = sum(
+        1
+        for line in lines
+        if _NUMBERED.match(line)
+        or _GAP_LINE.match(line)
+        or line.startswith((_NOTE_START, MARKER_PREFIX))
+    )
     return numbered * 5 >= len(lines) * 3
 
 
@@ -330,7 +342,7 @@ def _plain(text: str) -> str:
     text = _BLANK_RUNS.sub("\n\n", text)
     text = _SEPARATOR_RUNS.sub(r"\1\1\1", text)
     text = _TABLE_LINE.sub(lambda m: _CELL_PAD.sub(_cell, m.group()), text)
-    return _INNER_SPACES.sub("  ", text)
+    return _INNER_SPACES.sub(lambda m: m.group(1) or "  ", text)
 
 
 def _cell(m: re.Match[str]) -> str:
@@ -492,7 +504,12 @@ class Compact:
                     if self.tools is not None and names.get(call) not in self.tools:
                         continue
                     parts = [
-                        {**b, "text": self.text(drop_echo(b["text"], inputs.get(call)))}
+                        {
+                            **b,
+                            "text": _result(
+                                b["text"], names.get(call, ""), inputs.get(call), self.text
+                            ),
+                        }
                         if isinstance(b, dict)
                         and b.get("type") == "text"
                         and isinstance(b.get("text"), str)
@@ -508,6 +525,37 @@ class Compact:
         counter = LocalCounter(after.get("model"))
         saved = counter.count_request(before) - counter.count_request(after)
         return f"compacted tool results: {saved:,} tokens fewer, no value removed"
+
+
+def compact_result(text: str, name: str, call_input: Any) -> str:
+    """The text of a result of tool ``name`` called with ``call_input``, compacted.
+
+    :func:`compact_text` and :func:`drop_echo` to a fixed point (compacting can make an echoed
+    line match: colour codes, padding; one pass of each is not idempotent). A file view
+    (a call :data:`~tidyctx.transforms.slice_code.DEFAULT_TOOLS` recognises: ``cat FILE``,
+    ``read_file``, ``Read``...) is the file: the agent copies its lines into edits and counts
+    them, so only the padding before its line numbers goes.
+
+    >>> compact_result("x   =  1\\n\\n\\n\\ny = 2", "bash", {"command": "cat a.py"})
+    'x   =  1\\n\\n\\n\\ny = 2'
+    """
+    return _result(text, name, call_input, compact_text)
+
+
+def _result(text: str, name: str, call_input: Any, fn: Callable[[str], str]) -> str:
+    from tidyctx.transforms.slice_code import DEFAULT_TOOLS, _view_path
+
+    if _view_path(DEFAULT_TOOLS, {"name": name, "input": call_input}) is not None:
+        return _NUMBER_PAD.sub("", text) if len(text) <= MAX_CHARS and is_numbered(text) else text
+    out = fn(text)
+    for _ in range(_MAX_ROUNDS):
+        again = fn(drop_echo(out, call_input))
+        if again == out:
+            break
+        out = again
+    # An empty MCP envelope or a line of colour codes compacts to nothing, and the API
+    # refuses a text block without text: such a result stays as it was.
+    return out if out.strip() else text
 
 
 def compact(*, tools: list[str] | tuple[str, ...] | None = None) -> Compact:

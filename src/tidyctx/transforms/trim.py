@@ -49,7 +49,7 @@ from tidyctx.request import Request, ValidationError, block_hash, normalize
 from tidyctx.store import MemoryStore, Store, keep
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms import clear as clearing
-from tidyctx.transforms.compact import compact_text, drop_echo
+from tidyctx.transforms.compact import compact_result
 from tidyctx.transforms.project import parse_paths, project_text, warn_missing
 from tidyctx.transforms.truncate import MARKER_PREFIX, hints_from, is_marker, truncate_text
 
@@ -307,7 +307,7 @@ class Trim:
                         f'id="{keep(self.store, text)}", read it with tidyctx_expand]'
                     )
             if self.compact:
-                new = compact_text(drop_echo(new, call.input))
+                new = compact_result(new, call.name, call.input)
             if budget is not None:
                 share = max(64, budget * sizes[k] // total) if sizes else budget
                 if self.slack and self._within(new, share * (1 + self.slack), counter):
