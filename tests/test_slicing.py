@@ -574,3 +574,10 @@ def test_stdlib_variants_at_once_parse(name: str, symbol: str) -> None:
     assert len(s.symbols) >= 2
     _parses(s)
     assert bench.check_source(src, name).problems == []
+
+
+@pytest.mark.parametrize("name", ["A.", ".m", "A..m", ""])
+def test_a_name_with_empty_parts_is_refused(name: str) -> None:
+    source = "class A:\n    def m(self):\n        return 1\n"
+    with pytest.raises(SlicingError, match="not a symbol name"):
+        slice_symbol(source, name, language="python")

@@ -344,6 +344,13 @@ def slice_symbol(
     wanted = [symbol] if isinstance(symbol, str) else list(symbol)
     if not wanted:
         raise SlicingError("no symbol given: pass a name such as 'Class.method'")
+    for name in wanted:
+        # "A." or ".m" would otherwise resolve silently to A or m.
+        if not isinstance(name, str) or any(not part for part in name.split(".")):
+            raise SlicingError(
+                f"{name!r} is not a symbol name: pass a name such as 'Class.method' "
+                "(no empty parts between dots)"
+            )
     found = _python_lookup(parsed, wanted) if parsed.language == "python" else None
     if found is None:
         _index(parsed)
