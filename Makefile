@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/tidyctx report data/traces/cc-sessionshare-generaltoolcalls.json
+	@echo
+	$(BIN)/python examples/demo.py data/traces/cc-sessionshare-generaltoolcalls.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
