@@ -142,3 +142,12 @@ def test_explain_uses_describe() -> None:
     report = tc.explain(request(), Noted())
     assert report.steps[0].name == "noted" and report.steps[0].note == "nothing to do"
     assert "nothing to do" in str(report)
+
+
+def test_explain_table_keeps_large_counts_apart() -> None:
+    # A 7-digit count used to run into the next column ("1,252,2711,252,271").
+    text = "word " * 1_200_000
+    report = tc.explain([{"role": "user", "content": text}], lambda r: r)
+    row = str(report).splitlines()[2]
+    numbers = [part for part in row.split() if part[0].isdigit()]
+    assert numbers[:2] == [f"{report.tokens_before:,}", f"{report.tokens_after:,}"]

@@ -747,3 +747,32 @@ def test_any_growing_conversation_keeps_its_prefix(session: list[dict[str, Any]]
 def test_transform_is_a_slicecode() -> None:
     t = slice_code()
     assert isinstance(t, SliceCode) and t.max_tokens == 2000 and "Read" in t.tools
+
+
+def test_minified_code_is_left_alone_with_the_reason() -> None:
+    source = ";".join(f"function f{i}(a,b){{return a+b*{i}}}" for i in range(3_000))
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "read it"},
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "t1",
+                        "name": "read_file",
+                        "input": {"path": "a.min.js"},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": source}],
+            },
+        ],
+    }
+    out = tc.pipe(request, tc.slice_code())
+    assert out["messages"][2]["content"][0]["content"][0]["text"] == source
+    assert "minified" in str(tc.explain(request, tc.slice_code()))

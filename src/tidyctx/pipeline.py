@@ -127,7 +127,14 @@ class Report:
         return self.steps[-1].tokens_after if self.steps else 0
 
     def __str__(self) -> str:
-        head = f"{'step':<28}{'before':>9}{'after':>9}{'saved':>9}{'changed':>9}  cache"
+        numbers = [
+            f"{n:,}"
+            for s in self.steps
+            for n in (s.tokens_before, s.tokens_after, s.saved_tokens, s.changed_blocks)
+        ]
+        # Columns as wide as the largest number, so 7-digit counts do not run together.
+        w = max([8, *map(len, numbers)]) + 1
+        head = f"{'step':<28}{'before':>{w}}{'after':>{w}}{'saved':>{w}}{'changed':>{w}}  cache"
         lines = [head, "-" * len(head)]
         for s in self.steps:
             if s.first_change is None:
@@ -138,8 +145,8 @@ class Report:
                     f"{s.prefix_broken_tokens:,} rewritten"
                 )
             lines.append(
-                f"{s.name[:27]:<28}{s.tokens_before:>9,}{s.tokens_after:>9,}"
-                f"{s.saved_tokens:>9,}{s.changed_blocks:>9}  {cache}"
+                f"{s.name[:27]:<28}{s.tokens_before:>{w},}{s.tokens_after:>{w},}"
+                f"{s.saved_tokens:>{w},}{s.changed_blocks:>{w}}  {cache}"
             )
             if s.note:
                 lines.append(f"{'':<28}{s.note}")

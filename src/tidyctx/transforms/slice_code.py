@@ -732,6 +732,10 @@ class _Cost:
         return int(raw * self.factor) + 1
 
 
+LONG_LINE = 5_000
+"""A view with a line longer than this (characters) is left as it is (minified code)."""
+
+
 def slice_view(
     text: str,
     path: str,
@@ -756,6 +760,11 @@ def slice_view(
     listing = parse_listing(text)
     if listing is None or not any(line.strip() for line in listing.lines):
         return Outcome(path, None, "not a plain file listing", before, before)
+    longest = max(map(len, listing.lines))
+    if longest > LONG_LINE and "\x00" not in text:  # binary gets its own reason below
+        # Minified or generated code: slices are whole lines, so they could not cut it, and
+        # parsing megabytes to find that out costs seconds.
+        return Outcome(path, None, f"a line of {longest:,} characters (minified?)", before, before)
     source = listing.source
     try:
         defs = slicing.definitions(source, language=language, path=path)
