@@ -710,6 +710,12 @@ def _pick(
     if not pool:
         return first
     cap = int(budget * MIDDLE_SHARE)
+    # What the plain fill kept at the edges, the reserve for middle units may not take away:
+    # the first and last lines (rows) stay when they fit.
+    if first.head and head_share > 0:
+        cap = min(cap, budget - math.ceil(cost(units[0]) / head_share))
+    if first.tail and head_share < 1:
+        cap = min(cap, budget - math.ceil(cost(units[len(units) - 1]) / (1 - head_share)))
     reserve = 0
     seen: set[str] = set()
     for u in pool:
