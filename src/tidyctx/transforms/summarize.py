@@ -946,6 +946,23 @@ def _is_async(client: Any) -> bool:
     return create is not None and inspect.iscoroutinefunction(inspect.unwrap(create))
 
 
+def _new(client: Any, *, is_async: bool, **settings: Any) -> Summarize:
+    """Check the settings and the client for :func:`summarize` / :func:`asummarize`."""
+    server_side = settings["server_side"]
+    _check(**{k: v for k, v in settings.items() if k not in ("store", "on_summary", "counter")})
+    name = "asummarize" if is_async else "summarize"
+    if client is None and not server_side:
+        raise ValueError(f"{name}() needs an anthropic client (or server_side=True)")
+    if is_async and client is not None and not _is_async(client) and not server_side:
+        raise TypeError("asummarize() takes an async client; use tc.summarize() for a sync one")
+    if not is_async and _is_async(client):
+        raise TypeError(
+            "summarize() got an async client; use tc.asummarize(client, ...) and "
+            "`await t.acall(request)`"
+        )
+    return Summarize(client, is_async=is_async, **settings)
+
+
 def summarize(
     client: Any,
     *,
@@ -984,24 +1001,9 @@ def summarize(
     The defaults follow DESIGN.md's example (60k trigger, 6 turns kept) and leave room for many
     turns between summaries: after a step the request holds a ~2k summary and the last turns.
     """
-    _check(
-        model=model,
-        trigger_tokens=trigger_tokens,
-        keep_last=keep_last,
-        target_tokens=target_tokens,
-        max_retries=max_retries,
-        timeout=timeout,
-        server_side=server_side,
-    )
-    if client is None and not server_side:
-        raise ValueError("summarize() needs an anthropic client (or server_side=True)")
-    if _is_async(client):
-        raise TypeError(
-            "summarize() got an async client; use tc.asummarize(client, ...) and "
-            "`await t.acall(request)`"
-        )
-    return Summarize(
+    return _new(
         client,
+        is_async=False,
         model=model,
         trigger_tokens=trigger_tokens,
         keep_last=keep_last,
@@ -1012,7 +1014,6 @@ def summarize(
         on_summary=on_summary,
         server_side=server_side,
         counter=counter,
-        is_async=False,
     )
 
 
@@ -1031,21 +1032,9 @@ def asummarize(
     counter: LocalCounter | TokenCounter | None = None,
 ) -> Summarize:
     """:func:`summarize` for ``anthropic.AsyncAnthropic``: ``await t.acall(request)``."""
-    _check(
-        model=model,
-        trigger_tokens=trigger_tokens,
-        keep_last=keep_last,
-        target_tokens=target_tokens,
-        max_retries=max_retries,
-        timeout=timeout,
-        server_side=server_side,
-    )
-    if client is None and not server_side:
-        raise ValueError("asummarize() needs an anthropic client (or server_side=True)")
-    if client is not None and not _is_async(client) and not server_side:
-        raise TypeError("asummarize() takes an async client; use tc.summarize() for a sync one")
-    return Summarize(
+    return _new(
         client,
+        is_async=True,
         model=model,
         trigger_tokens=trigger_tokens,
         keep_last=keep_last,
@@ -1056,5 +1045,4 @@ def asummarize(
         on_summary=on_summary,
         server_side=server_side,
         counter=counter,
-        is_async=True,
     )
