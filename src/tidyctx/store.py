@@ -139,7 +139,25 @@ def _decode(raw: bytes | str) -> str:
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-class SQLiteStore:
+class _Closing:
+    """``with store:`` closes the store at the end of the block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SQLiteStore(_Closing):
     """A :class:`Store` in a SQLite file: survives restarts, shared by threads and processes.
 
     ``path`` is the database file, created if missing; its directory must already exist
@@ -361,17 +379,6 @@ class SQLiteStore:
                     self._conn.close()
                 self._conn = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, table={self.table!r}, max_items={self.max_items})"
 
@@ -385,7 +392,7 @@ def _import_redis() -> Any:
     return redis
 
 
-class RedisStore:
+class RedisStore(_Closing):
     """A :class:`Store` on a Redis server, shared by many agent processes and machines.
 
     ``client_or_url`` is a synchronous client (``redis.Redis``, ``redis.RedisCluster``) or a
@@ -473,17 +480,6 @@ class RedisStore:
         """Close the client the store made from a URL; a client passed in is left open."""
         if self._owns_client:
             self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"RedisStore(prefix={self.prefix!r}, ttl_seconds={self.ttl_seconds})"
