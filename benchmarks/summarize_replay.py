@@ -1,7 +1,8 @@
 """Replay cost and reference recall of recorded runs with trim, and with trim + summarize.
 
     python benchmarks/summarize_replay.py [TRACE.json ...] [--trigger N] [--keep N]
-        [--target N] [--config trigger=N,keep=N,target=N ...] [--jobs N] [--events]
+        [--target N] [--payback N|none] [--config trigger=N,keep=N,target=N,payback=N|none ...]
+        [--jobs N] [--events]
 
 Each run is replayed turn by turn (benchmarks/replay.py) as in benchmarks/trim_replay.py:
 priced on claude-sonnet-4-6 with tidyctx.cachesim at the recorded timestamps, 1h TTL for runs
@@ -11,7 +12,8 @@ with pauses over 5 minutes. Strategies:
   +summarize   tc.pipe(r, tc.order(), TRIM, SUMMARIZE, cache)
 
 SUMMARIZE is tc.summarize(client, ...) with its defaults (or the options given: --trigger,
---keep, --target for one setting, or one --config per setting, compared in one table at the
+--keep, --target, --payback (max_payback_turns; ``none`` turns the payback gate off) for one
+setting, or one --config per setting, compared in one table at the
 end; ``--config default`` is the defaults), a fresh MemoryStore and a fresh local server
 per run and setting, and the real anthropic SDK client talking to that
 tidyctx.testing.LocalServer, whose deterministic extractive summary responder writes the
@@ -47,8 +49,10 @@ KEYS = {
     "trigger": "trigger_tokens",
     "keep": "keep_last",
     "target": "target_tokens",
+    "payback": "max_payback_turns",
 }
-FLAGS = ("--trigger", "--keep", "--target", "--config", "--jobs")
+FLAGS = ("--trigger", "--keep", "--target", "--payback", "--config", "--jobs")
+Options = dict[str, int | None]
 
 Result = tuple[float, float, int, int]  # replay cost, summary calls cost, recalled, references
 
@@ -64,22 +68,27 @@ def _option(argv: list[str], name: str) -> int | None:
     return None
 
 
-def configs(argv: list[str]) -> list[dict[str, int]]:
+def _value(text: str) -> int | None:
+    """An option's value: an int, or ``none`` (only max_payback_turns takes None)."""
+    return None if text.strip().lower() == "none" else int(text)
+
+
+def configs(argv: list[str]) -> list[Options]:
     """One dict of summarize() options per setting asked for (``{}``: the defaults)."""
-    out: list[dict[str, int]] = []
+    out: list[Options] = []
     for i, a in enumerate(argv):
         if a == "--config":
             pairs = [p.split("=", 1) for p in argv[i + 1].split(",") if "=" in p]
-            out.append({KEYS[k.strip()]: int(v) for k, v in pairs})
-    single: dict[str, int] = {}
+            out.append({KEYS[k.strip()]: _value(v) for k, v in pairs})
+    single: Options = {}
     for name, key in KEYS.items():
-        value = _option(argv, f"--{name}")
-        if value is not None:
-            single[key] = value
+        flag = f"--{name}"
+        if flag in argv:
+            single[key] = _value(argv[argv.index(flag) + 1])
     return [single, *out] if single or not out else out
 
 
-def measure(args: tuple[Path, list[dict[str, int]], bool]) -> dict[str, Any]:
+def measure(args: tuple[Path, list[Options], bool]) -> dict[str, Any]:
     path, settings, show = args
     run = replay.load(path)
     requests = replay.requests_of(run)
@@ -198,12 +207,12 @@ def main(argv: list[str]) -> int:
             }
             steps = sum(len(r["notes"][i]) for r in chosen) if show else None
             print(
-                f"\n{title} ({len(chosen)}): +trim ${a:.3f} (recall {recall['+trim']:.3f}); "
+                f"\n{title} ({len(chosen)}): +trim ${a:.3f} (recall {recall['+trim']:.4f}); "
                 f"+summarize ${b:.3f} incl. ${calls_usd:.4f} of summary calls "
-                f"(recall {recall['+summarize']:.3f}): {(1 - b / a) * 100:.1f}% lower"
+                f"(recall {recall['+summarize']:.4f}): {(1 - b / a) * 100:.1f}% lower"
                 + (f"; {steps} summary steps" if steps is not None else "")
             )
-            cells.append(f"{(1 - b / a) * 100:>6.1f}% {recall['+summarize']:.3f}")
+            cells.append(f"{(1 - b / a) * 100:>6.1f}% {recall['+summarize']:.4f}")
         losses = [
             f"{r['id'][:24]} +{(total(r['results'][i]) / total(r['base']) - 1) * 100:.1f}%"
             for r in rows

@@ -91,9 +91,10 @@ def main(argv: Sequence[str]) -> int:
             cost += sum(pricing.cost(u, model).total for model, u in calls)
             recall = reference_recall(requests, replies, sent).ratio
             tokens = sum(counter.count_request(r) for r in sent)
+            plural = "s" if len(calls) != 1 else ""
             print(
                 f"{label:<44}{cost:>10.4f}{cost / floor:>8.2f}x{recall:>8.3f}{tokens:>12,}"
-                + (f"   ({len(calls)} summary calls included)" if calls else "")
+                + (f"   ({len(calls)} summary call{plural} included)" if calls else "")
             )
     print(
         "\nrecall 1.000 = everything the agent later quoted was still in its context."

@@ -35,7 +35,14 @@ from tidyctx.transforms.summarize import (
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-OPTIONS: dict[str, Any] = {"trigger_tokens": 4_000, "keep_last": 3, "target_tokens": 400}
+# The payback gate is off here: these tests take steps as soon as MIN_STEP allows (the gate has
+# its own tests below).
+OPTIONS: dict[str, Any] = {
+    "trigger_tokens": 4_000,
+    "keep_last": 3,
+    "target_tokens": 400,
+    "max_payback_turns": None,
+}
 
 
 def agent_run(steps: int, lines: int = 40) -> dict[str, Any]:

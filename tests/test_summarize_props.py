@@ -1,6 +1,7 @@
 """summarize(): hypothesis properties, with the real SDK against tidyctx.testing.LocalServer.
 
-Small triggers make the generated conversations (a few hundred tokens) get summarized.
+Small triggers make the generated conversations (a few hundred tokens) get summarized. The
+payback gate is drawn too: off (None), or so tight or loose that it holds some steps back.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ PROPS = settings(
 )
 TRIGGERS = st.sampled_from((80, 150, 300))
 KEEP = st.integers(1, 3)
+PAYBACK = st.sampled_from((None, None, 1, 5, 50))
 
 
 @pytest.fixture(scope="module")
@@ -63,22 +65,34 @@ def check_kept(request: dict[str, Any], out: dict[str, Any], keep_last: int) -> 
 
 
 @PROPS
-@given(request=gen.requests(min_turns=3, max_turns=9), trigger=TRIGGERS, keep_last=KEEP)
+@given(
+    request=gen.requests(min_turns=3, max_turns=9),
+    trigger=TRIGGERS,
+    keep_last=KEEP,
+    payback=PAYBACK,
+)
 def test_valid_pure_idempotent_and_the_last_turns_kept(
     server: LocalServer,
     client: anthropic.Anthropic,
     request: dict[str, Any],
     trigger: int,
     keep_last: int,
+    payback: int | None,
 ) -> None:
-    t = summarize(client, trigger_tokens=trigger, keep_last=keep_last, target_tokens=40)
+    t = summarize(
+        client,
+        trigger_tokens=trigger,
+        keep_last=keep_last,
+        target_tokens=40,
+        max_payback_turns=payback,
+    )
     before = copy.deepcopy(request)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SummaryWarning)
         out = t(request)
     assert request == before
     tc.validate(out)  # strict: roles alternate, every tool_use answered right after
-    event("summarized" if out != request else "unchanged")
+    event(("summarized" if out != request else "unchanged") + f", payback {payback}")
     check_kept(request, out, keep_last)
     made = calls(server)
     again = t(request)
@@ -92,6 +106,7 @@ def test_valid_pure_idempotent_and_the_last_turns_kept(
     request=gen.requests(min_turns=3, max_turns=9),
     keep_last=KEEP,
     failure=st.sampled_from((Fail(529), Fail(500), Fail(429), Hang(0.5))),
+    payback=PAYBACK,
 )
 def test_nothing_is_dropped_when_the_summarizer_fails(
     server: LocalServer,
@@ -99,9 +114,17 @@ def test_nothing_is_dropped_when_the_summarizer_fails(
     request: dict[str, Any],
     keep_last: int,
     failure: Fail | Hang,
+    payback: int | None,
 ) -> None:
     server.reset()
-    t = summarize(client, trigger_tokens=120, keep_last=keep_last, target_tokens=40, timeout=0.2)
+    t = summarize(
+        client,
+        trigger_tokens=120,
+        keep_last=keep_last,
+        target_tokens=40,
+        timeout=0.2,
+        max_payback_turns=payback,
+    )
     server.script(failure)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -116,18 +139,28 @@ def test_nothing_is_dropped_when_the_summarizer_fails(
 
 
 @PROPS
-@given(requests=gen.growing_conversations(min_turns=4, max_turns=12), keep_last=KEEP)
+@given(
+    requests=gen.growing_conversations(min_turns=4, max_turns=12),
+    keep_last=KEEP,
+    payback=PAYBACK,
+)
 def test_the_prefix_is_stable_between_summaries(
     server: LocalServer,
     client: anthropic.Anthropic,
     requests: list[dict[str, Any]],
     keep_last: int,
+    payback: int | None,
 ) -> None:
     # A step is counted by its event, not by calls: a step whose summary call was made before
     # (the same previous summary and span, e.g. a repeated exchange) makes no new call.
     steps: list[SummaryEvent] = []
     t = summarize(
-        client, trigger_tokens=200, keep_last=keep_last, target_tokens=40, on_summary=steps.append
+        client,
+        trigger_tokens=200,
+        keep_last=keep_last,
+        target_tokens=40,
+        on_summary=steps.append,
+        max_payback_turns=payback,
     )
     previous: dict[str, Any] | None = None
     made = 0
@@ -137,7 +170,7 @@ def test_the_prefix_is_stable_between_summaries(
         check_kept(request, out, keep_last)
         now = len(steps)
         if now > made:
-            event("a summary step")
+            event(f"a summary step, payback {payback}")
         if previous is not None and now == made:
             # No new summary: last turn's request is a prefix of this one, byte for byte.
             grown = previous["messages"]

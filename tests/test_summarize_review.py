@@ -26,7 +26,12 @@ from tidyctx.transforms.summarize import (
     summarize,
 )
 
-OPTIONS: dict[str, Any] = {"trigger_tokens": 4_000, "keep_last": 3, "target_tokens": 400}
+OPTIONS: dict[str, Any] = {
+    "trigger_tokens": 4_000,
+    "keep_last": 3,
+    "target_tokens": 400,
+    "max_payback_turns": None,  # steps as soon as MIN_STEP allows
+}
 
 
 def agent_run(steps: int) -> dict[str, Any]:
@@ -139,7 +144,7 @@ def test_explain_prices_every_call_of_a_step_that_needs_several(
     haiku = pricing.lookup("claude-haiku-4-5")
     total = sum(pricing.cost(u, haiku).total for u in event.usage)
     note = t.describe(request, out)
-    match = re.search(r"summary call on \S+ \$(\d+\.\d{4})\)", note)
+    match = re.search(r"summary call on \S+ \$(\d+\.\d{4}) ", note)
     assert match is not None, note
     assert match.group(1) == f"{total:.4f}"
     # The explain() table carries the same note.

@@ -29,6 +29,16 @@ again, the current summary and the next span are summarized together, so the sum
 bounded by ``target_tokens``. A step happens only if it replaces at least half of
 ``trigger_tokens`` (:data:`MIN_STEP`), so rewrites (which rewrite the cached prefix) stay rare.
 
+**Only steps that pay back.** A step costs once: the summary call (the replaced tokens written
+to the summary model's prompt cache, the summary at its output price) and the cache write of the
+rewritten prefix (the summary and the kept turns, which the next turn would otherwise have read
+from the cache at 0.1x). It saves the replaced tokens minus the summary, read from the cache, on
+every later turn. If the one-off cost takes more than ``max_payback_turns`` later turns to pay
+back, the step waits: the replaced span grows each turn while the kept turns stay about the same
+size, so a later step costs less per token it saves. :func:`payback` is that estimate (the
+5-minute cache prices of the request's model; ``explain()`` reports the same arithmetic). With
+a model that has no price (``tidyctx.pricing``) there is no gate.
+
 **Memoized, prefix-stable.** Summaries are kept in ``store`` (a :class:`~tidyctx.store.Store`):
 each summary call under the content hash of its input (the previous summary and the serialized
 span, with the settings that change the answer: model, target, prompt version), and each cut
@@ -102,14 +112,17 @@ __all__ = [
     "COMPACTION_BETA",
     "COMPACT_EDIT",
     "DEFAULT_MODEL",
+    "MAX_PAYBACK_TURNS",
     "MIN_SERVER_TRIGGER",
     "SUMMARIZER_MARK",
+    "Payback",
     "Summarize",
     "SummaryEvent",
     "SummaryWarning",
     "asummarize",
     "cut_points",
     "leading_summary",
+    "payback",
     "serialize",
     "summarize",
     "summary_message",
@@ -124,6 +137,15 @@ ACK = "Understood. I will continue from this summary."
 """The assistant message between the summary and a kept part that starts with a user turn."""
 MIN_STEP = 0.5
 """A new summary must replace at least this share of ``trigger_tokens`` (rare, large steps)."""
+MAX_PAYBACK_TURNS = 10
+"""Default ``max_payback_turns``: a step must pay back within this many later turns.
+
+However long the span, a step cannot pay back in fewer turns than the summary model's cache
+write price over the request model's cache read price (the call reads the span once, the step
+saves it once per turn): 4.2 turns for Haiku 4.5 summarizing for Sonnet 4.6 ($1.25 / $0.30),
+6.25 for Sonnet 5 or Opus 5.5 ($0.20 reads). 10 leaves room above those floors, so the gate
+holds back steps whose kept part is large for their span without ruling out summaries for any
+of these models. (benchmarks/results/summarize_replay.txt compares 6, 8, 10, 15 and no gate.)"""
 OVERLONG = 1.5
 """An answer over ``OVERLONG * target_tokens`` is refused; it is also the call's max_tokens."""
 MAX_BLOCK_CHARS = 24_000
@@ -373,6 +395,78 @@ def _parts(messages: Sequence[Any]) -> list[str]:
     return parts
 
 
+# ---------------------------------------------------------------------------- payback
+
+
+@dataclass(frozen=True, slots=True)
+class Payback:
+    """What a summarizing step costs once and saves on every later turn, in USD."""
+
+    call: float
+    """The summary call."""
+    write: float
+    """The cache write of the rewritten prefix, less the cache read of the kept turns that the
+    next turn would have paid anyway."""
+    saving: float
+    """Per later turn: the tokens the step removes, no longer read from the cache."""
+
+    @property
+    def cost(self) -> float:
+        return self.call + self.write
+
+    @property
+    def turns(self) -> int | None:
+        """Later turns until the saving covers the cost (at least 1); None: never."""
+        if self.saving <= 0:
+            return None
+        return max(1, math.ceil(self.cost / self.saving))
+
+
+def payback(
+    model: str | None,
+    summary_model: str,
+    *,
+    replaced: int,
+    summary: int,
+    kept: int,
+    call: float | None = None,
+) -> Payback | None:
+    """The cost and saving of a step (None if either model has no price).
+
+    ``replaced``: tokens of the messages the summary stands in for (a previous summary
+    included); ``summary``: tokens of the summary; ``kept``: tokens of the messages after it.
+    ``call``: the summary call's cost when known (its recorded usage); else it is estimated:
+    the summary request is cached like any other (``cache()``), so the replaced tokens are
+    written to the summary model's cache (5-minute price, when over its minimum cacheable
+    length) and the summary is paid as output. Cache writes cost 1.25x the input price, reads
+    0.1x (ANTHROPIC_FACTS §1, key PR/PC); the actual rates come from ``tidyctx.pricing``. The
+    rewrite is priced at the 5-minute write price: with 1-hour breakpoints it costs more.
+
+    >>> p = payback("claude-sonnet-4-6", "claude-haiku-4-5",
+    ...             replaced=50_000, summary=2_000, kept=8_000)
+    >>> round(p.call, 4), round(p.write, 4), round(p.saving, 4), p.turns
+    (0.0725, 0.0351, 0.0144, 8)
+    """
+    try:
+        price = pricing.lookup(model or "")
+        small = pricing.lookup(summary_model)
+    except pricing.UnknownModelError:
+        return None
+    if call is None:
+        rate = small.cache_write_5m if replaced >= small.min_cacheable else small.input
+        call = (replaced * rate + summary * small.output) / 1e6
+    write = ((summary + kept) * price.cache_write_5m - kept * price.cache_read) / 1e6
+    saving = (replaced - summary) * price.cache_read / 1e6
+    return Payback(call, write, saving)
+
+
+def _costs(p: Payback, summary_model: str) -> str:
+    return (
+        f"costs ${p.cost:.4f} once (summary call on {summary_model} ${p.call:.4f} + cache "
+        f"rewrite ${p.write:.4f}), saves ${p.saving:.4f} per later turn"
+    )
+
+
 # ---------------------------------------------------------------------------- the transform
 
 
@@ -419,12 +513,14 @@ class Summarize:
         server_side: bool,
         counter: LocalCounter | TokenCounter | None,
         is_async: bool,
+        max_payback_turns: int | None = MAX_PAYBACK_TURNS,
     ) -> None:
         self.client = client
         self.model = model
         self.trigger_tokens = trigger_tokens
         self.keep_last = keep_last
         self.target_tokens = target_tokens
+        self.max_payback_turns = max_payback_turns
         self.store: Store = store if store is not None else MemoryStore()
         self.max_retries = max_retries
         self.timeout = timeout
@@ -450,7 +546,8 @@ class Summarize:
             return f"summarize(server_side=True, trigger_tokens={self.trigger_tokens})"
         return (
             f"summarize(trigger_tokens={self.trigger_tokens}, keep_last={self.keep_last}, "
-            f"target_tokens={self.target_tokens}, model={self.model!r})"
+            f"target_tokens={self.target_tokens}, model={self.model!r}, "
+            f"max_payback_turns={self.max_payback_turns})"
         )
 
     def __repr__(self) -> str:
@@ -563,6 +660,24 @@ class Summarize:
                 f"{int(self.trigger_tokens * MIN_STEP):,}"
             )
             return _Plan(state, base, body, span, tokens, chain, note=note)
+        if self.max_payback_turns is not None:
+            sizes = _sizes(counter, state["messages"], messages[cut:])
+            p = payback(
+                _model_of(request),
+                self.model,
+                replaced=sizes[0],
+                summary=self.target_tokens,
+                kept=sizes[1],
+            )
+            if p is not None and (p.turns is None or p.turns > self.max_payback_turns):
+                back = "never" if p.turns is None else f"after {p.turns} turns"
+                note = (
+                    f"over the trigger ({tokens:,} tokens), but a summary of {sizes[0]:,} "
+                    f"tokens keeping {sizes[1]:,} would pay back {back}, more than "
+                    f"max_payback_turns={self.max_payback_turns} (estimate: "
+                    f"{_costs(p, self.model)}); summarizing waits for a longer span"
+                )
+                return _Plan(state, base, body, span, tokens, chain, note=note)
         return _Plan(state, base, body, span, tokens, chain, fire=cut)
 
     def _chunks(self, messages: Sequence[Any], counter: LocalCounter) -> list[str]:
@@ -799,10 +914,10 @@ class Summarize:
         """For :func:`tidyctx.explain`: what this step costs and what it saves per later turn.
 
         The cache holds last turn's request as this transform sent it. If that already had
-        this summary in place, nothing is rewritten. Otherwise the step costs the cache write
-        of the rewritten messages (5-minute price of the request's model) and the summary
-        call (``model``'s prices, from the recorded usage when the call was made here), and
-        saves the removed tokens, read from the cache (0.1x), on every later turn.
+        this summary in place, nothing is rewritten. Otherwise the step is priced by
+        :func:`payback`, the arithmetic of the ``max_payback_turns`` gate, with the actual
+        summary and the recorded usage of its calls (estimated when a record is missing).
+        A step held back by the gate is reported with the gate's estimate.
         """
         if self.server_side:
             return (
@@ -817,40 +932,40 @@ class Summarize:
             return plan.note or "unchanged"
         counter = LocalCounter(_model_of(req))
         n_before, n_after = counter.count_request(req), counter.count_request(out)
-        messages = req["messages"]
         summary_tokens = LocalCounter(self.model).count_text(plan.body or "")
         what = (
             f"summary of {plan.base} messages in place ({n_before - n_after:,} tokens fewer, "
             f"{summary_tokens:,}-token summary)"
         )
+        # What this turn would have sent without the step: last turn's summary (if any) and
+        # everything after it.
+        prior = req
         previous = _previous_turn(req)
         if previous is not None:
             last = self._plan(previous)
             if last.span == plan.span and last.base == plan.base:
                 return what + ": made on an earlier turn, the cached prefix is intact"
-        try:
-            price = pricing.lookup(str(_model_of(req) or ""))
-            small = pricing.lookup(self.model)
-        except pricing.UnknownModelError:
-            return what + ": made this turn (no prices for this model)"
-        rewrite = n_after - counter.count_request({**out, "messages": []})
-        write = rewrite * price.cache_write_5m / 1e6
+            if last.body is not None and last.span is not None and last.base > 0:
+                prior = _build(req, last.base, last.body, last.span)
+        tail = req["messages"][plan.base :]
+        replaced, kept = _sizes(counter, prior["messages"], tail)
+        summary = _sizes(counter, out["messages"], tail)[0]
         usages = self._usages(plan)
-        if usages:
-            call = sum(pricing.cost(u, small).total for u in usages)
-        else:  # an estimate: the span at the input price, the summary at the output price
-            span_tokens = counter.count_request({"messages": messages[: plan.base]})
-            call = (span_tokens * small.input + summary_tokens * small.output) / 1e6
-        saving = (n_before - n_after) * price.cache_read / 1e6
-        head = (
-            f"{what}, made this turn: costs ${write + call:.4f} once (cache write of "
-            f"{rewrite:,} tokens ${write:.4f} + summary call on {small.model} ${call:.4f}), "
-            f"saves ${saving:.4f} per later turn"
+        small = self.model
+        p = payback(
+            _model_of(req),
+            small,
+            replaced=replaced,
+            summary=summary,
+            kept=kept,
+            call=sum(pricing.cost(u, small).total for u in usages) if usages else None,
         )
-        if saving <= 0:
+        if p is None:
+            return what + ": made this turn (no prices for this model)"
+        head = f"{what}, made this turn: {_costs(p, small)}"
+        if p.turns is None:
             return head + ": never pays back"
-        turns = max(1, math.ceil((write + call) / saving))
-        return head + f": pays back after {turns} turn{'s' if turns != 1 else ''}"
+        return head + f": pays back after {p.turns} turn{'s' if p.turns != 1 else ''}"
 
     def _usages(self, plan: _Plan) -> list[dict[str, Any]]:
         """The recorded usage of every call of the step that made ``plan``'s summary; [] if
@@ -892,6 +1007,14 @@ def _build(request: Request, cut: int, body: str, span: str) -> Request:
     return {**request, "messages": head + list(messages[cut:])}
 
 
+def _sizes(counter: LocalCounter, messages: Sequence[Any], tail: Sequence[Any]) -> tuple[int, int]:
+    """Tokens of ``messages`` before ``tail`` (their last messages) and of ``tail``."""
+    head = list(messages[: len(messages) - len(tail)])
+    return counter.count_request({"messages": head}), counter.count_request(
+        {"messages": list(tail)}
+    )
+
+
 def _previous_turn(request: Request) -> Request | None:
     """The request of the turn before: without the last assistant message and what follows."""
     messages = request.get("messages") or []
@@ -913,6 +1036,7 @@ def _check(
     max_retries: int | None,
     timeout: float | None,
     server_side: bool,
+    max_payback_turns: int | None,
 ) -> None:
     def positive(name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -927,6 +1051,15 @@ def _check(
         raise ValueError(
             f"summarize(target_tokens={target_tokens}) must be at most half of trigger_tokens "
             f"({trigger_tokens}), or the summary would take the room it frees"
+        )
+    if max_payback_turns is not None and (
+        isinstance(max_payback_turns, bool)
+        or not isinstance(max_payback_turns, int)
+        or max_payback_turns < 1
+    ):
+        raise ValueError(
+            f"summarize(max_payback_turns=...) must be a positive int (later turns) or None "
+            f"(no payback gate), got {max_payback_turns!r}"
         )
     if max_retries is not None and (
         isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
@@ -976,6 +1109,7 @@ def summarize(
     on_summary: Callable[[SummaryEvent], Any] | None = None,
     server_side: bool = False,
     counter: LocalCounter | TokenCounter | None = None,
+    max_payback_turns: int | None = MAX_PAYBACK_TURNS,
 ) -> Summarize:
     """Roll old turns into a summary written by ``model`` through ``client`` (an
     ``anthropic.Anthropic``); see the module doc for where it cuts and how it stays stable.
@@ -997,6 +1131,11 @@ def summarize(
       (:data:`COMPACT_EDIT`) with this trigger (at least 50,000). Send it with
       ``client.beta.messages.create(**request, betas=[COMPACTION_BETA])``, and send back the
       ``compaction`` block the API returns. ``client`` may be None.
+    - ``max_payback_turns``: a step is taken only if its one-off cost (the summary call and the
+      cache rewrite) is paid back by its saving (fewer tokens read from the cache) within this
+      many later turns (:func:`payback`); otherwise it waits for a longer span, and
+      ``explain()`` says why. None turns the gate off. With a model that has no price in
+      ``tidyctx.pricing`` there is no gate.
 
     The defaults follow DESIGN.md's example (60k trigger, 6 turns kept) and leave room for many
     turns between summaries: after a step the request holds a ~2k summary and the last turns.
@@ -1014,6 +1153,7 @@ def summarize(
         on_summary=on_summary,
         server_side=server_side,
         counter=counter,
+        max_payback_turns=max_payback_turns,
     )
 
 
@@ -1030,6 +1170,7 @@ def asummarize(
     on_summary: Callable[[SummaryEvent], Any] | None = None,
     server_side: bool = False,
     counter: LocalCounter | TokenCounter | None = None,
+    max_payback_turns: int | None = MAX_PAYBACK_TURNS,
 ) -> Summarize:
     """:func:`summarize` for ``anthropic.AsyncAnthropic``: ``await t.acall(request)``."""
     return _new(
@@ -1045,4 +1186,5 @@ def asummarize(
         on_summary=on_summary,
         server_side=server_side,
         counter=counter,
+        max_payback_turns=max_payback_turns,
     )

@@ -1,0 +1,193 @@
+"""summarize(max_payback_turns=...): a step is taken only when it pays back soon enough.
+
+The real anthropic SDK against tidyctx.testing.LocalServer, offline; summary calls are counted
+on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import anthropic
+import pytest
+
+import tidyctx as tc
+from tidyctx import pricing
+from tidyctx.testing import LocalServer, is_summary_call
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms.summarize import (
+    MAX_PAYBACK_TURNS,
+    asummarize,
+    leading_summary,
+    payback,
+    summarize,
+)
+
+# Every turn is about the same size (2,000 tokens), so the kept turns (keep_last=3) weigh about
+# 3 turns while the span before them grows by one turn per call: at the first pass of the
+# trigger the span is about twice the kept part, and a step then would take more than 10 turns
+# to pay back (13 by the arithmetic of payback()).
+GATED: dict[str, Any] = {"trigger_tokens": 20_000, "keep_last": 3, "target_tokens": 1_000}
+
+
+def turn_run(steps: int, lines: int = 90) -> dict[str, Any]:
+    """A task and a tool loop of ``steps`` calls, each result about ``lines`` * 9 tokens."""
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Audit the config files under etc/app/ (ticket OPS-3317)."}
+    ]
+    for i in range(steps):
+        call = {"type": "tool_use", "id": f"toolu_{i:03d}", "name": "cat", "input": {"n": i}}
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": "Next."}, call]})
+        body = "\n".join(
+            f"etc/app/f{i}.conf line {j}: key_{i}_{j} = {1000 * i + j}" for j in range(lines)
+        )
+        result = {"type": "tool_result", "tool_use_id": f"toolu_{i:03d}", "content": body}
+        messages.append({"role": "user", "content": [result]})
+    return {"model": "claude-sonnet-4-6", "max_tokens": 1024, "messages": messages}
+
+
+def prefixes(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request of each turn of ``run``: every message up to a tool result."""
+    messages = run["messages"]
+    return [{**run, "messages": messages[:end]} for end in range(3, len(messages) + 1, 2)]
+
+
+def summary_calls(server: LocalServer) -> int:
+    return sum(1 for r in server.requests if r.body and is_summary_call(r.body))
+
+
+def first_step(t: Any, requests: list[dict[str, Any]]) -> int | None:
+    """Index of the first request that ``t`` summarizes (every request is passed through)."""
+    first = None
+    for i, request in enumerate(requests):
+        out = t(request)
+        tc.validate(out)
+        if first is None and leading_summary(out["messages"])[1] is not None:
+            first = i
+    return first
+
+
+def over_trigger(requests: list[dict[str, Any]], trigger: int) -> int:
+    counter = LocalCounter("claude-sonnet-4-6")
+    return next(i for i, r in enumerate(requests) if counter.count_request(r) > trigger)
+
+
+def test_the_gate_holds_a_step_with_a_large_kept_part_and_takes_it_once_the_span_grew(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    requests = prefixes(turn_run(15))
+    crossing = over_trigger(requests, GATED["trigger_tokens"])
+    t = summarize(anthropic_client, max_payback_turns=10, **GATED)
+    # Held back at the first pass of the trigger: explain() says what it would cost and save.
+    held = tc.explain(requests[crossing], t).steps[0].note
+    assert "max_payback_turns=10" in held and "summarizing waits" in held, held
+    found = re.search(r"would pay back after (\d+) turns", held)
+    assert found is not None and int(found.group(1)) > 10, held
+    assert "saves $" in held and "summary call on claude-haiku-4-5" in held
+    assert summary_calls(local_server) == 0
+
+    step = first_step(t, requests)
+    assert step is not None and step > crossing  # it waited for a longer span ...
+    assert summary_calls(local_server) == 1  # ... then made one step, reused on later turns
+    # The turn before the step was held, the step itself pays back within 10 turns.
+    before = tc.explain(requests[step - 1], t).steps[0].note
+    assert "summarizing waits" in before, before
+    made = re.search(r"pays back after (\d+) turns?", tc.explain(requests[step], t).steps[0].note)
+    assert made is not None and int(made.group(1)) <= 10
+    assert summary_calls(local_server) == 1  # explain() asked the store, not the server
+
+
+def test_without_the_gate_the_step_comes_at_the_first_pass_of_the_trigger(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    requests = prefixes(turn_run(15))
+    crossing = over_trigger(requests, GATED["trigger_tokens"])
+    t = summarize(anthropic_client, max_payback_turns=None, **GATED)
+    assert first_step(t, requests) == crossing
+    assert summary_calls(local_server) == 1
+    note = tc.explain(requests[crossing], t).steps[0].note
+    turns = re.search(r"pays back after (\d+) turns", note)
+    assert turns is not None and int(turns.group(1)) > 10  # what the gate would have held
+
+
+def test_a_small_kept_part_passes_the_gate_at_once(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    # One kept turn: the same span pays back in fewer turns, so the gate lets it through.
+    requests = prefixes(turn_run(15))
+    options = {**GATED, "keep_last": 1}
+    crossing = over_trigger(requests, options["trigger_tokens"])
+    t = summarize(anthropic_client, max_payback_turns=10, **options)
+    assert first_step(t, requests) == crossing
+    assert summary_calls(local_server) == 1
+
+
+def test_a_model_without_prices_has_no_gate(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    run = {**turn_run(15), "model": "my-finetuned-model"}
+    requests = prefixes(run)
+    with pytest.raises(pricing.UnknownModelError):
+        pricing.lookup("my-finetuned-model")
+    gated = summarize(anthropic_client, max_payback_turns=1, **GATED)
+    crossing = over_trigger(requests, GATED["trigger_tokens"])
+    assert first_step(gated, requests) == crossing
+    assert summary_calls(local_server) == 1
+
+
+def test_the_async_transform_is_gated_too(local_server: LocalServer) -> None:
+    requests = prefixes(turn_run(15))
+    crossing = over_trigger(requests, GATED["trigger_tokens"])
+
+    async def run() -> int | None:
+        async with anthropic.AsyncAnthropic(
+            base_url=local_server.base_url, api_key="test", max_retries=0
+        ) as client:
+            t = asummarize(client, max_payback_turns=10, **GATED)
+            first = None
+            for i, request in enumerate(requests):
+                out = await t.acall(request)
+                if first is None and leading_summary(out["messages"])[1] is not None:
+                    first = i
+            return first
+
+    step = asyncio.run(run())
+    assert step is not None and step > crossing
+    assert summary_calls(local_server) == 1
+
+
+def test_payback_arithmetic() -> None:
+    sonnet, haiku = pricing.lookup("claude-sonnet-4-6"), pricing.lookup("claude-haiku-4-5")
+    p = payback("claude-sonnet-4-6", "claude-haiku-4-5", replaced=40_000, summary=2_000, kept=9_000)
+    assert p is not None
+    # The call's input is cached (written at 5-minute price), its summary paid as output.
+    assert p.call == pytest.approx((40_000 * haiku.cache_write_5m + 2_000 * haiku.output) / 1e6)
+    rewrite = 11_000 * sonnet.cache_write_5m - 9_000 * sonnet.cache_read
+    assert p.write == pytest.approx(rewrite / 1e6)
+    assert p.saving == pytest.approx(38_000 * sonnet.cache_read / 1e6)
+    assert p.turns is not None and (p.turns - 1) * p.saving < p.cost <= p.turns * p.saving
+    # A span under the summary model's minimum cacheable length is not written to its cache.
+    small = payback("claude-sonnet-4-6", "claude-haiku-4-5", replaced=3_000, summary=500, kept=0)
+    assert small is not None
+    assert small.call == pytest.approx((3_000 * haiku.input + 500 * haiku.output) / 1e6)
+    # A recorded call cost is taken as it is; a summary as long as the span never pays back.
+    known = payback("claude-sonnet-4-6", "claude-haiku-4-5", replaced=5, summary=9, kept=1, call=2)
+    assert known is not None and known.call == 2 and known.turns is None
+    assert payback("my-model", "claude-haiku-4-5", replaced=9, summary=1, kept=1) is None
+
+
+def test_the_default_gate_and_its_name() -> None:
+    t = summarize(object())
+    assert t.max_payback_turns == MAX_PAYBACK_TURNS
+    assert f"max_payback_turns={MAX_PAYBACK_TURNS}" in t.name
+    assert "max_payback_turns=None" in summarize(object(), max_payback_turns=None).name
+
+
+@pytest.mark.parametrize("value", [0, -3, True, 2.5, "10"])
+def test_a_bad_max_payback_turns_is_named(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"max_payback_turns=\.\.\.\) must be a positive int"):
+        summarize(object(), max_payback_turns=value)
+    with pytest.raises(ValueError, match=r"max_payback_turns"):
+        asummarize(object(), max_payback_turns=value)
