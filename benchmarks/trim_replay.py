@@ -157,7 +157,7 @@ def main(argv: list[str]) -> int:
         cost = sum(r[3][x][0] for r in rows) / total_floor
         recall = sum(r[3][x][1] for r in rows) / max(sum(r[3][x][2] for r in rows), 1)
         totals[x] = (cost, recall)
-    cells = "".join(f"{totals[x][0]:>14.3f} ({totals[x][1]:.3f})" for x in labels)
+    cells = "".join(f"{totals[x][0]:>13.3f} ({totals[x][1]:.4f})" for x in labels)
     print(f"{'all':<44}{total_floor:>9.3f}{'':>9}{cells}")
     big = [r for r in rows if r[2] > 30_000]
     if big:
@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
                 if at is not None
                 else "outside the naive points' recall range"
             )
-            print(f"  {x:<12} {cost:.3f}x floor at recall {recall:.3f}; {versus}")
+            print(f"  {x:<12} {cost:.3f}x floor at recall {recall:.4f}; {versus}")
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -581,3 +581,19 @@ def test_a_name_with_empty_parts_is_refused(name: str) -> None:
     source = "class A:\n    def m(self):\n        return 1\n"
     with pytest.raises(SlicingError, match="not a symbol name"):
         slice_symbol(source, name, language="python")
+
+
+def test_bytes_that_are_not_utf8_are_sliced_with_a_note() -> None:
+    latin1 = 'x = 1\ndef f():\n    return "café"\n'.encode("latin-1")
+    s = slice_symbol(latin1, "f", language="python")
+    assert "def f():" in s.text and "\ufffd" in s.text
+    assert len(s.errors) == 1
+    assert "line 3: not UTF-8 (byte 0xe9" in s.errors[0]
+    clean = slice_symbol(latin1.decode("latin-1").encode("utf-8"), "f", language="python")
+    assert clean.errors == () and "café" in clean.text
+
+
+@pytest.mark.parametrize("source", ["", "\n", "\n\n  \n"])
+def test_outline_of_an_empty_file_is_empty(source: str) -> None:
+    out = outline(source, language="python")
+    assert out.text == "" and out.ranges == () and out.symbols == ()

@@ -179,7 +179,9 @@ class Slice:
 
     ``ranges`` are the original lines shown (1-based inclusive, sorted, merged); ``spans``
     maps each symbol found (``name#2`` for a repeated qualname) to its definition's own lines
-    (``start_line``..``end_line``, decorators included, doc comment not).
+    (``start_line``..``end_line``, decorators included, doc comment not). ``errors`` says what
+    the slice may get wrong: where the parser found syntax errors, and bytes that are not
+    UTF-8 (shown as U+FFFD).
     """
 
     text: str
@@ -483,6 +485,19 @@ def _decode(source: str | bytes) -> tuple[bytes, str]:
     return data, data.decode("utf-8", "replace")
 
 
+def _encoding_note(data: bytes) -> str | None:
+    """What the slice should say when ``data`` is not UTF-8 (it is shown with U+FFFD)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (
+            f"line {line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"bytes that do not decode are shown as U+FFFD"
+        )
+    return None
+
+
 def _split_lines(text: str) -> list[str]:
     # Rows as tree-sitter counts them: split on "\n" only (not str.splitlines, which also
     # splits on form feeds and other separators that the parsers treat as whitespace).
@@ -534,6 +549,8 @@ def _build(data: bytes, text: str, language: str) -> _Parsed:
     parsed = _Parsed(language, _split_lines(text), tree, data, loaded)
     if tree.root_node.has_error:
         parsed.errors = _syntax_errors(tree.root_node)
+    if "\ufffd" in text and (note := _encoding_note(data)) is not None:
+        parsed.errors = (note, *parsed.errors)
     return parsed
 
 
@@ -1594,8 +1611,8 @@ def _make_slice(
         else:
             out.extend(lines[a : b + 1])
         prev_end = b
-    if prev_end < n - 1:
-        marker(prev_end + 1, n - 1, indents[-1])
+    if prev_end < n - 1 and any(line.strip() for line in lines[prev_end + 1 :]):
+        marker(prev_end + 1, n - 1, indents[-1])  # (blank lines at the end: nothing to say)
     spans_out = {it.key: (it.start + 1, it.end + 1) for it in targets}
     return Slice(
         text="\n".join(out),
