@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/slice_stdlib.py
 	cd benchmarks && ../$(BIN)/python slice_replay.py
 	cd benchmarks && ../$(BIN)/python summarize_replay.py
+	cd benchmarks && ../$(BIN)/python summary_calibration.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
