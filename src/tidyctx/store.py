@@ -86,6 +86,9 @@ class MemoryStore:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> str | None:
+        # Refused like SQLiteStore and RedisStore do, so that code tested on a MemoryStore
+        # does not fail only once it runs on a disk or Redis store.
+        _check_key("MemoryStore.get", key)
         with self._lock:
             return self._items.get(key)
 
@@ -206,6 +209,13 @@ class SQLiteStore(_Closing):
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
             raise ValueError(f"SQLiteStore(timeout=...) must be seconds >= 0, got {timeout!r}")
         self.path = os.fspath(path)
+        if not isinstance(self.path, str):
+            raise TypeError(f"SQLiteStore(path=...) must be a str or os.PathLike, got {path!r}")
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(
+                f"SQLiteStore: {self.path!r} is a directory; give the path of the database "
+                f"file, such as {os.path.join(self.path, 'tidyctx.db')!r}"
+            )
         if self.path != ":memory:":
             folder = Path(self.path).absolute().parent
             if not folder.is_dir():
@@ -497,6 +507,8 @@ def store_key(text: str) -> str:
     >>> len(store_key("hello"))
     19
     """
+    if not isinstance(text, str):
+        raise TypeError(f"store_key() hashes text (str), got {type(text).__name__}")
     return (
         KEY_PREFIX
         + hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()

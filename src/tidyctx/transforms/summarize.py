@@ -52,7 +52,8 @@ the summarized history) works the same way.
 **Safe failure.** The SDK retries with backoff (``max_retries``); a call that still fails
 (timeout, 429, 5xx, 529), an empty answer or one over :data:`OVERLONG` times ``target_tokens``
 makes the transform warn (:class:`SummaryWarning`) and return the request without a new summary.
-No turn is ever dropped without a summary. Store errors are not caught (see ``tidyctx.store``).
+No turn is ever dropped without a summary. Store errors are not caught (see ``tidyctx.store``);
+either way the calls already made (and paid for) reach ``on_summary`` (``complete=False``).
 
 **Async.** ``pipe`` is synchronous. With ``anthropic.AsyncAnthropic`` use :func:`asummarize`
 and await the step between the others::
@@ -86,7 +87,9 @@ import asyncio
 import inspect
 import json
 import math
+import os
 import re
+import sys
 import threading
 import warnings
 import weakref
@@ -145,7 +148,7 @@ write price over the request model's cache read price (the call reads the span o
 saves it once per turn): 4.2 turns for Haiku 4.5 summarizing for Sonnet 4.6 ($1.25 / $0.30),
 6.25 for Sonnet 5 or Opus 5.5 ($0.20 reads). 10 leaves room above those floors, so the gate
 holds back steps whose kept part is large for their span without ruling out summaries for any
-of these models. (benchmarks/results/summarize_replay.txt compares 6, 8, 10, 15 and no gate.)"""
+of these models. (benchmarks/results/summarize_replay.txt compares 8, 10 and no gate.)"""
 OVERLONG = 1.5
 """An answer over ``OVERLONG * target_tokens`` is refused; it is also the call's max_tokens."""
 MAX_BLOCK_CHARS = 24_000
@@ -224,6 +227,12 @@ class SummaryEvent:
     """Calls made to the client (0: every answer came from the store)."""
     usage: tuple[dict[str, Any], ...]
     """The ``usage`` of each call made, as the API returned it."""
+    complete: bool = True
+    """False: the step made calls (paid for) but did not finish: a later call of it failed
+    (:class:`SummaryWarning`) or the store raised. The request then went on without a new
+    summary (or the store's error was raised); ``span`` is empty, ``summary_tokens`` 0, and
+    ``messages`` the cut the step aimed at. Summing ``usage`` over every event gives what
+    the summary calls cost."""
 
 
 # ---------------------------------------------------------------------------- structure
@@ -672,8 +681,8 @@ class Summarize:
             if p is not None and (p.turns is None or p.turns > self.max_payback_turns):
                 back = "never" if p.turns is None else f"after {p.turns} turns"
                 note = (
-                    f"over the trigger ({tokens:,} tokens), but a summary of {sizes[0]:,} "
-                    f"tokens keeping {sizes[1]:,} would pay back {back}, more than "
+                    f"over the trigger ({tokens:,} tokens), but summarizing {sizes[0]:,} "
+                    f"tokens and keeping {sizes[1]:,} would pay back {back}, more than "
                     f"max_payback_turns={self.max_payback_turns} (estimate: "
                     f"{_costs(p, self.model)}); summarizing waits for a longer span"
                 )
@@ -763,7 +772,7 @@ class Summarize:
             f"summarize: {problem}; the request goes on without a new summary "
             "(no turn was dropped)",
             SummaryWarning,
-            stacklevel=4,
+            stacklevel=_outside(),
         )
 
     def _finish(
@@ -780,23 +789,42 @@ class Summarize:
         # (a span over MAX_CALL_TOKENS takes several).
         record = {"messages": plan.fire, "summary": body, "span": span, "calls": keys}
         key = self._prefix_key(plan.chain[plan.fire])
-        self.store.put(key, json.dumps(record, ensure_ascii=False))
+        try:
+            self.store.put(key, json.dumps(record, ensure_ascii=False))
+        except BaseException:
+            self._report(request, plan, calls)
+            raise
         out = _build(request, plan.fire, body, span)
-        if self.on_summary is not None:
-            counter = LocalCounter(_model_of(request))
-            messages = request["messages"][plan.base : plan.fire]
-            self.on_summary(
-                SummaryEvent(
-                    span=span,
-                    messages=plan.fire,
-                    span_tokens=counter.count_request({"messages": messages}),
-                    summary_tokens=LocalCounter(self.model).count_text(body),
-                    model=self.model,
-                    calls=len(calls),
-                    usage=tuple(calls),
-                )
-            )
+        self._report(request, plan, calls, body, span)
         return out
+
+    def _report(
+        self,
+        request: Request,
+        plan: _Plan,
+        calls: list[dict[str, Any]],
+        body: str | None = None,
+        span: str = "",
+    ) -> None:
+        """Tell ``on_summary`` about a step: made (``body``), or left unfinished after calls
+        that cost money (no ``body``; nothing to tell if it made no call)."""
+        if self.on_summary is None or (body is None and not calls):
+            return
+        assert plan.fire is not None
+        counter = LocalCounter(_model_of(request))
+        messages = request["messages"][plan.base : plan.fire]
+        self.on_summary(
+            SummaryEvent(
+                span=span,
+                messages=plan.fire,
+                span_tokens=counter.count_request({"messages": messages}),
+                summary_tokens=LocalCounter(self.model).count_text(body) if body else 0,
+                model=self.model,
+                calls=len(calls),
+                usage=tuple(calls),
+                complete=body is not None,
+            )
+        )
 
     def _start(self, request: Any) -> tuple[Request, bool, _Plan | None]:
         req, was_list = to_request(request)
@@ -835,18 +863,30 @@ class Summarize:
         previous, key = plan.body, ""
         calls: list[dict[str, Any]] = []
         keys: list[str] = []
-        for transcript in self._chunks(req["messages"][plan.base : plan.fire], counter):
-            key = self._call_key(previous, transcript)
-            keys.append(key)
-            with self._locks[int(key[3:], 16) % _LOCKS]:
-                text = self._memo(key)
-                if text is None:
-                    text, usage = self._call(previous, transcript)
+        failed = False
+        # A call made is paid for: on_summary hears of it even if the step then fails.
+        try:
+            for transcript in self._chunks(req["messages"][plan.base : plan.fire], counter):
+                key = self._call_key(previous, transcript)
+                keys.append(key)
+                with self._locks[int(key[3:], 16) % _LOCKS]:
+                    text = self._memo(key)
                     if text is None:
-                        return plan.state
-                    calls.append(usage)
-                    self._remember(key, text, usage)
-            previous = text
+                        text, usage = self._call(previous, transcript)
+                        if text is None:
+                            if usage:  # a refused answer (empty, cut short) is billed too
+                                calls.append(usage)
+                            failed = True
+                            break
+                        calls.append(usage)
+                        self._remember(key, text, usage)
+                previous = text
+        except BaseException:
+            self._report(req, plan, calls)
+            raise
+        if failed:
+            self._report(req, plan, calls)
+            return plan.state
         assert previous is not None
         return self._finish(req, plan, previous, keys, calls)
 
@@ -881,29 +921,37 @@ class Summarize:
             calls: list[dict[str, Any]] = []
             keys: list[str] = []
             failed = False
-            for transcript in self._chunks(req["messages"][plan.base : plan.fire], counter):
-                key = self._call_key(previous, transcript)
-                keys.append(key)
-                async with self._alock(key):
-                    text = self._memo(key)
-                    if text is None:
-                        try:
-                            message = await self._client().messages.create(
-                                **self.summary_request(previous, transcript)
-                            )
-                        except anthropic.APIError as err:
-                            self._warn(f"the summary call failed ({type(err).__name__}: {err})")
-                            failed = True
-                            break
-                        text, problem, usage = self._accept(message)
+            try:
+                for transcript in self._chunks(req["messages"][plan.base : plan.fire], counter):
+                    key = self._call_key(previous, transcript)
+                    keys.append(key)
+                    async with self._alock(key):
+                        text = self._memo(key)
                         if text is None:
-                            self._warn(problem)
-                            failed = True
-                            break
-                        calls.append(usage)
-                        self._remember(key, text, usage)
-                previous = text
-            if not failed:
+                            try:
+                                message = await self._client().messages.create(
+                                    **self.summary_request(previous, transcript)
+                                )
+                            except anthropic.APIError as err:
+                                self._warn(f"the summary call failed ({type(err).__name__}: {err})")
+                                failed = True
+                                break
+                            text, problem, usage = self._accept(message)
+                            if text is None:
+                                self._warn(problem)
+                                if usage:  # a refused answer (empty, cut short) is billed too
+                                    calls.append(usage)
+                                failed = True
+                                break
+                            calls.append(usage)
+                            self._remember(key, text, usage)
+                    previous = text
+            except BaseException:
+                self._report(req, plan, calls)
+                raise
+            if failed:
+                self._report(req, plan, calls)
+            else:
                 assert previous is not None
                 out = self._finish(req, plan, previous, keys, calls)
         return out["messages"] if was_list else out
@@ -928,6 +976,14 @@ class Summarize:
         req = to_request(before)[0]
         out = to_request(after)[0]
         plan = self._plan(req)
+        if plan.fire is not None:
+            # The transform has run: had its step succeeded, the cut would be in the store.
+            return (
+                f"over the trigger ({plan.tokens:,} tokens): a summary of messages[{plan.base}:"
+                f"{plan.fire}] was due, but none was made (the summary call failed or its "
+                "answer was refused, see the SummaryWarning); "
+                + ("unchanged" if out == req else "the summary already in place was kept")
+            )
         if out == req or plan.span is None:
             return plan.note or "unchanged"
         counter = LocalCounter(_model_of(req))
@@ -944,7 +1000,9 @@ class Summarize:
         if previous is not None:
             last = self._plan(previous)
             if last.span == plan.span and last.base == plan.base:
-                return what + ": made on an earlier turn, the cached prefix is intact"
+                # Why no new step now (held by the gate, too short a span...), if over the trigger.
+                why = f"; {plan.note}" if plan.note else ""
+                return what + ": made on an earlier turn, the cached prefix is intact" + why
             if last.body is not None and last.span is not None and last.base > 0:
                 prior = _build(req, last.base, last.body, last.span)
         tail = req["messages"][plan.base :]
@@ -992,6 +1050,19 @@ class Summarize:
         except ValueError:
             return None
         return record if isinstance(record, dict) else None
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _outside() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller of this function point at
+    the first frame outside tidyctx: the user's ``pipe()``, ``explain()`` or transform call,
+    however deep inside tidyctx the warning was raised (sync or ``await t.acall(...)``)."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _model_of(request: Mapping[str, Any]) -> str | None:
@@ -1047,6 +1118,13 @@ def _check(
     positive("target_tokens", target_tokens)
     if not isinstance(model, str) or not model:
         raise ValueError(f"summarize(model=...) must be a model id, got {model!r}")
+    # Before the target check: server-side compaction has no target, so that message would
+    # name the wrong setting.
+    if server_side and trigger_tokens < MIN_SERVER_TRIGGER:
+        raise ValueError(
+            f"summarize(server_side=True, trigger_tokens={trigger_tokens}): server-side "
+            f"compaction needs a trigger of at least {MIN_SERVER_TRIGGER:,} input tokens"
+        )
     if target_tokens * 2 > trigger_tokens:
         raise ValueError(
             f"summarize(target_tokens={target_tokens}) must be at most half of trigger_tokens "
@@ -1065,12 +1143,36 @@ def _check(
         isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
     ):
         raise ValueError(f"summarize(max_retries=...) must be an int >= 0, got {max_retries!r}")
-    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
         raise ValueError(f"summarize(timeout=...) must be positive seconds, got {timeout!r}")
-    if server_side and trigger_tokens < MIN_SERVER_TRIGGER:
-        raise ValueError(
-            f"summarize(server_side=True, trigger_tokens={trigger_tokens}): server-side "
-            f"compaction needs a trigger of at least {MIN_SERVER_TRIGGER:,} input tokens"
+
+
+def _check_parts(store: Any, on_summary: Any, counter: Any) -> None:
+    """The objects given to :func:`summarize`: checked now, not at the first long request."""
+    if store is not None and not (
+        callable(getattr(store, "get", None)) and callable(getattr(store, "put", None))
+    ):
+        hint = (
+            f"; for a file use store=tc.SQLiteStore({store!r})"
+            if isinstance(store, str | os.PathLike)
+            else ""
+        )
+        raise TypeError(
+            "summarize(store=...) must be a Store (an object with get(key) and put(key, "
+            f"value), such as tc.MemoryStore() or tc.SQLiteStore(path)), got "
+            f"{type(store).__name__}{hint}"
+        )
+    if on_summary is not None and not callable(on_summary):
+        raise TypeError(
+            f"summarize(on_summary=...) must be callable (it gets a SummaryEvent), got "
+            f"{type(on_summary).__name__}"
+        )
+    if counter is not None and not callable(getattr(counter, "count_request", None)):
+        raise TypeError(
+            "summarize(counter=...) must be a token counter with count_request(request) (a "
+            f"tidyctx.tokens.LocalCounter or TokenCounter), got {type(counter).__name__}"
         )
 
 
@@ -1083,6 +1185,7 @@ def _new(client: Any, *, is_async: bool, **settings: Any) -> Summarize:
     """Check the settings and the client for :func:`summarize` / :func:`asummarize`."""
     server_side = settings["server_side"]
     _check(**{k: v for k, v in settings.items() if k not in ("store", "on_summary", "counter")})
+    _check_parts(settings["store"], settings["on_summary"], settings["counter"])
     name = "asummarize" if is_async else "summarize"
     if client is None and not server_side:
         raise ValueError(f"{name}() needs an anthropic client (or server_side=True)")
@@ -1126,7 +1229,9 @@ def summarize(
       errors, timeouts, 408, 409, 429 and 5xx (529 included) with exponential backoff and
       honors ``retry-after`` (ANTHROPIC_FACTS §7, key SDK). The 120 s default timeout keeps a
       stalled summary from holding up the agent for the SDK's default 10 minutes.
-    - ``on_summary``: called with a :class:`SummaryEvent` after each new summary.
+    - ``on_summary``: called with a :class:`SummaryEvent` after each new summary, and after a
+      step that made calls but did not finish (``complete=False``), so that every call's cost
+      reaches it.
     - ``server_side=True``: no call here; the request gets Anthropic's compaction edit
       (:data:`COMPACT_EDIT`) with this trigger (at least 50,000). Send it with
       ``client.beta.messages.create(**request, betas=[COMPACTION_BETA])``, and send back the
