@@ -129,7 +129,7 @@ def measure(args: tuple[Path, list[Options], bool]) -> dict[str, Any]:
             results.append(score(sent, calls))
             lines = []
             if show:
-                for t, e in events:
+                for t, e in (x for x in events if x[1].complete):
                     before = counter.count_request(trimmed[t])
                     after = counter.count_request(sent[t])
                     lines.append(
