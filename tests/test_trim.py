@@ -84,7 +84,8 @@ def result_texts(request: dict[str, Any]) -> list[str]:
 
 def test_projection_keeps_the_named_fields() -> None:
     req = conversation([("sql_query", {"q": "select *"}, rows(50))])
-    out = tc.trim(project={"sql_query": ["rows[*].{id,status}", "count"]})(req)
+    # compact=False: the projected JSON as it is, not written as a table
+    out = tc.trim(project={"sql_query": ["rows[*].{id,status}", "count"]}, compact=False)(req)
     text = result_texts(out)[0]
     data = json.loads(text.split("\n[tidyctx: projected")[0])
     assert data["count"] == 50 and len(data["rows"]) == 50

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.request import Request, ValidationError, normalize
+from tidyctx.request import Request, ValidationError, normalize, to_request
 from tidyctx.transforms.truncate import MARKER_PREFIX
 
 __all__ = [
@@ -483,7 +483,10 @@ class Compact:
         return hit
 
     def __call__(self, request: Request) -> Request:
-        out = normalize(request)
+        # SDK objects become dicts first: a ToolUseBlock is no dict, and its results would be
+        # compacted without their call (no echo removal, a file view taken for a log).
+        req, was_list = to_request(request)
+        out = normalize(req)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "compact() needs a list of messages")
@@ -517,7 +520,7 @@ class Compact:
                         for b in block["content"]
                     ]
                     content[j] = {**block, "content": parts}
-        return out
+        return out["messages"] if was_list else out
 
     def describe(self, before: Request, after: Request) -> str:
         from tidyctx.tokens import LocalCounter

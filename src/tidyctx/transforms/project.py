@@ -55,10 +55,12 @@ import copy
 import functools
 import inspect
 import json
+import math
 import re
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 __all__ = [
@@ -411,15 +413,44 @@ _DOC_START = re.compile(r"[\[{]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def _find_docs(text: str) -> list[tuple[int, int, Any]]:
-    """The JSON objects and arrays in ``text``, left to right, as (start, end, value).
+class _Literal(float):
+    """A JSON number a float would change (more digits than a double holds, or out of its
+    range: ``0.123456789012345678``, ``1e400``); written back as it was, never rounded."""
+
+    literal: str
+
+
+_EXACT_DIGITS = 15
+"""A decimal of up to 15 significant digits survives a trip through a double unchanged (away
+from the ends of its range, where it underflows or overflows)."""
+
+
+def _parse_float(s: str) -> float:
+    value = float(s)
+    if repr(value) == s:  # the common case: written by a shortest-repr printer
+        return value
+    mantissa = s.lstrip("-").split("e")[0].split("E")[0].replace(".", "").strip("0")
+    if len(mantissa) <= _EXACT_DIGITS and (not mantissa or 1e-300 < abs(value) < 1e300):
+        return value
+    if math.isfinite(value) and Decimal(s) == Decimal(repr(value)):
+        return value
+    kept = _Literal(value)
+    kept.literal = s
+    return kept
+
+
+def _find_docs(text: str) -> list[tuple[int, int, Any, bool]]:
+    """The JSON objects and arrays in ``text``, left to right, as (start, end, value, exact).
 
     A span that starts like JSON but is malformed is skipped whole, so the pieces of a broken
     document are never taken for documents of their own. Objects with a repeated key are
-    skipped too (re-serializing them would drop a value). Linear in ``len(text)``.
+    skipped too (re-serializing them would drop a value). ``exact`` is False when the value
+    holds a :class:`_Literal` number (it must be written back with :func:`_dump_literal`).
+    Linear in ``len(text)``.
     """
-    docs: list[tuple[int, int, Any]] = []
+    docs: list[tuple[int, int, Any, bool]] = []
     duplicate = False
+    exact = True
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         nonlocal duplicate
@@ -428,11 +459,19 @@ def _find_docs(text: str) -> list[tuple[int, int, Any]]:
             duplicate = True
         return out
 
-    decoder = json.JSONDecoder(object_pairs_hook=pairs)
+    def number(s: str) -> float:
+        nonlocal exact
+        value = _parse_float(s)
+        if isinstance(value, _Literal):
+            exact = False
+        return value
+
+    decoder = json.JSONDecoder(object_pairs_hook=pairs, parse_float=number)
     pos = 0
     while (m := _DOC_START.search(text, pos)) is not None:
         start = m.start()
         duplicate = False
+        exact = True
         try:
             value, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError as err:
@@ -441,7 +480,7 @@ def _find_docs(text: str) -> list[tuple[int, int, Any]]:
         except RecursionError:
             break  # nested deeper than Python can parse: leave the rest alone
         if not duplicate:
-            docs.append((start, end, value))
+            docs.append((start, end, value, exact))
         pos = end
     return docs
 
@@ -452,6 +491,28 @@ def _dumps(value: Any) -> str:
         # A lone surrogate (legal in JSON as an escape) cannot be encoded as UTF-8 raw.
         out = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
     return out
+
+
+def _dump_literal(value: Any, out: list[str]) -> None:
+    """:func:`_dumps` for a value holding :class:`_Literal` numbers (json.dumps would round
+    them, or write ``Infinity``, which is not JSON)."""
+    if isinstance(value, _Literal):
+        out.append(value.literal)
+    elif isinstance(value, dict):
+        out.append("{")
+        for k, (key, item) in enumerate(value.items()):
+            out.append(("," if k else "") + _dumps(key) + ":")
+            _dump_literal(item, out)
+        out.append("}")
+    elif isinstance(value, list):
+        out.append("[")
+        for k, item in enumerate(value):
+            if k:
+                out.append(",")
+            _dump_literal(item, out)
+        out.append("]")
+    else:
+        out.append(_dumps(value))
 
 
 def project_text(text: str, spec: Spec | Sequence[str]) -> Projected:
@@ -480,12 +541,18 @@ def project_text(text: str, spec: Spec | Sequence[str]) -> Projected:
     pieces: list[str] = []
     last = 0
     missing: set[str] | None = None
-    for start, end, value in docs:
+    for start, end, value, exact in docs:
         out, doc_missing = _project(value, spec, fresh=True)
         missing = set(doc_missing) if missing is None else missing & set(doc_missing)
         if out == value:
             continue
-        pieces += [text[last:start], _dumps(out)]
+        if exact:
+            dumped = _dumps(out)
+        else:
+            parts: list[str] = []
+            _dump_literal(out, parts)
+            dumped = "".join(parts)
+        pieces += [text[last:start], dumped]
         last = end
     pieces.append(text[last:])
     new = "".join(pieces)

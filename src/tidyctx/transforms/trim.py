@@ -38,6 +38,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections import OrderedDict
@@ -45,18 +46,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.request import Request, ValidationError, block_hash, normalize
+from tidyctx.request import Request, ValidationError, block_hash, normalize, to_request
 from tidyctx.store import MemoryStore, Store, keep
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms import clear as clearing
 from tidyctx.transforms.compact import compact_result
 from tidyctx.transforms.project import parse_paths, project_text, warn_missing
-from tidyctx.transforms.truncate import MARKER_PREFIX, hints_from, is_marker, truncate_text
+from tidyctx.transforms.truncate import (
+    MARKER_PREFIX,
+    MIN_MAX_TOKENS,
+    hints_from,
+    is_marker,
+    truncate_text,
+)
 
 __all__ = ["Trim", "trim"]
 
 _RECENT_TURNS = 2  # assistant turns before a call whose words guide its cut
 _TASK_TEXTS = 4  # the user's latest text blocks (the task and its follow-ups)
+_MIN_ROOM = 40  # tokens a projected result keeps beside its note, else both are cut together
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +86,7 @@ class Trim:
     slack: float = 0.0
     max_input_tokens: int | None = None
     dedupe: bool = True
-    keep: int | None = None
+    keep: int | Mapping[str, Any] | None = None
     trigger: int | Mapping[str, Any] = 0
     clear_at_least: int | Mapping[str, Any] | None = 30_000
     exclude_tools: tuple[str, ...] = ()
@@ -107,7 +115,35 @@ class Trim:
     # -- the transform
 
     def __call__(self, request: Request) -> Request:
-        out = normalize(request)
+        # SDK objects (an assistant turn appended as response.content) become dicts first:
+        # a ToolUseBlock is no dict, so its result would otherwise be passed over untrimmed.
+        req, was_list = to_request(request)
+        out = self._apply(req)
+        return out["messages"] if was_list else out
+
+    def _apply(self, request: Request) -> Request:
+        out, counter = self._steps(request)
+        if self.keep is not None and self.server_side:
+            edit = clearing.server_side_edit(
+                keep=self.keep,
+                trigger=self.trigger if self.trigger else None,
+                clear_at_least=self.clear_at_least,
+                exclude_tools=self.exclude_tools,
+                clear_tool_inputs=self.clear_tool_inputs,
+            )
+            out = clearing.with_server_side(out, edit)
+        elif self.keep is not None:
+            # Plan, clear, then dedupe against what is left (no reference to a placeholder).
+            return self._clearer()(out)
+        if self.dedupe:
+            out = clearing.dedupe(out, store=self.store, counter=counter)
+        if self.compact:
+            out = _drop_repeats(out, counter)
+        return out
+
+    def _steps(self, request: Request) -> tuple[Request, LocalCounter]:
+        """The request with each result projected, compacted and truncated (steps 2-4)."""
+        out = normalize(to_request(request)[0])
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "trim() needs a list of messages")
@@ -129,23 +165,7 @@ class Trim:
                     and isinstance(block.get("input"), dict)
                 ):
                     content[j] = self._input(block, self.max_input_tokens, counter)
-        if self.keep is not None and self.server_side:
-            edit = clearing.server_side_edit(
-                keep=self.keep,
-                trigger=self.trigger if self.trigger else None,
-                clear_at_least=self.clear_at_least,
-                exclude_tools=self.exclude_tools,
-                clear_tool_inputs=self.clear_tool_inputs,
-            )
-            out = clearing.with_server_side(out, edit)
-        elif self.keep is not None:
-            # Plan, clear, then dedupe against what is left (no reference to a placeholder).
-            return self._clearer()(out)
-        if self.dedupe:
-            out = clearing.dedupe(out, store=self.store, counter=counter)
-        if self.compact:
-            out = _drop_repeats(out)
-        return out
+        return out, counter
 
     def _clearer(self) -> clearing.Clear:
         assert self.keep is not None
@@ -166,7 +186,10 @@ class Trim:
         saved = counter.count_request(before) - counter.count_request(after)
         text = f"removed {saved:,} tokens from tool results"
         if self.keep is not None and not self.server_side:
-            text += "; " + clearing.clearing_tradeoff(before, after, counter=counter)
+            # Steps 1-4 cut each result the same way every turn; only a clearing batch rewrites
+            # the cached prefix, so clearing is priced against the request cut but not cleared
+            # (and against last turn's batch, see Clear.describe).
+            text += "; " + self._clearer().describe(self._steps(before)[0], after)
         return text
 
     # -- per result
@@ -221,7 +244,8 @@ class Trim:
                 self._memo[key] = hit
                 while len(self._memo) > 20_000:
                     self._memo.popitem(last=False)
-        return {**block, "content": [dict(b) for b in hit]}
+        # Copies: the memo's blocks must not be shared with the caller (nested ones included).
+        return {**block, "content": copy.deepcopy(hit)}
 
     def _input(self, block: dict[str, Any], budget: int, counter: LocalCounter) -> dict[str, Any]:
         """The call with each long string of its input (file contents it writes, edit strings)
@@ -270,30 +294,20 @@ class Trim:
         budget: int | None,
         counter: LocalCounter,
     ) -> list[Any]:
-        texts = [
-            str(b.get("text") or "")
-            for b in content
-            if isinstance(b, dict) and b.get("type") == "text"
-        ]
-        # Several text blocks share the budget by size (each keeps room for a marker). One
-        # block gets it all, and is not tokenized whole here: truncate_text bounds its own
-        # work on huge results.
-        sizes = [counter.count_text(t) for t in texts] if len(texts) > 1 and budget else []
-        total = sum(sizes) or 1
-        out: list[Any] = []
-        k = -1
-        for b in content:
-            if not (isinstance(b, dict) and b.get("type") == "text"):
-                out.append(b)
-                continue
-            k += 1
-            text = texts[k]
-            if MARKER_PREFIX in text:
+        units = _text_units(content)
+        # Each text projected and compacted first: the budget is shared by what is left.
+        ready: list[tuple[str, str] | None] = []  # (new text, projection note); None: leave it
+        for _, _, text in units:
+            if MARKER_PREFIX in text and (
+                budget is None or self._within(text, budget * (1 + self.slack), counter)
+            ):
                 # Already trimmed (by this transform on an earlier pass, or upstream): leave
-                # it, so trim(trim(x)) == trim(x).
-                out.append(b)
+                # it, so trim(trim(x)) == trim(x). A text over budget is cut even so: it only
+                # quotes a marker (a transcript, tidyctx's own source read by the agent).
+                ready.append(None)
                 continue
             new = text
+            note = ""  # the projection's marker line, added after compaction and truncation
             if spec is not None:
                 parsed = parse_paths(spec)
                 projected = project_text(new, parsed)
@@ -302,20 +316,44 @@ class Trim:
                     warn_missing(f"trim: tool {call.name!r}", projected.missing, parsed)
                 if projected.changed:
                     # Say where the full result went, so the model can ask for it.
-                    new = projected.text + (
+                    new = projected.text
+                    note = (
                         f"\n{MARKER_PREFIX}projected to {', '.join(spec)}; the full result is "
                         f'id="{keep(self.store, text)}", read it with tidyctx_expand]'
                     )
             if self.compact:
+                # Compacted and cut as the JSON it is: with the note still attached it would be
+                # neither a table nor rows, only one long line cut in the middle of a row.
                 new = compact_result(new, call.name, call.input)
+            ready.append((new, note))
+        # Several texts (text blocks, search results, text documents) share the budget, see
+        # _shares. One text gets it all, and is not tokenized whole here: truncate_text bounds
+        # its own work on huge results.
+        shares: list[int] = []
+        if budget is not None and len(units) > 1:
+            # Text and note counted apart, as the room for the text is share - note below.
+            sizes = [
+                counter.count_text(text) if r is None else _count_apart(counter, *r)
+                for (_, _, text), r in zip(units, ready, strict=True)
+            ]
+            shares = _shares(sizes, budget)
+        out: list[Any] = list(content)
+        for k, ((i, inner, text), r) in enumerate(zip(units, ready, strict=True)):
+            if r is None:
+                continue
+            new, note = r
             if budget is not None:
-                share = max(64, budget * sizes[k] // total) if sizes else budget
-                if self.slack and self._within(new, share * (1 + self.slack), counter):
-                    out.append({**b, "text": new} if new != text else b)
+                share = shares[k] if shares else budget
+                room = share - counter.count_text(note) if note else share
+                if room < _MIN_ROOM:
+                    new, note, room = new + note, "", share  # too small for both: cut it all
+                if self.slack and self._within(new + note, share * (1 + self.slack), counter):
+                    if new + note != text:
+                        out[i] = _with_text(out[i], inner, new + note)
                     continue
                 cut = truncate_text(
                     new,
-                    share,
+                    room,
                     counter=counter,
                     head=self.head,
                     hints=call.hints,
@@ -323,8 +361,81 @@ class Trim:
                     smart=self.smart,
                 )
                 new = cut.text
-            out.append({**b, "text": new} if new != text else b)
+            new += note
+            if new != text:
+                out[i] = _with_text(out[i], inner, new)
         return out
+
+
+_DATA = -1  # a unit that is a text document's source data
+
+
+def _count_apart(counter: LocalCounter, text: str, note: str) -> int:
+    return counter.count_text(text) + (counter.count_text(note) if note else 0)
+
+
+def _shares(sizes: list[int], budget: int) -> list[int]:
+    """The budget of each of several texts of one result: if all fit, each its part of the
+    budget by size; else those that fit an even split are kept whole and the others share
+    what is left by size (at least the smallest budget truncate_text takes), so together they
+    stay within ``budget``.
+
+    >>> _shares([20, 5000, 1000], 400)
+    [20, 306, 74]
+    """
+    total = sum(sizes)
+    if total <= budget:  # all fit: each gets its part of the whole budget, at least its size
+        return [max(MIN_MAX_TOKENS, budget * size // max(1, total)) for size in sizes]
+    out = [0] * len(sizes)
+    order = sorted(range(len(sizes)), key=sizes.__getitem__)
+    left, n = budget, len(sizes)
+    for pos, k in enumerate(order):
+        if sizes[k] * n <= left:
+            out[k] = max(MIN_MAX_TOKENS, sizes[k])  # it fits: the floor only keeps it whole
+            left, n = left - sizes[k], n - 1
+            continue
+        rest = order[pos:]
+        total = sum(sizes[r] for r in rest)
+        spare = max(0, left - MIN_MAX_TOKENS * len(rest))  # over the floor each one needs
+        for r in rest:
+            out[r] = MIN_MAX_TOKENS + spare * sizes[r] // total
+        break
+    return out
+
+
+def _text_units(content: list[Any]) -> list[tuple[int, int | None, str]]:
+    """The texts of a tool result the budget applies to, as (block, inner, text): text
+    blocks (inner None), the text blocks inside a search_result (inner: their index) and the
+    data of a plain-text document (inner :data:`_DATA`)."""
+    units: list[tuple[int, int | None, str]] = []
+    for i, b in enumerate(content):
+        if not isinstance(b, dict):
+            continue
+        kind = b.get("type")
+        if kind == "text":
+            units.append((i, None, str(b.get("text") or "")))
+        elif kind == "search_result" and isinstance(b.get("content"), list):
+            for j, inner in enumerate(b["content"]):
+                if isinstance(inner, dict) and inner.get("type") == "text":
+                    units.append((i, j, str(inner.get("text") or "")))
+        elif kind == "document":
+            source = b.get("source")
+            if isinstance(source, dict) and source.get("type") == "text":
+                data = source.get("data")
+                if isinstance(data, str):
+                    units.append((i, _DATA, data))
+    return units
+
+
+def _with_text(block: dict[str, Any], inner: int | None, text: str) -> dict[str, Any]:
+    """``block`` with the text of one of its :func:`_text_units` replaced."""
+    if inner is None:
+        return {**block, "text": text}
+    if inner == _DATA:
+        return {**block, "source": {**block["source"], "data": text}}
+    content = list(block["content"])
+    content[inner] = {**content[inner], "text": text}
+    return {**block, "content": content}
 
 
 _REPEAT_MIN_CHARS = 20
@@ -336,10 +447,11 @@ def _repeatable(line: str) -> bool:
     return len(key) >= _REPEAT_MIN_CHARS and not is_marker(key) and not key.startswith("[… ×")
 
 
-def _drop_repeats(request: Request) -> Request:
+def _drop_repeats(request: Request, counter: LocalCounter) -> Request:
     """Each run of 2+ lines of a tool result that earlier results (as sent) hold becomes one
-    note naming those calls. Texts that start as JSON are left whole (their lines are not
-    rows). Depends only on earlier results, so the prefix stays byte-identical."""
+    note naming those calls, when the note costs fewer tokens than the run. Texts that start
+    as JSON are left whole (their lines are not rows). Depends only on earlier results, so
+    the prefix stays byte-identical."""
     seen: dict[str, str] = {}  # a line of an earlier result -> the first call that holds it
     for message in request["messages"]:
         content = message.get("content") if isinstance(message, dict) else None
@@ -347,11 +459,13 @@ def _drop_repeats(request: Request) -> Request:
             continue
         for j, block in enumerate(content):
             if isinstance(block, dict) and block.get("type") == "tool_result":
-                content[j] = _drop_repeated_lines(block, seen)
+                content[j] = _drop_repeated_lines(block, seen, counter)
     return request
 
 
-def _drop_repeated_lines(block: dict[str, Any], seen: dict[str, str]) -> dict[str, Any]:
+def _drop_repeated_lines(
+    block: dict[str, Any], seen: dict[str, str], counter: LocalCounter
+) -> dict[str, Any]:
     content = block.get("content")
     if not isinstance(content, list):
         return block
@@ -371,10 +485,18 @@ def _drop_repeated_lines(block: dict[str, Any], seen: dict[str, str]) -> dict[st
                 if line is not None and _repeatable(line) and line.strip() in seen:
                     run.append(line)
                     continue
+                note = None
                 if len(run) >= 2 and sum(len(x.strip()) for x in run) >= 3 * _REPEAT_MIN_CHARS:
                     calls = list(dict.fromkeys(seen[x.strip()] for x in run))
                     where = ", ".join(calls[:3]) + (", ..." if len(calls) > 3 else "")
-                    new.append(f"[… ×{len(run):,} lines as in the results of {where}]")
+                    note = f"[… ×{len(run):,} lines as in the results of {where}]"
+                    # A call id is dense in tokens: a short run can cost less than its note,
+                    # and a note that adds tokens would also push a result kept whole under
+                    # slack over it, so that trim(trim(x)) would cut it.
+                    if counter.count_text(note) >= counter.count_text("\n".join(run)):
+                        note = None
+                if note is not None:
+                    new.append(note)
                 else:
                     new.extend(run)
                 run = []
@@ -401,7 +523,7 @@ def trim(
     slack: float = 0.0,
     max_input_tokens: int | None = None,
     dedupe: bool = True,
-    keep: int | None = None,
+    keep: int | Mapping[str, Any] | None = None,
     trigger: int | Mapping[str, Any] = 0,
     clear_at_least: int | Mapping[str, Any] | None = 30_000,
     exclude_tools: Sequence[str] = (),
@@ -430,7 +552,10 @@ def trim(
     results with the names and meaning of Anthropic's ``clear_tool_uses_20250919`` edit
     (ANTHROPIC_FACTS §3, CE); with ``server_side=True`` that edit is emitted as
     ``context_management`` instead (send the
-    ``context-management-2025-06-27`` beta header). ``store`` keeps what was removed
+    ``context-management-2025-06-27`` beta header). One default differs: ``trigger`` is 0 here
+    (clear as soon as a batch fills), and with ``server_side=True`` a trigger of 0 is left out
+    of the edit, so the server's default of 100,000 input tokens applies; give ``trigger``
+    explicitly to clear at the same point both ways. ``store`` keeps what was removed
     (default: a :class:`~tidyctx.store.MemoryStore` of this transform); give the same store
     to :func:`~tidyctx.transforms.expand.expand_tool`.
     """
@@ -456,10 +581,17 @@ def trim(
             f"trim(slack={slack!r}): must be a number >= 0 (0.5: keep results "
             "up to 1.5x max_tokens whole)"
         )
-    if not 0.0 <= head <= 1.0:
-        raise ValueError(f"trim(head={head!r}): the head share must be between 0 and 1")
-    if keep is not None and keep < 0:
-        raise ValueError(f"trim(keep={keep!r}): must be >= 0")
+    if isinstance(head, bool) or not isinstance(head, int | float) or not 0.0 <= head <= 1.0:
+        raise ValueError(f"trim(head={head!r}): the head share must be a number from 0 to 1")
+    if project is not None and not isinstance(project, Mapping):
+        raise ValueError(
+            f"trim(project={project!r}): give a dict of tool name to paths, e.g. "
+            '{"sql_query": ["rows[*].id", "count"]}'
+        )
+    if store is not None and not (
+        callable(getattr(store, "get", None)) and callable(getattr(store, "put", None))
+    ):
+        raise TypeError(f"trim(store=...) needs a Store (with get and put), got {store!r}")
     specs: dict[str, tuple[str, ...]] = {}
     for tool, paths in (project or {}).items():
         if isinstance(paths, str):
@@ -468,15 +600,16 @@ def trim(
             )
         parse_paths(list(paths))  # a malformed path fails here, naming itself
         specs[tool] = tuple(paths)
-    if keep is not None:
-        # The clearing options are checked now, in the server edit's forms, not on first use.
-        clearing.clear(
-            keep=keep,
-            trigger=trigger,
-            clear_at_least=clear_at_least,
-            exclude_tools=exclude_tools,
-            clear_tool_inputs=clear_tool_inputs,
-        )
+    # The clearing options are checked now, in the server edit's forms (``keep`` may be
+    # {"type": "tool_uses", "value": N}), not on first use, and also when ``keep`` is not
+    # given: a typo there should not pass unnoticed.
+    clearing.clear(
+        keep=keep if keep is not None else 0,
+        trigger=trigger,
+        clear_at_least=clear_at_least,
+        exclude_tools=exclude_tools,
+        clear_tool_inputs=clear_tool_inputs,
+    )
     return Trim(
         project=specs,
         max_tokens=max_tokens,
