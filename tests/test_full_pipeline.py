@@ -17,7 +17,7 @@ import pytest
 
 import tidyctx as tc
 from tidyctx.request import cache_content, canonical_json, iter_blocks
-from tidyctx.testing import LocalServer, is_summary_call
+from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import load_run
 
@@ -61,7 +61,7 @@ def test_all_transforms_on_a_real_trace(design_order: bool) -> None:
                 assert tc.pipe(out, *steps) == out, "pipe is not idempotent"
             assert tc.pipe(request, *steps) == out, "a second run gave other bytes"
             sent.append(out)
-        summary_calls = [r for r in server.requests if r.body and is_summary_call(r.body)]
+        summary_calls = server.summary_calls()
         # The last turn goes to the server through the SDK, and is accepted as sent.
         answer = client.messages.create(**{**sent[-1], "max_tokens": 64})
         assert answer.content

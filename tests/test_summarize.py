@@ -98,10 +98,6 @@ def chat(turns: int) -> dict[str, Any]:
     return {"model": "claude-sonnet-4-6", "max_tokens": 256, "messages": messages}
 
 
-def summary_calls(server: LocalServer) -> list[dict[str, Any]]:
-    return [r.body for r in server.requests if r.body and is_summary_call(r.body)]
-
-
 def assistants(messages: list[dict[str, Any]]) -> int:
     return sum(m["role"] == "assistant" for m in messages)
 
@@ -137,7 +133,7 @@ def test_old_turns_become_one_summary_and_the_last_turns_stay_byte_for_byte(
     assert {k: v for k, v in out.items() if k != "messages"} == {
         k: v for k, v in request.items() if k != "messages"
     }
-    (call,) = summary_calls(local_server)
+    (call,) = local_server.summary_calls()
     assert call["model"] == "claude-haiku-4-5"
     transcript = call["messages"][0]["content"][-1]["text"]
     assert "[tool call read_file (toolu_005)]" in transcript and "def handler_5" in transcript
@@ -151,11 +147,11 @@ def test_processed_three_times_one_call_same_bytes(
     t = summarize(anthropic_client, **OPTIONS)
     request = agent_run(30)
     outs = [tc.pipe(request, tc.order(), t, tc.cache()) for _ in range(3)]
-    assert len(summary_calls(local_server)) == 1
+    assert len(local_server.summary_calls()) == 1
     assert canonical_json(outs[0]) == canonical_json(outs[1]) == canonical_json(outs[2])
     once = t(request)
     assert t(once) == once  # t(t(x)) == t(x)
-    assert len(summary_calls(local_server)) == 1
+    assert len(local_server.summary_calls()) == 1
 
 
 def test_growing_conversation_reuses_the_cut_until_the_trigger_passes_again(
@@ -168,7 +164,7 @@ def test_growing_conversation_reuses_the_cut_until_the_trigger_passes_again(
     calls = [0]
     for end in range(3, len(run["messages"]) + 1, 2):
         outs.append(t({**run, "messages": run["messages"][:end]}))
-        calls.append(len(summary_calls(local_server)))
+        calls.append(len(local_server.summary_calls()))
         tc.validate(outs[-1])
         # Last turn's request plus the new turn: what the cache holds, and what comes next.
         grown = {**run, "messages": outs[-2]["messages"] + run["messages"][end - 2 : end]}
@@ -182,7 +178,7 @@ def test_growing_conversation_reuses_the_cut_until_the_trigger_passes_again(
     steps = [k for k in range(1, len(calls)) if calls[k] > calls[k - 1]]
     assert len(steps) >= 2
     assert min(b - a for a, b in itertools.pairwise(steps)) >= 5  # large steps
-    first, second = summary_calls(local_server)[:2]
+    first, second = local_server.summary_calls()[:2]
     assert "<previous-summary>" not in json.dumps(first)
     previous = second["messages"][0]["content"][0]["text"]
     assert previous.startswith("<previous-summary>")  # rolling: old summary + next span
@@ -215,7 +211,7 @@ def test_a_kept_summarized_history_gives_the_same_request_with_one_call_per_step
     # The first step is on an equal history: `kept` finds the cut `full` stored. Later steps
     # are on different histories: `kept` makes the step too, answered by the store.
     assert len(events_full) >= 2 and len(events_kept) == len(events_full) - 1
-    assert len(summary_calls(local_server)) == len(events_full)
+    assert len(local_server.summary_calls()) == len(events_full)
     assert all(e.calls == 1 for e in events_full) and all(e.calls == 0 for e in events_kept)
 
 
@@ -246,7 +242,7 @@ def test_thinking_of_the_kept_turns_is_passed_back_unmodified(
     tc.validate(out)
     assert out["messages"][-2] == request["messages"][-2]
     assert out["messages"][-2]["content"][0]["type"] == "thinking"
-    transcript = summary_calls(local_server)[0]["messages"][0]["content"][-1]["text"]
+    transcript = local_server.summary_calls()[0]["messages"][0]["content"][-1]["text"]
     assert "plan 3" not in transcript  # thinking is not serialized for the summarizer
     # The answer to the last call comes back through the LocalServer, which validates it.
     assert local_server.requests[-1].path == "/v1/messages"
@@ -341,7 +337,7 @@ def test_explain_prices_the_step_then_reports_it_in_place(
     later = tc.explain(run, t)
     assert "made on an earlier turn, the cached prefix is intact" in later.steps[0].note
     assert "below the trigger" in tc.explain(agent_run(2), t).steps[0].note
-    assert len(summary_calls(local_server)) == 1
+    assert len(local_server.summary_calls()) == 1
 
 
 def test_async_client(local_server: LocalServer) -> None:
@@ -359,7 +355,7 @@ def test_async_client(local_server: LocalServer) -> None:
 
     a, b = asyncio.run(go())
     assert a == b and leading_summary(a["messages"])[1] is not None
-    assert len(summary_calls(local_server)) == 1
+    assert len(local_server.summary_calls()) == 1
     with anthropic.Anthropic(base_url=local_server.base_url, api_key="t", max_retries=0) as sync:
         assert summarize(sync, **OPTIONS)(agent_run(30)) == a  # same bytes sync and async
 
@@ -562,14 +558,14 @@ def test_sqlite_store_across_two_processes(local_server: LocalServer, tmp_path: 
     path = str(tmp_path / "summaries.db")
     first = run_in_process("sqlite", path, local_server)  # another process makes the summary
     assert "<tidyctx-summary v1" in first
-    assert len(summary_calls(local_server)) == 1
+    assert len(local_server.summary_calls()) == 1
     with (
         SQLiteStore(path) as store,
         anthropic.Anthropic(base_url=local_server.base_url, api_key="t", max_retries=0) as client,
     ):
         here = summarize(client, store=store, **OPTIONS)(agent_run(30))
     assert json.dumps(here, sort_keys=True) == first  # this one finds it on disk
-    assert len(summary_calls(local_server)) == 1
+    assert len(local_server.summary_calls()) == 1
 
 
 def test_redis_store_across_two_processes(local_server: LocalServer, redis_url: str) -> None:
@@ -578,7 +574,7 @@ def test_redis_store_across_two_processes(local_server: LocalServer, redis_url: 
     redis.Redis.from_url(redis_url).flushdb()
     first = run_in_process("redis", redis_url, local_server)
     assert "<tidyctx-summary v1" in first
-    assert len(summary_calls(local_server)) == 1
+    assert len(local_server.summary_calls()) == 1
     store = RedisStore(redis_url)
     events: list[SummaryEvent] = []
     with anthropic.Anthropic(base_url=local_server.base_url, api_key="t", max_retries=0) as c:
@@ -588,7 +584,7 @@ def test_redis_store_across_two_processes(local_server: LocalServer, redis_url: 
     store.close()
     assert json.dumps(outs[0], sort_keys=True) == first  # found in Redis: no call
     assert len(events) == 1 and events[0].calls == 1  # the next step, when the trigger passes
-    assert len(summary_calls(local_server)) == 2
+    assert len(local_server.summary_calls()) == 2
 
 
 def test_threads_asking_at_once_make_one_call(
@@ -601,4 +597,4 @@ def test_threads_asking_at_once_make_one_call(
     with ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(lambda _: t(agent_run(30)), range(4)))
     assert all(canonical_json(o) == canonical_json(outs[0]) for o in outs)
-    assert len(summary_calls(local_server)) == 1
+    assert len(local_server.summary_calls()) == 1

@@ -15,7 +15,7 @@ import pytest
 
 import tidyctx as tc
 from tidyctx import pricing
-from tidyctx.testing import LocalServer, is_summary_call
+from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms.summarize import (
     MAX_PAYBACK_TURNS,
@@ -54,10 +54,6 @@ def prefixes(run: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**run, "messages": messages[:end]} for end in range(3, len(messages) + 1, 2)]
 
 
-def summary_calls(server: LocalServer) -> int:
-    return sum(1 for r in server.requests if r.body and is_summary_call(r.body))
-
-
 def first_step(t: Any, requests: list[dict[str, Any]]) -> int | None:
     """Index of the first request that ``t`` summarizes (every request is passed through)."""
     first = None
@@ -86,17 +82,17 @@ def test_the_gate_holds_a_step_with_a_large_kept_part_and_takes_it_once_the_span
     found = re.search(r"would pay back after (\d+) turns", held)
     assert found is not None and int(found.group(1)) > 10, held
     assert "saves $" in held and "summary call on claude-haiku-4-5" in held
-    assert summary_calls(local_server) == 0
+    assert len(local_server.summary_calls()) == 0
 
     step = first_step(t, requests)
     assert step is not None and step > crossing  # it waited for a longer span ...
-    assert summary_calls(local_server) == 1  # ... then made one step, reused on later turns
+    assert len(local_server.summary_calls()) == 1  # ... then made one step, reused on later turns
     # The turn before the step was held, the step itself pays back within 10 turns.
     before = tc.explain(requests[step - 1], t).steps[0].note
     assert "summarizing waits" in before, before
     made = re.search(r"pays back after (\d+) turns?", tc.explain(requests[step], t).steps[0].note)
     assert made is not None and int(made.group(1)) <= 10
-    assert summary_calls(local_server) == 1  # explain() asked the store, not the server
+    assert len(local_server.summary_calls()) == 1  # explain() asked the store, not the server
 
 
 def test_without_the_gate_the_step_comes_at_the_first_pass_of_the_trigger(
@@ -106,7 +102,7 @@ def test_without_the_gate_the_step_comes_at_the_first_pass_of_the_trigger(
     crossing = over_trigger(requests, GATED["trigger_tokens"])
     t = summarize(anthropic_client, max_payback_turns=None, **GATED)
     assert first_step(t, requests) == crossing
-    assert summary_calls(local_server) == 1
+    assert len(local_server.summary_calls()) == 1
     note = tc.explain(requests[crossing], t).steps[0].note
     turns = re.search(r"pays back after (\d+) turns", note)
     assert turns is not None and int(turns.group(1)) > 10  # what the gate would have held
@@ -121,7 +117,7 @@ def test_a_small_kept_part_passes_the_gate_at_once(
     crossing = over_trigger(requests, options["trigger_tokens"])
     t = summarize(anthropic_client, max_payback_turns=10, **options)
     assert first_step(t, requests) == crossing
-    assert summary_calls(local_server) == 1
+    assert len(local_server.summary_calls()) == 1
 
 
 def test_a_model_without_prices_has_no_gate(
@@ -134,7 +130,7 @@ def test_a_model_without_prices_has_no_gate(
     gated = summarize(anthropic_client, max_payback_turns=1, **GATED)
     crossing = over_trigger(requests, GATED["trigger_tokens"])
     assert first_step(gated, requests) == crossing
-    assert summary_calls(local_server) == 1
+    assert len(local_server.summary_calls()) == 1
 
 
 def test_the_async_transform_is_gated_too(local_server: LocalServer) -> None:
@@ -155,7 +151,7 @@ def test_the_async_transform_is_gated_too(local_server: LocalServer) -> None:
 
     step = asyncio.run(run())
     assert step is not None and step > crossing
-    assert summary_calls(local_server) == 1
+    assert len(local_server.summary_calls()) == 1
 
 
 def test_payback_arithmetic() -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import strategies as gen
 import tidyctx as tc
 from tidyctx.request import canonical_json
-from tidyctx.testing import Fail, Hang, LocalServer, is_summary_call
+from tidyctx.testing import Fail, Hang, LocalServer
 from tidyctx.transforms.summarize import SummaryEvent, SummaryWarning, leading_summary, summarize
 
 PROPS = settings(
@@ -45,7 +45,7 @@ def client(server: LocalServer) -> Iterator[anthropic.Anthropic]:
 
 
 def calls(server: LocalServer) -> int:
-    return sum(1 for r in server.requests if r.body and is_summary_call(r.body))
+    return len(server.summary_calls())
 
 
 def check_kept(request: dict[str, Any], out: dict[str, Any], keep_last: int) -> int:

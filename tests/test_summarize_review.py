@@ -17,7 +17,7 @@ import tidyctx as tc
 from tidyctx import pricing
 from tidyctx.request import canonical_json
 from tidyctx.store import SQLiteStore
-from tidyctx.testing import LocalServer, is_summary_call
+from tidyctx.testing import LocalServer
 from tidyctx.transforms.summarize import (
     MAX_CALL_TOKENS,
     SummaryEvent,
@@ -49,10 +49,6 @@ def agent_run(steps: int) -> dict[str, Any]:
         result = {"type": "tool_result", "tool_use_id": f"toolu_{i:03d}", "content": body}
         messages.append({"role": "user", "content": [result]})
     return {"model": "claude-sonnet-4-6", "max_tokens": 1024, "messages": messages}
-
-
-def summary_calls(server: LocalServer) -> int:
-    return sum(1 for r in server.requests if r.body and is_summary_call(r.body))
 
 
 def test_an_answer_in_several_text_blocks_keeps_them_apart(
@@ -116,10 +112,10 @@ def test_an_async_transform_serves_several_event_loops(local_server: LocalServer
             return await asyncio.gather(*[t.acall(agent_run(30)) for _ in range(3)])
 
     first = asyncio.run(batch())
-    assert summary_calls(local_server) == 1
+    assert len(local_server.summary_calls()) == 1
     store.forget()
     second = asyncio.run(batch())
-    assert summary_calls(local_server) == 2  # one call per loop, the others waited for it
+    assert len(local_server.summary_calls()) == 2  # one call per loop, the others waited for it
     outs = {canonical_json(out) for out in first + second}
     assert len(outs) == 1
     assert leading_summary(second[0]["messages"])[1] is not None

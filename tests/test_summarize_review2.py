@@ -15,7 +15,7 @@ import pytest
 
 import tidyctx as tc
 from tidyctx.store import MemoryStore, SQLiteStore, store_key
-from tidyctx.testing import Fail, LocalServer, is_summary_call
+from tidyctx.testing import Fail, LocalServer
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms.summarize import (
     SummaryEvent,
@@ -54,10 +54,6 @@ def turns(run: dict[str, Any]) -> list[dict[str, Any]]:
     """The request of each turn of ``run``: every message up to a tool result."""
     messages = run["messages"]
     return [{**run, "messages": messages[:end]} for end in range(3, len(messages) + 1, 2)]
-
-
-def summary_calls(server: LocalServer) -> int:
-    return sum(1 for r in server.requests if r.body and is_summary_call(r.body))
 
 
 # ---------------------------------------------------------------------------- settings
@@ -131,7 +127,7 @@ def test_explain_says_why_no_new_step_while_a_summary_is_in_place(
             held = request
             break
     assert held is not None, "no turn over the trigger with a summary in place"
-    assert summary_calls(local_server) == 1  # the gate held the second step
+    assert len(local_server.summary_calls()) == 1  # the gate held the second step
     note = tc.explain(held, t).steps[0].note
     assert "made on an earlier turn, the cached prefix is intact" in note, note
     assert "over the trigger" in note and "would pay back after" in note, note
@@ -211,7 +207,7 @@ def test_a_store_error_after_the_call_still_reports_the_calls_cost(
     t = summarize(anthropic_client, store=store, on_summary=events.append, **OPTIONS)
     with pytest.raises(OSError, match="disk full"):
         t(agent_run(30))
-    assert summary_calls(local_server) == 1
+    assert len(local_server.summary_calls()) == 1
     (event,) = events
     assert not event.complete and event.calls == 1
     assert event.usage[0]["output_tokens"] > 0
@@ -244,7 +240,7 @@ def test_calls_of_a_step_whose_later_call_fails_are_reported(
     # The retry reuses the first answer: only the later calls are made and reported.
     out = t(request)
     assert leading_summary(out["messages"])[1] is not None
-    assert events[1].complete and events[1].calls == summary_calls(local_server) - 2
+    assert events[1].complete and events[1].calls == len(local_server.summary_calls()) - 2
 
 
 @pytest.mark.parametrize("is_async", [False, True])

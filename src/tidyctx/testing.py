@@ -621,6 +621,11 @@ class LocalServer:
         with self._lock:
             return list(self._requests)
 
+    def summary_calls(self) -> list[dict[str, Any]]:
+        """The bodies of the ``tidyctx.summarize`` calls received so far (:func:`is_summary_call`),
+        oldest first."""
+        return [r.body for r in self.requests if r.body and is_summary_call(r.body)]
+
     @property
     def scripted(self) -> tuple[ScriptItem, ...]:
         """The scripted items not consumed yet."""
