@@ -691,3 +691,26 @@ def test_odd_inputs_are_counted_not_crashed() -> None:
     }
     assert LocalCounter().count_request(request) > 346
     assert LocalCounter().count_block(weird) == LocalCounter().count_block(weird) > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " " * 5_000,
+        "x = 1\n" + " " * 50_000 + "end",
+        "=" * 100_000 + "\n" + "-" * 9_000,
+        "\n" * 10_000 + "tail",
+        "head\x00" + "\x00" * 70_000,
+        "0" * 4_095,  # just under a run: counted as usual
+    ],
+)
+def test_long_runs_of_one_character_are_counted_within_a_token_or_two(text: str) -> None:
+    exact = len(ENC.encode(text, disallowed_special=()))
+    runs = 2  # at most two runs in these texts
+    assert abs(LocalCounter(calibration=1.0).count_text(text) - exact) <= 2 * runs
+
+
+def test_text_without_long_runs_is_counted_exactly() -> None:
+    text = "def f(x):\n    return x  # " + "é" * 5_000 + "\n" + "ab " * 3_000
+    exact = len(ENC.encode(text, disallowed_special=()))
+    assert LocalCounter(calibration=1.0).count_text(text) == exact
