@@ -14,6 +14,7 @@ import anthropic
 import pytest
 
 import tidyctx as tc
+from runs import turns as prefixes
 from tidyctx import pricing
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
@@ -46,12 +47,6 @@ def turn_run(steps: int, lines: int = 90) -> dict[str, Any]:
         result = {"type": "tool_result", "tool_use_id": f"toolu_{i:03d}", "content": body}
         messages.append({"role": "user", "content": [result]})
     return {"model": "claude-sonnet-4-6", "max_tokens": 1024, "messages": messages}
-
-
-def prefixes(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """The request of each turn of ``run``: every message up to a tool result."""
-    messages = run["messages"]
-    return [{**run, "messages": messages[:end]} for end in range(3, len(messages) + 1, 2)]
 
 
 def first_step(t: Any, requests: list[dict[str, Any]]) -> int | None:

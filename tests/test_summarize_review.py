@@ -14,6 +14,7 @@ import anthropic
 import pytest
 
 import tidyctx as tc
+from runs import OPTIONS, agent_run
 from tidyctx import pricing
 from tidyctx.request import canonical_json
 from tidyctx.store import SQLiteStore
@@ -25,30 +26,6 @@ from tidyctx.transforms.summarize import (
     leading_summary,
     summarize,
 )
-
-OPTIONS: dict[str, Any] = {
-    "trigger_tokens": 4_000,
-    "keep_last": 3,
-    "target_tokens": 400,
-    "max_payback_turns": None,  # steps as soon as MIN_STEP allows
-}
-
-
-def agent_run(steps: int) -> dict[str, Any]:
-    """One task, then a tool loop of ``steps`` read_file calls."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "Fix src/app/parse.py."}]
-    for i in range(steps):
-        call = {
-            "type": "tool_use",
-            "id": f"toolu_{i:03d}",
-            "name": "read_file",
-            "input": {"path": f"src/app/mod_{i}.py"},
-        }
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": "Next."}, call]})
-        body = f"def handler_{i}(event):\n    return {7000 + i}\n" + "# unchanged\n" * 40
-        result = {"type": "tool_result", "tool_use_id": f"toolu_{i:03d}", "content": body}
-        messages.append({"role": "user", "content": [result]})
-    return {"model": "claude-sonnet-4-6", "max_tokens": 1024, "messages": messages}
 
 
 def test_an_answer_in_several_text_blocks_keeps_them_apart(

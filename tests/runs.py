@@ -1,0 +1,36 @@
+"""Small recorded-looking agent runs for the summarize tests (plain builders, not strategies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+OPTIONS: dict[str, Any] = {
+    "trigger_tokens": 4_000,
+    "keep_last": 3,
+    "target_tokens": 400,
+    "max_payback_turns": None,  # steps as soon as MIN_STEP allows
+}
+"""summarize() settings small enough for agent_run() to pass the trigger in a few turns."""
+
+
+def agent_run(steps: int, lines: int = 40) -> dict[str, Any]:
+    """One task, then a tool loop of ``steps`` read_file calls."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Fix src/app/parse.py."}]
+    for i in range(steps):
+        call = {
+            "type": "tool_use",
+            "id": f"toolu_{i:03d}",
+            "name": "read_file",
+            "input": {"path": f"src/app/mod_{i}.py"},
+        }
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": "Next."}, call]})
+        body = f"def handler_{i}(event):\n    return {7000 + i}\n" + "# unchanged\n" * lines
+        result = {"type": "tool_result", "tool_use_id": f"toolu_{i:03d}", "content": body}
+        messages.append({"role": "user", "content": [result]})
+    return {"model": "claude-sonnet-4-6", "max_tokens": 1024, "messages": messages}
+
+
+def turns(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request of each turn of ``run``: every message up to a tool result."""
+    messages = run["messages"]
+    return [{**run, "messages": messages[:end]} for end in range(3, len(messages) + 1, 2)]
