@@ -281,13 +281,14 @@ _RUN_CHARS = " \t\n=-_*#.~0\x00"
 A run of one of them of ``_RUN_UNIT`` characters or more is counted by arithmetic: cl100k's
 merge step is slow on one long piece (20 MB of spaces took over 30 s), and a run's tokens grow
 linearly with its length."""
+_RUN_NEEDLES = tuple((c, c * _RUN_UNIT) for c in _RUN_CHARS)
 
 
 def _encoded_len(text: str) -> int:
     if not text:
         return 0
     encode = get_encoding().encode
-    found = [c for c in _RUN_CHARS if len(text) >= _RUN_UNIT and c * _RUN_UNIT in text]
+    found = [c for c, run in _RUN_NEEDLES if run in text] if len(text) >= _RUN_UNIT else []
     if not found:
         return len(encode(text, disallowed_special=()))
     # The text between long runs is counted as usual; each run as its length / 4,096 times the
