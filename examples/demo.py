@@ -70,11 +70,11 @@ def main(argv: Sequence[str]) -> int:
                 trim,
                 tc.cache(ttl=ttl, stable_ttl=ttl),
             ],
-            "... + summarize(trigger 30k) + cache": [
+            "... + summarize + cache": [
                 tc.order(),
                 tc.slice_code(store=store),
                 trim,
-                tc.summarize(client, trigger_tokens=30_000, store=store, on_summary=events.append),
+                tc.summarize(client, store=store, on_summary=events.append),
                 tc.cache(ttl=ttl, stable_ttl=ttl),
             ],
         }

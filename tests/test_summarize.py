@@ -390,6 +390,22 @@ def test_server_side_compaction_config(local_server: LocalServer) -> None:
         summarize(None, server_side=True, trigger_tokens=40_000)
 
 
+def test_defaults_follow_the_trigger(anthropic_client: anthropic.Anthropic) -> None:
+    from tidyctx.transforms.summarize import DEFAULT_TARGET, DEFAULT_TRIGGER, MIN_SERVER_TRIGGER
+
+    t = summarize(anthropic_client)
+    assert (t.trigger_tokens, t.target_tokens) == (DEFAULT_TRIGGER, DEFAULT_TARGET)
+    # A small trigger gets a summary of at most a quarter of it, not an error about the target.
+    small = summarize(anthropic_client, trigger_tokens=6_000)
+    assert (small.trigger_tokens, small.target_tokens) == (6_000, 1_500)
+    assert summarize(anthropic_client, trigger_tokens=200_000).target_tokens == DEFAULT_TARGET
+    # Server-side, the default is the smallest trigger the server accepts, not an error.
+    assert summarize(None, server_side=True).trigger_tokens == MIN_SERVER_TRIGGER
+    # A target given explicitly is checked as given.
+    with pytest.raises(ValueError, match="at most half of trigger_tokens"):
+        summarize(anthropic_client, trigger_tokens=6_000, target_tokens=3_500)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
