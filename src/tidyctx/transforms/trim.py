@@ -18,6 +18,11 @@ result, in this order:
    short placeholders, in batches of at least ``clear_at_least`` tokens so the cached prefix
    is rewritten rarely.
 
+Only ``tool_result`` blocks (the results of the caller's own tools) are trimmed; the blocks
+Anthropic's server tools put in the assistant's turn (``web_search_tool_result``,
+``code_execution_tool_result``, ``mcp_tool_result``...) are passed back as received: some carry
+encrypted data, and the API documentation does not say a client may edit them.
+
 Steps 1-4 depend only on the result, its call and the turns before it, so a result is cut
 the same way on every later turn and the cache prefix stays byte-identical. What is removed
 is kept in ``store`` under its content hash; each marker names the id that
