@@ -39,6 +39,17 @@ def load(path: Path) -> Run:
     return load_run(path)
 
 
+def replayable(paths: Sequence[Path]) -> list[Path]:
+    """The runs with at least one assistant turn to replay; the others are named on stderr."""
+    kept = []
+    for path in paths:
+        if load(path).turns:
+            kept.append(path)
+        else:
+            print(f"(skipped {path}: no assistant turn to replay)", file=sys.stderr)
+    return kept
+
+
 def requests_of(run: Run, model: str = REPLAY_MODEL) -> list[dict[str, Any]]:
     return [{**t.request, "model": model} for t in run.turns]
 

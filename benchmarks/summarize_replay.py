@@ -167,7 +167,10 @@ def main(argv: list[str]) -> int:
         if not a.startswith("-") and (i == 0 or argv[i - 1] not in FLAGS)
     ]
     names = [summarize(object(), **options).name for options in settings]
-    work = [(p, settings, show) for p in replay.trace_paths(paths)]
+    work = [(p, settings, show) for p in replay.replayable(replay.trace_paths(paths))]
+    if not work:
+        print("no run to replay", file=sys.stderr)
+        return 1
     if jobs > 1:
         with Pool(jobs) as pool:
             rows = pool.map(measure, work, chunksize=1)

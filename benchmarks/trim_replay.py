@@ -138,7 +138,10 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     naive = "--naive" in argv
     jobs = int(argv[argv.index("--jobs") + 1]) if "--jobs" in argv else (os.cpu_count() or 1)
-    paths = [p for p in replay.trace_paths([a for a in argv if a.endswith(".json")])]
+    paths = replay.replayable(replay.trace_paths([a for a in argv if a.endswith(".json")]))
+    if not paths:
+        print("no run to replay", file=sys.stderr)
+        return 1
     labels = list(strategies(naive))
     with Pool(max(1, jobs)) as pool:
         rows = sorted(pool.map(measure, [(p, naive) for p in paths], chunksize=1))
