@@ -12,16 +12,44 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tidyctx import cachesim, pricing
+from tidyctx.request import ValidationError
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run, load
 
-__all__ = ["cache_check", "code", "main", "report"]
+__all__ = ["cache_check", "code", "load_any", "main", "report"]
 
 # Turn replay prices runs on this model unless the recording names a known one (DESIGN.md).
 REPLAY_MODEL = "claude-sonnet-4-6"
+
+
+_FORMATS = (
+    "expected a run .json (with 'messages' and 'turns'), a request log .jsonl (one request, "
+    "or {'request': ..., 'ts': ..., 'usage': ...}, per line) or a Claude Code session log"
+)
+
+
+def load_any(path: str) -> list[Run]:
+    """:func:`tidyctx.traces.load`, with a ``ValueError`` naming the file (and line) and the
+    formats read for anything that is not a trace."""
+    name = Path(path).name
+    try:
+        runs = load(path)
+    except OSError:
+        raise
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{name}: not a UTF-8 text file ({err.reason})") from None
+    except (ValueError, TypeError, AttributeError, KeyError) as err:
+        # traces.load reads the file's structure as it goes; a wrong shape surfaces as one
+        # of these. Name the file and the formats rather than print a traceback.
+        text = str(err)
+        raise ValueError(text if name in text else f"{name}: {text}; {_FORMATS}") from None
+    if not runs or all(not run.turns for run in runs):
+        raise ValueError(f"{name}: holds no recorded calls; {_FORMATS}")
+    return runs
 
 
 def _price_model(run: Run, override: str | None) -> tuple[pricing.ModelPrice, str]:
@@ -346,20 +374,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             language=args.language,
             line_numbers=not args.no_line_numbers,
         )
+    path = args.trace if args.command == "report" else args.log
     try:
-        runs = load(args.trace if args.command == "report" else args.log)
-    except (OSError, ValueError) as err:
+        runs = load_any(path)
+    except OSError as err:
+        print(f"tidyctx {args.command}: {path}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
         print(f"tidyctx {args.command}: {err}", file=sys.stderr)
         return 2
-    for run in runs:
-        if args.command == "report":
-            report(run, model=args.model)
-        else:
-            try:
+    try:
+        for run in runs:
+            if args.command == "report":
+                report(run, model=args.model)
+            else:
                 cache_check(run, model=args.model)
-            except ValueError as err:
-                print(f"tidyctx cache-check: {err}", file=sys.stderr)
-                return 2
+        sys.stdout.flush()
+    except (ValueError, pricing.UnknownModelError) as err:
+        # A bad usage record, timestamp or request in the trace (ValidationError is one).
+        where = err.path if isinstance(err, ValidationError) else ""
+        print(
+            f"tidyctx {args.command}: {Path(path).name}: {err}"
+            + (f" (in run {run.id})" if where else ""),
+            file=sys.stderr,
+        )
+        return 2
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python exits
+        return 1
     return 0
 
 

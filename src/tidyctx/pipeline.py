@@ -16,8 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.request import Request, block_hash, cache_content, iter_blocks, to_request
-from tidyctx.tokens import LocalCounter, TokenCounter
+from tidyctx.request import (
+    Request,
+    block_hash,
+    cache_content,
+    iter_blocks,
+    to_request,
+    too_deep,
+)
+from tidyctx.tokens import MESSAGE_OVERHEAD, LocalCounter, TokenCounter, tool_prompt_tokens
 
 __all__ = ["Report", "Step", "Transform", "explain", "pipe", "transform_name"]
 
@@ -26,8 +33,9 @@ Transform = Callable[[Request], Request]
 
 # Top-level parameters whose change invalidates cached content (ANTHROPIC_FACTS §2, PC:
 # "What invalidates the cache"): the model has its own cache; tool_choice, thinking settings
-# invalidate the messages part.
+# invalidate the messages part only (tools and system stay cached).
 _PARAMS_THAT_MISS = ("model", "tool_choice", "thinking")
+_PARAMS_THAT_MISS_MESSAGES = frozenset({"tool_choice", "thinking"})
 
 
 def transform_name(t: Callable[..., Any]) -> str:
@@ -38,7 +46,22 @@ def transform_name(t: Callable[..., Any]) -> str:
     return str(getattr(t, "__qualname__", None) or getattr(t, "__name__", None) or repr(t))
 
 
+def _start(x: Any) -> tuple[Request, bool]:
+    try:
+        return to_request(x)
+    except RecursionError:
+        raise too_deep(x) from None
+
+
 def _apply(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, Request]]:
+    try:
+        return _run(request, transforms)
+    except RecursionError:
+        # Data nested too deep to copy or hash: name where, not a thousand-frame traceback.
+        raise too_deep(request) from None
+
+
+def _run(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, Request]]:
     out: list[tuple[str, Request]] = []
     for t in transforms:
         if not callable(t):
@@ -78,7 +101,7 @@ def pipe(x: Any, *transforms: Transform) -> Any:
     never mutated: the transforms work on a copy. With no transforms, an equal copy of ``x``
     comes back.
     """
-    request, was_list = to_request(x)
+    request, was_list = _start(x)
     steps = _apply(request, transforms)
     if not steps:
         return _shape(request, was_list)
@@ -154,7 +177,7 @@ class Report:
 
 
 def _diff(
-    before: Request, after: Request, counter: LocalCounter | TokenCounter
+    before: Request, after: Request, counter: LocalCounter | TokenCounter, after_tokens: int
 ) -> tuple[int, str | None, int, int]:
     old = list(iter_blocks(before))
     new = list(iter_blocks(after))
@@ -167,8 +190,12 @@ def _diff(
             changed += max(i2 - i1, j2 - j1)
 
     first: str | None = next((p for p in _PARAMS_THAT_MISS if before.get(p) != after.get(p)), None)
-    cut = 0 if first is not None else None
-    if first is None:
+    cut: int | None = None
+    if first in _PARAMS_THAT_MISS_MESSAGES:
+        cut = next((k for k, r in enumerate(new) if r.section == "messages"), len(new))
+    elif first is not None:
+        cut = 0
+    else:
         for k in range(max(len(old), len(new))):
             if k >= len(old) or k >= len(new):
                 if k < len(new):
@@ -181,18 +208,30 @@ def _diff(
                 break
     if first is None or cut is None:
         return changed, None, 0, 0
-    per_block = _block_tokens(after, counter)
-    kept = sum(per_block[:cut])
-    return changed, first, kept, sum(per_block) - kept
+    kept = _prefix_tokens(after, new[:cut], counter, after_tokens)
+    return changed, first, kept, after_tokens - kept
 
 
-def _block_tokens(request: Request, counter: LocalCounter | TokenCounter) -> list[int]:
+def _prefix_tokens(
+    request: Request, prefix: list[Any], counter: LocalCounter | TokenCounter, total: int
+) -> int:
+    """Tokens of the first blocks of ``request`` (``prefix``, from iter_blocks) as a share of
+    ``total``, its full count: the blocks, plus the overheads that :meth:`LocalCounter.
+    count_request` adds beyond them (per message, hidden tool prompt), so that kept plus
+    rewritten adds up to the request's count."""
+    if not prefix:
+        return 0
+    local = counter if isinstance(counter, LocalCounter) else LocalCounter(request.get("model"))
+    per_block = [n for _, n in local.count_blocks(request)]
+    kept = sum(per_block[: len(prefix)])
+    kept += MESSAGE_OVERHEAD * len({r.message for r in prefix if r.message is not None})
+    if request.get("tools"):
+        kept += tool_prompt_tokens(local.model or request.get("model"), request.get("tool_choice"))
     if isinstance(counter, LocalCounter):
-        return [n for _, n in counter.count_blocks(request)]
-    # An exact counter prices whole requests only; spread its total by local block shares.
-    local = [n for _, n in LocalCounter(request.get("model")).count_blocks(request)]
-    total, exact = sum(local) or 1, counter.count_request(request)
-    return [round(n * exact / total) for n in local]
+        return min(kept, total)
+    # An exact counter prices whole requests only; spread its total by the local shares.
+    whole = local.count_request(request) or 1
+    return min(round(kept * total / whole), total)
 
 
 def explain(
@@ -206,7 +245,7 @@ def explain(
     served by a cache written before this step) and after it (to be written again).
     A transform may add a line of its own with a ``describe(before, after) -> str`` method.
     """
-    request, was_list = to_request(x)
+    request, was_list = _start(x)
     if counter is None:
         counter = LocalCounter(request.get("model"))
     steps: list[Step] = []
@@ -214,7 +253,7 @@ def explain(
     before_tokens = counter.count_request(before)
     for (name, after), t in zip(_apply(request, transforms), transforms, strict=True):
         after_tokens = counter.count_request(after)
-        changed, first, kept, broken = _diff(before, after, counter)
+        changed, first, kept, broken = _diff(before, after, counter, after_tokens)
         note = ""
         describe = getattr(t, "describe", None)
         if callable(describe):

@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +38,14 @@ __all__ = [
     "cache_markers",
     "can_carry_marker",
     "canonical_json",
+    "check_encodable",
     "errors",
     "iter_blocks",
+    "marker_errors",
     "normalize",
     "to_plain",
     "to_request",
+    "too_deep",
     "validate",
 ]
 
@@ -124,6 +129,74 @@ def to_request(x: Any) -> tuple[Request, bool]:
         "request",
         f"expected a dict of create() arguments or a list of messages, got {type(x).__name__}",
         "Pass the dict you would give client.messages.create(**request)",
+    )
+
+
+# A lone UTF-16 surrogate (half of an emoji cut in two, or a bad \\ud83d escape) cannot be
+# encoded as UTF-8: the anthropic SDK (2.14) raises UnicodeEncodeError sending it, as does
+# hashing it here, so it is reported as a validation error with its place.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _walk(value: Any, root: str) -> Iterator[tuple[str, Any, int]]:
+    """Every value nested in ``value`` as ``(path, value, depth)``, without recursion (so data
+    nested too deep for Python's recursion limit can still be located)."""
+    stack: list[tuple[str, Any, int]] = [(root, value, 0)]
+    while stack:
+        path, item, depth = stack.pop()
+        yield path, item, depth
+        if isinstance(item, Mapping):
+            for key in reversed(list(item)):
+                sub = f"{path}.{key}" if path else str(key)
+                stack.append((sub, item[key], depth + 1))
+        elif isinstance(item, list | tuple):
+            for i in range(len(item) - 1, -1, -1):
+                stack.append((f"{path}[{i}]", item[i], depth + 1))
+
+
+def _unencodable(request: Any) -> list[ValidationError]:
+    found = []
+    for path, value, _ in _walk(request, ""):
+        if isinstance(value, str) and (m := _SURROGATE.search(value)) is not None:
+            found.append(
+                ValidationError(
+                    path or "request",
+                    f"holds a lone UTF-16 surrogate {m.group()!r} at character {m.start()}, "
+                    "which cannot be encoded as UTF-8 (the SDK fails sending it)",
+                    "Repair the text where it was cut or decoded, e.g. "
+                    "text.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')",
+                )
+            )
+    return found
+
+
+def check_encodable(request: Any) -> None:
+    """Raise :class:`ValidationError` naming the first string that cannot be sent as UTF-8.
+
+    >>> check_encodable({"messages": [{"role": "user", "content": "ok \\ud83d"}]})
+    Traceback (most recent call last):
+    ...
+    tidyctx.request.ValidationError: messages[0].content: holds a lone UTF-16 surrogate ...
+    """
+    found = _unencodable(request)
+    if found:
+        raise found[0]
+
+
+def too_deep(x: Any) -> ValidationError:
+    """The error for data nested deeper than tidyctx can process (a ``RecursionError``),
+    naming the deepest place in ``x``."""
+    path, depth = "request", 0
+    for where, _, d in _walk(x, ""):
+        if d > depth:
+            path, depth = where, d
+    if len(path) > 100:
+        path = path[:100] + "..."
+    return ValidationError(
+        path,
+        f"nested {depth} levels deep, deeper than tidyctx can process "
+        f"(Python's recursion limit is {sys.getrecursionlimit()})",
+        "Flatten the data, or pass a deep structure as a JSON string",
     )
 
 
@@ -321,7 +394,20 @@ def errors(request: Any, *, strict: bool = True) -> list[ValidationError]:
         return [err]
     except TypeError as err:
         return [ValidationError("request", str(err))]
-    return _Checker(req, strict).run()
+    except RecursionError:
+        return [too_deep(request)]
+    try:
+        return _Checker(req, strict).run() + _unencodable(req)
+    except RecursionError:
+        return [too_deep(req)]
+
+
+def marker_errors(request: Mapping[str, Any]) -> list[ValidationError]:
+    """The problems with the request's ``cache_control`` markers alone: more than 4, or a 1h
+    marker after a 5m one."""
+    checker = _Checker(dict(request), True)
+    checker.check_cache_control()
+    return checker.found
 
 
 def _snippet(value: Any, limit: int = 60) -> str:

@@ -6,18 +6,30 @@ Two formats are read:
   conversation) and ``turns`` (one ``{"ts", "usage"}`` per assistant message), the format of
   the project's trace collection;
 - a request log (``*.jsonl``): one Messages API request per line, either the request itself
-  or ``{"request": {...}, "ts": ..., "usage": {...}}``.
+  or ``{"request": {...}, "ts": ..., "usage": {...}}``;
+- a Claude Code session log (``~/.claude/projects/*/<session>.jsonl``): its main thread, one
+  turn per API response (the log holds no system prompt or tool definitions).
+
+Files are read as agents and converters write them: a UTF-8 byte-order mark is skipped, and a
+lone UTF-16 surrogate (a ``\\ud83d`` escape left by a JavaScript logger that cut an emoji in
+half) becomes U+FFFD, as a UTF-8 encoder would send it; the count of those is in
+``Run.meta["replaced_surrogates"]``. Python cannot encode a lone surrogate, so a request that
+held one could be neither hashed nor sent.
 
 >>> parse_ts("2026-01-21T15:30:20Z")
 1769009420.0
+>>> parse_ts(1769009420123) == parse_ts("2026-01-21T15:30:20.123Z")
+True
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +38,93 @@ from tidyctx.request import Request, ValidationError, to_request
 __all__ = ["Run", "Turn", "load", "load_run", "parse_ts"]
 
 
+_EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6))
+"""Epoch numbers below each bound are in seconds, milliseconds, microseconds; above, in
+nanoseconds. 1e11 seconds is the year 5138, 1e11 milliseconds 1973: no recorded run is near."""
+
+
 def parse_ts(value: Any) -> float | None:
-    """An ISO-8601 string or epoch number as epoch seconds; None stays None."""
+    """An ISO-8601 string or epoch number as epoch seconds; None and ``""`` give None.
+
+    Epoch numbers in milliseconds (JavaScript's ``Date.now()``), microseconds or nanoseconds
+    are told from seconds by their size (:data:`_EPOCH_UNITS`); a string of digits is such a
+    number. An ISO time without a zone is UTC (not the local zone of the machine that reads it).
+    """
     if value is None:
         return None
-    if isinstance(value, int | float):
-        return float(value)
+    if isinstance(value, bool):
+        raise ValueError(f"cannot read a timestamp from {value!r}")
     if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"cannot read a timestamp from {value!r}") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return moment.timestamp()
+    if isinstance(value, int | float):
+        seconds = float(value)
+        for bound, per_second in _EPOCH_UNITS:
+            if abs(seconds) < bound:
+                return seconds / per_second
+        return seconds / 1e9
     raise ValueError(f"cannot read a timestamp from {value!r}")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _repair(data: Any) -> int:
+    """Replace lone surrogates in the strings (keys too) of freshly loaded JSON, in place;
+    return how many. Iterative: a trace may nest deeper than Python's recursion limit."""
+    count = 0
+
+    def fix(text: str) -> str:
+        nonlocal count
+        new, n = _LONE_SURROGATE.subn("\ufffd", text)
+        count += n
+        return new
+
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if any(_LONE_SURROGATE.search(k) for k in node):
+                items = [(fix(k), v) for k, v in node.items()]
+                node.clear()
+                node.update(items)
+            for k, v in node.items():
+                if isinstance(v, str):
+                    node[k] = fix(v)
+                elif isinstance(v, dict | list):
+                    stack.append(v)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                if isinstance(v, str):
+                    node[i] = fix(v)
+                elif isinstance(v, dict | list):
+                    stack.append(v)
+    return count
+
+
+def _json(text: str, where: str) -> tuple[Any, int]:
+    """Parsed JSON with lone surrogates repaired, and their count; a ValueError naming
+    ``where`` if the text is not JSON Python can read."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not JSON ({err})") from None
+    except (ValueError, RecursionError) as err:  # a number of 4300+ digits; nesting
+        raise ValueError(f"{where}: cannot read this JSON ({type(err).__name__}: {err})") from None
+    # Only an escape can put a surrogate in a parsed string; most files have none.
+    fixed = _repair(data) if "\\ud" in text.lower() else 0
+    return data, fixed
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +177,13 @@ def _run_from_conversation(data: Mapping[str, Any], name: str) -> Run:
         if not isinstance(message, Mapping) or message.get("role") != "assistant":
             continue
         info = recorded[k] if k < len(recorded) and isinstance(recorded[k], Mapping) else {}
+        try:
+            ts = parse_ts(info.get("ts"))
+        except ValueError as err:
+            raise ValueError(f"{name}: turns[{k}].ts: {err}") from None
         k += 1
         request = {**base, "messages": messages[:i]}
-        turns.append(
-            Turn(request, parse_ts(info.get("ts")), info.get("usage"), reply=dict(message))
-        )
+        turns.append(Turn(request, ts, info.get("usage"), reply=dict(message)))
     if recorded and len(recorded) != len(turns):
         raise ValueError(
             f"{name}: {len(recorded)} recorded turns but {len(turns)} assistant messages"
@@ -100,17 +192,26 @@ def _run_from_conversation(data: Mapping[str, Any], name: str) -> Run:
     return Run(str(data.get("id") or name), model, tuple(turns), meta)
 
 
-def _run_from_log(lines: list[str], name: str) -> Run:
-    turns: list[Turn] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
+def _lines(text: str, name: str) -> tuple[list[tuple[int, Any]], int]:
+    """The JSON value of each line (numbered from 1) of a ``.jsonl`` file, and the count of
+    lone surrogates replaced. Blank lines and ``//`` comment lines (which some published
+    fixtures start with) are skipped."""
+    out: list[tuple[int, Any]] = []
+    replaced = 0
+    for n, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 inside a string
+        if not line.strip() or line.lstrip().startswith("//"):
             continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{name}:{n}: not JSON ({err.msg})") from None
+        entry, fixed = _json(line, f"{name}:{n}")
+        replaced += fixed
         if not isinstance(entry, Mapping):
             raise ValueError(f"{name}:{n}: expected a JSON object")
+        out.append((n, entry))
+    return out, replaced
+
+
+def _run_from_log(entries: list[tuple[int, Any]], name: str) -> Run:
+    turns: list[Turn] = []
+    for n, entry in entries:
         raw = entry.get("request", entry)
         try:
             request, _ = to_request(raw)
@@ -127,23 +228,134 @@ def _run_from_log(lines: list[str], name: str) -> Run:
                 logged.add("diagnostics")
                 diagnostics = entry["diagnostics"]
             request = {k: v for k, v in request.items() if k not in logged}
-        turns.append(
-            Turn(request, parse_ts(entry.get("ts")), entry.get("usage"), diagnostics=diagnostics)
-        )
+        try:
+            ts = parse_ts(entry.get("ts"))
+        except ValueError as err:
+            raise ValueError(f"{name}:{n}: ts: {err}") from None
+        turns.append(Turn(request, ts, entry.get("usage"), diagnostics=diagnostics))
     model = str(turns[0].request.get("model", "")) if turns else ""
-    return Run(Path(name).stem, model, tuple(turns))
+    return Run(Path(name).stem, model, tuple(turns), {})
+
+
+def _is_session_log(entries: list[tuple[int, Any]]) -> bool:
+    # Every conversation line of a Claude Code session log carries the session id; a logged
+    # request never does.
+    return any(
+        "sessionId" in e and "request" not in e and "messages" not in e for _, e in entries[:10]
+    )
+
+
+def _main_thread(entries: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """The lines of the conversation the session ended on, oldest first: from the last user or
+    assistant line back along ``parentUuid`` (``logicalParentUuid`` across a compaction).
+    Side chains (sub-agents) and abandoned branches (a rewind) drop out."""
+    by_uuid = {e["uuid"]: (n, e) for n, e in entries if isinstance(e.get("uuid"), str)}
+    talk = [
+        (n, e)
+        for n, e in entries
+        if e.get("type") in ("user", "assistant")
+        and not e.get("isSidechain")
+        and isinstance(e.get("message"), Mapping)
+    ]
+    if not talk or not isinstance(talk[-1][1].get("uuid"), str):
+        return talk  # no thread ids: file order
+    chain: list[tuple[int, Any]] = []
+    seen: set[str] = set()
+    at: tuple[int, Any] | None = talk[-1]
+    while at is not None and at[1].get("uuid") not in seen:
+        seen.add(str(at[1].get("uuid")))
+        chain.append(at)
+        parent = at[1].get("parentUuid") or at[1].get("logicalParentUuid")
+        at = by_uuid.get(parent) if isinstance(parent, str) else None
+    chain.reverse()
+    return chain
+
+
+def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
+    """A Claude Code session log (``~/.claude/projects/*/<session>.jsonl``), one turn per API
+    response.
+
+    The main thread (:func:`_main_thread`) is read in order: the lines of one response (one
+    ``message.id``, one line per content block) form one assistant message and one turn, with
+    the usage of its last line and the time of its first; the user lines between them (tool
+    results) follow it; after a compaction the conversation starts again from its summary. The
+    log holds no system prompt or tool definitions, and parallel tool results recorded on side
+    branches are not followed, so local counts fall short of the recorded usage.
+    """
+    messages: list[dict[str, Any]] = []
+    turns: list[Turn] = []
+    model = ""
+    current: tuple[Any, int] | None = None  # (message.id, its index in messages)
+    for n, entry in _main_thread(entries):
+        if entry.get("parentUuid") is None and entry.get("logicalParentUuid"):
+            messages, current = [], None  # a compaction boundary: the summary starts anew
+        message = entry.get("message")
+        if entry.get("type") not in ("user", "assistant") or not isinstance(message, Mapping):
+            continue  # a system, progress or snapshot line on the thread
+        content = message.get("content")
+        blocks = (
+            [{"type": "text", "text": content}]
+            if isinstance(content, str)
+            else [dict(b) for b in content if isinstance(b, Mapping)]
+            if isinstance(content, list)
+            else []
+        )
+        if entry.get("type") == "user":
+            if messages and messages[-1]["role"] == "user":
+                messages[-1]["content"].extend(blocks)
+            else:
+                messages.append({"role": "user", "content": blocks})
+            continue
+        mid = message.get("id")
+        if current is not None and mid is not None and mid == current[0]:
+            messages[current[1]]["content"].extend(blocks)  # another block of that response
+            if message.get("usage"):
+                turns[-1] = replace(turns[-1], usage=message["usage"])
+            continue
+        model = model or str(message.get("model") or "")
+        request = {
+            "model": str(message.get("model") or model),
+            "max_tokens": 4096,
+            "messages": [{**m, "content": list(m["content"])} for m in messages],
+        }
+        messages.append({"role": "assistant", "content": blocks})
+        current = (mid, len(messages) - 1)
+        try:
+            ts = parse_ts(entry.get("timestamp"))
+        except ValueError as err:
+            raise ValueError(f"{name}:{n}: timestamp: {err}") from None
+        turns.append(Turn(request, ts, message.get("usage"), reply=messages[-1]))
+    # The replies grew block by block; each turn gets its own copy of the finished message.
+    turns = [replace(t, reply=copy.deepcopy(t.reply)) for t in turns]
+    meta = {
+        "agent": "Claude Code (session log)",
+        "notes": "the log holds no system prompt or tool definitions",
+    }
+    return Run(Path(name).stem, model, tuple(turns), meta)
 
 
 def load(path: str | Path) -> list[Run]:
-    """Read the recorded runs in ``path`` (a run ``.json`` or a request-log ``.jsonl``)."""
+    """Read the recorded runs in ``path``: a run ``.json``, a request-log ``.jsonl`` or a Claude
+    Code session log (``.jsonl``)."""
     p = Path(path)
-    text = p.read_text(encoding="utf-8")
+    text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is skipped
     if p.suffix == ".jsonl":
-        return [_run_from_log(text.splitlines(), p.name)]
-    data = json.loads(text)
+        entries, replaced = _lines(text, p.name)
+        read = _run_from_session if _is_session_log(entries) else _run_from_log
+        run = read(entries, p.name)
+        return (
+            [replace(run, meta={**run.meta, "replaced_surrogates": replaced})]
+            if replaced
+            else [run]
+        )
+    data, replaced = _json(text, p.name)
     if isinstance(data, list):
-        return [_run_from_conversation(d, f"{p.name}[{i}]") for i, d in enumerate(data)]
-    return [_run_from_conversation(data, p.name)]
+        runs = [_run_from_conversation(d, f"{p.name}[{i}]") for i, d in enumerate(data)]
+    else:
+        runs = [_run_from_conversation(data, p.name)]
+    if replaced:
+        runs = [replace(r, meta={**r.meta, "replaced_surrogates": replaced}) for r in runs]
+    return runs
 
 
 def load_run(path: str | Path) -> Run:

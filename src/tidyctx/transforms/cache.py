@@ -15,9 +15,12 @@ prompt-caching): at most 4 breakpoints, the top-level ``cache_control`` included
 thinking or empty text blocks; below the minimum length a breakpoint caches nothing; 1h
 breakpoints must come before 5m ones.
 
-Markers the caller put on tools or system blocks are kept and count toward the 4. Markers in
-``messages`` are treated as rolling breakpoints: cache() removes them and places its own, so
-applying it to its own output changes nothing (idempotent) and markers never pile up past 4.
+Markers the caller put on tools or system blocks are kept and count toward the 4; if they
+alone break the API's rules (more than 4 with the top-level one, a 1h marker after a 5m one)
+cache() raises :class:`~tidyctx.request.ValidationError` naming the marker. Markers in
+``messages`` (inside a tool_result's content too) are treated as rolling breakpoints: cache()
+removes them and places its own, so applying it to its own output changes nothing
+(idempotent) and markers never pile up past 4.
 
 >>> req = {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": "Be brief. " * 400,
 ...        "messages": [{"role": "user", "content": "hi " * 1200}]}
@@ -39,8 +42,11 @@ from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, CacheModel, layout
 from tidyctx.request import (
     MAX_BREAKPOINTS,
     Request,
+    ValidationError,
     cache_markers,
     can_carry_marker,
+    check_encodable,
+    marker_errors,
     normalize,
 )
 from tidyctx.tokens import LocalCounter
@@ -83,19 +89,33 @@ class Cache:
         return f"cache({', '.join(opts)})"
 
     def __call__(self, request: Request) -> Request:
+        # Block hashes need UTF-8; name a lone surrogate rather than fail deep inside.
+        check_encodable(request)
         out = normalize(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise tidyctx.request.ValidationError(
                 "messages", "missing", "cache() needs a request with a list of messages"
             )
-        # Drop the rolling markers (ours, from an earlier pass, or the caller's) in messages.
+        # Drop the rolling markers (ours, from an earlier pass, or the caller's) in messages,
+        # those inside a tool_result's content too: left there, an old one would hold one of
+        # the 4 slots for the rest of the conversation.
         for message in messages:
             content = message.get("content") if isinstance(message, dict) else None
             if isinstance(content, list):
                 for i, block in enumerate(content):
-                    if isinstance(block, dict) and "cache_control" in block:
-                        content[i] = {k: v for k, v in block.items() if k != "cache_control"}
+                    if isinstance(block, dict):
+                        content[i] = _unmarked(block)
+        # The caller's markers on tools and system are kept, so they must already be valid:
+        # at most 4 with the top-level one, 1h before 5m (PC). Refuse rather than send a
+        # request the API rejects, or drop a marker the caller placed.
+        for err in marker_errors(out)[:1]:
+            raise ValidationError(
+                err.path,
+                err.problem,
+                "cache() keeps your own cache_control markers on tools and system. "
+                + (err.hint or "Remove the extra ones"),
+            )
         model = self.model or str(out.get("model") or "")
         lay = layout(out, LocalCounter(model or None), model or None)
         minimum = self.min_tokens if self.min_tokens is not None else _minimum(model)
@@ -158,12 +178,14 @@ class Cache:
                 or self._cheaper(out, lay, bridged, plain)
             ):
                 chosen = bridged
-        # Longer TTLs must come before shorter ones (PC): a 1h marker after any 5m one is
-        # lowered to 5m rather than sent invalid.
+        # Longer TTLs must come before shorter ones (PC): one of ours before a 1h marker of
+        # the caller's is raised to 1h (the write up to the last 1h marker is billed at the 1h
+        # price anyway, PC), and a 1h marker of ours after any 5m one is lowered to 5m.
         existing = [(_position(p, index, len(lay.paths)), m) for p, m in kept]
+        last_1h = max((pos for pos, m in existing if m.get("ttl") == "1h"), default=-1)
         marks = sorted(
             [(pos, str(m.get("ttl", "5m")), False) for pos, m in existing]
-            + [(pos, ttl, True) for pos, ttl in chosen]
+            + [(pos, "1h" if pos < last_1h else ttl, True) for pos, ttl in chosen]
         )
         seen_5m = False
         for pos, ttl, ours in marks:
@@ -273,6 +295,18 @@ def _minimum(model: str) -> int:
         return pricing.lookup(model).min_cacheable
     except pricing.UnknownModelError:
         return DEFAULT_MIN_CACHEABLE
+
+
+def _unmarked(block: dict[str, Any]) -> dict[str, Any]:
+    """``block`` without cache_control, on itself and on the blocks of a tool_result."""
+    out = {k: v for k, v in block.items() if k != "cache_control"}
+    inner = out.get("content")
+    if out.get("type") == "tool_result" and isinstance(inner, list):
+        out["content"] = [
+            {k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b
+            for b in inner
+        ]
+    return out
 
 
 def _blocks_by_path(request: Request) -> dict[str, Any]:

@@ -14,8 +14,11 @@ identifier, number, path and string, only in fewer tokens:
 * **A JSON envelope** ``{"type": "text", "text": "..."}`` (an MCP text content block stored as
   text) is replaced by the text it carries, decoded, then compacted in turn; a truncated envelope
   by the part of the text it holds.
-* **Plain text**: ANSI escape codes are dropped; a line redrawn with carriage returns becomes
-  what a terminal shows; CRLF becomes LF; trailing blanks go; a run of blank lines becomes one;
+* **Plain text**: ANSI escape codes are dropped; a line redrawn with carriage returns (a
+  progress bar: no part says a word the fullest part does not) becomes what a terminal shows
+  (carriage returns that end lines are kept: those of a classic Mac file, whose rows say other
+  words, of a text of one line, or of one with NULs); CRLF
+  becomes LF; trailing blanks go; a run of blank lines becomes one;
   a run of 8 or more of one separator character (``-----``, ``=====``) becomes 3; padding inside
   markdown table cells and runs of 3+ spaces between words (aligned columns) become one and two
   spaces.
@@ -328,6 +331,23 @@ def _redraw(line: str) -> str:
     return shown
 
 
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def _redrawn(line: str) -> bool:
+    """Whether the carriage returns of ``line`` are a terminal's redraws: no part says a word
+    that the fullest part does not (``Downloading 10%``, ``Downloading 55%``; a progress bar
+    whose rate appears late). Else they end lines (a classic Mac file, an Excel CSV), and
+    redrawing would keep only the last of them.
+
+    >>> _redrawn("Downloading 10%\\rDownloading 55%"), _redrawn("id,name\\r1,apple\\r2,pear")
+    (True, False)
+    """
+    words = [frozenset(_WORDS.findall(part)) for part in line.split("\r")]
+    fullest = max(words, key=len)
+    return all(w <= fullest for w in words)
+
+
 def _plain(text: str) -> str:
     if is_numbered(text):
         # The lines are a file: keep every character after the numbers.
@@ -336,8 +356,12 @@ def _plain(text: str) -> str:
     while prev != text:  # removing one code can join the pieces of another
         prev, text = text, _ANSI.sub("", text)
     text = text.replace("\r\n", "\n")
-    if "\r" in text:
-        text = "\n".join(_redraw(line) if "\r" in line else line for line in text.split("\n"))
+    # Carriage returns in a text of one line (a whole file with classic Mac line endings) or
+    # with NULs (a binary file read as text) end lines: no terminal drew them.
+    if "\r" in text and "\x00" not in text and "\n" in text.rstrip("\n"):
+        text = "\n".join(
+            _redraw(line) if "\r" in line and _redrawn(line) else line for line in text.split("\n")
+        )
     text = _TRAILING.sub("", text)
     text = _BLANK_RUNS.sub("\n\n", text)
     text = _SEPARATOR_RUNS.sub(r"\1\1\1", text)

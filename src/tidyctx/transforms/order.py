@@ -51,7 +51,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.request import Request, ValidationError, canonical_json, normalize
+from tidyctx.request import Request, ValidationError, canonical_json, check_encodable, normalize
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -367,6 +367,8 @@ class Order:
                 problem,
                 "order() needs the conversation: volatile system lines go to the last user message",
             )
+        # Tools are sorted by their canonical JSON, which needs UTF-8: name a lone surrogate.
+        check_encodable(request)
         out = normalize(request)
         stats = _Stats()
         if self.sort_tools and isinstance(out.get("tools"), list) and out["tools"]:
@@ -423,7 +425,8 @@ class Order:
 
     def _move_volatile(self, out: Request, stats: _Stats) -> None:
         system = out.get("system")
-        if system is None or system == "":
+        if system is None or (isinstance(system, str) and not system.strip()):
+            # Nothing to scan: normalize() leaves an empty or whitespace-only string as it is.
             return
         if not isinstance(system, list):
             raise ValidationError(

@@ -425,6 +425,10 @@ _EXACT_DIGITS = 15
 from the ends of its range, where it underflows or overflows)."""
 
 
+_INT_DIGITS = 4_000
+"""Longer integers are not converted to int (Python limits that conversion to 4300 digits)."""
+
+
 def _parse_float(s: str) -> float:
     value = float(s)
     if repr(value) == s:  # the common case: written by a shortest-repr printer
@@ -466,7 +470,18 @@ def _find_docs(text: str) -> list[tuple[int, int, Any, bool]]:
             exact = False
         return value
 
-    decoder = json.JSONDecoder(object_pairs_hook=pairs, parse_float=number)
+    def integer(s: str) -> int | float:
+        nonlocal exact
+        if len(s) <= _INT_DIGITS:
+            return int(s)
+        # Python refuses to convert longer digit strings (sys.get_int_max_str_digits(), 4300
+        # by default) with a ValueError; such a number is kept as spelled, like a long float.
+        exact = False
+        kept = _Literal(float(s))
+        kept.literal = s
+        return kept
+
+    decoder = json.JSONDecoder(object_pairs_hook=pairs, parse_float=number, parse_int=integer)
     pos = 0
     while (m := _DOC_START.search(text, pos)) is not None:
         start = m.start()
