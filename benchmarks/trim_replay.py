@@ -1,6 +1,6 @@
 """Replay cost and reference recall of recorded runs with and without trim().
 
-    python benchmarks/trim_replay.py [TRACE.json ...] [--naive] [--jobs N]
+    python benchmarks/trim_replay.py [TRACE.json|SESSION.jsonl ...] [--naive] [--jobs N]
 
 Each run is replayed turn by turn (benchmarks/replay.py), priced on claude-sonnet-4-6 with
 tidyctx.cachesim at the recorded timestamps, with the TTL a caller would pick (1h for runs
@@ -138,7 +138,8 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     naive = "--naive" in argv
     jobs = int(argv[argv.index("--jobs") + 1]) if "--jobs" in argv else (os.cpu_count() or 1)
-    paths = replay.replayable(replay.trace_paths([a for a in argv if a.endswith(".json")]))
+    named = [a for a in argv if a.endswith((".json", ".jsonl"))]  # run files, session logs
+    paths = replay.replayable(replay.trace_paths(named))
     if not paths:
         print("no run to replay", file=sys.stderr)
         return 1

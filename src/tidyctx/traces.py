@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -192,21 +193,27 @@ def _run_from_conversation(data: Mapping[str, Any], name: str) -> Run:
     return Run(str(data.get("id") or name), model, tuple(turns), meta)
 
 
-def _lines(text: str, name: str) -> tuple[list[tuple[int, Any]], int]:
-    """The JSON value of each line (numbered from 1) of a ``.jsonl`` file, and the count of
-    lone surrogates replaced. Blank lines and ``//`` comment lines (which some published
-    fixtures start with) are skipped."""
+def _lines(text: str, name: str) -> tuple[list[tuple[int, Any]], int, list[str]]:
+    """The JSON value of each line (numbered from 1) of a ``.jsonl`` file, the count of lone
+    surrogates replaced, and the errors of the lines that are not JSON objects. Blank lines
+    and ``//`` comment lines (which some published fixtures start with) are skipped."""
     out: list[tuple[int, Any]] = []
+    bad: list[str] = []
     replaced = 0
     for n, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 inside a string
         if not line.strip() or line.lstrip().startswith("//"):
             continue
-        entry, fixed = _json(line, f"{name}:{n}")
+        try:
+            entry, fixed = _json(line, f"{name}:{n}")
+        except ValueError as err:
+            bad.append(str(err))
+            continue
         replaced += fixed
         if not isinstance(entry, Mapping):
-            raise ValueError(f"{name}:{n}: expected a JSON object")
+            bad.append(f"{name}:{n}: expected a JSON object")
+            continue
         out.append((n, entry))
-    return out, replaced
+    return out, replaced, bad
 
 
 def _run_from_log(entries: list[tuple[int, Any]], name: str) -> Run:
@@ -241,7 +248,7 @@ def _is_session_log(entries: list[tuple[int, Any]]) -> bool:
     # Every conversation line of a Claude Code session log carries the session id; a logged
     # request never does.
     return any(
-        "sessionId" in e and "request" not in e and "messages" not in e for _, e in entries[:10]
+        "sessionId" in e and "request" not in e and "messages" not in e for _, e in entries[:50]
     )
 
 
@@ -266,7 +273,14 @@ def _main_thread(entries: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
         seen.add(str(at[1].get("uuid")))
         chain.append(at)
         parent = at[1].get("parentUuid") or at[1].get("logicalParentUuid")
-        at = by_uuid.get(parent) if isinstance(parent, str) else None
+        if not isinstance(parent, str):
+            break
+        at = by_uuid.get(parent)
+        if at is None:
+            # The parent's line is missing (a damaged or redacted log): go on from the
+            # conversation line before this one in the file.
+            n = chain[-1][0]
+            at = next((t for t in reversed(talk) if t[0] < n), None)
     chain.reverse()
     return chain
 
@@ -286,6 +300,7 @@ def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
     turns: list[Turn] = []
     model = ""
     current: tuple[Any, int] | None = None  # (message.id, its index in messages)
+    synthetic = 0
     for n, entry in _main_thread(entries):
         if entry.get("parentUuid") is None and entry.get("logicalParentUuid"):
             messages, current = [], None  # a compaction boundary: the summary starts anew
@@ -305,6 +320,9 @@ def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
                 messages[-1]["content"].extend(blocks)
             else:
                 messages.append({"role": "user", "content": blocks})
+            continue
+        if message.get("model") == "<synthetic>":
+            synthetic += 1  # written by Claude Code itself (an error notice), not an API call
             continue
         mid = message.get("id")
         if current is not None and mid is not None and mid == current[0]:
@@ -327,10 +345,12 @@ def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
         turns.append(Turn(request, ts, message.get("usage"), reply=messages[-1]))
     # The replies grew block by block; each turn gets its own copy of the finished message.
     turns = [replace(t, reply=copy.deepcopy(t.reply)) for t in turns]
-    meta = {
+    meta: dict[str, Any] = {
         "agent": "Claude Code (session log)",
         "notes": "the log holds no system prompt or tool definitions",
     }
+    if synthetic:
+        meta["synthetic_messages_skipped"] = synthetic
     return Run(Path(name).stem, model, tuple(turns), meta)
 
 
@@ -340,9 +360,22 @@ def load(path: str | Path) -> list[Run]:
     p = Path(path)
     text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is skipped
     if p.suffix == ".jsonl":
-        entries, replaced = _lines(text, p.name)
-        read = _run_from_session if _is_session_log(entries) else _run_from_log
-        run = read(entries, p.name)
+        entries, replaced, bad = _lines(text, p.name)
+        if _is_session_log(entries):
+            if bad:
+                # A session log holds many lines besides the conversation (progress, errors,
+                # snapshots), and published ones are sometimes redacted into broken JSON: the
+                # thread is read without them, and the caller is told.
+                warnings.warn(
+                    f"{p.name}: skipped {len(bad)} line(s) that are not JSON objects "
+                    f"(first: {bad[0]})",
+                    stacklevel=2,
+                )
+            run = _run_from_session(entries, p.name)
+        elif bad:
+            raise ValueError(bad[0])  # every line of a request log is a call
+        else:
+            run = _run_from_log(entries, p.name)
         return (
             [replace(run, meta={**run.meta, "replaced_surrogates": replaced})]
             if replaced
