@@ -81,6 +81,10 @@ class ValidationError(ValueError):
         text = f"{path}: {problem}" if path else problem
         super().__init__(f"{text}. {hint}" if hint else text)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its three parts, so that it survives pickling (multiprocessing workers).
+        return (type(self), (self.path, self.problem, self.hint))
+
 
 # ---------------------------------------------------------------------------- conversion
 

@@ -282,7 +282,88 @@ def _main_thread(entries: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
             n = chain[-1][0]
             at = next((t for t in reversed(talk) if t[0] < n), None)
     chain.reverse()
-    return chain
+    # Parallel tool calls: each result is a line of its own whose parent is the line of its
+    # call, so the walk back from the end passes through one result only. The others are the
+    # side lines that answer a call on the thread.
+    on_thread = {e.get("uuid") for _, e in chain}
+    calls = {b.get("id") for _, e in chain for b in _blocks(e) if b.get("type") == "tool_use"}
+    answered = {
+        b.get("tool_use_id") for _, e in chain for b in _blocks(e) if b.get("type") == "tool_result"
+    }
+    missing = calls - answered
+    extra = [
+        (n, e)
+        for n, e in talk
+        if missing
+        and e.get("type") == "user"
+        and e.get("uuid") not in on_thread
+        and e.get("parentUuid") in on_thread
+        and any(
+            b.get("type") == "tool_result" and b.get("tool_use_id") in missing for b in _blocks(e)
+        )
+    ]
+    return sorted(chain + extra, key=lambda item: item[0]) if extra else chain
+
+
+def _blocks(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    content = entry["message"].get("content") if isinstance(entry.get("message"), Mapping) else None
+    return [b for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
+
+
+LOST_RESULT = "[tidyctx: this tool result is missing from the session log]"
+"""The content given to a call whose result line is missing (damaged or redacted) in a log."""
+
+
+def _paired(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """``messages`` made a valid conversation where lines were missing from a session log: each
+    call answered (by :data:`LOST_RESULT` if its result is lost), results whose call is lost
+    dropped, results first in their message, and consecutive messages of one role merged.
+    Returns the messages and the number of calls and results repaired."""
+    merged: list[dict[str, Any]] = []
+    for m in messages:
+        if merged and merged[-1]["role"] == m["role"]:
+            merged[-1] = {**merged[-1], "content": [*merged[-1]["content"], *m["content"]]}
+        else:
+            merged.append({**m, "content": list(m["content"])})
+    out: list[dict[str, Any]] = []
+    repairs = 0
+    calls: list[str] = []  # the previous assistant message's tool_use ids
+    for m in merged:
+        if m["role"] == "assistant":
+            if calls:  # the previous calls got no user message at all
+                out.append({"role": "user", "content": _lost(calls)})
+                repairs += len(calls)
+            calls = [str(b.get("id")) for b in m["content"] if b.get("type") == "tool_use"]
+            out.append(m)
+            continue
+        results = [b for b in m["content"] if b.get("type") == "tool_result"]
+        kept = [b for b in results if b.get("tool_use_id") in calls]
+        have = {b.get("tool_use_id") for b in kept}
+        missing = [c for c in calls if c not in have]
+        repairs += len(results) - len(kept) + len(missing)
+        rest = [b for b in m["content"] if b.get("type") != "tool_result"]
+        content = [*kept, *_lost(missing), *rest]
+        calls = []
+        if content:
+            out.append({**m, "content": content})
+        elif out and out[-1]["role"] == "assistant":
+            continue  # only orphan results: the next message may be an assistant's
+    if calls:
+        out.append({"role": "user", "content": _lost(calls)})
+        repairs += len(calls)
+    if repairs == 0:
+        return messages, 0
+    again: list[dict[str, Any]] = []  # dropping a message can leave two of one role in a row
+    for m in out:
+        if again and again[-1]["role"] == m["role"]:
+            again[-1] = {**again[-1], "content": [*again[-1]["content"], *m["content"]]}
+        else:
+            again.append(m)
+    return again, repairs
+
+
+def _lost(ids: list[str]) -> list[dict[str, Any]]:
+    return [{"type": "tool_result", "tool_use_id": i, "content": LOST_RESULT} for i in ids]
 
 
 def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
@@ -315,6 +396,11 @@ def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
             if isinstance(content, list)
             else []
         )
+        # A response's whitespace-only text block ("\n\n" before a tool call) is logged but
+        # not sent back (the API refuses it), so it is not part of later requests.
+        blocks = [b for b in blocks if b.get("type") != "text" or str(b.get("text") or "").strip()]
+        if not blocks:
+            continue
         if entry.get("type") == "user":
             if messages and messages[-1]["role"] == "user":
                 messages[-1]["content"].extend(blocks)
@@ -344,13 +430,21 @@ def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
             raise ValueError(f"{name}:{n}: timestamp: {err}") from None
         turns.append(Turn(request, ts, message.get("usage"), reply=messages[-1]))
     # The replies grew block by block; each turn gets its own copy of the finished message.
-    turns = [replace(t, reply=copy.deepcopy(t.reply)) for t in turns]
+    repaired = 0
+    for i, t in enumerate(turns):
+        fixed, count = _paired(t.request["messages"])
+        repaired = max(repaired, count)  # later requests hold the earlier ones' repairs
+        turns[i] = replace(
+            t, request={**t.request, "messages": fixed}, reply=copy.deepcopy(t.reply)
+        )
     meta: dict[str, Any] = {
         "agent": "Claude Code (session log)",
         "notes": "the log holds no system prompt or tool definitions",
     }
     if synthetic:
         meta["synthetic_messages_skipped"] = synthetic
+    if repaired:
+        meta["tool_pairs_repaired"] = repaired
     return Run(Path(name).stem, model, tuple(turns), meta)
 
 
