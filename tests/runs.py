@@ -1,7 +1,8 @@
-"""Small recorded-looking agent runs for the summarize tests (plain builders, not strategies)."""
+"""Small recorded-looking agent runs for the tests (plain builders, not strategies)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 OPTIONS: dict[str, Any] = {
@@ -34,3 +35,18 @@ def turns(run: dict[str, Any]) -> list[dict[str, Any]]:
     """The request of each turn of ``run``: every message up to a tool result."""
     messages = run["messages"]
     return [{**run, "messages": messages[:end]} for end in range(3, len(messages) + 1, 2)]
+
+
+def cc_line(kind: str, uuid: str, parent: str | None, message: Any, **extra: Any) -> str:
+    """One line of a Claude Code session log (main thread unless ``extra`` says otherwise)."""
+    entry = {
+        "parentUuid": parent,
+        "isSidechain": False,
+        "sessionId": "s-1",
+        "type": kind,
+        "uuid": uuid,
+        "timestamp": "2026-01-21T15:30:00.000Z",
+        "message": message,
+        **extra,
+    }
+    return json.dumps(entry)

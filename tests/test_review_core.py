@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from runs import cc_line
 from tidyctx import pricing
 from tidyctx.cli import main
 from tidyctx.request import ValidationError, cache_markers, to_plain
@@ -506,20 +507,6 @@ def test_any_user_markers_give_a_valid_request_or_a_named_error(
 # ---------------------------------------------------------------------------- the CLI
 
 
-def _cc_line(kind: str, uuid: str, parent: str | None, message: Any, **extra: Any) -> str:
-    entry = {
-        "parentUuid": parent,
-        "isSidechain": False,
-        "sessionId": "s-1",
-        "type": kind,
-        "uuid": uuid,
-        "timestamp": "2026-01-21T15:30:00.000Z",
-        "message": message,
-        **extra,
-    }
-    return json.dumps(entry)
-
-
 def _claude_code_log(path: Path) -> Path:
     usage = {
         "input_tokens": 10,
@@ -546,18 +533,18 @@ def _claude_code_log(path: Path) -> Path:
         "// Source: a published fixture with a comment header",
         json.dumps({"type": "file-history-snapshot", "messageId": "m0", "snapshot": {}}),
         # A JavaScript logger that cut an emoji in half leaves a lone surrogate escape.
-        _cc_line("user", "u1", None, {"role": "user", "content": "List the files \ud83d"}),
-        _cc_line("assistant", "a1", "u1", reply("msg_1", {"type": "text", "text": "Sure."}, usage)),
-        _cc_line("assistant", "a2", "a1", reply("msg_1", tool_use, usage)),
-        _cc_line("user", "u2", "a2", {"role": "user", "content": [result]}),
-        _cc_line(
+        cc_line("user", "u1", None, {"role": "user", "content": "List the files \ud83d"}),
+        cc_line("assistant", "a1", "u1", reply("msg_1", {"type": "text", "text": "Sure."}, usage)),
+        cc_line("assistant", "a2", "a1", reply("msg_1", tool_use, usage)),
+        cc_line("user", "u2", "a2", {"role": "user", "content": [result]}),
+        cc_line(
             "assistant",
             "side",
             "u2",
             reply("msg_side", {"type": "text", "text": "sub-agent"}, usage),
             isSidechain=True,
         ),
-        _cc_line("assistant", "a3", "u2", reply("msg_2", {"type": "text", "text": "a.py"}, usage2)),
+        cc_line("assistant", "a3", "u2", reply("msg_2", {"type": "text", "text": "a.py"}, usage2)),
     ]
     path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")  # with a BOM
     return path

@@ -9,21 +9,8 @@ from typing import Any
 
 import pytest
 
+from runs import cc_line as line
 from tidyctx.traces import load_run
-
-
-def line(kind: str, uuid: str, parent: str | None, message: Any, **extra: Any) -> str:
-    entry = {
-        "parentUuid": parent,
-        "isSidechain": False,
-        "sessionId": "s-1",
-        "type": kind,
-        "uuid": uuid,
-        "timestamp": "2026-01-21T15:30:00.000Z",
-        "message": message,
-        **extra,
-    }
-    return json.dumps(entry)
 
 
 def reply(mid: str, text: str, model: str = "claude-opus-4-5-20251101") -> dict[str, Any]:
