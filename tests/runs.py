@@ -50,3 +50,25 @@ def cc_line(kind: str, uuid: str, parent: str | None, message: Any, **extra: Any
         **extra,
     }
     return json.dumps(entry)
+
+
+SERVER_BLOCKS = (
+    "server_tool_use",
+    "web_search_tool_result",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "code_execution_tool_result",
+)
+"""Blocks the API writes into the assistant's turn for its own tools; transforms pass them back
+as received (some carry encrypted data, and the docs do not say a client may edit them)."""
+
+
+def server_blocks(request: dict[str, Any]) -> list[str]:
+    """The request's :data:`SERVER_BLOCKS`, each as canonical JSON, in order."""
+    return [
+        json.dumps(b, sort_keys=True)
+        for m in request["messages"]
+        if isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") in SERVER_BLOCKS
+    ]

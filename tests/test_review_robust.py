@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from runs import server_blocks
 from tidyctx.recall import reference_recall
 from tidyctx.request import cache_content, canonical_json, iter_blocks
 from tidyctx.testing import LocalServer
@@ -294,17 +295,6 @@ def cached_prefix(request: dict[str, Any]) -> list[bytes]:
     ]
     end = marked[-1] + 1 if marked else 0
     return [canonical_json(cache_content(r.block)) for r in blocks[:end]]
-
-
-def server_blocks(request: dict[str, Any]) -> list[str]:
-    return [
-        json.dumps(b, sort_keys=True)
-        for m in request["messages"]
-        if isinstance(m["content"], list)
-        for b in m["content"]
-        if b.get("type")
-        in ("server_tool_use", "web_search_tool_result", "mcp_tool_use", "mcp_tool_result")
-    ]
 
 
 def as_trace(name: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -12,19 +12,10 @@ from typing import Any
 import anthropic
 
 import tidyctx as tc
+from runs import server_blocks
 from tidyctx.testing import LocalServer
 
 BIG = "\n".join(f"line {i}: value_{i} = {i * 7}" for i in range(3000))
-
-# Blocks the API writes into the assistant's turn for its own tools: some carry encrypted data,
-# and the docs do not say a client may edit them, so every transform passes them back as sent.
-SERVER_BLOCKS = (
-    "server_tool_use",
-    "web_search_tool_result",
-    "mcp_tool_use",
-    "mcp_tool_result",
-    "code_execution_tool_result",
-)
 
 
 def zoo() -> dict[str, Any]:
@@ -92,16 +83,6 @@ def zoo() -> dict[str, Any]:
         ],
         "messages": messages,
     }
-
-
-def server_blocks(request: dict[str, Any]) -> list[str]:
-    return [
-        json.dumps(b, sort_keys=True)
-        for m in request["messages"]
-        if isinstance(m["content"], list)
-        for b in m["content"]
-        if b.get("type") in SERVER_BLOCKS
-    ]
 
 
 def test_every_transform_passes_server_tool_blocks_back_unchanged(
