@@ -319,16 +319,10 @@ def _paired(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     call answered (by :data:`LOST_RESULT` if its result is lost), results whose call is lost
     dropped, results first in their message, and consecutive messages of one role merged.
     Returns the messages and the number of calls and results repaired."""
-    merged: list[dict[str, Any]] = []
-    for m in messages:
-        if merged and merged[-1]["role"] == m["role"]:
-            merged[-1] = {**merged[-1], "content": [*merged[-1]["content"], *m["content"]]}
-        else:
-            merged.append({**m, "content": list(m["content"])})
     out: list[dict[str, Any]] = []
     repairs = 0
     calls: list[str] = []  # the previous assistant message's tool_use ids
-    for m in merged:
+    for m in _merged(messages):
         if m["role"] == "assistant":
             if calls:  # the previous calls got no user message at all
                 out.append({"role": "user", "content": _lost(calls)})
@@ -353,13 +347,18 @@ def _paired(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         repairs += len(calls)
     if repairs == 0:
         return messages, 0
-    again: list[dict[str, Any]] = []  # dropping a message can leave two of one role in a row
-    for m in out:
-        if again and again[-1]["role"] == m["role"]:
-            again[-1] = {**again[-1], "content": [*again[-1]["content"], *m["content"]]}
+    return _merged(out), repairs  # dropping a message can leave two of one role in a row
+
+
+def _merged(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with each run of one role made one message (copies; content concatenated)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if out and out[-1]["role"] == m["role"]:
+            out[-1]["content"].extend(m["content"])
         else:
-            again.append(m)
-    return again, repairs
+            out.append({**m, "content": list(m["content"])})
+    return out
 
 
 def _lost(ids: list[str]) -> list[dict[str, Any]]:
