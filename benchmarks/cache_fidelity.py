@@ -26,7 +26,7 @@ from typing import Any
 import replay
 
 from tidyctx import cachesim
-from tidyctx.request import normalize
+from tidyctx._request import normalize
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run
 

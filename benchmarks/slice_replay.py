@@ -44,11 +44,12 @@ from tree_sitter import Parser
 
 import tidyctx as tc
 from tidyctx import recall as recall_module
+from tidyctx._request import normalize
+from tidyctx.code import _grammars
+from tidyctx.code import _slicing as slicing
 from tidyctx.recall import reference_recall
-from tidyctx.request import normalize
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms import _grammars, slicing
-from tidyctx.transforms.slice_code import (
+from tidyctx.transforms._slice_code import (
     Conversation,
     FileView,
     _bodies,

@@ -42,7 +42,7 @@ from tidyctx.recall import reference_recall
 from tidyctx.store import MemoryStore
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.summarize import SummaryEvent, summarize
+from tidyctx.transforms._summarize import SummaryEvent, summarize
 
 BIG = 60_000  # "runs over 60k tokens": the last recorded request, before any transform
 KEYS = {

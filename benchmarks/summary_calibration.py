@@ -32,7 +32,7 @@ import replay
 from tidyctx.recall import references, texts_of
 from tidyctx.testing import summary_responder
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.summarize import serialize, summarize
+from tidyctx.transforms._summarize import serialize, summarize
 
 Message = dict[str, Any]
 KINDS = ("text", "tool_use", "tool_result")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tidyctx import tokens
-from tidyctx.request import iter_blocks
+from tidyctx._request import iter_blocks
 from tidyctx.tokens import LocalCounter
 
 TRACES = Path("/work/shared/traces")

@@ -31,8 +31,8 @@ from typing import Any
 import replay
 
 import tidyctx as tc
+from tidyctx._request import normalize
 from tidyctx.recall import reference_recall
-from tidyctx.request import normalize
 from tidyctx.tokens import LocalCounter, get_encoding
 
 Strategy = Callable[[dict[str, Any]], dict[str, Any]]

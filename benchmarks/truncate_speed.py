@@ -30,8 +30,8 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
+from tidyctx.text._truncate import MARKER_KEY, hints_from, is_marker, truncate_text
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.truncate import MARKER_KEY, hints_from, is_marker, truncate_text
 
 BUDGET = 2_000
 MB = 1_000_000

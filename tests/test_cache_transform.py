@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 import strategies as gen
 import tidyctx as tc
 from tidyctx import cachesim
-from tidyctx.request import cache_markers, canonical_json, normalize
+from tidyctx._request import cache_markers, canonical_json, normalize
 from tidyctx.tokens import keeps_prior_thinking
-from tidyctx.transforms.order import is_dynamic_block
+from tidyctx.transforms._order import is_dynamic_block
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 EC = {"type": "ephemeral"}

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tidyctx import pricing
+from tidyctx._request import ValidationError, iter_blocks, to_request, validate
 from tidyctx.cachesim import LOOKBACK, CacheCall, CacheModel, calls, layout, simulate
-from tidyctx.request import ValidationError, iter_blocks, to_request, validate
 from tidyctx.tokens import MESSAGE_OVERHEAD, LocalCounter
 
 MODEL = "claude-sonnet-4-5"  # minimum cacheable length 1,024; drops earlier thinking

@@ -1,4 +1,4 @@
-"""Tests for tidyctx.transforms.clear: clearing old tool results in batches, dedupe, server side."""
+"""Clearing old tool results in batches, dedupe, and the server-side edit."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 import strategies as gen
 import tidyctx as tc
 from tidyctx import cachesim, pricing
-from tidyctx.request import cache_content, canonical_json, iter_blocks, validate
+from tidyctx._request import cache_content, canonical_json, iter_blocks, validate
 from tidyctx.store import MemoryStore, store_key
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.cache import cache
-from tidyctx.transforms.clear import (
+from tidyctx.transforms._cache import cache
+from tidyctx.transforms._clear import (
     CONTEXT_MANAGEMENT_BETA,
     clear,
     clear_plan,

@@ -12,7 +12,7 @@ import pytest
 
 import tidyctx as tc
 from tidyctx import pricing
-from tidyctx.cli import main
+from tidyctx._cli import main
 from tidyctx.traces import load_run
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
@@ -34,7 +34,7 @@ def test_report_as_a_subprocess_like_make_demo() -> None:
         [
             sys.executable,
             "-m",
-            "tidyctx.cli",
+            "tidyctx._cli",
             "report",
             str(DATA / "openhands-sdk-claude-sonnet4-hello-world.json"),
         ],

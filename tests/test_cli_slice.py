@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tidyctx.cli import main
-from tidyctx.transforms import slicing
+from tidyctx._cli import main
+from tidyctx.code import _slicing as slicing
 
 TEXTWRAP = Path(textwrap.__file__)
 
@@ -99,7 +99,7 @@ def test_slice_needs_symbols_or_lines(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_as_a_subprocess() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tidyctx.cli", "slice", str(TEXTWRAP), "shorten"],
+        [sys.executable, "-m", "tidyctx._cli", "slice", str(TEXTWRAP), "shorten"],
         capture_output=True,
         text=True,
         check=True,

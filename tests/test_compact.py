@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
-from tidyctx.request import canonical_json
+from tidyctx._request import canonical_json
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.compact import (
+from tidyctx.transforms._compact import (
     COLUMNS,
     MAX_CHARS,
     ROWS,

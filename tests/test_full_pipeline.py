@@ -16,7 +16,7 @@ import anthropic
 import pytest
 
 import tidyctx as tc
-from tidyctx.request import cache_content, canonical_json, iter_blocks
+from tidyctx._request import cache_content, canonical_json, iter_blocks
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import load_run

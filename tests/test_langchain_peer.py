@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tidyctx.request import cache_markers, validate
+from tidyctx._request import cache_markers, validate
 from tidyctx.traces import load_run
 
 pytest.importorskip("langchain_anthropic", reason="benchmark peer: pip install langchain-anthropic")

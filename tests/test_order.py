@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
-from tidyctx.request import ValidationError, validate
-from tidyctx.transforms.order import (
+from tidyctx import _request as rq
+from tidyctx._request import ValidationError, validate
+from tidyctx.transforms._order import (
     DEFAULT_PATTERNS,
     DYNAMIC_FOOTER,
     DYNAMIC_HEADER,
@@ -137,10 +138,8 @@ def test_tools_are_sorted_and_canonical(request: dict[str, Any]) -> None:
     given_tools = [
         {k: v for k, v in t.items() if k != "cache_control"} for t in request.get("tools", [])
     ]
-    assert sorted(map(tc.request.canonical_json, strip)) == sorted(
-        map(tc.request.canonical_json, given_tools)
-    )
-    assert len(tc.request.cache_markers(out)) <= len(tc.request.cache_markers(request))
+    assert sorted(map(rq.canonical_json, strip)) == sorted(map(rq.canonical_json, given_tools))
+    assert len(rq.cache_markers(out)) <= len(rq.cache_markers(request))
 
 
 @PROPS
@@ -155,7 +154,7 @@ def test_tool_inputs_are_canonical_and_messages_stay_in_place(request: dict[str,
         for b in got["content"]:
             if b["type"] == "tool_use":
                 assert json.dumps(b["input"]) == json.dumps(b["input"], sort_keys=True)
-        assert tc.request.canonical_json(got) == tc.request.canonical_json(want)
+        assert rq.canonical_json(got) == rq.canonical_json(want)
 
 
 @PROPS
@@ -498,7 +497,7 @@ def test_a_marker_with_no_system_block_before_it_goes_to_the_last_tool() -> None
         "name": "b",
     }
     out = order()(_request(system))
-    assert tc.request.cache_markers(out) == []
+    assert rq.cache_markers(out) == []
     assert "dropped a system cache_control" in order().describe(_request(system), out)
 
 

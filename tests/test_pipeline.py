@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import tidyctx as tc
-from tidyctx.request import Request, normalize
+from tidyctx._request import Request, normalize
 
 
 def request() -> dict[str, Any]:

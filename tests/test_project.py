@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tidyctx.transforms.project import (
+from tidyctx.text._project import (
     Projected,
     ProjectionWarning,
     Spec,

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
-from tidyctx.request import ValidationError, block_hash, canonical_json, errors, normalize
+from tidyctx import _request as rq
+from tidyctx._request import ValidationError, block_hash, canonical_json, errors, normalize
 from tidyctx.testing import LocalServer
 
 PROPS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -142,7 +143,7 @@ def test_a_fifth_breakpoint_is_named(request: dict[str, Any]) -> None:
     request = normalize(request)
     marker = {"type": "ephemeral"}
     # Mark text blocks of the conversation until there are five markers in all.
-    count = len(tc.request.cache_markers(request))
+    count = len(rq.cache_markers(request))
     added: list[str] = []
     for i, m in enumerate(request["messages"]):
         for j, b in enumerate(m["content"]):

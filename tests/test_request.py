@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import tidyctx as tc
-from tidyctx.request import (
+from tidyctx._request import (
     ValidationError,
     block_hash,
     cache_markers,

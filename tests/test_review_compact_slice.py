@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import tidyctx as tc
-from tidyctx.transforms.compact import compact, compact_result, compact_text, is_numbered
-from tidyctx.transforms.slice_code import slice_code
+from tidyctx.transforms._compact import compact, compact_result, compact_text, is_numbered
+from tidyctx.transforms._slice_code import slice_code
 
 
 def _request(tool: str, call_input: dict[str, Any], result: str) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def test_a_sliced_view_is_still_a_numbered_view_for_compact() -> None:
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tidyctx.cli", *args],
+        [sys.executable, "-m", "tidyctx._cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **env},

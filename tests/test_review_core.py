@@ -24,8 +24,8 @@ import strategies as gen
 import tidyctx as tc
 from runs import cc_line
 from tidyctx import pricing
-from tidyctx.cli import main
-from tidyctx.request import ValidationError, cache_markers, to_plain
+from tidyctx._cli import main
+from tidyctx._request import ValidationError, cache_markers, to_plain
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
 
@@ -637,7 +637,7 @@ def test_report_into_a_closed_pipe_stops_quietly() -> None:
         [
             sys.executable,
             "-m",
-            "tidyctx.cli",
+            "tidyctx._cli",
             "report",
             str(trace / "cc-sessionshare-generaltoolcalls.json"),
         ],

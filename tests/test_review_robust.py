@@ -27,13 +27,13 @@ from hypothesis import strategies as st
 import strategies as gen
 import tidyctx as tc
 from runs import server_blocks
+from tidyctx._request import cache_content, canonical_json, iter_blocks
 from tidyctx.recall import reference_recall
-from tidyctx.request import cache_content, canonical_json, iter_blocks
 from tidyctx.testing import LocalServer
+from tidyctx.text._project import project_text
 from tidyctx.traces import load, load_run, parse_ts
-from tidyctx.transforms.compact import compact_text
-from tidyctx.transforms.project import project_text
-from tidyctx.transforms.summarize import ACK, summary_message
+from tidyctx.transforms._compact import compact_text
+from tidyctx.transforms._summarize import ACK, summary_message
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SUMMARY = {"trigger_tokens": 3_000, "keep_last": 2, "max_payback_turns": None}

@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 
 import tidyctx as tc
 from strategies import growing_conversations, requests
+from tidyctx.code import _grammars
+from tidyctx.code import _slicing as slicing
 from tidyctx.store import MemoryStore
 from tidyctx.testing import LocalServer
+from tidyctx.text._truncate import MARKER_PREFIX
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms import _grammars, slicing
-from tidyctx.transforms.expand import expand_tool
-from tidyctx.transforms.slice_code import (
+from tidyctx.transforms._expand import expand_tool
+from tidyctx.transforms._slice_code import (
     GAP,
     Conversation,
     SliceCode,
@@ -31,7 +33,6 @@ from tidyctx.transforms.slice_code import (
     parse_listing,
     slice_code,
 )
-from tidyctx.transforms.truncate import MARKER_PREFIX
 
 MODEL = "claude-sonnet-4-6"
 # A real file of this interpreter's standard library (about 500 lines, 4,800 tokens).

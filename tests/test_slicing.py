@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 pytest.importorskip("tree_sitter_python", reason="pip install 'tidyctx[code]'")
 
-from tidyctx.transforms import _grammars, slicing
-from tidyctx.transforms.slicing import (
+from tidyctx.code import _grammars
+from tidyctx.code import _slicing as slicing
+from tidyctx.code._slicing import (
     AmbiguousSymbol,
     GrammarMissing,
     SlicingError,

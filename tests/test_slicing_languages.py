@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tree_sitter", reason="pip install 'tidyctx[code]'")
 
-from tidyctx.transforms.slicing import definitions, outline, slice_lines, slice_symbol
+from tidyctx.code._slicing import definitions, outline, slice_lines, slice_symbol
 
 DATA = Path(__file__).parent / "data" / "code"
 FILES = sorted(p for p in DATA.iterdir() if p.name != "README.md")

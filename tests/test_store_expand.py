@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import tidyctx as tc
 from tidyctx.store import MemoryStore, Store, keep, store_key
 from tidyctx.testing import LocalServer
-from tidyctx.transforms.expand import DEFAULT_LENGTH, MAX_LENGTH, expand_tool
+from tidyctx.transforms._expand import DEFAULT_LENGTH, MAX_LENGTH, expand_tool
 
 # ---------------------------------------------------------------------------- store
 

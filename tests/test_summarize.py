@@ -17,11 +17,11 @@ import anthropic
 import pytest
 
 import tidyctx as tc
-from tidyctx.request import canonical_json
+from tidyctx._request import canonical_json
 from tidyctx.store import MemoryStore, RedisStore, SQLiteStore
 from tidyctx.testing import Fail, Hang, LocalServer, is_summary_call, summary_responder
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.summarize import (
+from tidyctx.transforms._summarize import (
     ACK,
     COMPACTION_BETA,
     Summarize,
@@ -391,7 +391,7 @@ def test_server_side_compaction_config(local_server: LocalServer) -> None:
 
 
 def test_defaults_follow_the_trigger(anthropic_client: anthropic.Anthropic) -> None:
-    from tidyctx.transforms.summarize import DEFAULT_TARGET, DEFAULT_TRIGGER, MIN_SERVER_TRIGGER
+    from tidyctx.transforms._summarize import DEFAULT_TARGET, DEFAULT_TRIGGER, MIN_SERVER_TRIGGER
 
     t = summarize(anthropic_client)
     assert (t.trigger_tokens, t.target_tokens) == (DEFAULT_TRIGGER, DEFAULT_TARGET)
@@ -545,7 +545,7 @@ STORE_SCRIPT = textwrap.dedent(
     import anthropic
     from test_summarize import OPTIONS, agent_run
     from tidyctx.store import RedisStore, SQLiteStore
-    from tidyctx.transforms.summarize import summarize
+    from tidyctx.transforms._summarize import summarize
 
     kind, where, base_url = sys.argv[1:4]
     store = SQLiteStore(where) if kind == "sqlite" else RedisStore(where)

@@ -18,7 +18,7 @@ from runs import turns as prefixes
 from tidyctx import pricing
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.summarize import (
+from tidyctx.transforms._summarize import (
     MAX_PAYBACK_TURNS,
     asummarize,
     leading_summary,

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
-from tidyctx.request import canonical_json
+from tidyctx._request import canonical_json
 from tidyctx.testing import Fail, Hang, LocalServer
-from tidyctx.transforms.summarize import SummaryEvent, SummaryWarning, leading_summary, summarize
+from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, leading_summary, summarize
 
 PROPS = settings(
     max_examples=40,

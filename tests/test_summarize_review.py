@@ -16,10 +16,10 @@ import pytest
 import tidyctx as tc
 from runs import OPTIONS, agent_run
 from tidyctx import pricing
-from tidyctx.request import canonical_json
+from tidyctx._request import canonical_json
 from tidyctx.store import SQLiteStore
 from tidyctx.testing import LocalServer
-from tidyctx.transforms.summarize import (
+from tidyctx.transforms._summarize import (
     MAX_CALL_TOKENS,
     SummaryEvent,
     asummarize,

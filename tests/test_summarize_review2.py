@@ -18,7 +18,7 @@ from runs import OPTIONS, agent_run, turns
 from tidyctx.store import MemoryStore, SQLiteStore, store_key
 from tidyctx.testing import Fail, LocalServer
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.summarize import (
+from tidyctx.transforms._summarize import (
     SummaryEvent,
     SummaryWarning,
     asummarize,

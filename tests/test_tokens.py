@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tidyctx import tokens
-from tidyctx.request import canonical_json, iter_blocks
+from tidyctx._request import canonical_json, iter_blocks
 from tidyctx.tokens import (
     BASE_CALIBRATION,
     IMAGE_MAX_TOKENS,

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 import strategies as gen
 import tidyctx as tc
 from tidyctx import cachesim
-from tidyctx.request import canonical_json, iter_blocks
+from tidyctx._request import canonical_json, iter_blocks
 from tidyctx.store import MemoryStore
+from tidyctx.text._project import ProjectionWarning
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.compact import compact_text
-from tidyctx.transforms.project import ProjectionWarning
+from tidyctx.transforms._compact import compact_text
 
 PROPS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -313,7 +313,7 @@ TRIMS = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore::tidyctx.transforms.project.ProjectionWarning")
+@pytest.mark.filterwarnings("ignore::tidyctx.text._project.ProjectionWarning")
 @PROPS
 @given(tool_sessions(), st.sampled_from(range(len(TRIMS))))
 def test_trim_is_pure_idempotent_valid_and_within_budget(
@@ -334,7 +334,7 @@ def test_trim_is_pure_idempotent_valid_and_within_budget(
         assert counter.count_text(text) <= limit
 
 
-@pytest.mark.filterwarnings("ignore::tidyctx.transforms.project.ProjectionWarning")
+@pytest.mark.filterwarnings("ignore::tidyctx.text._project.ProjectionWarning")
 @PROPS
 @given(tool_sessions(), st.sampled_from(range(len(TRIMS))))
 def test_trim_keeps_the_cached_prefix_between_batches(

@@ -137,7 +137,7 @@ def test_explain_prices_only_a_new_clearing_batch_not_every_turn() -> None:
 def test_projection_writes_numbers_back_as_they_were() -> None:
     """Before: projected JSON went through float, so 0.123456789012345678 lost digits and
     1e400 became Infinity, which is not JSON."""
-    from tidyctx.transforms.project import project_text
+    from tidyctx.text._project import project_text
 
     text = (
         '{"rows": [{"id": 1, "amount": 0.123456789012345678, "big": 1e400, "tiny": -1e-400,'
@@ -281,7 +281,7 @@ def unit_texts(blocks: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-@pytest.mark.filterwarnings("ignore::tidyctx.transforms.project.ProjectionWarning")
+@pytest.mark.filterwarnings("ignore::tidyctx.text._project.ProjectionWarning")
 @PROPS
 @given(st.lists(mixed_results(), min_size=1, max_size=3), st.sampled_from([60, 200, 700, 700]))
 def test_trim_with_projection_and_budget_on_mixed_results(

@@ -1,4 +1,4 @@
-"""Tests for tidyctx.transforms.truncate: budget, marker, line/row awareness, hints, speed."""
+"""Tests for tidyctx.text._truncate: budget, marker, line/row awareness, hints, speed."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tidyctx.tokens import LocalCounter
-from tidyctx.transforms import truncate as tr
-from tidyctx.transforms.truncate import (
+from tidyctx.text import _truncate as tr
+from tidyctx.text._truncate import (
     ERROR_WORDS,
     MARKER_KEY,
     MARKER_PREFIX,
@@ -25,6 +24,7 @@ from tidyctx.transforms.truncate import (
     marker,
     truncate_text,
 )
+from tidyctx.tokens import LocalCounter
 
 COUNTER = LocalCounter()
 NOTE_RE = re.compile(r"^\[… ×[\d,]+ similar lines\]$")

@@ -5,15 +5,9 @@
 [{'role': 'user', 'content': 'hi'}]
 """
 
-from tidyctx.pipeline import Report, Step, Transform, explain, pipe
-from tidyctx.request import Request, ValidationError, normalize, validate
-from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, keep
-from tidyctx.transforms.cache import cache
-from tidyctx.transforms.compact import compact
-from tidyctx.transforms.expand import expand_tool
-from tidyctx.transforms.order import order
-from tidyctx.transforms.slice_code import slice_code
-from tidyctx.transforms.slicing import (
+from tidyctx._pipeline import Report, Step, Transform, explain, pipe
+from tidyctx._request import Request, ValidationError, normalize, validate
+from tidyctx.code import (
     Definition,
     Slice,
     SlicingError,
@@ -23,11 +17,25 @@ from tidyctx.transforms.slicing import (
     slice_lines,
     slice_symbol,
 )
-from tidyctx.transforms.summarize import SummaryEvent, SummaryWarning, asummarize, summarize
-from tidyctx.transforms.trim import trim
+from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, keep
+from tidyctx.tokens import LocalCounter, TokenCounter
+from tidyctx.transforms import (
+    SummaryEvent,
+    SummaryWarning,
+    asummarize,
+    cache,
+    clear,
+    compact,
+    expand_tool,
+    order,
+    slice_code,
+    summarize,
+    trim,
+)
 
 __all__ = [
     "Definition",
+    "LocalCounter",
     "MemoryStore",
     "RedisStore",
     "Report",
@@ -40,10 +48,12 @@ __all__ = [
     "SummaryEvent",
     "SummaryWarning",
     "SymbolNotFound",
+    "TokenCounter",
     "Transform",
     "ValidationError",
     "asummarize",
     "cache",
+    "clear",
     "compact",
     "definitions",
     "expand_tool",

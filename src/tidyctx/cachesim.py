@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx import pricing
-from tidyctx.request import (
+from tidyctx._request import (
     CACHEABLE_NEVER,
     MAX_BREAKPOINTS,
     ValidationError,

@@ -2,7 +2,7 @@
 
 Projection, truncation and clearing take text out of a request; nothing is lost for good,
 because the original goes into a store under :func:`store_key` of its text, and the marker
-left in its place names that key. :func:`tidyctx.transforms.expand.expand_tool` gives the
+left in its place names that key. :func:`tidyctx.transforms._expand.expand_tool` gives the
 agent a tool that reads it back.
 
 The key depends on the text alone, so the same text gets the same key in every process and

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from tidyctx.request import Request, block_hash, canonical_json, iter_blocks, to_plain, to_request
+from tidyctx._request import Request, block_hash, canonical_json, iter_blocks, to_plain, to_request
 
 __all__ = [
     "BASE_CALIBRATION",

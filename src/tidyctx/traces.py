@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tidyctx.request import Request, ValidationError, to_request
+from tidyctx._request import Request, ValidationError, to_request
 
 __all__ = ["Run", "Turn", "load", "load_run", "parse_ts"]
 

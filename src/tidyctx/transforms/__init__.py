@@ -1,1 +1,24 @@
-"""Transforms: factories that return pure ``Request -> Request`` callables."""
+"""The transforms users compose: factories returning pure ``Request -> Request`` callables."""
+
+from tidyctx.transforms._cache import cache
+from tidyctx.transforms._clear import clear
+from tidyctx.transforms._compact import compact
+from tidyctx.transforms._expand import expand_tool
+from tidyctx.transforms._order import order
+from tidyctx.transforms._slice_code import slice_code
+from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, asummarize, summarize
+from tidyctx.transforms._trim import trim
+
+__all__ = [
+    "SummaryEvent",
+    "SummaryWarning",
+    "asummarize",
+    "cache",
+    "clear",
+    "compact",
+    "expand_tool",
+    "order",
+    "slice_code",
+    "summarize",
+    "trim",
+]

@@ -51,7 +51,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.request import Request, ValidationError, canonical_json, check_encodable, normalize
+from tidyctx._request import Request, ValidationError, canonical_json, check_encodable, normalize
 
 __all__ = [
     "DEFAULT_PATTERNS",

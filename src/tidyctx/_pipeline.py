@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.request import (
+from tidyctx._request import (
     Request,
     block_hash,
     cache_content,

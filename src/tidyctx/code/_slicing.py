@@ -86,7 +86,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tidyctx.transforms._grammars import (
+from tidyctx.code._grammars import (
     CLASSLIKE,
     LANGUAGES,
     SPECS,

@@ -3,7 +3,7 @@
 :class:`LocalServer` listens on ``127.0.0.1`` (a free port) and answers the endpoints the SDK
 calls: ``POST /v1/messages`` (JSON or Server-Sent Events), ``POST /v1/messages/count_tokens``
 and the Message Batches endpoints. It validates requests the way the API does
-(:func:`tidyctx.request.validate` with ``strict=False``) and answers invalid ones with a 400 in
+(:func:`tidyctx._request.validate` with ``strict=False``) and answers invalid ones with a 400 in
 the API's error shape, so an agent that works against it sends requests the API accepts.
 Replies are deterministic; :meth:`LocalServer.script` queues replies and failures (529, 429,
 timeouts...) to test retry and error paths. Prompt caching is simulated
@@ -51,7 +51,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeAlias, cast
 from urllib.parse import parse_qsl, unquote
 
-from tidyctx.request import ValidationError, block_hash, canonical_json, validate
+from tidyctx._request import ValidationError, block_hash, canonical_json, validate
 
 if TYPE_CHECKING:
     from tidyctx.cachesim import CacheModel
@@ -1299,7 +1299,7 @@ def _thinking_problem(body: Mapping[str, Any], max_tokens: int | None) -> str | 
 
 # ------------------------------------------------------------------------------ summaries
 
-_SUMMARIZER_MARK = "tidyctx-summarizer v1"  # tidyctx.transforms.summarize.SUMMARIZER_MARK
+_SUMMARIZER_MARK = "tidyctx-summarizer v1"  # tidyctx.transforms._summarize.SUMMARIZER_MARK
 _TAGGED = re.compile(r"<(previous-summary|transcript)>\n(.*)\n</\1>\Z", re.DOTALL)
 _PATHLIKE = re.compile(r"~?/?(?:[\w.@+-]+/)+[\w.@+-]+|\b[\w-]+\.[A-Za-z]{1,5}\b")
 _CODE_NAME = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\b")

@@ -7,12 +7,12 @@ is over ``max_tokens``, replaces it with
 
 * a note (a ``[tidyctx: ...]`` marker line) saying what was left out and how to get it back:
   the original goes into ``store`` and ``tidyctx_expand(id=...)`` (see
-  :func:`tidyctx.transforms.expand.expand_tool`) returns it, or the agent re-reads lines with
+  :func:`tidyctx.transforms._expand.expand_tool`) returns it, or the agent re-reads lines with
   its own file tool;
-* the file's outline (:func:`tidyctx.transforms.slicing.outline`: every class, function and
+* the file's outline (:func:`tidyctx.code._slicing.outline`: every class, function and
   method signature with its doc comment's first line);
 * in full, the definitions the conversation refers to, most relevant first while they fit in
-  the budget (:func:`tidyctx.transforms.slicing.slice_symbol`: with decorators, the header of
+  the budget (:func:`tidyctx.code._slicing.slice_symbol`: with decorators, the header of
   the enclosing class and the imports they use).
 
 Lines keep the numbers they have in the file, in the viewer's own style (``     1\\t`` of
@@ -75,13 +75,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tidyctx.request import Request, ValidationError, block_hash, normalize
+from tidyctx._request import Request, ValidationError, block_hash, normalize
 from tidyctx.store import MemoryStore, Store, keep
+from tidyctx.text._truncate import MARKER_PREFIX
 from tidyctx.tokens import LocalCounter, get_encoding
-from tidyctx.transforms.truncate import MARKER_PREFIX
 
 if TYPE_CHECKING:
-    from tidyctx.transforms.slicing import Definition
+    from tidyctx.code._slicing import Definition
 
 __all__ = [
     "DEFAULT_TOOLS",
@@ -746,7 +746,7 @@ def slice_view(
     store: Store | None = None,
 ) -> Outcome:
     """Slice one file view's text (see :func:`slice_code`); pure apart from ``store.put``."""
-    from tidyctx.transforms import slicing
+    from tidyctx.code import _slicing as slicing
 
     counter = counter or LocalCounter()
     if MARKER_PREFIX in text:
@@ -949,7 +949,7 @@ def slice_code(
     function of the input that returns it (default :data:`DEFAULT_TOOLS`; to add a tool, pass
     ``{**DEFAULT_TOOLS, "my_viewer": "file"}``). ``store`` keeps the originals (default: a
     :class:`~tidyctx.store.MemoryStore` of this transform); give the same store to
-    :func:`~tidyctx.transforms.expand.expand_tool`.
+    :func:`~tidyctx.transforms._expand.expand_tool`.
 
     Needs the ``code`` extra (``pip install tidyctx[code]``) for the grammars; a view whose
     grammar is missing is left as it is, and :func:`tidyctx.explain` says so.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tidyctx import cachesim, pricing
-from tidyctx.request import ValidationError
+from tidyctx._request import ValidationError
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run, load
 
@@ -263,7 +263,7 @@ def code(
 ) -> int:
     """``tidyctx slice`` and ``tidyctx outline``: print the slice of ``file``; return the exit
     status (2, with the reason on ``err``, when the file cannot be read or sliced)."""
-    from tidyctx.transforms import slicing  # grammars load lazily, on first use
+    from tidyctx.code import _slicing as slicing  # grammars load lazily, on first use
 
     out = out or sys.stdout
     err = err or sys.stderr

@@ -13,7 +13,7 @@ plain data at the edge. Keys tidyctx does not know (``output_config``, ``diagnos
 >>> validate({"messages": [{"role": "system", "content": "be brief"}]})
 Traceback (most recent call last):
 ...
-tidyctx.request.ValidationError: messages[0].role: 'system' is not a message role; ...
+tidyctx._request.ValidationError: messages[0].role: 'system' is not a message role; ...
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def check_encodable(request: Any) -> None:
     >>> check_encodable({"messages": [{"role": "user", "content": "ok \\ud83d"}]})
     Traceback (most recent call last):
     ...
-    tidyctx.request.ValidationError: messages[0].content: holds a lone UTF-16 surrogate ...
+    tidyctx._request.ValidationError: messages[0].content: holds a lone UTF-16 surrogate ...
     """
     found = _unencodable(request)
     if found:
@@ -384,7 +384,7 @@ def validate(request: Any, *, strict: bool = True) -> None:
             first.path,
             first.problem,
             (first.hint + " " if first.hint else "")
-            + f"({more} more problem{'s' if more > 1 else ''}: call tidyctx.request.errors() "
+            + f"({more} more problem{'s' if more > 1 else ''}: call tidyctx._request.errors() "
             "to list them)",
         )
     raise first

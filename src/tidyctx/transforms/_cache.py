@@ -17,7 +17,7 @@ breakpoints must come before 5m ones.
 
 Markers the caller put on tools or system blocks are kept and count toward the 4; if they
 alone break the API's rules (more than 4 with the top-level one, a 1h marker after a 5m one)
-cache() raises :class:`~tidyctx.request.ValidationError` naming the marker. Markers in
+cache() raises :class:`~tidyctx._request.ValidationError` naming the marker. Markers in
 ``messages`` (inside a tool_result's content too) are treated as rolling breakpoints: cache()
 removes them and places its own, so applying it to its own output changes nothing
 (idempotent) and markers never pile up past 4.
@@ -25,7 +25,7 @@ removes them and places its own, so applying it to its own output changes nothin
 >>> req = {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": "Be brief. " * 400,
 ...        "messages": [{"role": "user", "content": "hi " * 1200}]}
 >>> out = cache()(req)
->>> [p for p, _ in tidyctx.request.cache_markers(out)]
+>>> [p for p, _ in tidyctx._request.cache_markers(out)]
 ['system[0]', 'messages[0].content[0]']
 """
 
@@ -36,10 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import tidyctx.request
+import tidyctx._request
 from tidyctx import pricing
-from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, CacheModel, layout
-from tidyctx.request import (
+from tidyctx._request import (
     MAX_BREAKPOINTS,
     Request,
     ValidationError,
@@ -49,8 +48,9 @@ from tidyctx.request import (
     marker_errors,
     normalize,
 )
+from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, CacheModel, layout
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms.order import is_dynamic_block
+from tidyctx.transforms._order import is_dynamic_block
 
 __all__ = ["Cache", "cache"]
 
@@ -94,7 +94,7 @@ class Cache:
         out = normalize(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
-            raise tidyctx.request.ValidationError(
+            raise tidyctx._request.ValidationError(
                 "messages", "missing", "cache() needs a request with a list of messages"
             )
         # Drop the rolling markers (ours, from an earlier pass, or the caller's) in messages,
@@ -262,7 +262,7 @@ def cache(
     pauses longer than 5 minutes between calls (a human in the loop): the stable prefix then
     survives the pause for twice the write price (PC). ``automatic=True`` uses the request's
     top-level ``cache_control`` for the rolling breakpoint where that serves as well (no
-    dynamic block from :func:`~tidyctx.transforms.order.order` at the end). ``model``
+    dynamic block from :func:`~tidyctx.transforms._order.order` at the end). ``model``
     overrides the request's model for counting and the minimum cacheable length;
     ``min_tokens`` overrides that minimum (a model missing from the price table, or tests).
     ``bridge=False`` never places the lookback bridge.
@@ -310,7 +310,7 @@ def _unmarked(block: dict[str, Any]) -> dict[str, Any]:
 
 
 def _blocks_by_path(request: Request) -> dict[str, Any]:
-    return {ref.path: ref.block for ref in tidyctx.request.iter_blocks(request)}
+    return {ref.path: ref.block for ref in tidyctx._request.iter_blocks(request)}
 
 
 def _last_eligible(

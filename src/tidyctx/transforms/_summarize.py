@@ -98,7 +98,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidyctx import pricing
-from tidyctx.request import (
+from tidyctx._request import (
     Request,
     ValidationError,
     block_hash,
@@ -581,9 +581,9 @@ class Summarize:
 
     def summary_request(self, previous: str | None, transcript: str) -> Request:
         """The request of one summary call, ordered and cached like any other (order, cache)."""
-        from tidyctx.pipeline import pipe
-        from tidyctx.transforms.cache import cache
-        from tidyctx.transforms.order import order
+        from tidyctx._pipeline import pipe
+        from tidyctx.transforms._cache import cache
+        from tidyctx.transforms._order import order
 
         blocks: list[dict[str, Any]] = []
         if previous is not None:
@@ -846,7 +846,7 @@ class Summarize:
         return req, was_list, self._plan(req)
 
     def _server_side(self, req: Request) -> Request:
-        from tidyctx.transforms.clear import with_server_side
+        from tidyctx.transforms._clear import with_server_side
 
         edit = {
             "type": COMPACT_EDIT,
@@ -859,7 +859,7 @@ class Summarize:
         if self.is_async:
             raise TypeError(
                 "this summarize() transform has an async client: use `await t.acall(request)` "
-                "(tc.pipe is synchronous; see the tidyctx.transforms.summarize docs)"
+                "(tc.pipe is synchronous; see the tidyctx.transforms._summarize docs)"
             )
         req, was_list, plan = self._start(request)
         if plan is None:

@@ -1,4 +1,4 @@
-"""Per-language facts for :mod:`tidyctx.transforms.slicing`: grammar packages, file names and
+"""Per-language facts for :mod:`tidyctx.code._slicing`: grammar packages, file names and
 the tree-sitter node types that make a definition, a scope, an import or a comment.
 
 Grammars are imported lazily from the per-language wheels (``pip install tidyctx[code]``), so

@@ -52,8 +52,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.cachesim import layout
-from tidyctx.request import (
+from tidyctx._request import (
     Request,
     ValidationError,
     block_hash,
@@ -62,6 +61,7 @@ from tidyctx.request import (
     iter_blocks,
     to_request,
 )
+from tidyctx.cachesim import layout
 from tidyctx.store import Store
 from tidyctx.store import keep as store_keep
 from tidyctx.tokens import LocalCounter

@@ -48,8 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx.request import Request, ValidationError, normalize, to_request
-from tidyctx.transforms.truncate import MARKER_PREFIX
+from tidyctx._request import Request, ValidationError, normalize, to_request
+from tidyctx.text._truncate import MARKER_PREFIX
 
 __all__ = [
     "MAX_CHARS",
@@ -559,7 +559,7 @@ def compact_result(text: str, name: str, call_input: Any) -> str:
 
     :func:`compact_text` and :func:`drop_echo` to a fixed point (compacting can make an echoed
     line match: colour codes, padding; one pass of each is not idempotent). A file view
-    (a call :data:`~tidyctx.transforms.slice_code.DEFAULT_TOOLS` recognises: ``cat FILE``,
+    (a call :data:`~tidyctx.transforms._slice_code.DEFAULT_TOOLS` recognises: ``cat FILE``,
     ``read_file``, ``Read``...) is the file: the agent copies its lines into edits and counts
     them, so only the padding before its line numbers goes.
 
@@ -570,7 +570,7 @@ def compact_result(text: str, name: str, call_input: Any) -> str:
 
 
 def _result(text: str, name: str, call_input: Any, fn: Callable[[str], str]) -> str:
-    from tidyctx.transforms.slice_code import DEFAULT_TOOLS, _view_path
+    from tidyctx.transforms._slice_code import DEFAULT_TOOLS, _view_path
 
     if _view_path(DEFAULT_TOOLS, {"name": name, "input": call_input}) is not None:
         return _NUMBER_PAD.sub("", text) if len(text) <= MAX_CHARS and is_numbered(text) else text
