@@ -5,21 +5,20 @@
 True
 """
 
-from tidyctx.testing._server import (
+from tidyctx.testing._http import RecordedRequest
+from tidyctx.testing._messages import (
     ERROR_TYPES,
     Fail,
     Hang,
-    LocalServer,
-    RecordedRequest,
     Reply,
     Responder,
+    ScriptItem,
     TokenCounter,
     UsageHook,
     error_type_for,
-    is_summary_call,
-    local_server,
-    summary_responder,
 )
+from tidyctx.testing._server import LocalServer, local_server
+from tidyctx.testing._summarizer import is_summary_call, summary_responder
 
 __all__ = [
     "ERROR_TYPES",
@@ -29,6 +28,7 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "Responder",
+    "ScriptItem",
     "TokenCounter",
     "UsageHook",
     "error_type_for",
