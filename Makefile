@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tidyctx needs Python >= 3.11"'
@@ -29,6 +29,10 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The site, built offline into site/; --strict fails on a broken link, anchor or API reference.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/token_counting.py
 	cd benchmarks && ../$(BIN)/python cache_fidelity.py
@@ -42,4 +46,4 @@ bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python summary_calibration.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis site

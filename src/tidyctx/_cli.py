@@ -22,7 +22,8 @@ from tidyctx.traces import Run, load
 
 __all__ = ["cache_check", "code", "load_any", "main", "report"]
 
-# Turn replay prices runs on this model unless the recording names a known one (DESIGN.md).
+# A run recorded with a model that has no Anthropic price (a GPT run, an unknown id) is priced
+# on this model, the one the benchmarks replay every run on.
 REPLAY_MODEL = "claude-sonnet-4-6"
 
 

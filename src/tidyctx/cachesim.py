@@ -7,9 +7,8 @@ it (5-minute and 1-hour), and uncached, in the shape of a real response's ``usag
 (the local Messages API server uses it), and each :class:`CacheCall` says, for a miss, where
 the prefix diverged and why.
 
-The rules, each from the prompt-caching page (PC,
-https://platform.claude.com/docs/en/build-with-claude/prompt-caching, as collected in
-ANTHROPIC_FACTS.md §2):
+The rules, each from Anthropic's prompt-caching page,
+https://platform.claude.com/docs/en/build-with-claude/prompt-caching:
 
 - the prefix is built tools → system → messages; a cache entry is the whole prefix up to and
   including a block that carries ``cache_control`` (a breakpoint); a hit needs an identical
@@ -79,13 +78,16 @@ __all__ = [
 ]
 
 LOOKBACK = 20
-"""Positions the API checks from a breakpoint backwards, the breakpoint included (PC)."""
+"""Positions the API checks from a breakpoint backwards, the breakpoint included (prompt-caching
+page: the lookback covers 20 blocks)."""
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
-"""Cache lifetimes (PC: "5 minutes", "1 hour"), refreshed on each hit."""
+"""Cache lifetimes (prompt-caching page: 5 minutes, or 1 hour with ``ttl: "1h"``), refreshed on
+each hit."""
 
 DEFAULT_MIN_CACHEABLE = 1024
-"""Minimum cacheable length for a model tidyctx has no price row for (PC: most models)."""
+"""Minimum cacheable length for a model tidyctx has no price row for (the prompt-caching page
+lists 1,024 for most models)."""
 
 
 def _digest(*parts: bytes) -> bytes:
@@ -167,9 +169,9 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
     drop_thinking = not keeps_prior_thinking(name)
     drop_before = thinking_cutoff(messages) if drop_thinking else 0
 
-    # Settings the cache keys depend on, mixed in where their section starts (PC, "What
-    # invalidates the cache"): the model (its own cache), speed (system + messages), and
-    # tool_choice, thinking and the number of images (messages).
+    # Settings the cache keys depend on, mixed in where their section starts (prompt-caching
+    # page, "What invalidates the cache"): the model (its own cache), speed (system + messages),
+    # and tool_choice, thinking and the number of images (messages).
     thinking = req.get("thinking")
     seeds = {
         "tools": (("model", name),),
@@ -621,8 +623,9 @@ def floor(
     """The caching floor: per request, usage as if a perfect cache served it.
 
     Every distinct prefix token is written once (at the 5-minute price) and read by every
-    later request that shares it; nothing expires, no minimum length, no lookback (DESIGN.md,
-    "Caching floor"). A strategy that only places breakpoints cannot beat it.
+    later request that shares it; nothing expires, no minimum length, no lookback. A strategy
+    that only places breakpoints cannot beat it; one that trims or summarizes can (the
+    benchmarks report every cost as a ratio to this floor).
     """
     seen: set[bytes] = set()
     out: list[dict[str, Any]] = []

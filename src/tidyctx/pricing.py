@@ -18,23 +18,25 @@ $0.0210 (input $0.0030, write $0.0105, read $0.0030, output $0.0045)
 >>> round(cost(usage, "claude-sonnet-4-6", batch=True).total, 6)
 0.0105
 
-Rates are USD per million tokens. ``cache_creation`` splits the cache writes by TTL; when it is
+Rates are USD per million tokens, from https://platform.claude.com/docs/en/about-claude/pricing
+unless the table says otherwise. ``cache_creation`` splits the cache writes by TTL; when it is
 missing or ``None`` every write is priced as a 5-minute write (the default TTL), and when its
 parts add up to less than ``cache_creation_input_tokens`` the remainder is priced as 5-minute
 writes too. ``batch=True`` applies the Message Batches discount (50%) to every token class; it
-stacks with the cache multipliers (BA, PR).
+stacks with the cache multipliers
+(https://platform.claude.com/docs/en/build-with-claude/batch-processing).
 
 Modelled: base input, 5-minute and 1-hour cache writes, cache reads, output, the batch discount,
 and Claude Haiku 5.5's prompt-length tier (prompt = input + cache writes + cache reads over
-100,000 tokens: every token of the request at 5x, MO).
+100,000 tokens: every token of the request at 5x, per its model page).
 
 Not modelled (priced at the standard rate; add your own correction if you use them):
 
 - the long-context premium of Sonnet 4.5 / Sonnet 4 with the ``context-1m-2025-08-07`` beta
-  header (> 200K input tokens: $6 in / $22.50 out on the whole request, PR). The header is not
-  visible in ``usage``, and that beta has ended (2nd-hand);
-- ``inference_geo: "us"`` (1.1x on every token class, Opus 4.6 and later, PR) and fast mode
-  (``speed: "fast"``, e.g. Opus 4.6 at $30 / $150, PR), although ``usage`` reports both;
+  header (> 200K input tokens: $6 in / $22.50 out on the whole request). The header is not
+  visible in ``usage``, and that beta is reported to have ended;
+- ``inference_geo: "us"`` (1.1x on every token class, Opus 4.6 and later) and fast mode
+  (``speed: "fast"``, e.g. Opus 4.6 at $30 / $150), although ``usage`` reports both;
 - server tools billed per use (``usage.server_tool_use``, e.g. web search);
 - ``usage.iterations`` (server-side compaction): the top-level fields count the message
   iteration only, so price each entry of ``iterations`` with ``cost()`` to include the
@@ -65,31 +67,32 @@ __all__ = [
     "usage_dict",
 ]
 
-# Sources (keys as in /work/shared/ANTHROPIC_FACTS.md). Paths under
-# https://platform.claude.com/docs/en/ (older hosts: docs.anthropic.com, docs.claude.com):
-#   PR   about-claude/pricing
-#   MO   about-claude/models/overview and models/<model>/overview (model pages)
-#   PC   build-with-claude/prompt-caching
-#   BA   build-with-claude/batch-processing
-#   SDK  github.com/anthropics/anthropic-sdk-python v0.121.0 and PyPI `anthropic` 2.14.0
-#        (anthropic/types/model_param.py lists the current model ids; types/usage.py the fields)
-# "2nd-hand" = only quoted by third parties; "unconfirmed" = in no stored first-party page;
+# Sources. The comments in the table name the page each value comes from:
+#   pricing  https://platform.claude.com/docs/en/about-claude/pricing
+#   models   https://platform.claude.com/docs/en/about-claude/models/overview and each model's
+#            own page under https://platform.claude.com/docs/en/models/
+#   caching  https://platform.claude.com/docs/en/build-with-claude/prompt-caching (its table of
+#            minimum cacheable prompt lengths)
+#   batches  https://platform.claude.com/docs/en/build-with-claude/batch-processing
+#   SDK      https://github.com/anthropics/anthropic-sdk-python (anthropic/types/model_param.py
+#            lists the model ids, anthropic/types/usage.py the usage fields)
+# "third-party" = only quoted by third-party pages; "unconfirmed" = on no Anthropic page found;
 # "inferred" = not documented for this model, taken from its nearest sibling.
 #
-# Checked with the docs search (stored copies, Feb-Oct 2026), see the comments in the table:
-# - Fable 5.1 / Mythos 5.1 cache read $0.25: PR table (first-party) -> confirmed.
-# - Opus 5.5 4/5/8/0.20/20: MO Opus 5.5 page -> confirmed. Sonnet 5 / Sonnet 5.5 2/2.50/4/0.20/10
-#   and Opus 5 5/6.25/10/0.50/25: MO pages -> confirmed.
-# - claude-mythos-5 (MO Fable 5 migration guide) and claude-mythos-5-1 (SDK model_param.py):
-#   confirmed ids; Mythos 5 / 5.1 rows in PR at Fable 5 / 5.1 prices -> confirmed.
-# - Haiku 5.5: MO page gives $0.10 in, $0.50 out, $0.125 5m write, $0.20 1h write up to a
-#   100,000-token prompt and 5x above it -> confirmed; its $0.01 cache read is 2nd-hand.
-# - Sonnet 5.5 cache read cut to $0.10 from 2026-10-07: only in third-party changelogs
-#   (2nd-hand); the first-party MO copy found says $0.20, which is kept.
-# - Minimum cacheable lengths: first-party only for Opus 4.8 (1,024, "What's new in Opus 4.8");
-#   the rest of the latest PC list (512 / 1,024 / 2,048 / 4,096) is quoted identically by
-#   third parties (2nd-hand). The 2026-05 PC copy had Opus 4.7 at 4,096 and Sonnet 4.6 at
-#   2,048; the latest copy wins. 512 for Opus 5.5 and Haiku 5.5: unconfirmed.
+# The less certain values:
+# - Fable 5.1 / Mythos 5.1 cache read $0.25: in the pricing table.
+# - Opus 5.5 4/5/8/0.20/20, Sonnet 5 / Sonnet 5.5 2/2.50/4/0.20/10 and Opus 5 5/6.25/10/0.50/25:
+#   on their model pages.
+# - claude-mythos-5 (the Fable 5 migration guide) and claude-mythos-5-1 (SDK model_param.py)
+#   are the ids; the pricing table lists Mythos 5 / 5.1 at Fable 5 / 5.1 prices.
+# - Haiku 5.5: its model page gives $0.10 in, $0.50 out, $0.125 5m write, $0.20 1h write up to
+#   a 100,000-token prompt and 5x above it; its $0.01 cache read is third-party.
+# - Sonnet 5.5 cache read: the model page says $0.20, kept here; third-party changelogs report
+#   $0.10 from 2026-10-07.
+# - Minimum cacheable lengths: Anthropic's own page confirms Opus 4.8 (1,024, "What's new in
+#   Opus 4.8"); the rest of the current caching table (512 / 1,024 / 2,048 / 4,096) is quoted
+#   identically by third parties. An earlier version of that table had Opus 4.7 at 4,096 and
+#   Sonnet 4.6 at 2,048; the current one wins. 512 for Opus 5.5 and Haiku 5.5: unconfirmed.
 # - 200K context for the 3.x models: unconfirmed (third-party model lists only).
 
 _MTOK = 1_000_000
@@ -148,7 +151,7 @@ class ModelPrice:
     context_window: int
     """Context window in tokens."""
     batch_discount: float = 0.5
-    """Price factor of the Message Batches API, applied to every token class (BA)."""
+    """Price factor of the Message Batches API, applied to every token class."""
     long_prompt_threshold: int | None = None
     """If set, a request whose prompt (input + cache writes + cache reads) is longer than this
     many tokens pays ``long_prompt_factor`` times every rate, output included."""
@@ -211,163 +214,169 @@ class UnknownModelError(ValueError):
 
 # fmt: off
 _TABLE: tuple[ModelPrice, ...] = (
-    # ---- newest (MO model pages, PR; ids SDK model_param.py; 1M context: MO) ----------------
+    # ---- newest (model pages, pricing; ids: SDK model_param.py; 1M context: models) ---------
     ModelPrice(
         model="claude-fable-5-1",
-        input=10, cache_write_5m=12.50, cache_write_1h=20, output=50,  # PR, MO
-        cache_read=0.25,  # PR (0.025x input: footnote in the PR table)
-        min_cacheable=512,  # inferred from Fable 5 (not in any PC copy): unconfirmed
-        context_window=_M1,  # MO
+        input=10, cache_write_5m=12.50, cache_write_1h=20, output=50,  # pricing, models
+        cache_read=0.25,  # pricing (0.025x input: a footnote of its table)
+        min_cacheable=512,  # inferred from Fable 5 (not on the caching page): unconfirmed
+        context_window=_M1,  # models
     ),
     ModelPrice(
-        model="claude-mythos-5-1",  # id: SDK; limited availability (PR)
-        input=10, cache_write_5m=12.50, cache_write_1h=20, output=50,  # PR (= Fable 5.1)
-        cache_read=0.25,  # PR
+        model="claude-mythos-5-1",  # id: SDK; limited availability (pricing)
+        input=10, cache_write_5m=12.50, cache_write_1h=20, output=50,  # pricing (= Fable 5.1)
+        cache_read=0.25,  # pricing
         min_cacheable=512,  # inferred from Mythos 5: unconfirmed
-        context_window=_M1,  # MO (shares Fable's specifications)
+        context_window=_M1,  # models (shares Fable's specifications)
     ),
     ModelPrice(
         model="claude-fable-5",
-        input=10, cache_write_5m=12.50, cache_write_1h=20, cache_read=1, output=50,  # PR, MO
-        min_cacheable=512,  # PC latest copy (2nd-hand quote agrees)
-        context_window=_M1,  # MO
+        # pricing, models
+        input=10, cache_write_5m=12.50, cache_write_1h=20, cache_read=1, output=50,
+        min_cacheable=512,  # caching, current version (third-party quotes agree)
+        context_window=_M1,  # models
     ),
     ModelPrice(
-        model="claude-mythos-5",  # id: MO (Fable 5 migration guide), SDK
-        input=10, cache_write_5m=12.50, cache_write_1h=20, cache_read=1, output=50,  # PR, MO
-        min_cacheable=512,  # PC latest copy (2nd-hand quote agrees)
-        context_window=_M1,  # MO
+        model="claude-mythos-5",  # id: models (Fable 5 migration guide), SDK
+        # pricing, models
+        input=10, cache_write_5m=12.50, cache_write_1h=20, cache_read=1, output=50,
+        min_cacheable=512,  # caching, current version (third-party quotes agree)
+        context_window=_M1,  # models
     ),
     ModelPrice(
         model="claude-opus-5-5",
-        input=4, cache_write_5m=5, cache_write_1h=8, output=20,  # MO (confirmed)
-        cache_read=0.20,  # MO: 0.05x input, not 0.1x
-        min_cacheable=512,  # PC latest copy per facts sheet: unconfirmed by search
-        context_window=_M1,  # MO
+        input=4, cache_write_5m=5, cache_write_1h=8, output=20,  # models
+        cache_read=0.20,  # models: 0.05x input, not 0.1x
+        min_cacheable=512,  # caching, current version: unconfirmed
+        context_window=_M1,  # models
     ),
     ModelPrice(
         model="claude-opus-5",
-        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # MO, PR
-        min_cacheable=512,  # PC latest copy (2nd-hand quote agrees)
-        context_window=_M1,  # MO
+        # models, pricing
+        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,
+        min_cacheable=512,  # caching, current version (third-party quotes agree)
+        context_window=_M1,  # models
     ),
     ModelPrice(
         model="claude-sonnet-5-5",
-        input=2, cache_write_5m=2.50, cache_write_1h=4, output=10,  # MO
-        # MO copy found: $0.20. Cut to $0.10 from 2026-10-07 per third-party changelogs
-        # (2nd-hand, not confirmed); register() an override if your bill shows $0.10.
+        input=2, cache_write_5m=2.50, cache_write_1h=4, output=10,  # models
+        # models: $0.20. Third-party changelogs report $0.10 from 2026-10-07 (not confirmed);
+        # register() an override if your bill shows $0.10.
         cache_read=0.20,
-        min_cacheable=1_024,  # inferred from Sonnet 5 (not in any PC copy): unconfirmed
-        context_window=_M1,  # MO
+        min_cacheable=1_024,  # inferred from Sonnet 5 (not on the caching page): unconfirmed
+        context_window=_M1,  # models
     ),
     ModelPrice(
         model="claude-sonnet-5",
-        # MO, PR. A mid-2026 copy planned $3/$15 from 2026-09-01; later copies keep $2/$10.
+        # models, pricing. One version announced $3/$15 from 2026-09-01; later ones keep $2/$10.
         input=2, cache_write_5m=2.50, cache_write_1h=4, cache_read=0.20, output=10,
-        min_cacheable=1_024,  # PC latest copy (2nd-hand quote agrees)
-        context_window=_M1,  # MO
+        min_cacheable=1_024,  # caching, current version (third-party quotes agree)
+        context_window=_M1,  # models
     ),
     ModelPrice(
         model="claude-haiku-5-5",
-        # MO: rates for prompts up to 100,000 tokens ("from $0.10 / $0.50").
-        input=0.10, cache_write_5m=0.125, cache_write_1h=0.20, output=0.50,  # MO
-        cache_read=0.01,  # 2nd-hand (third-party guides; MO copy truncated before it)
-        long_prompt_threshold=100_000, long_prompt_factor=5.0,  # MO: 5x over 100K
-        min_cacheable=512,  # PC latest copy per facts sheet: unconfirmed by search
-        context_window=_M1,  # MO
+        # models: rates for prompts up to 100,000 tokens ("from $0.10 / $0.50").
+        input=0.10, cache_write_5m=0.125, cache_write_1h=0.20, output=0.50,  # models
+        cache_read=0.01,  # third-party guides only (not found on the model page)
+        long_prompt_threshold=100_000, long_prompt_factor=5.0,  # models: 5x over 100K
+        min_cacheable=512,  # caching, current version: unconfirmed
+        context_window=_M1,  # models
     ),
-    # ---- Claude 4.x (PR, PC; ids and contexts MO) -------------------------------------------
+    # ---- Claude 4.x (pricing, caching; ids and contexts: models) ------------------------------
     ModelPrice(
         model="claude-opus-4-8",
-        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # PR
-        min_cacheable=1_024,  # PC latest; MO "What's new in Opus 4.8" (first-party) agrees
-        context_window=_M1,  # MO
+        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # pricing
+        min_cacheable=1_024,  # caching; "What's new in Opus 4.8" (models) agrees
+        context_window=_M1,  # models
     ),
     ModelPrice(
         model="claude-opus-4-7",
-        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # PR
-        min_cacheable=2_048,  # PC latest copy (2026-05 copy: 4,096); 2nd-hand quote agrees
-        context_window=_M1,  # MO
+        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # pricing
+        min_cacheable=2_048,  # caching, current version (an earlier one: 4,096)
+        context_window=_M1,  # models
     ),
     ModelPrice(
         model="claude-opus-4-6",
-        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # PR
-        min_cacheable=4_096,  # PC (all copies; 2nd-hand quotes agree)
-        context_window=_M1,  # MO
+        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # pricing
+        min_cacheable=4_096,  # caching (every version)
+        context_window=_M1,  # models
     ),
     ModelPrice(
-        model="claude-opus-4-5-20251101", aliases=("claude-opus-4-5",),  # MO, SDK
-        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # PR
-        min_cacheable=4_096,  # PC
-        context_window=_K200,  # MO
+        model="claude-opus-4-5-20251101", aliases=("claude-opus-4-5",),  # models, SDK
+        input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25,  # pricing
+        min_cacheable=4_096,  # caching
+        context_window=_K200,  # models
     ),
     ModelPrice(
-        model="claude-opus-4-1-20250805", aliases=("claude-opus-4-1",),  # MO
-        input=15, cache_write_5m=18.75, cache_write_1h=30, cache_read=1.50, output=75,  # PR
-        min_cacheable=1_024,  # PC
-        context_window=_K200,  # MO
+        model="claude-opus-4-1-20250805", aliases=("claude-opus-4-1",),  # models
+        input=15, cache_write_5m=18.75, cache_write_1h=30, cache_read=1.50, output=75,  # pricing
+        min_cacheable=1_024,  # caching
+        context_window=_K200,  # models
     ),
     ModelPrice(
-        model="claude-opus-4-20250514", aliases=("claude-opus-4-0",),  # MO
-        input=15, cache_write_5m=18.75, cache_write_1h=30, cache_read=1.50, output=75,  # PR
-        min_cacheable=1_024,  # PC
-        context_window=_K200,  # MO
+        model="claude-opus-4-20250514", aliases=("claude-opus-4-0",),  # models
+        input=15, cache_write_5m=18.75, cache_write_1h=30, cache_read=1.50, output=75,  # pricing
+        min_cacheable=1_024,  # caching
+        context_window=_K200,  # models
     ),
     ModelPrice(
         model="claude-sonnet-4-6",
-        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # PR
-        min_cacheable=1_024,  # PC latest copy (2026-05 copy: 2,048)
-        context_window=_M1,  # MO
+        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # pricing
+        min_cacheable=1_024,  # caching, current version (an earlier one: 2,048)
+        context_window=_M1,  # models
     ),
     ModelPrice(
-        model="claude-sonnet-4-5-20250929", aliases=("claude-sonnet-4-5",),  # MO, SDK
-        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # PR
-        min_cacheable=1_024,  # PC
-        context_window=_K200,  # MO (1M beta and its premium: not modelled)
+        model="claude-sonnet-4-5-20250929", aliases=("claude-sonnet-4-5",),  # models, SDK
+        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # pricing
+        min_cacheable=1_024,  # caching
+        context_window=_K200,  # models (1M beta and its premium: not modelled)
     ),
     ModelPrice(
-        model="claude-sonnet-4-20250514", aliases=("claude-sonnet-4-0",),  # MO
-        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # PR
-        min_cacheable=1_024,  # PC
-        context_window=_K200,  # MO (1M beta and its premium: not modelled)
+        model="claude-sonnet-4-20250514", aliases=("claude-sonnet-4-0",),  # models
+        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # pricing
+        min_cacheable=1_024,  # caching
+        context_window=_K200,  # models (1M beta and its premium: not modelled)
     ),
     ModelPrice(
-        model="claude-haiku-4-5-20251001", aliases=("claude-haiku-4-5",),  # MO, SDK
-        input=1, cache_write_5m=1.25, cache_write_1h=2, cache_read=0.10, output=5,  # PR
-        min_cacheable=4_096,  # PC
-        context_window=_K200,  # MO
+        model="claude-haiku-4-5-20251001", aliases=("claude-haiku-4-5",),  # models, SDK
+        input=1, cache_write_5m=1.25, cache_write_1h=2, cache_read=0.10, output=5,  # pricing
+        min_cacheable=4_096,  # caching
+        context_window=_K200,  # models
     ),
-    # ---- Claude 3.x, retired or deprecated but still in logs (PR, BA; older copies) ---------
+    # ---- Claude 3.x, retired or deprecated but still in logs (pricing, batches; older) ------
     ModelPrice(
-        model="claude-3-7-sonnet-20250219", aliases=("claude-3-7-sonnet-latest",),  # MO
-        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # PR
-        min_cacheable=1_024,  # PC (older copies)
+        model="claude-3-7-sonnet-20250219", aliases=("claude-3-7-sonnet-latest",),  # models
+        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # pricing
+        min_cacheable=1_024,  # caching (older versions)
         context_window=_K200,  # unconfirmed
     ),
     ModelPrice(
-        # Both dated ids (June and October 2024) share one price; "-latest" alias: 2nd-hand.
+        # Both dated ids (June and October 2024) share one price; "-latest" alias: third-party.
         model="claude-3-5-sonnet-20241022",
         aliases=("claude-3-5-sonnet-20240620", "claude-3-5-sonnet-latest"),
-        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,  # PR, BA old
-        min_cacheable=1_024,  # PC (older copies; 2nd-hand quote agrees)
+        # pricing, batches
+        input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15,
+        min_cacheable=1_024,  # caching (older versions)
         context_window=_K200,  # unconfirmed
     ),
     ModelPrice(
-        model="claude-3-5-haiku-20241022", aliases=("claude-3-5-haiku-latest",),  # MO
-        input=0.80, cache_write_5m=1, cache_write_1h=1.60, cache_read=0.08, output=4,  # PR
-        min_cacheable=2_048,  # PC
+        model="claude-3-5-haiku-20241022", aliases=("claude-3-5-haiku-latest",),  # models
+        input=0.80, cache_write_5m=1, cache_write_1h=1.60, cache_read=0.08, output=4,  # pricing
+        min_cacheable=2_048,  # caching
         context_window=_K200,  # unconfirmed
     ),
     ModelPrice(
-        model="claude-3-opus-20240229", aliases=("claude-3-opus-latest",),  # MO; alias 2nd-hand
-        input=15, cache_write_5m=18.75, cache_write_1h=30, cache_read=1.50, output=75,  # PR
-        min_cacheable=1_024,  # PC (older copies)
+        # models; alias: third-party
+        model="claude-3-opus-20240229", aliases=("claude-3-opus-latest",),
+        input=15, cache_write_5m=18.75, cache_write_1h=30, cache_read=1.50, output=75,  # pricing
+        min_cacheable=1_024,  # caching (older versions)
         context_window=_K200,  # unconfirmed
     ),
     ModelPrice(
-        model="claude-3-haiku-20240307",  # MO
-        input=0.25, cache_write_5m=0.30, cache_write_1h=0.50, cache_read=0.03, output=1.25,  # PR
-        min_cacheable=2_048,  # PC (older copies)
+        model="claude-3-haiku-20240307",  # models
+        # pricing
+        input=0.25, cache_write_5m=0.30, cache_write_1h=0.50, cache_read=0.03, output=1.25,
+        min_cacheable=2_048,  # caching (older versions)
         context_window=_K200,  # unconfirmed
     ),
 )

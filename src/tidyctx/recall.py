@@ -1,6 +1,6 @@
 """Reference recall: how much of what the agent actually used a transformed context still holds.
 
-The measure (DESIGN.md, "Measures"): the references of assistant turn *t* are the strings in
+The measure: the references of assistant turn *t* are the strings in
 its text and tool_use inputs (file paths, identifiers of 4+ characters, numbers of 3+ digits,
 quoted strings) that occur in an earlier tool_result. A reference is recalled when it is still
 present somewhere in the transformed request for turn *t*. Recall = recalled / references,

@@ -1,10 +1,10 @@
 """Load recorded agent runs and replay them turn by turn.
 
-Two formats are read:
+Three formats are read:
 
 - a run file (``*.json``): one object with ``system``, ``tools``, ``messages`` (the final
   conversation) and ``turns`` (one ``{"ts", "usage"}`` per assistant message), the format of
-  the project's trace collection;
+  the bundled runs in ``data/traces/``;
 - a request log (``*.jsonl``): one Messages API request per line, either the request itself
   or ``{"request": {...}, "ts": ..., "usage": {...}}``;
 - a Claude Code session log (``~/.claude/projects/*/<session>.jsonl``): its main thread, one
