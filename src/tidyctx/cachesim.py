@@ -56,6 +56,7 @@ from tidyctx._request import (
     iter_blocks,
     to_request,
 )
+from tidyctx._time import parse_ts
 from tidyctx.tokens import (
     MESSAGE_OVERHEAD,
     LocalCounter,
@@ -63,7 +64,6 @@ from tidyctx.tokens import (
     thinking_cutoff,
     tool_prompt_tokens,
 )
-from tidyctx.traces import parse_ts
 
 __all__ = [
     "LOOKBACK",
