@@ -513,5 +513,6 @@ def compact_result(
             break
         out = again
     # An empty MCP envelope or a line of colour codes compacts to nothing, and the API
-    # refuses a text block without text: such a result stays as it was.
+    # refuses a text block without text ("text content blocks must be non-empty",
+    # https://github.com/anthropics/anthropic-sdk-python/issues/461): such a result stays.
     return out if out.strip() else text

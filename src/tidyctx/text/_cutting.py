@@ -44,7 +44,8 @@ MIDDLE_SHARE = 0.55
 """Largest share of the budget spent on hint and error lines from the middle."""
 
 RARE = True
-"""Whether lines with words of their own are kept from the middle after hint and error lines."""
+"""Whether lines (and JSON rows) with words of their own are kept from the middle after hint
+and error lines. The cutters import it by name: to switch it off for one, set it there."""
 
 RARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}|\d{3,}")
 """A word that counts towards a line's own words: 4+ characters, or a number of 3+ digits."""
@@ -53,8 +54,8 @@ MAX_TOKEN_CHARS = 128
 """No cl100k token is longer than 128 bytes, so a text has at least len(text) / 128 tokens."""
 
 COLLAPSE_MAX_LINE = 4_096
-"""Longer lines are never collapsed into runs, and only this much of a line or row is read
-for its own words."""
+"""Longer lines are never collapsed into runs nor scored for words of their own; of a JSON row,
+only this many characters are read for them."""
 
 DIGITS = re.compile(r"\d+")
 """Masked to ``0`` when lines are compared: ``Downloading 12%`` and ``Downloading 97%`` match."""
@@ -91,6 +92,9 @@ class Units(Protocol):
 
 @dataclass(slots=True)
 class Piece:
+    """A span of the text that is kept: a whole line, or the start or end of a line that alone
+    exceeds the budget."""
+
     line: int
     start: int
     end: int
@@ -101,6 +105,9 @@ class Piece:
 
 @dataclass(slots=True)
 class Pick:
+    """What :func:`select` keeps: the first ``head`` and last ``tail`` units, the part of a line
+    cut inside at either end, the units from the middle, and the raw tokens they use."""
+
     head: int
     tail: int
     head_part: Piece | None

@@ -30,7 +30,8 @@ __all__ = ["Compact", "compact"]
 @dataclass(eq=False)
 class Compact:
     """The transform :func:`compact` returns: compacts the text of every tool result (and
-    shortens the lines it echoes from its call's input, :func:`drop_echo`)."""
+    shortens the lines it echoes from its call's input,
+    :func:`~tidyctx.text._compaction.drop_echo`)."""
 
     tools: tuple[str, ...] | None = None
     _memo: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)

@@ -2,8 +2,9 @@
 
 Agents read whole files when one function would do, and every later turn pays for the file
 again. ``slice_code`` finds tool results that hold a file's contents (a ``Read``, a
-``str_replace_editor`` ``view``, a ``read_file``... see :data:`DEFAULT_TOOLS`) and, when one
-is over ``max_tokens``, replaces it with
+``str_replace_editor`` ``view``, a ``read_file``... see
+:data:`~tidyctx.code._views.DEFAULT_TOOLS`) and, when one is over ``max_tokens``, replaces it
+with
 
 * a note (a ``[tidyctx: ...]`` marker line) saying what was left out and how to get it back:
   the original goes into ``store`` and ``tidyctx_expand(id=...)`` (see
@@ -375,7 +376,7 @@ def rank(
     around it; both score the reference's weight. With ``bodies`` (the identifiers of each
     definition, :func:`_bodies`) two weaker signals count too: a definition whose own code
     holds a name the conversation used (one that looks like code: ``snake_case``,
-    ``camelCase``, a digit) that few definitions hold (``_Unsigned`` in an issue, found in
+    ``camelCase``, a digit) that few definitions hold (``_Unsigned`` in a bug report, found in
     one method) scores up to 3/4 of that name's weight; a function or method whose name holds
     a name of the call, its turn or the task (``test_stratified_kfold`` for
     ``StratifiedKFold``) scores half its weight; one that a named definition uses scores half
