@@ -47,6 +47,7 @@ from tidyctx import recall as recall_module
 from tidyctx._request import normalize
 from tidyctx.code import _grammars
 from tidyctx.code import _slicing as slicing
+from tidyctx.code._views import parse_listing
 from tidyctx.recall import reference_recall
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._slice_code import (
@@ -54,7 +55,6 @@ from tidyctx.transforms._slice_code import (
     FileView,
     _bodies,
     _terms,
-    parse_listing,
     rank,
     slice_code,
     slice_view,

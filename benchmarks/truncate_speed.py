@@ -30,7 +30,9 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-from tidyctx.text._truncate import MARKER_KEY, hints_from, is_marker, truncate_text
+from tidyctx._markers import MARKER_KEY, is_marker
+from tidyctx.text._hints import hints_from
+from tidyctx.text._truncate import truncate_text
 from tidyctx.tokens import LocalCounter
 
 BUDGET = 2_000

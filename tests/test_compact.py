@@ -15,18 +15,18 @@ from hypothesis import strategies as st
 import strategies as gen
 import tidyctx as tc
 from tidyctx._request import canonical_json
-from tidyctx.tokens import LocalCounter
-from tidyctx.transforms._compact import (
+from tidyctx.text._compaction import (
     COLUMNS,
     MAX_CHARS,
     ROWS,
     SAME,
-    compact,
     compact_text,
     drop_echo,
     echo_note,
     is_numbered,
 )
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms._compact import compact
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

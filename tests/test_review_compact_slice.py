@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import tidyctx as tc
-from tidyctx.transforms._compact import compact, compact_result, compact_text, is_numbered
+from tidyctx.text._compaction import compact_result, compact_text, is_numbered
+from tidyctx.transforms._compact import compact
 from tidyctx.transforms._slice_code import slice_code
 
 

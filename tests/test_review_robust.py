@@ -30,9 +30,9 @@ from runs import server_blocks
 from tidyctx._request import cache_content, canonical_json, iter_blocks
 from tidyctx.recall import reference_recall
 from tidyctx.testing import LocalServer
+from tidyctx.text._compaction import compact_text
 from tidyctx.text._project import project_text
 from tidyctx.traces import load, load_run, parse_ts
-from tidyctx.transforms._compact import compact_text
 from tidyctx.transforms._summarize import ACK, summary_message
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

@@ -17,22 +17,15 @@ from hypothesis import strategies as st
 
 import tidyctx as tc
 from strategies import growing_conversations, requests
+from tidyctx._markers import MARKER_PREFIX
 from tidyctx.code import _grammars
 from tidyctx.code import _slicing as slicing
+from tidyctx.code._views import GAP, cat_path, parse_listing
 from tidyctx.store import MemoryStore
 from tidyctx.testing import LocalServer
-from tidyctx.text._truncate import MARKER_PREFIX
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._expand import expand_tool
-from tidyctx.transforms._slice_code import (
-    GAP,
-    Conversation,
-    SliceCode,
-    _terms,
-    cat_path,
-    parse_listing,
-    slice_code,
-)
+from tidyctx.transforms._slice_code import Conversation, SliceCode, _terms, slice_code
 
 MODEL = "claude-sonnet-4-6"
 # A real file of this interpreter's standard library (about 500 lines, 4,800 tokens).

@@ -18,9 +18,9 @@ import tidyctx as tc
 from tidyctx import cachesim
 from tidyctx._request import canonical_json, iter_blocks
 from tidyctx.store import MemoryStore
+from tidyctx.text._compaction import compact_text
 from tidyctx.text._project import ProjectionWarning
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms._compact import compact_text
 
 PROPS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""Tests for tidyctx.text._truncate: budget, marker, line/row awareness, hints, speed."""
+"""Tests for truncate_text and its parts: budget, marker, line/row awareness, hints, speed."""
 
 from __future__ import annotations
 
@@ -11,19 +11,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tidyctx.text import _truncate as tr
-from tidyctx.text._truncate import (
-    ERROR_WORDS,
-    MARKER_KEY,
-    MARKER_PREFIX,
-    MIN_MAX_TOKENS,
-    Truncated,
-    collapse_note,
-    hints_from,
-    is_marker,
-    marker,
-    truncate_text,
-)
+from tidyctx._markers import MARKER_KEY, MARKER_PREFIX, collapse_note, is_marker, marker
+from tidyctx.text import _cutting as cutting
+from tidyctx.text import _lines as lines_cutter
+from tidyctx.text._hints import ERROR_WORDS, hints_from
+from tidyctx.text._truncate import MIN_MAX_TOKENS, Truncated, truncate_text
 from tidyctx.tokens import LocalCounter
 
 COUNTER = LocalCounter()
@@ -421,7 +413,7 @@ def test_lines_with_words_of_their_own_kept_from_middle(monkeypatch: pytest.Monk
     out = truncate_text(text, 300, ref="t")
     assert COUNTER.count_text(out.text) <= 300
     assert lines[1500] in out.text  # no hint, no error word: its words are its own
-    monkeypatch.setattr(tr, "RARE", False)
+    monkeypatch.setattr(lines_cutter, "RARE", False)
     assert lines[1500] not in truncate_text(text, 300, ref="t").text
 
 
@@ -534,8 +526,8 @@ def test_crlf_lines() -> None:
 
 
 def test_huge_input_windowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tr, "WINDOW_CHARS", 1 << 16)
-    monkeypatch.setattr(tr, "EXACT_COUNT_CHARS", 1 << 16)
+    monkeypatch.setattr(lines_cutter, "WINDOW_CHARS", 1 << 16)
+    monkeypatch.setattr(cutting, "EXACT_COUNT_CHARS", 1 << 16)
     lines = [f"12:00:{i % 60:02d} INFO request {i} served in {i % 97} ms" for i in range(60_000)]
     lines[31_337] = "12:00:17 ERROR request 31337 failed: upstream timed out"
     lines[40_000] = "12:00:20 INFO cache rebuilt for tenant acme-corp-7781"

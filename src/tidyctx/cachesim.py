@@ -55,6 +55,7 @@ from tidyctx._request import (
     iter_blocks,
     to_request,
 )
+from tidyctx._time import parse_ts
 from tidyctx.tokens import (
     MESSAGE_OVERHEAD,
     LocalCounter,
@@ -62,7 +63,6 @@ from tidyctx.tokens import (
     thinking_cutoff,
     tool_prompt_tokens,
 )
-from tidyctx.traces import parse_ts
 
 __all__ = [
     "LOOKBACK",

@@ -30,52 +30,13 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tidyctx._request import Request, ValidationError, to_request
+from tidyctx._time import parse_ts
 
 __all__ = ["Run", "Turn", "load", "load_run", "parse_ts"]
-
-
-_EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6))
-"""Epoch numbers below each bound are in seconds, milliseconds, microseconds; above, in
-nanoseconds. 1e11 seconds is the year 5138, 1e11 milliseconds 1973: no recorded run is near."""
-
-
-def parse_ts(value: Any) -> float | None:
-    """An ISO-8601 string or epoch number as epoch seconds; None and ``""`` give None.
-
-    Epoch numbers in milliseconds (JavaScript's ``Date.now()``), microseconds or nanoseconds
-    are told from seconds by their size (:data:`_EPOCH_UNITS`); a string of digits is such a
-    number. An ISO time without a zone is UTC (not the local zone of the machine that reads it).
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"cannot read a timestamp from {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            try:
-                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(f"cannot read a timestamp from {value!r}") from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return moment.timestamp()
-    if isinstance(value, int | float):
-        seconds = float(value)
-        for bound, per_second in _EPOCH_UNITS:
-            if abs(seconds) < bound:
-                return seconds / per_second
-        return seconds / 1e9
-    raise ValueError(f"cannot read a timestamp from {value!r}")
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

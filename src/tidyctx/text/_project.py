@@ -475,7 +475,8 @@ def _find_docs(text: str) -> list[tuple[int, int, Any, bool]]:
         if len(s) <= _INT_DIGITS:
             return int(s)
         # Python refuses to convert longer digit strings (sys.get_int_max_str_digits(), 4300
-        # by default) with a ValueError; such a number is kept as spelled, like a long float.
+        # by default, https://docs.python.org/3/library/stdtypes.html#int-max-str-digits)
+        # with a ValueError; such a number is kept as spelled, like a long float.
         exact = False
         kept = _Literal(float(s))
         kept.literal = s

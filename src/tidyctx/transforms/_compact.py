@@ -1,493 +1,37 @@
-"""Compact tool results without losing what they say: fewer tokens for the same values.
+"""compact(): the text of tool results in fewer tokens, every value kept.
 
-Tools format their output for people and terminals: pretty-printed JSON, padded tables, colour
-codes, progress bars redrawn with carriage returns, trailing blanks. Every one of those tokens is
-billed again on every later turn. :func:`compact_text` rewrites a result so it keeps every
-identifier, number, path and string, only in fewer tokens:
+The transform over a request: each tool result's text goes through
+:func:`~tidyctx.text._compaction.compact_result` with the call that made it (its name and
+input), so lines it echoes from that input are shortened and file views keep their lines
+byte for byte. See :mod:`tidyctx.text._compaction` for the rules.
 
-* **JSON** (the whole text parses): whitespace between tokens is dropped, and an array of 3 or
-  more objects with the same keys becomes ``{"columns": [keys], "rows": [[values], ...]}`` (each
-  key written once instead of once per row; values that all rows share go once in
-  ``"same_in_all_rows"``). Numbers keep their exact spelling (``1.10`` stays
-  ``1.10``), strings their value; a text that is JSON cut short (a recorder's size limit) only
-  loses the whitespace between tokens.
-* **A JSON envelope** ``{"type": "text", "text": "..."}`` (an MCP text content block stored as
-  text) is replaced by the text it carries, decoded, then compacted in turn; a truncated envelope
-  by the part of the text it holds.
-* **Plain text**: ANSI escape codes are dropped; a line redrawn with carriage returns (a
-  progress bar: no part says a word the fullest part does not) becomes what a terminal shows
-  (carriage returns that end lines are kept: those of a classic Mac file, whose rows say other
-  words, of a text of one line, or of one with NULs); CRLF
-  becomes LF; trailing blanks go; a run of blank lines becomes one;
-  a run of 8 or more of one separator character (``-----``, ``=====``) becomes 3; padding inside
-  markdown table cells and runs of 3+ spaces between words (aligned columns) become one and two
-  spaces.
-* **Viewer output with line numbers** (``cat -n``, ``     12→code``): only the padding before
-  the numbers goes. What follows the number (indentation, blanks, carriage returns, escape
-  codes) is kept byte for byte, so an edit the agent copies from it still matches the file.
-
-Deterministic, idempotent (``compact_text(compact_text(x)) == compact_text(x)``) and a function
-of the text alone, so a result is compacted the same way on every turn and the cached prefix
-stays byte-identical. :func:`compact` is the transform over a request's tool results; ``trim``
-applies it before truncation.
-
->>> compact_text('{\\n  "id": 7,\\n  "tags": [\\n    "a",\\n    "b"\\n  ]\\n}')
-'{"id":7,"tags":["a","b"]}'
->>> compact_text('[{"id": 1, "ok": true}, {"id": 2, "ok": false}, {"id": 3, "ok": true}]')
-'{"columns":["id","ok"],"rows":[[1,true],[2,false],[3,true]]}'
->>> compact_text("| Name     | Qty |\\n| -------- | --- |\\n| apple    |   3 |")
-'| Name | Qty |\\n| --- | --- |\\n| apple | 3 |'
+>>> request = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [
+...     {"role": "user", "content": "list"},
+...     {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ls",
+...         "input": {}}]},
+...     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+...         "content": '{\\n  "files": [\\n    "a.py"\\n  ]\\n}'}]}]}
+>>> compact()(request)["messages"][2]["content"][0]["content"][0]["text"]
+'{"files":["a.py"]}'
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx._request import Request, ValidationError, normalize, to_request
-from tidyctx.text._truncate import MARKER_PREFIX
+from tidyctx.text._compaction import compact_result, compact_text
 
-__all__ = [
-    "MAX_CHARS",
-    "Compact",
-    "compact",
-    "compact_result",
-    "compact_text",
-    "drop_echo",
-    "echo_note",
-    "is_numbered",
-]
-
-MAX_CHARS = 2_000_000
-"""Longer texts are left as they are: compacting runs at a few MB/s, and a result this long
-is for truncation (``trim(max_tokens=...)`` cuts it in linear time) to bring down."""
-
-MIN_TABLE_ROWS = 3
-"""An array of objects with the same keys becomes a table from this many rows on."""
-
-SAME, COLUMNS, ROWS = "same_in_all_rows", "columns", "rows"
-"""Keys of a table: the values all rows share, the names of the others, and the rows."""
-
-_MAX_ROUNDS = 4
-_MAX_JSON_DEPTH = 200
-
-# ---------------------------------------------------------------------------- JSON
-
-
-class _Raw(str):
-    """A JSON number (or NaN/Infinity) as spelled in the input."""
-
-    __slots__ = ()
-
-
-class _Obj(list[tuple[str, Any]]):
-    """A parsed JSON object (a list of key-value pairs, to tell it from an array)."""
-
-    __slots__ = ()
-
-
-def _mark(value: Any, depth: int = 0) -> Any:
-    """Tell objects (pair lists from the hook) from arrays; tabulate uniform arrays, bottom up."""
-    if depth > _MAX_JSON_DEPTH:
-        raise RecursionError("JSON nested too deep")
-    if isinstance(value, _Raw | str) or value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, _Obj):
-        return _Obj((k, _mark(v, depth + 1)) for k, v in value)
-    items = [_mark(v, depth + 1) for v in value]
-    return _tabulate(items)
-
-
-def _tabulate(items: list[Any]) -> Any:
-    """An array of objects with the same keys as one table: each key once, then the values
-    of each row in that order; values that every row shares are written once, in ``SAME``."""
-    if len(items) < MIN_TABLE_ROWS or not all(isinstance(v, _Obj) for v in items):
-        return items
-    keys = [k for k, _ in items[0]]
-    if len(keys) < 2 or len(set(keys)) != len(keys):
-        return items
-    key_set = set(keys)
-    table: list[dict[str, Any]] = []
-    for obj in items:
-        if len(obj) != len(keys) or {k for k, _ in obj} != key_set:
-            return items
-        table.append(dict(obj))
-    same: list[tuple[str, Any]] = []
-    varying: list[str] = []
-    for key in keys:
-        first = _text(table[0][key])
-        if all(_text(row[key]) == first for row in table[1:]):
-            same.append((key, table[0][key]))
-        else:
-            varying.append(key)
-    if not varying:  # identical rows: nothing to say per row
-        same, varying = [], keys
-    rows = [[row[k] for k in varying] for row in table]
-    head: list[tuple[str, Any]] = [(SAME, _Obj(same))] if same else []
-    return _Obj([*head, (COLUMNS, list(varying)), (ROWS, rows)])
-
-
-def _text(value: Any) -> str:
-    out: list[str] = []
-    _dump(value, out)
-    return "".join(out)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _string(s: str) -> str:
-    # A lone surrogate cannot be sent as UTF-8: keep it escaped.
-    return json.dumps(s, ensure_ascii=_SURROGATE.search(s) is not None)
-
-
-def _dump(value: Any, out: list[str]) -> None:
-    if isinstance(value, _Raw):
-        out.append(str.__str__(value))
-    elif isinstance(value, str):
-        out.append(_string(value))
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, _Obj):
-        out.append("{")
-        for k, (key, item) in enumerate(value):
-            if k:
-                out.append(",")
-            out.append(_string(key))
-            out.append(":")
-            _dump(item, out)
-        out.append("}")
-    else:
-        out.append("[")
-        for k, item in enumerate(value):
-            if k:
-                out.append(",")
-            _dump(item, out)
-        out.append("]")
-
-
-def _compact_json(text: str) -> str | None:
-    """The whole text as compact JSON (uniform arrays tabulated), or None if it is not JSON."""
-    stripped = text.strip()
-    if not stripped or stripped[0] not in "[{":
-        return None
-    try:
-        value = json.loads(
-            stripped,
-            object_pairs_hook=_Obj,
-            parse_int=_Raw,
-            parse_float=_Raw,
-            parse_constant=_Raw,
-        )
-        out: list[str] = []
-        _dump(_mark(value), out)
-    except (ValueError, RecursionError):
-        return None
-    return "".join(out)
-
-
-# Tokens of a JSON text: strings (maybe cut short at the very end), whitespace, anything else.
-_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?$)|([ \t\r\n]+)|[^" \t\r\n]+', re.DOTALL)
-_JSON_BARE = re.compile(r"[\[\]{},:]|-?[0-9][0-9eE.+\-]*|true|false|null")
-_JSON_TRUST = 64
-_JSON_PIECES = re.compile(r"[\[\]{},:]|[^\[\]{},:]+")
-
-
-def _minify_json_prefix(text: str) -> str | None:
-    """A text that starts as JSON but does not parse whole (cut short by a recorder's size
-    limit, a note after it, a stray quote, JSON lines), with less whitespace: whitespace inside
-    brackets goes where one side of it is JSON punctuation or a string. Before the first
-    :data:`_JSON_TRUST` JSON tokens, a piece that is not JSON ends the work (the rest is kept
-    as it is); after them it is kept as it is, with the whitespace around it. None if nothing
-    changes."""
-    start = len(text) - len(text.lstrip())
-    if start == len(text) or text[start] not in "[{":
-        return None
-    out: list[str] = [text[:start]]
-    depth = seen = 0
-    pos = start
-    space = ""  # whitespace before the current piece
-    prev_hard = True  # the piece before ends with punctuation or a quote
-    prev_json = True
-    for m in _JSON_TOKENS.finditer(text, start):
-        piece = m.group()
-        if m.group(1) is not None:
-            space = piece
-            continue
-        is_json = True
-        bare: list[str] = []
-        if piece[0] != '"':
-            bare = _JSON_PIECES.findall(piece)
-            is_json = all(_JSON_BARE.fullmatch(p) for p in bare)
-        if not is_json and seen < _JSON_TRUST:
-            break
-        seen += is_json
-        hard = piece[0] in '"[]{},:'
-        if space and (depth <= 0 or not (is_json and prev_json) or not (hard or prev_hard)):
-            out.append(space)  # between two bare words, around prose, or between JSON lines
-        space = ""
-        if is_json:
-            for p in bare:
-                depth += (p in "[{") - (p in "]}")
-        out.append(piece)
-        prev_hard = piece[-1] in '"[]{},:'
-        prev_json = is_json
-        pos = m.end()
-    rest = text[pos:]
-    out.append(rest if rest.strip() else "")  # trailing whitespace goes
-    result = "".join(out)
-    return None if result == text else result
-
-
-# ---------------------------------------------------------------------------- envelopes
-
-_ENVELOPE_HEAD = re.compile(r'\{\s*"type"\s*:\s*"text"\s*,\s*"text"\s*:\s*"')
-_ENVELOPE_TAIL = re.compile(
-    r'\s*(?:,\s*"annotations"\s*:\s*null\s*)?(?:,\s*"_meta"\s*:\s*null\s*)?\}\s*'
-)
-_STRING_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
-_VALID_STRING = re.compile(r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*')
-
-
-def _unwrap(text: str) -> str | None:
-    """The text an MCP text-content envelope carries (decoded), or None if ``text`` is not one.
-
-    ``{"type": "text", "text": "...", "annotations": null}`` exactly (nothing else in it), or
-    such an envelope cut short inside its text: then the part it holds."""
-    stripped = text.strip()
-    head = _ENVELOPE_HEAD.match(stripped)
-    if head is None:
-        return None
-    body = _STRING_BODY.match(stripped, head.end())
-    assert body is not None
-    end = body.end()
-    raw = body.group()
-    rest = ""
-    if end < len(stripped):  # the closing quote
-        if _ENVELOPE_TAIL.fullmatch(stripped, end + 1) is None:
-            return None
-    else:  # cut short: decode the valid start of the string, keep the rest as it is
-        valid = _VALID_STRING.match(raw)
-        assert valid is not None
-        raw, rest = valid.group(), raw[valid.end() :]
-    try:
-        inner = json.loads('"' + raw + '"')
-    except ValueError:
-        return None
-    if not isinstance(inner, str):
-        return None
-    # Half of a surrogate pair cannot be sent as UTF-8: it stays escaped.
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", inner) + rest
-
-
-# ---------------------------------------------------------------------------- plain text
-
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_NUMBERED = re.compile(r"[ \t]*\d+(?:\t|→|: | \| )")
-_NUMBER_PAD = re.compile(r"^[ \t]+(?=\d+(?:\t|→))", re.MULTILINE)
-_TRAILING = re.compile(r"[ \t]+$", re.MULTILINE)
-_BLANK_RUNS = re.compile(r"\n{3,}")
-_SEPARATOR_RUNS = re.compile(r"([-=_*~#+.─━═])\1{7,}")
-_CELL_PAD = re.compile(r"[ \t]{2,}\||\|[ \t]{2,}")
-_TABLE_LINE = re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.MULTILINE)
-# Runs of 3+ blanks between words, or a quoted string on one line (kept: a value).
-_INNER_SPACES = re.compile(r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|(?<=\S)[ \t]{3,}(?=\S)""")
-# A line of a sliced or cut view that stands for lines not shown: a gutter, then ``⋮``.
-_GAP_LINE = re.compile(r"[ \t]*(?:\t|→|:)?[ \t]*⋮")
-
-
-def is_numbered(text: str) -> bool:
-    """Whether ``text`` is viewer output with a line number on most lines (``cat -n``).
-
-    >>> is_numbered("     1\\tdef f():\\n     2\\t    return 1\\n")
-    True
-    """
-    lines = [line for line in text.split("\n", 400)[:400] if line.strip()]
-    if len(lines) < 2:
-        return False
-    numbered = sum(
-        1
-        for line in lines
-        if _NUMBERED.match(line)
-        or _GAP_LINE.match(line)
-        or line.startswith((_NOTE_START, MARKER_PREFIX))
-    )
-    return numbered * 5 >= len(lines) * 3
-
-
-def _redraw(line: str) -> str:
-    """What a terminal shows for a line with carriage returns: each part overwrites the start."""
-    shown = ""
-    for part in line.split("\r"):
-        shown = part + shown[len(part) :]
-    return shown
-
-
-_WORDS = re.compile(r"[^\W\d_]+")
-
-
-def _redrawn(line: str) -> bool:
-    """Whether the carriage returns of ``line`` are a terminal's redraws: no part says a word
-    that the fullest part does not (``Downloading 10%``, ``Downloading 55%``; a progress bar
-    whose rate appears late). Else they end lines (a classic Mac file, an Excel CSV), and
-    redrawing would keep only the last of them.
-
-    >>> _redrawn("Downloading 10%\\rDownloading 55%"), _redrawn("id,name\\r1,apple\\r2,pear")
-    (True, False)
-    """
-    words = [frozenset(_WORDS.findall(part)) for part in line.split("\r")]
-    fullest = max(words, key=len)
-    return all(w <= fullest for w in words)
-
-
-def _plain(text: str) -> str:
-    if is_numbered(text):
-        # The lines are a file: keep every character after the numbers.
-        return _NUMBER_PAD.sub("", text)
-    prev = None
-    while prev != text:  # removing one code can join the pieces of another
-        prev, text = text, _ANSI.sub("", text)
-    text = text.replace("\r\n", "\n")
-    # Carriage returns in a text of one line (a whole file with classic Mac line endings) or
-    # with NULs (a binary file read as text) end lines: no terminal drew them.
-    if "\r" in text and "\x00" not in text and "\n" in text.rstrip("\n"):
-        text = "\n".join(
-            _redraw(line) if "\r" in line and _redrawn(line) else line for line in text.split("\n")
-        )
-    text = _TRAILING.sub("", text)
-    text = _BLANK_RUNS.sub("\n\n", text)
-    text = _SEPARATOR_RUNS.sub(r"\1\1\1", text)
-    text = _TABLE_LINE.sub(lambda m: _CELL_PAD.sub(_cell, m.group()), text)
-    return _INNER_SPACES.sub(lambda m: m.group(1) or "  ", text)
-
-
-def _cell(m: re.Match[str]) -> str:
-    return " |" if m.group().endswith("|") else "| "
-
-
-# ---------------------------------------------------------------------------- echoes
-
-_NOTE_START = "[… ×"
-_LINE_NUMBER = re.compile(r"[ \t]*\d+(?:\t|→|: )")
-MIN_ECHO_LINES = 4
-"""A run of at least this many result lines that the call's input holds is shortened."""
-
-
-def echo_note(hidden: int) -> str:
-    """The line that stands for ``hidden`` lines of a result that its call's input holds.
-
-    >>> print(echo_note(37))
-    [… ×37 lines as in the call's input]
-    """
-    return f"[… ×{hidden:,} lines as in the call's input]"
-
-
-def _strings(value: Any, out: list[str], depth: int = 0) -> None:
-    if isinstance(value, str):
-        out.append(value)
-    elif depth < 32 and isinstance(value, dict):
-        for item in value.values():
-            _strings(item, out, depth + 1)
-    elif depth < 32 and isinstance(value, list):
-        for item in value:
-            _strings(item, out, depth + 1)
-
-
-def drop_echo(text: str, call_input: Any) -> str:
-    """``text`` without the lines it echoes from its call's input (an edit tool that shows the
-    edited snippet, a write tool that prints the file back): in each run of at least
-    :data:`MIN_ECHO_LINES` lines that appear in the input (line numbers aside), the lines
-    between the first and the last become one note. The input is in the request right before
-    the result, so nothing is lost; the first and last line keep the line numbers.
-
-    >>> snippet = "\\n".join(f"{n}: step_{n}()" for n in range(10, 16))
-    >>> print(drop_echo("Edited:\\n" + snippet, {"new_str": "\\n".join(
-    ...     f"step_{n}()" for n in range(10, 16))}))
-    Edited:
-    10: step_10()
-    [… ×4 lines as in the call's input]
-    15: step_15()
-    """
-    strings: list[str] = []
-    _strings(call_input, strings)
-    known = {line.strip() for s in strings if "\n" in s for line in s.split("\n")}
-    known.discard("")
-    if len(known) < 2:
-        return text
-    lines = text.split("\n")
-    out: list[str] = []
-    run: list[str] = []
-
-    def flush() -> None:
-        k = len(run)
-        while k and not run[k - 1].strip():  # a run ends on an echoed line
-            k -= 1
-        body, trailing = run[:k], run[k:]
-        if len(body) >= MIN_ECHO_LINES and sum(1 for line in body if line.strip()) >= 3:
-            out.extend([body[0], echo_note(len(body) - 2), body[-1]])
-        else:
-            out.extend(body)
-        out.extend(trailing)
-        run.clear()
-
-    for line in lines:
-        number = _LINE_NUMBER.match(line)
-        body = (line[number.end() :] if number else line).strip()
-        if body in known or (not body and run):
-            run.append(line)
-        else:
-            flush()
-            out.append(line)
-    flush()
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------------------- entry point
-
-
-def _once(text: str) -> str:
-    inner = _unwrap(text)
-    if inner is not None:
-        return inner
-    out = _compact_json(text)
-    if out is not None:
-        return out
-    out = _minify_json_prefix(text)
-    if out is not None:
-        return out
-    return _plain(text)
-
-
-def compact_text(text: str) -> str:
-    """``text`` in fewer tokens, with every identifier, number, path and string value kept.
-
-    See the module docstring for the rules. Idempotent and deterministic. Texts over
-    :data:`MAX_CHARS` characters come back unchanged.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"compact_text() needs a str, not {type(text).__name__}")
-    if len(text) > MAX_CHARS:
-        return text
-    for _ in range(_MAX_ROUNDS):
-        out = _once(text)
-        if out == text:
-            return out
-        text = out
-    return text
+__all__ = ["Compact", "compact"]
 
 
 @dataclass(eq=False)
 class Compact:
     """The transform :func:`compact` returns: compacts the text of every tool result (and
-    shortens the lines it echoes from its call's input, :func:`drop_echo`)."""
+    shortens the lines it echoes from its call's input,
+    :func:`~tidyctx.text._compaction.drop_echo`)."""
 
     tools: tuple[str, ...] | None = None
     _memo: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
@@ -533,8 +77,11 @@ class Compact:
                     parts = [
                         {
                             **b,
-                            "text": _result(
-                                b["text"], names.get(call, ""), inputs.get(call), self.text
+                            "text": compact_result(
+                                b["text"],
+                                names.get(call, ""),
+                                inputs.get(call),
+                                compactor=self.text,
                             ),
                         }
                         if isinstance(b, dict)
@@ -552,37 +99,6 @@ class Compact:
         counter = LocalCounter(after.get("model"))
         saved = counter.count_request(before) - counter.count_request(after)
         return f"compacted tool results: {saved:,} tokens fewer, no value removed"
-
-
-def compact_result(text: str, name: str, call_input: Any) -> str:
-    """The text of a result of tool ``name`` called with ``call_input``, compacted.
-
-    :func:`compact_text` and :func:`drop_echo` to a fixed point (compacting can make an echoed
-    line match: colour codes, padding; one pass of each is not idempotent). A file view
-    (a call :data:`~tidyctx.transforms._slice_code.DEFAULT_TOOLS` recognises: ``cat FILE``,
-    ``read_file``, ``Read``...) is the file: the agent copies its lines into edits and counts
-    them, so only the padding before its line numbers goes.
-
-    >>> compact_result("x   =  1\\n\\n\\n\\ny = 2", "bash", {"command": "cat a.py"})
-    'x   =  1\\n\\n\\n\\ny = 2'
-    """
-    return _result(text, name, call_input, compact_text)
-
-
-def _result(text: str, name: str, call_input: Any, fn: Callable[[str], str]) -> str:
-    from tidyctx.transforms._slice_code import DEFAULT_TOOLS, _view_path
-
-    if _view_path(DEFAULT_TOOLS, {"name": name, "input": call_input}) is not None:
-        return _NUMBER_PAD.sub("", text) if len(text) <= MAX_CHARS and is_numbered(text) else text
-    out = fn(text)
-    for _ in range(_MAX_ROUNDS):
-        again = fn(drop_echo(out, call_input))
-        if again == out:
-            break
-        out = again
-    # An empty MCP envelope or a line of colour codes compacts to nothing, and the API
-    # refuses a text block without text: such a result stays as it was.
-    return out if out.strip() else text
 
 
 def compact(*, tools: list[str] | tuple[str, ...] | None = None) -> Compact:

@@ -2,8 +2,9 @@
 
 Agents read whole files when one function would do, and every later turn pays for the file
 again. ``slice_code`` finds tool results that hold a file's contents (a ``Read``, a
-``str_replace_editor`` ``view``, a ``read_file``... see :data:`DEFAULT_TOOLS`) and, when one
-is over ``max_tokens``, replaces it with
+``str_replace_editor`` ``view``, a ``read_file``... see
+:data:`~tidyctx.code._views.DEFAULT_TOOLS`) and, when one is over ``max_tokens``, replaces it
+with
 
 * a note (a ``[tidyctx: ...]`` marker line) saying what was left out and how to get it back:
   the original goes into ``store`` and ``tidyctx_expand(id=...)`` (see
@@ -68,16 +69,16 @@ from __future__ import annotations
 import functools
 import json
 import re
-import shlex
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tidyctx._markers import MARKER_PREFIX
 from tidyctx._request import Request, ValidationError, block_hash, normalize
+from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, keep
-from tidyctx.text._truncate import MARKER_PREFIX
 from tidyctx.tokens import LocalCounter, get_encoding
 
 if TYPE_CHECKING:
@@ -85,27 +86,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TOOLS",
-    "GAP",
     "Conversation",
     "FileView",
-    "Listing",
     "Outcome",
     "PathSpec",
     "References",
     "SliceCode",
-    "cat_path",
-    "parse_listing",
     "rank",
     "slice_code",
     "slice_view",
 ]
-
-PathSpec = str | Callable[[Mapping[str, Any]], "str | None"]
-"""How to find the file path of a call: the input key that holds it, or a function of the
-input that returns it (None: this call did not read a file)."""
-
-GAP = "⋮"
-"""Lines not shown are replaced by one line holding this character and their range."""
 
 MIN_MAX_TOKENS = 100
 """The smallest budget accepted: room for the note and a few signatures."""
@@ -115,152 +105,9 @@ _MAX_CANDIDATES = 48  # definitions tried against the budget, most relevant firs
 _AMBIGUOUS = 3  # a bare name shared by more definitions than this needs its class too
 _SHRINK = 0.9  # slice only when the result gets at least 10% smaller
 _TERM_CHARS = 200_000  # characters of one text searched for names
-_MIN_BODY_TERM = 4  # shortest name matched inside definitions' code
 _MIN_INNER_NAME = 6  # shortest name looked for inside definitions' names
 _TASK = 4  # weight of the names in the task: the first user message with text
 _RARE = 3  # a name in the code of more definitions than this says nothing about one of them
-
-
-def cat_path(arguments: Mapping[str, Any]) -> str | None:
-    """The file of a shell call that prints one file whole: ``cat FILE`` or ``cat -n FILE``.
-
-    >>> cat_path({"command": "cat -n src/app.py"}), cat_path({"command": "cat a.py | head"})
-    ('src/app.py', None)
-    """
-    command = arguments.get("command")
-    if not isinstance(command, str) or "\n" in command.strip():
-        return None
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    if len(words) == 2 and words[0] == "cat" and not words[1].startswith("-"):
-        return words[1]
-    if len(words) == 3 and words[:2] == ["cat", "-n"] and not words[2].startswith("-"):
-        return words[2]
-    return None
-
-
-DEFAULT_TOOLS: Mapping[str, PathSpec] = {
-    "Read": "file_path",  # Claude Code
-    "str_replace_editor": "path",  # OpenHands, SWE-agent 1.x (command "view")
-    "str_replace_based_edit_tool": "path",  # Anthropic's text editor tool (command "view")
-    "view": "path",
-    "read_file": "path",
-    "open": "path",  # SWE-agent's windowed file viewer
-    "bash": cat_path,
-    "Bash": cat_path,
-    "execute_bash": cat_path,
-}
-"""Tools whose results hold a file's contents, by name, with where the path is. Calls with a
-``command`` other than ``view`` (the edit tools' ``create``, ``str_replace``...) are skipped."""
-
-
-# ---------------------------------------------------------------------------- listings
-
-# A numbered line of a file viewer: ``cat -n`` (``%6d\t``), Claude Code's Read (``%6d→``) and
-# SWE-agent's window (``N:``). The number may be padded; the rest is the line, verbatim.
-_NUMBERED = re.compile(r"( *)(\d{1,9})(\t|→|:)(.*)", re.DOTALL)
-_BARE = re.compile(r" *(\d{1,9})(\r?)")
-_CLIPPED = "<response clipped>"  # OpenHands/SWE-agent: the rest of the listing was cut
-_MAX_HEAD = 3  # lines of a viewer's header before the first numbered line
-
-
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """A tool result read as a file listing: ``text == head + "\n".join(numbered lines) +
-    tail``.
-
-    ``head`` and ``tail`` are the result's own text around the file's lines (a viewer's
-    header; the newline after the last line and any note after it), verbatim. ``lines`` are
-    the file's lines without their numbers (a ``\r`` of ``\r\n`` endings stays on them);
-    ``first`` is the number of ``lines[0]``. ``sep`` is the viewer's separator after the
-    number (``"\t"``, ``"→"``, ``":"``) and ``width`` the number's padded width; a result
-    without numbers has ``sep == ""`` and is all lines.
-    """
-
-    head: str
-    lines: tuple[str, ...]
-    first: int
-    sep: str
-    width: int
-    tail: str
-
-    @property
-    def last(self) -> int:
-        return self.first + len(self.lines) - 1
-
-    @property
-    def source(self) -> str:
-        """The file as shown, after ``first - 1`` empty lines, so that line numbers in the
-        source are the file's."""
-        return "\n" * (self.first - 1) + "\n".join(self.lines)
-
-    def render(self, number: int) -> str:
-        """Line ``number`` of the file in the viewer's style (``cat -n``'s if it had none)."""
-        line = self.lines[number - self.first]
-        if self.sep:
-            return f"{number:>{self.width}}{self.sep}{line}"
-        return f"{number:>6}\t{line}"
-
-    def gap(self, a: int, b: int) -> str:
-        """The line that stands for lines ``a..b``, not shown: in the gutter, ``⋮`` at the
-        indentation of the first of them that is not blank, and the range."""
-        pad = self.width if self.sep else 6
-        indent = ""
-        for n in range(a, min(b, a + 50) + 1):
-            line = self.lines[n - self.first]
-            if line.strip():
-                indent = line[: len(line) - len(line.lstrip(" \t"))]
-                break
-        return f"{'':>{pad}}{self.sep or chr(9)}{indent}{GAP} (lines {a:,}–{b:,} not shown)"
-
-
-def _raw_listing(text: str) -> Listing:
-    return Listing("", tuple(text.split("\n")), 1, "", 6, "")
-
-
-def parse_listing(text: str) -> Listing | None:
-    """Read ``text`` as a file listing; None if its numbered lines are not one contiguous run
-    (an abbreviated view, a result already cut). Text without numbered lines near its start
-    is read as the file itself.
-
-    >>> parse_listing("Here's the file:\\n     7\\tdef f():\\n     8\\t    pass\\n").first
-    7
-    >>> parse_listing("    10→a\\n    12→b") is None
-    True
-    >>> parse_listing("x = 1\\ny = 2").lines
-    ('x = 1', 'y = 2')
-    """
-    at = text.find(_CLIPPED)
-    shown, clipped = (text, "") if at < 0 else (text[:at], text[at:])
-    raw = shown.split("\n")
-    k0 = next((k for k, line in enumerate(raw[: _MAX_HEAD + 1]) if _NUMBERED.fullmatch(line)), -1)
-    if k0 < 0:
-        return None if clipped else _raw_listing(text)
-    m0 = _NUMBERED.fullmatch(raw[k0])
-    assert m0 is not None
-    sep, first = m0.group(3), int(m0.group(2))
-    width = len(m0.group(1)) + len(m0.group(2))
-    lines: list[str] = []
-    k = k0
-    while k < len(raw):
-        m = _NUMBERED.fullmatch(raw[k])
-        if m is not None and m.group(3) == sep and int(m.group(2)) == first + len(lines):
-            lines.append(m.group(4))
-        elif (b := _BARE.fullmatch(raw[k])) and int(b.group(1)) == first + len(lines):
-            lines.append(b.group(2))  # an empty line whose separator was stripped at the end
-        else:
-            break
-        k += 1
-    rest = raw[k:]
-    if len(rest) > max(5, len(lines)) and not clipped and k0 == 0 and sep == ":":
-        return _raw_listing(text)  # "200: 'OK'" on line 1 of a plain file, not a viewer
-    if any((m := _NUMBERED.fullmatch(line)) and m.group(3) == sep for line in rest):
-        return None  # numbered lines out of order: not a plain listing
-    head = "".join(line + "\n" for line in raw[:k0])
-    tail = "".join("\n" + line for line in rest) + clipped
-    return Listing(head, tuple(lines), first, sep, width, tail)
 
 
 # ---------------------------------------------------------------------------- references
@@ -392,21 +239,6 @@ def _block_texts(content: Any) -> list[str]:
     return out
 
 
-def _view_path(tools: Mapping[str, PathSpec], block: Mapping[str, Any]) -> str | None:
-    spec = tools.get(str(block.get("name")))
-    arguments = block.get("input")
-    if spec is None or not isinstance(arguments, Mapping):
-        return None
-    if isinstance(spec, str):
-        command = arguments.get("command")
-        if command is not None and command != "view":
-            return None
-        path = arguments.get(spec)
-    else:
-        path = spec(arguments)
-    return path if isinstance(path, str) and path.strip() else None
-
-
 class Conversation:
     """The file views of a message list and, for each, what was said before it.
 
@@ -442,7 +274,7 @@ class Conversation:
                     text = json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True)
                     inputs[ident] = text
                     code.append(text)
-                    path = _view_path(tools, b)
+                    path = view_path(tools, b)
                     if path is not None:
                         self.views[ident] = FileView(ident, str(b.get("name")), path, text, i)
                 elif b.get("type") == "tool_result":
@@ -544,7 +376,7 @@ def rank(
     around it; both score the reference's weight. With ``bodies`` (the identifiers of each
     definition, :func:`_bodies`) two weaker signals count too: a definition whose own code
     holds a name the conversation used (one that looks like code: ``snake_case``,
-    ``camelCase``, a digit) that few definitions hold (``_Unsigned`` in an issue, found in
+    ``camelCase``, a digit) that few definitions hold (``_Unsigned`` in a bug report, found in
     one method) scores up to 3/4 of that name's weight; a function or method whose name holds
     a name of the call, its turn or the task (``test_stratified_kfold`` for
     ``StratifiedKFold``) scores half its weight; one that a named definition uses scores half

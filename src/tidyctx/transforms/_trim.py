@@ -8,7 +8,7 @@ result, in this order:
 2. projection: JSON results of the tools named in ``project`` keep only the named fields;
 3. compaction (``compact=True``): the same values in fewer tokens (compact JSON, uniform rows
    as one table, no padding, escape codes or progress redraws), and lines the result echoes
-   from its call's input (an edited snippet) as one note; see :mod:`tidyctx.transforms._compact`.
+   from its call's input (an edited snippet) as one note; see :mod:`tidyctx.text._compaction`.
    After truncation, runs of lines that an earlier result holds as sent (a banner, a warning
    every command prints, a file read again) become one note naming that call;
 4. truncation: results over ``max_tokens`` (``max_tokens * (1 + slack)``, with ``slack``) are
@@ -51,19 +51,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidyctx._markers import MARKER_PREFIX, is_marker
 from tidyctx._request import Request, ValidationError, block_hash, normalize, to_request
 from tidyctx.store import MemoryStore, Store, keep
+from tidyctx.text._compaction import compact_result
+from tidyctx.text._hints import hints_from
 from tidyctx.text._project import parse_paths, project_text, warn_missing
-from tidyctx.text._truncate import (
-    MARKER_PREFIX,
-    MIN_MAX_TOKENS,
-    hints_from,
-    is_marker,
-    truncate_text,
-)
+from tidyctx.text._truncate import MIN_MAX_TOKENS, truncate_text
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms import _clear as clearing
-from tidyctx.transforms._compact import compact_result
 
 __all__ = ["Trim", "trim"]
 
@@ -548,7 +544,7 @@ def trim(
     ``max_tokens``. ``smart`` keeps the lines that hold what the call and the turns before it
     name, then the lines with words of their own, and collapses repeated lines. ``compact``
     first rewrites each result in fewer tokens without losing a value
-    (:func:`~tidyctx.transforms._compact.compact_text`: compact JSON, tables, no padding or
+    (:func:`~tidyctx.text._compaction.compact_text`: compact JSON, tables, no padding or
     escape codes), and replaces lines the context already holds (echoed from the call's input,
     or in an earlier result as sent) by a one-line note. ``max_input_tokens`` (off by
     default) cuts each long string of a tool_use input (file contents written, edit strings)
