@@ -1,7 +1,17 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures and the hypothesis settings profiles.
+
+Profiles (choose one with ``HYPOTHESIS_PROFILE``; without it, ``ci`` where hypothesis detects a
+CI machine, else ``default``):
+
+* ``default``: random examples, no per-example deadline and no ``too_slow`` health check, so a
+  busy machine never fails a property on timing. Tests set ``max_examples`` themselves.
+* ``ci``: the same, printing the blob that reproduces a failure (``@reproduce_failure``), with
+  no example database (a CI checkout starts empty anyway).
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -10,8 +20,22 @@ from collections.abc import Iterator
 
 import anthropic
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tidyctx.testing import LocalServer
+
+# hypothesis has loaded its own "ci" profile (derandomized) on a CI machine: build on its
+# built-in "default" instead, and keep its choice of profile (with the definitions below).
+settings.register_profile(
+    "default",
+    parent=settings.get_profile("default"),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci", parent=settings.get_profile("default"), print_blob=True, database=None
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", settings.get_current_profile_name()))
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from builders import payloads
+
 __all__ = [
     "MODELS",
     "conversations",
@@ -45,6 +47,7 @@ __all__ = [
     "image_blocks",
     "jpeg_bytes",
     "message_lists",
+    "odd_requests",
     "png_bytes",
     "requests",
     "systems",
@@ -784,3 +787,22 @@ def growing_conversations(draw: st.DrawFn, min_turns: int = 2, max_turns: int = 
         copy.deepcopy({**fields, "messages": messages[:end]})
         for end in range(1, len(messages) + 1, 2)
     ]
+
+
+_ODD_PAYLOADS = st.sampled_from(sorted(set(payloads()) - {"one_mb_line"}))
+
+
+@st.composite
+def odd_requests(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid request (:func:`requests`) whose tool results hold the odd formats of
+    :func:`builders.payloads`, cut short."""
+    request = draw(requests(min_turns=2, max_turns=5))
+    texts = payloads()
+    for message in request["messages"]:
+        if not isinstance(message["content"], list):
+            continue
+        for block in message["content"]:
+            if block.get("type") == "tool_result" and draw(st.booleans()):
+                text = texts[draw(_ODD_PAYLOADS)]
+                block["content"] = text[: draw(st.sampled_from([200, 5_000, 40_000]))]
+    return request

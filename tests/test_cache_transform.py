@@ -1,5 +1,6 @@
-"""cache() and order()+cache(): placement rules, and the cache-prefix properties on growing
-conversations (DESIGN.md principle 4), checked with the offline cache model."""
+"""cache() and order()+cache(): placement rules, the caller's own markers, and the cache-prefix
+properties on growing conversations (each turn reads what the last one cached), checked with the
+offline cache model."""
 
 from __future__ import annotations
 
@@ -8,18 +9,20 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from builders import POLICY
 from tidyctx import cachesim
-from tidyctx._request import cache_markers, canonical_json, normalize
+from tidyctx._request import ValidationError, cache_markers, canonical_json, normalize
 from tidyctx.tokens import keeps_prior_thinking
 from tidyctx.transforms._order import is_dynamic_block
 
-PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=60)
 EC = {"type": "ephemeral"}
+EC_1H = {"type": "ephemeral", "ttl": "1h"}
 
 
 def placed(request: dict[str, Any]) -> list[str]:
@@ -79,7 +82,8 @@ def test_nothing_under_the_minimum() -> None:
         "messages": [{"role": "user", "content": "hi"}],
     }
     assert placed(tc.cache()(req)) == []
-    # The minimum is per model: 4,096 for Haiku 4.5 (PC), so 2,000 tokens cache nothing there.
+    # The minimum is per model: 4,096 for Haiku 4.5, so 2,000 tokens cache nothing there
+    # (https://docs.claude.com/en/docs/build-with-claude/prompt-caching).
     req["system"] = "word " * 1800
     assert placed(tc.cache()(req)) == []
     sonnet = tc.cache()({**req, "model": "claude-sonnet-4-6"})
@@ -200,6 +204,123 @@ def test_describe_and_explain() -> None:
     assert "3 breakpoints" in str(report)
 
 
+# ---------------------------------------------------------------------------- the caller's markers
+
+
+def marked_system(*markers: dict[str, str] | None) -> list[dict[str, Any]]:
+    blocks = [{"type": "text", "text": f"Part {i}. " + POLICY} for i in range(len(markers))]
+    for block, marker in zip(blocks, markers, strict=True):
+        if marker is not None:
+            block["cache_control"] = marker
+    return blocks
+
+
+@pytest.mark.parametrize(
+    ("extra", "path", "words"),
+    [
+        (
+            {"system": marked_system(EC, EC, EC, EC, EC)},
+            "system[4].cache_control",
+            "5 cache_control",
+        ),
+        (
+            {
+                "tools": [
+                    {"name": f"t{i}", "input_schema": {"type": "object"}, "cache_control": EC}
+                    for i in range(4)
+                ],
+                "cache_control": EC,
+            },
+            "cache_control",
+            "5 cache_control",
+        ),
+        (
+            {"system": marked_system(EC, EC_1H)},
+            "system[1].cache_control.ttl",
+            "1h breakpoint comes after",
+        ),
+    ],
+)
+def test_cache_refuses_user_markers_the_api_rejects(
+    extra: dict[str, Any], path: str, words: str
+) -> None:
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi " * 2000}],
+        **extra,
+    }
+    with pytest.raises(ValidationError, match=words) as err:
+        tc.cache()(request)
+    assert err.value.path == path
+    assert "cache() keeps your own cache_control markers" in str(err.value)
+
+
+def test_user_markers_inside_old_tool_results_do_not_hold_a_slot() -> None:
+    # The caller caches three tool groups and once marked a tool result's text. Kept, that
+    # old marker would fill the 4th slot for the rest of the conversation: no rolling breakpoint.
+    tools = [
+        {
+            "name": f"tool_{i}",
+            "description": "Does things. " * 500,
+            "input_schema": {"type": "object"},
+            "cache_control": EC,
+        }
+        for i in range(3)
+    ]
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Go."},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "a", "name": "tool_0", "input": {}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "a",
+                    "content": [{"type": "text", "text": "rows " * 500, "cache_control": EC}],
+                }
+            ],
+        },
+        {"role": "assistant", "content": "Done with the rows."},
+        {"role": "user", "content": "Now summarize. " * 100},
+    ]
+    request = {"model": "claude-sonnet-4-6", "max_tokens": 64, "tools": tools, "messages": messages}
+    out = tc.cache()(request)
+    assert [p for p, _ in cache_markers(out)] == [
+        "tools[0]",
+        "tools[1]",
+        "tools[2]",
+        "messages[4].content[0]",
+    ]
+    assert tc.cache()(out) == out
+    tc.validate(out)
+
+
+def test_our_breakpoint_before_a_user_1h_marker_is_1h_too() -> None:
+    # The caller marks the system 1h; cache() adds the tools breakpoint before it. At 5m it
+    # would break "1h before 5m", and the API would answer 400
+    # (https://docs.claude.com/en/docs/build-with-claude/prompt-caching).
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "tools": [
+            {"name": "run", "description": "Run. " * 2000, "input_schema": {"type": "object"}}
+        ],
+        "system": [{"type": "text", "text": POLICY, "cache_control": EC_1H}],
+        "messages": [{"role": "user", "content": "hi " * 100}],
+    }
+    out = tc.cache()(request)
+    tc.validate(out)
+    assert cache_markers(out) == [
+        ("tools[0]", EC_1H),
+        ("system[0]", EC_1H),
+        ("messages[0].content[0]", EC),
+    ]
+
+
 # ---------------------------------------------------------------------------- properties
 
 
@@ -260,7 +381,7 @@ def test_prefix_up_to_every_breakpoint_survives_the_next_turn(
     layouts = [cachesim.layout(r) for r in sent]
     for a, b in pairwise(layouts):
         if _images(a) != _images(b):
-            continue  # PC: adding or removing an image invalidates the messages by rule
+            continue  # the docs: adding or removing an image invalidates the messages
         for pos, _ in a.breakpoints:
             # The entry turn n wrote at this breakpoint is on turn n+1's prefix...
             assert a.keys[pos] in b.keys, a.paths[pos]
@@ -383,3 +504,51 @@ def test_bridges_displace_stable_breakpoints_only_when_cheaper() -> None:
         )
 
     assert cost(out) <= cost(alternative)
+
+
+_TTL = st.sampled_from([None, EC, EC_1H])
+
+
+@settings(max_examples=40)
+@given(gen.requests(), st.data())
+def test_any_user_markers_give_a_valid_request_or_a_named_error(
+    request: dict[str, Any], data: st.DataObject
+) -> None:
+    """Markers anywhere, any TTL, top-level too: cache() returns a valid request with at most
+    4 breakpoints, or (only when the caller's own tools/system/top-level markers break the
+    API's rules) a ValidationError naming one."""
+    request = copy.deepcopy(request)
+    own: list[str] = []
+    for tool in request.get("tools", []):
+        if (m := data.draw(_TTL)) is not None:
+            tool["cache_control"] = m
+            own.append(m.get("ttl", "5m"))
+    if isinstance(request.get("system"), list):
+        for block in request["system"]:
+            if (m := data.draw(_TTL)) is not None:
+                block["cache_control"] = m
+                own.append(m.get("ttl", "5m"))
+    for message in request["messages"]:
+        if isinstance(message["content"], list):
+            for block in message["content"]:
+                if (m := data.draw(_TTL)) is not None:
+                    block["cache_control"] = m  # thinking blocks too: cache() must drop it
+                inner = block.get("content") if block["type"] == "tool_result" else None
+                if isinstance(inner, list) and inner and (m := data.draw(_TTL)) is not None:
+                    inner[-1]["cache_control"] = m
+    top = data.draw(_TTL)
+    if top is not None:
+        request["cache_control"] = top
+    snapshot = copy.deepcopy(request)
+    try:
+        out = tc.pipe(request, tc.order(), tc.cache(min_tokens=0))
+    except ValidationError as err:
+        assert "cache_control" in err.path
+        bad_order = "5m" in own and "1h" in own[own.index("5m") :]
+        assert len(own) + (top is not None) > 4 or bad_order or "automatic" in str(err)
+        return
+    finally:
+        assert request == snapshot
+    tc.validate(out)
+    assert len(cache_markers(out)) <= 4
+    assert tc.pipe(out, tc.order(), tc.cache(min_tokens=0)) == out

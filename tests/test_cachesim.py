@@ -1,7 +1,9 @@
-"""tidyctx.cachesim: one test per prompt-caching rule of ANTHROPIC_FACTS.md §2.
+"""tidyctx.cachesim: one test per rule of Anthropic's prompt caching.
 
-Each docstring quotes the line of the facts sheet it checks, with its source key (PC: the
-prompt-caching page, CD: cache diagnostics, TC: token counting). Token counts are exact: most
+Each docstring states the rule it checks, keyed by where it is documented: PC, the prompt-caching
+page (https://docs.claude.com/en/docs/build-with-claude/prompt-caching); CD, the API's cache
+diagnostics (``cache_miss_reason``); TC, the token-counting page
+(https://docs.claude.com/en/docs/build-with-claude/token-counting). Token counts are exact: most
 tests count with :class:`CharCounter` (one token per character of text, fixed counts for other
 blocks), whose numbers can be added up by hand; the tests of minimum lengths and thinking use
 the real :class:`LocalCounter`.
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from builders import PNG
 from tidyctx import pricing
 from tidyctx._request import ValidationError, iter_blocks, to_request, validate
 from tidyctx.cachesim import LOOKBACK, CacheCall, CacheModel, calls, layout, simulate
@@ -23,14 +26,13 @@ from tidyctx.tokens import MESSAGE_OVERHEAD, LocalCounter
 MODEL = "claude-sonnet-4-5"  # minimum cacheable length 1,024; drops earlier thinking
 EPH: dict[str, Any] = {"type": "ephemeral"}
 EPH_1H: dict[str, Any] = {"type": "ephemeral", "ttl": "1h"}
-TOOL_PROMPT = 346  # PR via facts §5: hidden tool system prompt, Claude 4.x, tool_choice auto/none
+# The tool-use system prompt of Claude 4.x models with tool_choice auto/none, from the pricing
+# page (https://docs.claude.com/en/docs/about-claude/pricing).
+TOOL_PROMPT = 346
 TOOL_TOKENS = 50
 TOOL_USE_TOKENS = 10
 TOOL_RESULT_TOKENS = 10
 IMAGE_TOKENS = 100
-PNG = (  # a 1x1 PNG
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-)
 
 
 class CharCounter(LocalCounter):

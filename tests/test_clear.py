@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from builders import Call
+from builders import plain_conversation as conversation
 from tidyctx import cachesim, pricing
 from tidyctx._request import cache_content, canonical_json, iter_blocks, validate
 from tidyctx.store import MemoryStore, store_key
@@ -36,8 +38,7 @@ MODEL = "claude-sonnet-4-6"
 COUNTER = LocalCounter(MODEL)
 SETTINGS = settings(
     max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.data_too_large],
 )
 
 
@@ -58,31 +59,6 @@ def png(width: int = 200, height: int = 200) -> dict[str, Any]:
             "data": base64.b64encode(data).decode(),
         },
     }
-
-
-Spec = tuple[str, dict[str, Any], Any] | tuple[str, dict[str, Any], Any, bool]
-
-
-def conversation(specs: Sequence[Spec], *, system: str | None = None) -> dict[str, Any]:
-    """A request: one user prompt, then per spec an assistant tool_use and its tool_result."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "Investigate."}]
-    for k, spec in enumerate(specs):
-        name, args, content = spec[0], spec[1], spec[2]
-        tid = f"toolu_{k:03d}"
-        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": tid, "content": content}
-        if len(spec) > 3 and spec[3]:
-            result["is_error"] = True
-        messages += [
-            {
-                "role": "assistant",
-                "content": [{"type": "tool_use", "id": tid, "name": name, "input": args}],
-            },
-            {"role": "user", "content": [result]},
-        ]
-    request: dict[str, Any] = {"model": MODEL, "max_tokens": 1024, "messages": messages}
-    if system:
-        request["system"] = system
-    return request
 
 
 def result_block(request: dict[str, Any], k: int) -> dict[str, Any]:
@@ -539,7 +515,7 @@ def test_explain_prices_a_turn_against_last_turns_request() -> None:
 def tool_sessions(draw: st.DrawFn) -> list[dict[str, Any]]:
     """Growing requests of one session of tool calls with random result sizes (r_1..r_n)."""
     n = draw(st.integers(2, 14))
-    specs: list[Spec] = []
+    specs: list[Call] = []
     for k in range(n):
         name = draw(st.sampled_from(("read", "grep", "memory")))
         size = draw(st.integers(0, 60))

@@ -1,4 +1,6 @@
-"""The command line: `tidyctx report` and `tidyctx cache-check`, run as a user would."""
+"""The command line: `tidyctx report` and `tidyctx cache-check`, run as a user would, on the
+bundled traces, a Claude Code session log, the shared trace collection where present, unreadable
+files, and a closed pipe."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 import tidyctx as tc
+from builders import cc_line
 from tidyctx import pricing
 from tidyctx._cli import main
 from tidyctx.traces import load_run
@@ -130,3 +133,150 @@ def test_cache_check_says_when_nothing_is_marked(
     out = capsys.readouterr().out
     assert "No request carries a cache_control breakpoint" in out
     assert "tc.cache()" in out
+
+
+def _claude_code_log(path: Path) -> Path:
+    usage = {
+        "input_tokens": 10,
+        "cache_creation_input_tokens": 2000,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 30,
+    }
+    usage2 = {**usage, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000}
+
+    def reply(mid: str, block: dict[str, Any], u: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": mid,
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-opus-4-5-20251101",
+            "content": [block],
+            "stop_reason": None,
+            "usage": u,
+        }
+
+    tool_use = {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.py"}
+    lines = [
+        "// Source: a published fixture with a comment header",
+        json.dumps({"type": "file-history-snapshot", "messageId": "m0", "snapshot": {}}),
+        # A JavaScript logger that cut an emoji in half leaves a lone surrogate escape.
+        cc_line("user", "u1", None, {"role": "user", "content": "List the files \ud83d"}),
+        cc_line("assistant", "a1", "u1", reply("msg_1", {"type": "text", "text": "Sure."}, usage)),
+        cc_line("assistant", "a2", "a1", reply("msg_1", tool_use, usage)),
+        cc_line("user", "u2", "a2", {"role": "user", "content": [result]}),
+        cc_line(
+            "assistant",
+            "side",
+            "u2",
+            reply("msg_side", {"type": "text", "text": "sub-agent"}, usage),
+            isSidechain=True,
+        ),
+        cc_line("assistant", "a3", "u2", reply("msg_2", {"type": "text", "text": "a.py"}, usage2)),
+    ]
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")  # with a BOM
+    return path
+
+
+def test_report_reads_a_claude_code_session_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = _claude_code_log(tmp_path / "session.jsonl")
+    assert main(["report", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "2 API calls" in out  # two responses; the side chain is not the main thread
+    model = pricing.lookup("claude-opus-4-5-20251101")
+    cost = (
+        pricing.cost(
+            {"input_tokens": 10, "cache_creation_input_tokens": 2000, "output_tokens": 30}, model
+        ).total
+        + pricing.cost(
+            {
+                "input_tokens": 10,
+                "cache_creation_input_tokens": 100,
+                "cache_read_input_tokens": 2000,
+                "output_tokens": 30,
+            },
+            model,
+        ).total
+    )
+    assert f"Cost ${cost:.4f}" in out
+    assert main(["cache-check", str(log)]) == 0
+
+
+SHARED = Path("/work/shared/traces")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared trace collection is not here")
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.name for p in SHARED.glob("*.json*")) if SHARED.is_dir() else [],
+)
+def test_report_runs_on_every_shared_trace(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(SHARED / name)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    calls = int(captured.out.split(" API calls")[0].rsplit("\n", 1)[-1])
+    assert calls > 0
+    if name.endswith(".jsonl") and (SHARED / name.replace(".jsonl", ".json")).exists():
+        # A session log reads as the same API calls as its conversion to a run file.
+        assert "input tokens sent in all (recorded usage)" in captured.out
+
+
+GARBAGE = {
+    "list.json": "[1, 2, 3]",
+    "usage.json": json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo"},
+            ],
+            "turns": [{"usage": {"input_tokens": "many", "output_tokens": 1}}],
+        }
+    ),
+    "empty.jsonl": "\n\n",
+    "empty.json": "",
+    "binary.jsonl": "\udcff\udcfe",
+    "when.json": json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "yo"},
+            ],
+            "turns": [{"ts": "yesterday"}],
+        }
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GARBAGE))
+@pytest.mark.parametrize("command", ["report", "cache-check"])
+def test_garbage_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, command: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(GARBAGE[name].encode("utf-8", "surrogateescape"))
+    assert main([command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tidyctx {command}: {name}")
+    assert "Traceback" not in err
+
+
+def test_report_into_a_closed_pipe_stops_quietly() -> None:
+    trace = Path(__file__).resolve().parents[1] / "data" / "traces"
+    done = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tidyctx._cli",
+            "report",
+            str(trace / "cc-sessionshare-generaltoolcalls.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert done.stdout is not None and done.stderr is not None
+    done.stdout.close()  # like `| head -0`: the reader is gone before the first line
+    err = done.stderr.read().decode()
+    assert done.wait(timeout=60) in (0, 1)
+    assert "Traceback" not in err

@@ -1,7 +1,9 @@
-"""The command line: `tidyctx slice` and `tidyctx outline`, run as a user would."""
+"""The command line: `tidyctx slice` and `tidyctx outline`, run as a user would, also into a
+stdout that is not UTF-8 and into a pipe closed early."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -106,3 +108,34 @@ def test_as_a_subprocess() -> None:
     )
     start, _ = span("shorten")
     assert f"{start}  def shorten(text, width, **kwargs):" in done.stdout
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tidyctx._cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+    )
+
+
+def test_cli_prints_to_a_stdout_that_is_not_utf8(tmp_path: Path) -> None:
+    # A Windows console redirected to a file is cp1252: "⋮" is not in it.
+    file = tmp_path / "app.py"
+    file.write_text("import os\n\ndef f():\n    return 1\n\ndef g():\n    return 2\n")
+    proc = _cli(["slice", str(file), "g"], {"PYTHONIOENCODING": "cp1252"})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert b"def g():" in out and b"Traceback" not in err
+
+
+def test_cli_piped_into_head_exits_quietly(tmp_path: Path) -> None:
+    file = tmp_path / "big.py"
+    file.write_text("".join(f"def f{i}():\n    return {i}\n\n" for i in range(20_000)))
+    proc = _cli(["outline", str(file)], {})
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `| head -1` has read what it wanted and gone
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
+    assert proc.returncode != 0  # the output was not all written

@@ -1,4 +1,5 @@
-"""compact(): tool results in fewer tokens, with every value kept."""
+"""compact(): tool results in fewer tokens, with every value kept; file views (including
+slice_code's) left as the file is, and line endings, quoted spaces and numbers as they were."""
 
 from __future__ import annotations
 
@@ -9,17 +10,19 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from builders import one_call, payloads, tool_loop
 from tidyctx._request import canonical_json
 from tidyctx.text._compaction import (
     COLUMNS,
     MAX_CHARS,
     ROWS,
     SAME,
+    compact_result,
     compact_text,
     drop_echo,
     echo_note,
@@ -27,8 +30,9 @@ from tidyctx.text._compaction import (
 )
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._compact import compact
+from tidyctx.transforms._slice_code import slice_code
 
-PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=150)
 
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}|\d{3,}")
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
@@ -217,7 +221,7 @@ _CODE = st.sampled_from(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(_CODE, min_size=1, max_size=14), st.lists(_CODE, max_size=10), st.booleans())
 def test_echoed_lines_become_one_note_and_nothing_else_goes(
     lines: list[str], written: list[str], numbered: bool
@@ -278,7 +282,7 @@ def sessions(draw: st.DrawFn) -> list[dict[str, Any]]:
     return requests
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60)
 @given(sessions())
 def test_compact_is_pure_idempotent_valid_and_prefix_stable(requests: list[dict[str, Any]]) -> None:
     t = compact()
@@ -376,3 +380,128 @@ def test_compact_only_named_tools_and_bad_input() -> None:
         compact_text(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="messages"):
         compact()({"model": "m"})
+
+
+def result_text(request: dict[str, Any]) -> str:
+    """The text of the one tool result of a :func:`builders.one_call` request."""
+    text = request["messages"][2]["content"][0]["content"][0]["text"]
+    assert isinstance(text, str)
+    return text
+
+
+def test_compact_is_idempotent_when_echoed_lines_carry_colour_codes() -> None:
+    # The edit tool echoes the new lines in colour: once the codes are gone, the lines match
+    # the call's input. The first pass must already shorten them, not the second.
+    lines = [f"step_{n}()" for n in range(10)]
+    shown = "Edited:\n" + "\n".join(f"\x1b[32m{line}\x1b[0m" for line in lines)
+    request = one_call("edit", {"new_str": "\n".join(lines)}, shown)
+    once = compact()(request)
+    assert compact()(once) == once
+    assert "[… ×8 lines as in the call's input]" in result_text(once)
+
+
+SOURCE = (
+    'LABEL = "a    b"   # four spaces in the value\n\n\n\n'
+    "# ------------------------------\n"
+    "def f():\t\n    return LABEL\n"
+)
+
+
+def test_compact_leaves_a_file_view_as_the_file_is() -> None:
+    # `cat app.py` and read_file show the file itself: the agent copies its lines into
+    # str_replace and counts lines to edit, so not a space or a blank line may change.
+    for tool, call_input in [
+        ("bash", {"command": "cat app.py"}),
+        ("read_file", {"path": "app.py"}),
+        ("str_replace_based_edit_tool", {"command": "view", "path": "app.json"}),
+    ]:
+        text = SOURCE if tool != "str_replace_based_edit_tool" else '{\n  "a":   1\n}\n'
+        out = compact()(one_call(tool, call_input, text))
+        assert result_text(out) == text, tool
+    # A tool that is not a file view is still compacted.
+    assert result_text(compact()(one_call("run_sql", {"q": 1}, '{\n  "a": 1\n}'))) == '{"a":1}'
+
+
+def test_compact_text_keeps_the_spaces_inside_quoted_strings() -> None:
+    text = "app.py:1:LABEL = \"a    b\"   # aligned\nerror: expected 'x    y'  got   z"
+    out = compact_text(text)
+    assert '"a    b"' in out and "'x    y'" in out
+    assert out == "app.py:1:LABEL = \"a    b\"  # aligned\nerror: expected 'x    y'  got  z"
+    assert compact_text(out) == out
+
+
+def test_a_sliced_view_is_still_a_numbered_view_for_compact() -> None:
+    # slice_code's output is the file's own lines with gap lines between them; compaction
+    # (trim applies it after slice_code) must keep every character of those lines.
+    body = "    path   =   os.path.join(root, name)  \r\n" * 6 + "    return path\r\n"
+    source = "import os\r\n\r\n" + "\r\n".join(
+        f"def helper_{i}(root, name):\r\n{body}" for i in range(40)
+    )
+    listing = "\n".join(f"{n:>6}→{line}" for n, line in enumerate(source.split("\n"), 1))
+    sliced = result_text(
+        slice_code(max_tokens=300)(one_call("Read", {"file_path": "u.py"}, listing))
+    )
+    assert "⋮" in sliced and "helper_17" in sliced
+    assert is_numbered(sliced)
+    out = compact_text(sliced)
+    for before, after in zip(sliced.split("\n"), out.split("\n"), strict=True):
+        assert after == before.lstrip(" ") or after == before, (before, after)
+    tc.validate(slice_code(max_tokens=300)(one_call("Read", {"file_path": "u.py"}, listing)))
+
+
+def test_compact_keeps_json_values_that_python_cannot_hold() -> None:
+    # Huge numbers, 1e309, NaN and duplicate keys survive as spelled.
+    text = json.dumps({"x": 1}).replace("1", "123456789012345678901234567890")
+    text = text[:-1] + ', "f": 1e309, "n": NaN, "x": 2}'
+    assert compact_text(text) == ('{"x":123456789012345678901234567890,"f":1e309,"n":NaN,"x":2}')
+
+
+def test_compact_result_is_what_compact_does_to_one_result() -> None:
+    # The function trim() can call instead of compact_text(drop_echo(...)).
+    lines = [f"step_{n}()" for n in range(10)]
+    shown = "\n".join(f"\x1b[32m{line}\x1b[0m" for line in lines)
+    once = compact_result(shown, "edit", {"new_str": "\n".join(lines)})
+    assert compact_result(once, "edit", {"new_str": "\n".join(lines)}) == once
+    assert once == result_text(compact()(one_call("edit", {"new_str": "\n".join(lines)}, shown)))
+    assert compact_result(SOURCE, "read_file", {"path": "app.py"}) == SOURCE
+
+
+def test_a_result_that_compacts_to_nothing_keeps_the_request_valid() -> None:
+    # An empty MCP text envelope unwraps to "" (a case hypothesis found): the block must stay
+    # valid.
+    for text in [
+        '{"type": "text", "text": "", "annotations": null}',
+        "\x1b[0m\n",
+        '{"type":"text","text":"  "}',
+    ]:
+        out = compact()(one_call("mcp_tool", {"q": 1}, text))
+        tc.validate(out)
+        assert compact()(out) == out
+
+
+# ---------------------------------------------------------------------------- line endings
+
+
+def test_compact_keeps_carriage_return_line_endings() -> None:
+    # A classic Mac / Excel CSV ends its rows with \r alone. Taken for a progress bar's
+    # redraws, every row would overwrite the one before: 300 rows would become one, unmarked.
+    mac = payloads()["mac_csv"]
+    assert compact_text(mac) == mac
+    assert compact_text("header\n" + mac) == "header\n" + mac
+    request = tool_loop("Read the export.", [mac], ("fetch",))
+    out = tc.pipe(request, tc.trim())
+    assert out["messages"][2]["content"][0]["content"][0]["text"] == mac
+
+
+def test_compact_keeps_binary_text_with_carriage_returns() -> None:
+    binary = "\x89PNG\x00\x00abc\rdef\x00" * 50 + "\nend"
+    assert compact_text(binary) == binary
+
+
+def test_compact_redraws_progress_bars() -> None:
+    log = "pip install x\nDownloading 10%\rDownloading 55%\rDownloading 100%\ndone"
+    assert compact_text(log) == "pip install x\nDownloading 100%\ndone"
+    bar = "run\n 10%|██        | 1/10\r 50%|█████     | 5/10\r100%|██████████| 10/10\nok"
+    assert compact_text(bar) == "run\n100%|██████████| 10/10\nok"
+    pip = "x\n ━━━ 0.0/20.2 MB ? eta -:--:--\r ━━━ 20.2/20.2 MB 159.5 MB/s eta 0:00:00\nok"
+    assert compact_text(pip) == "x\n ━━━ 20.2/20.2 MB 159.5 MB/s eta 0:00:00\nok"

@@ -1,8 +1,8 @@
 """Every transform together, as users call them, on a bundled real trace, through the real SDK.
 
-DESIGN.md writes the pipeline as ``order, cache, trim, summarize``; the README puts ``cache``
-last. Both must give valid requests the local Messages API accepts and keep the cache prefix
-of one turn in the next between summary steps. Only with ``cache`` last is the whole pipe
+The pipeline is written two ways: ``order, cache, trim, summarize``, and with ``cache`` last as
+in the README. Both must give valid requests the local Messages API accepts and keep the cache
+prefix of one turn in the next between summary steps. Only with ``cache`` last is the whole pipe
 idempotent: a breakpoint placed before trim shrank a message below the model's minimum
 cacheable length is dropped when the pipe runs again (harmless, but not byte-identical).
 """

@@ -132,9 +132,9 @@ def test_three_turns_markers_land_where_the_middleware_puts_them() -> None:
     for request in requests:
         body = peer.langchain_request(request)
         validate(body, strict=False)
-        # langchain-anthropic 1.7.10 does what PEERS.md §1 says: the last system block, the
-        # last tool, and a top-level `cache_control` (automatic caching, which the API puts
-        # on the last cacheable block) — 3 of the 4 slots, none on message blocks.
+        # langchain-anthropic 1.7.10 marks the last system block, the last tool, and sets a
+        # top-level `cache_control` (automatic caching, which the API puts on the last
+        # cacheable block): 3 of the 4 slots, none on message blocks.
         assert peer.marker_paths(body) == ["tools[1]", "system[0]", "cache_control"]
         markers = cache_markers(body)
         assert len(markers) <= 4

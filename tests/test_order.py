@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import strategies as gen
@@ -24,7 +24,7 @@ from tidyctx.transforms._order import (
     order,
 )
 
-PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=60)
 
 TIME_LINE = "Current time: 2026-11-25T14:03:22Z"
 
@@ -556,3 +556,15 @@ def test_name_and_describe() -> None:
     assert order().describe(_request(None), _request(None)) == "nothing to reorder"
     report = tc.explain(req, t)
     assert "moved 3 volatile system lines" in str(report)
+
+
+def test_a_whitespace_only_system_string_passes_order() -> None:
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "system": "  \n ",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    out = tc.pipe(request, tc.order(), tc.cache())
+    assert out["system"] == "  \n "
+    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]

@@ -6,9 +6,14 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import strategies as gen
 import tidyctx as tc
+from builders import POLICY
 from tidyctx._request import Request, normalize
+from tidyctx.tokens import LocalCounter
 
 
 def request() -> dict[str, Any]:
@@ -145,9 +150,51 @@ def test_explain_uses_describe() -> None:
 
 
 def test_explain_table_keeps_large_counts_apart() -> None:
-    # A 7-digit count used to run into the next column ("1,252,2711,252,271").
+    # A 7-digit count must not run into the next column ("1,252,2711,252,271").
     text = "word " * 1_200_000
     report = tc.explain([{"role": "user", "content": text}], lambda r: r)
     row = str(report).splitlines()[2]
     numbers = [part for part in row.split() if part[0].isdigit()]
     assert numbers[:2] == [f"{report.tokens_before:,}", f"{report.tokens_after:,}"]
+
+
+@settings(max_examples=40)
+@given(gen.requests(with_cache_control=True), st.sampled_from(["order", "clock", "choice"]))
+def test_explain_kept_plus_rewritten_is_the_whole_request(
+    request: dict[str, Any], change: str
+) -> None:
+    def clock(r: dict[str, Any]) -> dict[str, Any]:
+        return {**r, "system": "Now: 2026-11-25T10:00:00Z"}
+
+    def choice(r: dict[str, Any]) -> dict[str, Any]:
+        return {**r, "tool_choice": {"type": "any"}}
+
+    first = {"order": tc.order(), "clock": clock, "choice": choice}[change]
+    report = tc.explain(request, first, tc.cache(min_tokens=0))
+    for step in report.steps:
+        if step.first_change is not None:
+            assert step.prefix_kept_tokens + step.prefix_broken_tokens == step.tokens_after
+            assert step.prefix_kept_tokens >= 0 and step.prefix_broken_tokens >= 0
+    assert str(report)
+
+
+def test_explain_a_tool_choice_change_keeps_tools_and_system() -> None:
+    # Changing tool_choice invalidates the cached messages only; tools and system stay cached
+    # (https://docs.claude.com/en/docs/build-with-claude/prompt-caching).
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "system": POLICY,
+        "tools": [{"name": "run", "description": "Run.", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": "hi " * 100}],
+    }
+
+    def force(r: dict[str, Any]) -> dict[str, Any]:
+        return {**r, "tool_choice": {"type": "any"}}
+
+    step = tc.explain(request, force).steps[0]
+    assert step.first_change == "tool_choice"
+    counter = LocalCounter("claude-sonnet-4-6")
+    without_messages = counter.count_request({**force(request), "messages": []})
+    assert step.prefix_kept_tokens == without_messages
+    assert step.prefix_broken_tokens == step.tokens_after - without_messages

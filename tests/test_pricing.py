@@ -1,7 +1,9 @@
 """Tests for tidyctx.pricing.
 
-The expected prices and dollar figures below are copied or computed by hand from
-/work/shared/ANTHROPIC_FACTS.md §1-2 (PR, PC, MO), never from the module's own table, so a
+The expected prices and dollar figures below are copied or computed by hand from Anthropic's
+public pages (PR: https://docs.claude.com/en/docs/about-claude/pricing, PC:
+https://docs.claude.com/en/docs/build-with-claude/prompt-caching, MO: a model's page under
+https://docs.claude.com/en/docs/about-claude/models), never from the module's own table, so a
 wrong entry in the table makes these tests fail.
 """
 
@@ -31,8 +33,8 @@ from tidyctx.pricing import (
 )
 
 # model id -> (input, 5m write, 1h write, cache read, output), USD per MTok, by hand from the
-# facts sheet. Haiku 5.5's cache rates are not in the facts sheet: 0.125 / 0.20 from its MO
-# page, 0.01 read 2nd-hand (third-party guides).
+# pricing page (PR). Haiku 5.5's cache rates are not on it: 0.125 / 0.20 from its MO page,
+# 0.01 read 2nd-hand (third-party guides).
 PRICES: dict[str, tuple[float, float, float, float, float]] = {
     "claude-opus-4-8": (5, 6.25, 10, 0.50, 25),
     "claude-opus-4-7": (5, 6.25, 10, 0.50, 25),
@@ -142,7 +144,7 @@ CONTEXT_1M = {
     "claude-haiku-5-5",
 }
 
-# (alias or other dated id, canonical id), from the facts sheet (MO).
+# (alias or other dated id, canonical id), from the models pages (MO).
 ALIASES = [
     ("claude-opus-4-5", "claude-opus-4-5-20251101"),
     ("claude-opus-4-1", "claude-opus-4-1-20250805"),

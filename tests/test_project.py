@@ -13,9 +13,11 @@ import warnings
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tidyctx as tc
+from builders import call, first_texts, request, tool_loop
 from tidyctx.text._project import (
     Projected,
     ProjectionWarning,
@@ -28,7 +30,7 @@ from tidyctx.text._project import (
     warn_missing,
 )
 
-PROPS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=100)
 
 ORDERS: dict[str, Any] = {
     "count": 3,
@@ -163,8 +165,8 @@ def test_a_key_on_a_list_applies_to_each_element() -> None:
     assert project_value([[{"id": 1, "x": 2}]], ["id"]) == ([[{"id": 1}]], [])
 
 
-def test_design_example_top_level_rows() -> None:
-    # DESIGN.md: tc.trim(project={"sql_query": ["id", "status"]}) on a list of rows.
+def test_top_level_rows_keep_the_named_keys() -> None:
+    # tc.trim(project={"sql_query": ["id", "status"]}) on a list of rows, as documented.
     text = json.dumps([{"id": 1, "status": "ok", "body": "..."}, {"id": 2, "status": "no"}])
     done = project_text(text, ["id", "status"])
     assert done.text == '[{"id":1,"status":"ok"},{"id":2,"status":"no"}]'
@@ -372,6 +374,36 @@ def test_large_result_is_fast() -> None:
     done = project_text(text, ["rows[*].{id,col3}", "count"])
     assert len(done.text) < len(text) / 5
     assert json.loads(done.text.split("\n")[1])["count"] == 5000
+
+
+def test_trim_projection_keeps_integers_too_long_for_python() -> None:
+    # Python refuses int() of 4,300+ digits with a ValueError, which must not escape
+    # trim(project=...).
+    text = '{"id": 7, "secret": "s", "big": ' + "9" * 5000 + ', "neg": -' + "1" * 4500 + "}"
+    projected = project_text(text, ["id", "big", "neg"])
+    assert projected.text == '{"id":7,"big":' + "9" * 5000 + ',"neg":-' + "1" * 4500 + "}"
+    request = tool_loop("Query.", [text], ("sql",))
+    out = tc.pipe(request, tc.trim(project={"sql": ["id", "big"]}))
+    tc.validate(out)
+    kept = out["messages"][2]["content"][0]["content"][0]["text"]
+    assert kept.startswith('{"id":7,"big":' + "9" * 5000 + "}\n[tidyctx: projected to id, big")
+
+
+def test_projection_writes_numbers_back_as_they_were() -> None:
+    """Projected numbers keep their spelling: through float, 0.123456789012345678 would lose
+    digits and 1e400 would become Infinity, which is not JSON."""
+    text = (
+        '{"rows": [{"id": 1, "amount": 0.123456789012345678, "big": 1e400, "tiny": -1e-400,'
+        ' "plain": 2.5, "note": "x"}], "count": 1}'
+    )
+    out = project_text(text, ["rows[*].{amount,big,tiny,plain}", "count"]).text
+    assert out == (
+        '{"rows":[{"amount":0.123456789012345678,"big":1e400,"tiny":-1e-400,"plain":2.5}],'
+        '"count":1}'
+    )
+    req = request(call("sql", {"q": "select"}, text))
+    trimmed = first_texts(tc.trim(project={"sql": ["rows[*].amount"]}, compact=False)(req))[0]
+    assert trimmed.startswith('{"rows":[{"amount":0.123456789012345678}]}\n[tidyctx: projected')
 
 
 # ---------------------------------------------------------------------------- for tool authors

@@ -340,8 +340,8 @@ def test_sdk_objects_become_dicts() -> None:
 
 
 def test_normalize_leaves_whitespace_only_strings_as_strings() -> None:
-    # Found by hypothesis in CI: a tool_result whose content is "\n" became a whitespace-only
-    # text block, which validate() (like the API) rejects.
+    # A case hypothesis found in CI: a tool_result whose content is "\n" must not become a
+    # whitespace-only text block, which validate() (like the API) rejects.
     request = {
         "model": "claude-sonnet-4-6",
         "max_tokens": 50,
@@ -365,3 +365,35 @@ def test_normalize_leaves_whitespace_only_strings_as_strings() -> None:
     assert out["messages"][2]["content"][0]["content"] == "\n"
     assert out["messages"][0]["content"] == [{"type": "text", "text": "Go."}]
     assert normalize(out) == out
+
+
+def test_deep_json_is_named_not_a_recursion_error() -> None:
+    deep: dict[str, Any] = {}
+    at = deep
+    for _ in range(3000):
+        at["a"] = {}
+        at = at["a"]
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "messages": [
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "x", "name": "n", "input": deep}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "x", "content": "ok"}],
+            },
+        ],
+    }
+    for call in (
+        lambda: tc.validate(request),
+        lambda: tc.pipe(request, tc.order()),
+        lambda: tc.pipe(request, tc.cache()),
+        lambda: tc.explain(request, tc.order(), tc.cache()),
+    ):
+        with pytest.raises(ValidationError, match="levels deep") as err:
+            call()
+        assert err.value.path.startswith("messages[1].content[0].input.a.a")

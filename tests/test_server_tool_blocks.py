@@ -12,7 +12,7 @@ from typing import Any
 import anthropic
 
 import tidyctx as tc
-from runs import server_blocks
+from builders import server_blocks
 from tidyctx.testing import LocalServer
 
 BIG = "\n".join(f"line {i}: value_{i} = {i * 7}" for i in range(3000))

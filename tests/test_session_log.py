@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runs import cc_line as line
+from builders import cc_line as line
 from tidyctx.traces import load_run
 
 

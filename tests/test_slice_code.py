@@ -12,7 +12,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tidyctx as tc
@@ -152,7 +152,7 @@ def test_listings_that_are_not_plain_files() -> None:
     st.sampled_from(["\t", "→"]),
     st.integers(1, 5000),
 )
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 def test_listing_round_trip(lines: list[str], sep: str, first: int) -> None:
     text = HEADER + cat_n("\n".join(lines), first, sep) + "\n"
     listing = parse_listing(text)
@@ -493,7 +493,7 @@ def _numbered_functions(bodies: dict[str, str], count: int = 40) -> str:
 
 
 def test_a_rare_name_of_the_task_picks_the_code_that_uses_it() -> None:
-    """No definition is named, but the issue quotes an attribute only one function reads:
+    """No definition is named, but the task quotes an attribute only one function reads:
     that function is shown in full."""
     body = (
         "    unsigned = item.attrs.get('_Unsigned')\n"
@@ -694,7 +694,7 @@ def _sources(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @given(view_conversations())
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40)
 def test_properties_on_file_view_sessions(session: list[dict[str, Any]]) -> None:
     t = slice_code(max_tokens=150)
     previous: list[Any] | None = None
@@ -719,7 +719,7 @@ def test_properties_on_file_view_sessions(session: list[dict[str, Any]]) -> None
 
 
 @given(requests(max_turns=5))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60)
 def test_any_request_stays_valid_and_idempotent(request: dict[str, Any]) -> None:
     t = slice_code(max_tokens=100)
     frozen = copy.deepcopy(request)
@@ -730,7 +730,7 @@ def test_any_request_stays_valid_and_idempotent(request: dict[str, Any]) -> None
 
 
 @given(growing_conversations(max_turns=5))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40)
 def test_any_growing_conversation_keeps_its_prefix(session: list[dict[str, Any]]) -> None:
     t = slice_code(max_tokens=100)
     outs = [t(r)["messages"] for r in session]

@@ -269,7 +269,7 @@ def module(draw: st.DrawFn) -> str:
     return "import functools\n\n" + "\n\n\n".join(parts) + "\n"
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(module())
 def test_generated_sources_match_ast_and_outline_is_idempotent(src: str) -> None:
     result = bench.check_source(src)
@@ -422,9 +422,9 @@ def test_threads_share_the_memo_safely() -> None:
 
 
 # --- markers inside if/elif/else, try/except and match chains -----------------------------------
-# Regression: slicing every variant of a name defined once per branch (ctypes/util.py's
-# find_library, multiprocessing/heap.py's Arena) put a marker at the clause's depth, between
-# two clauses, so the slice (markers as `...`) did not parse.
+# Slicing every variant of a name defined once per branch (ctypes/util.py's find_library,
+# multiprocessing/heap.py's Arena) must not put a marker at the clause's depth, between two
+# clauses: the slice (markers as `...`) would not parse.
 
 CHAIN = """\
 import os

@@ -119,6 +119,12 @@ def test_keep_works_with_any_store() -> None:
     assert handler({"id": key}) == "x"
 
 
+def test_store_key_of_bytes_is_a_type_error() -> None:
+    # Not "AttributeError: 'bytes' object has no attribute 'encode'".
+    with pytest.raises(TypeError, match=r"store_key\(\) hashes text \(str\), got bytes"):
+        store_key(b"abc")  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------- expand tool
 
 TEXT = "".join(f"line {i:05d}\n" for i in range(20_000))  # 220,000 characters
@@ -303,7 +309,7 @@ def test_slices_count_characters_not_bytes() -> None:
     assert out.split("\n", 1)[1] == text[1:4] == "é😀é"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     text=st.text(min_size=1, max_size=300), offset=st.integers(0, 320), length=st.integers(1, 400)
 )

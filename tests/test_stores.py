@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, keep, store_key
@@ -108,9 +108,7 @@ def test_put_refuses_non_text(store: Store, key: Any, value: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60)
 @given(texts=st.lists(st.text(st.characters(exclude_categories=())), min_size=1, max_size=4))
 def test_keep_then_get_round_trips(
     request: pytest.FixtureRequest, kind: str, texts: list[str]
@@ -122,9 +120,7 @@ def test_keep_then_get_round_trips(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=30)
 @given(
     text=st.text(
         st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()),
@@ -138,6 +134,16 @@ def test_surrogates_round_trip(request: pytest.FixtureRequest, kind: str, text: 
     # st.text() rarely draws surrogates on its own; this draws them on purpose.
     s: Store = MemoryStore() if kind == "memory" else request.getfixturevalue(f"{kind}_store")
     assert s.get(keep(s, text)) == text
+
+
+def test_memory_store_refuses_a_key_that_is_not_a_str_like_the_other_stores(
+    tmp_path: Path,
+) -> None:
+    # MemoryStore.get(1) raises as SQLiteStore.get(1) does, rather than answering None.
+    with SQLiteStore(tmp_path / "s.db") as disk:
+        for store in (MemoryStore(), disk):
+            with pytest.raises(TypeError, match=r"\.get takes a str key, got int"):
+                store.get(1)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- SQLiteStore
@@ -396,6 +402,42 @@ def test_sqlite_store_survives_fork(tmp_path: Path) -> None:
         assert store.get("parent") == "still works"
 
 
+def test_sqlite_store_on_a_directory_says_so(tmp_path: Path) -> None:
+    # Not sqlite3's OperationalError "unable to open database file".
+    with pytest.raises(IsADirectoryError, match=r"is a directory; .*tidyctx\.db"):
+        SQLiteStore(tmp_path)
+
+
+def test_sqlite_store_opens_a_new_file_while_another_process_writes_it(tmp_path: Path) -> None:
+    # Several agent processes opening a fresh store file at once: switching it to WAL needs an
+    # exclusive lock, and SQLite answers "database is locked" at once, without its busy
+    # timeout, while another connection holds the write lock. The store must wait instead.
+    path = tmp_path / "summaries.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE other (a)")
+    other.execute("BEGIN IMMEDIATE")
+    opening, released = threading.Event(), threading.Event()
+
+    def commit_soon() -> None:
+        opening.wait(60)
+        time.sleep(0.3)  # the store is waiting for the lock by now (on a busy machine, maybe not)
+        released.set()  # before COMMIT: the store cannot write until after this
+        other.execute("COMMIT")
+
+    release = threading.Thread(target=commit_soon)
+    release.start()
+    try:
+        opening.set()
+        with SQLiteStore(path, timeout=10) as store:
+            store.put("tc_0123456789abcdef", "a summary")
+            assert released.is_set()  # it waited for the other writer
+            assert store.get("tc_0123456789abcdef") == "a summary"
+    finally:
+        opening.set()
+        release.join()
+        other.close()
+
+
 # ---------------------------------------------------------------------------- RedisStore
 
 
@@ -474,15 +516,17 @@ def test_redis_decode_responses_client(redis_url: str) -> None:
 def test_redis_connection_errors_are_raised(tmp_path: Path) -> None:
     import socket
 
-    with socket.socket() as sock:  # a port nothing listens on
+    # A port bound but not listening refuses connections; held for the whole test, so no other
+    # process can take it and listen.
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with RedisStore(f"redis://127.0.0.1:{port}/0") as store:
-        with pytest.raises(redis.ConnectionError) as info:
-            store.get("tc_x")
-        assert any("tidyctx:tc_x" in note for note in info.value.__notes__)
-        with pytest.raises(redis.ConnectionError):
-            store.put("tc_x", "v")
+        with RedisStore(f"redis://127.0.0.1:{port}/0") as store:
+            with pytest.raises(redis.ConnectionError) as info:
+                store.get("tc_x")
+            assert any("tidyctx:tc_x" in note for note in info.value.__notes__)
+            with pytest.raises(redis.ConnectionError):
+                store.put("tc_x", "v")
 
 
 @pytest.mark.parametrize(

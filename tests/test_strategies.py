@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
 import strategies as gen  # tests/ has no __init__.py: pytest puts it on sys.path
@@ -46,7 +46,7 @@ KNOWN_TOP_LEVEL = {
     "context_management",
 }
 
-FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100)
 
 
 class Invalid(AssertionError):
@@ -533,7 +533,7 @@ def test_growing_conversations(requests: list[dict[str, Any]]) -> None:
     assert requests[-1] == last
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(gen.growing_conversations(min_turns=3, max_turns=4))
 def test_growing_conversations_turn_bounds(requests: list[dict[str, Any]]) -> None:
     assert 3 <= len(requests) <= 4
@@ -645,9 +645,7 @@ def test_requests_have_the_promised_variety() -> None:
         max_examples=150,
         derandomize=True,
         database=None,
-        deadline=None,
         phases=[Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow],
     )
     @given(gen.requests())
     def collect(request: dict[str, Any]) -> None:

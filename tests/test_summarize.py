@@ -1,4 +1,10 @@
-"""summarize(): the real anthropic SDK against tidyctx.testing.LocalServer, offline."""
+"""summarize(): the real anthropic SDK against tidyctx.testing.LocalServer, offline.
+
+The payback gate is off here (``builders.OPTIONS``): steps are taken as soon as MIN_STEP allows
+(the gate has its own tests in test_summarize_payback.py). Besides the steps themselves: the
+answer's format, several event loops, argument checks, explain() notes, warnings at the caller's
+line, and the cost of calls reported even when a step fails.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 import copy
 import itertools
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,6 +24,8 @@ import anthropic
 import pytest
 
 import tidyctx as tc
+from builders import OPTIONS, agent_run, read_file_loop
+from tidyctx import pricing
 from tidyctx._request import canonical_json
 from tidyctx.store import MemoryStore, RedisStore, SQLiteStore
 from tidyctx.testing import Fail, Hang, LocalServer, is_summary_call, summary_responder
@@ -24,6 +33,7 @@ from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._summarize import (
     ACK,
     COMPACTION_BETA,
+    MAX_CALL_TOKENS,
     Summarize,
     SummaryEvent,
     SummaryWarning,
@@ -35,58 +45,6 @@ from tidyctx.transforms._summarize import (
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-# The payback gate is off here: these tests take steps as soon as MIN_STEP allows (the gate has
-# its own tests below).
-OPTIONS: dict[str, Any] = {
-    "trigger_tokens": 4_000,
-    "keep_last": 3,
-    "target_tokens": 400,
-    "max_payback_turns": None,
-}
-
-
-def agent_run(steps: int, lines: int = 40) -> dict[str, Any]:
-    """One task, then a tool loop of ``steps`` calls with results of about ``lines`` lines."""
-    messages: list[dict[str, Any]] = [
-        {"role": "user", "content": "Fix the failing test in src/app/parse.py (CI job 4521)."}
-    ]
-    for i in range(steps):
-        messages.append(
-            {
-                "role": "assistant",
-                "content": [
-                    {"type": "text", "text": f"Reading module {i}."},
-                    {
-                        "type": "tool_use",
-                        "id": f"toolu_{i:03d}",
-                        "name": "read_file",
-                        "input": {"path": f"src/app/mod_{i}.py"},
-                    },
-                ],
-            }
-        )
-        body = f"def handler_{i}(event):\n    return {7000 + i}\n" + "# unchanged\n" * lines
-        messages.append(
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": f"toolu_{i:03d}", "content": body}
-                ],
-            }
-        )
-    return {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 1024,
-        "system": "You are a coding agent.",
-        "tools": [
-            {
-                "name": "read_file",
-                "description": "Read a file.",
-                "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
-            }
-        ],
-        "messages": messages,
-    }
 
 
 def chat(turns: int) -> dict[str, Any]:
@@ -614,3 +572,276 @@ def test_threads_asking_at_once_make_one_call(
         outs = list(pool.map(lambda _: t(agent_run(30)), range(4)))
     assert all(canonical_json(o) == canonical_json(outs[0]) for o in outs)
     assert len(local_server.summary_calls()) == 1
+
+
+# ---------------------------------------------------------------------------- answers, loops
+
+
+def test_an_answer_in_several_text_blocks_keeps_them_apart(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    # Glued, "...parse.py" + "## Facts" would corrupt the path and lose the heading.
+    local_server.script(
+        {
+            "content": [
+                {"type": "text", "text": "## Task\nFix src/app/parse.py"},
+                {"type": "text", "text": "## Facts\nhandler_3 returns 7003"},
+            ]
+        }
+    )
+    out = summarize(anthropic_client, **OPTIONS)(read_file_loop(30))
+    body = leading_summary(out["messages"])[1]
+    assert body == "## Task\nFix src/app/parse.py\n\n## Facts\nhandler_3 returns 7003"
+    tc.validate(out)
+
+
+class ForgetfulStore:
+    """A store whose entries expire (as with RedisStore(ttl_seconds=...)): ``forget()``."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.items.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self.items[key] = value
+
+    def forget(self) -> None:
+        self.items.clear()
+
+
+def test_an_async_transform_serves_several_event_loops(local_server: LocalServer) -> None:
+    # asyncio.run() per batch of agents: the same span is summarized again in a new loop (its
+    # entry expired), with tasks waiting on the same lock as in the first loop.
+    store = ForgetfulStore()
+    t = asummarize(
+        anthropic.AsyncAnthropic(base_url=local_server.base_url, api_key="test"),
+        store=store,
+        **OPTIONS,
+    )
+
+    async def batch() -> list[Any]:
+        async with anthropic.AsyncAnthropic(
+            base_url=local_server.base_url, api_key="test", max_retries=0
+        ) as client:
+            t.client = client
+            return await asyncio.gather(*[t.acall(read_file_loop(30)) for _ in range(3)])
+
+    first = asyncio.run(batch())
+    assert len(local_server.summary_calls()) == 1
+    store.forget()
+    second = asyncio.run(batch())
+    assert len(local_server.summary_calls()) == 2  # one call per loop, the others waited for it
+    outs = {canonical_json(out) for out in first + second}
+    assert len(outs) == 1
+    assert leading_summary(second[0]["messages"])[1] is not None
+
+
+# ---------------------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize("client", ["sk-ant-api-key", object()])
+def test_a_client_that_is_not_an_anthropic_client_gets_a_clear_error(
+    client: object, local_server: LocalServer
+) -> None:
+    t = summarize(client, **OPTIONS)
+    with pytest.raises(TypeError, match=r"needs an anthropic client .*\.messages\.create"):
+        t(read_file_loop(30))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"store": "summaries.db"}, r"store=tc\.SQLiteStore\('summaries\.db'\)"),
+        ({"store": Path("summaries.db")}, r"must be a Store .*got PosixPath"),
+        ({"on_summary": 3}, r"on_summary=\.\.\.\) must be callable"),
+        ({"counter": "cl100k"}, r"counter=\.\.\.\) must be a token counter"),
+    ],
+)
+def test_wrong_objects_are_refused_when_the_transform_is_made(
+    setting: dict[str, Any], message: str
+) -> None:
+    # Accepted, they would fail only at the first request over the trigger, possibly hours
+    # later: AttributeError ('str' object has no attribute 'get'), "'int' object is not callable".
+    with pytest.raises(TypeError, match=message):
+        summarize(object(), **setting)
+    with pytest.raises(TypeError, match=message):
+        asummarize(object(), **setting)
+
+
+def test_a_timeout_that_is_not_a_number_gets_a_clear_error() -> None:
+    # Not "TypeError: '>' not supported between instances of 'str' and 'int'".
+    with pytest.raises(ValueError, match=r"summarize\(timeout=\.\.\.\) must be positive seconds"):
+        summarize(object(), timeout="30")  # type: ignore[arg-type]
+
+
+def test_server_side_with_a_small_trigger_names_the_trigger() -> None:
+    # Not an error about target_tokens, a setting server-side compaction does not use.
+    with pytest.raises(ValueError, match=r"server-side compaction needs a trigger of at least"):
+        summarize(None, server_side=True, trigger_tokens=3_000)
+
+
+# ---------------------------------------------------------------------------- explain, warnings
+
+
+def test_explain_prices_every_call_of_a_step_that_needs_several(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    events: list[SummaryEvent] = []
+    t = summarize(
+        anthropic_client,
+        trigger_tokens=60_000,
+        keep_last=3,
+        target_tokens=2_000,
+        on_summary=events.append,
+    )
+    request = read_file_loop(700)
+    out = t(request)
+    (event,) = events
+    assert event.calls >= 2  # the span is over MAX_CALL_TOKENS
+    assert event.span_tokens > MAX_CALL_TOKENS
+    haiku = pricing.lookup("claude-haiku-4-5")
+    total = sum(pricing.cost(u, haiku).total for u in event.usage)
+    note = t.describe(request, out)
+    match = re.search(r"summary call on \S+ \$(\d+\.\d{4}) ", note)
+    assert match is not None, note
+    assert match.group(1) == f"{total:.4f}"
+    # The explain() table carries the same note.
+    assert f"${total:.4f}" in str(tc.explain(request, t))
+
+
+def test_explain_says_when_a_due_step_failed(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    # Not just "unchanged", as if the request were below the trigger.
+    t = summarize(anthropic_client, **OPTIONS)
+    local_server.fail_next(529)
+    with pytest.warns(SummaryWarning):
+        report = tc.explain(read_file_loop(30), t)
+    note = report.steps[0].note
+    assert "was due, but none was made" in note and "SummaryWarning" in note, note
+    assert note.endswith("unchanged")
+
+
+def test_summary_warning_points_at_the_callers_line(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    # The caller's line, not one inside tidyctx.
+    t = summarize(anthropic_client, **OPTIONS)
+    for call in (t, lambda r: tc.pipe(r, tc.order(), t), lambda r: tc.explain(r, t)):
+        local_server.fail_next(529)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(read_file_loop(30))
+        (warning,) = [w for w in caught if issubclass(w.category, SummaryWarning)]
+        assert warning.filename == __file__, warning.filename
+
+
+def test_summary_warning_of_acall_points_at_the_await(local_server: LocalServer) -> None:
+    async def main() -> list[warnings.WarningMessage]:
+        async with anthropic.AsyncAnthropic(
+            base_url=local_server.base_url, api_key="t", max_retries=0
+        ) as client:
+            t = asummarize(client, **OPTIONS)
+            local_server.fail_next(529)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                await t.acall(read_file_loop(30))
+            return caught
+
+    (warning,) = [w for w in asyncio.run(main()) if issubclass(w.category, SummaryWarning)]
+    assert warning.filename == __file__, warning.filename
+
+
+# ---------------------------------------------------------------------------- cost reporting
+
+
+class FailingStore(MemoryStore):
+    """A store whose ``put`` number ``fail_at`` (1-based) raises, like a full disk."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.puts = 0
+
+    def put(self, key: str, value: str) -> None:
+        self.puts += 1
+        if self.puts == self.fail_at:
+            raise OSError("disk full")
+        super().put(key, value)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])  # the call's memo, then the cut record
+def test_a_store_error_after_the_call_still_reports_the_calls_cost(
+    fail_at: int, local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    events: list[SummaryEvent] = []
+    store = FailingStore(fail_at)
+    t = summarize(anthropic_client, store=store, on_summary=events.append, **OPTIONS)
+    with pytest.raises(OSError, match="disk full"):
+        t(read_file_loop(30))
+    assert len(local_server.summary_calls()) == 1
+    (event,) = events
+    assert not event.complete and event.calls == 1
+    assert event.usage[0]["output_tokens"] > 0
+    assert event.span == "" and event.summary_tokens == 0
+    # Once the store works again, the step is made (and reported once, as complete).
+    t(read_file_loop(30))
+    assert [e.complete for e in events] == [False, True]
+
+
+def test_calls_of_a_step_whose_later_call_fails_are_reported(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    # A span over MAX_CALL_TOKENS takes several calls. When the second fails, the first (paid,
+    # and memoized, so never made again) still reaches on_summary.
+    events: list[SummaryEvent] = []
+    t = summarize(
+        anthropic_client,
+        trigger_tokens=60_000,
+        keep_last=3,
+        target_tokens=2_000,
+        max_payback_turns=None,
+        on_summary=events.append,
+    )
+    local_server.script("## Task\nFix src/app/parse.py", Fail(529))
+    request = read_file_loop(700)
+    with pytest.warns(SummaryWarning, match="529"):
+        assert t(request) == request
+    (event,) = events
+    assert not event.complete and event.calls == 1 and event.usage[0]["output_tokens"] > 0
+    # The retry reuses the first answer: only the later calls are made and reported.
+    out = t(request)
+    assert leading_summary(out["messages"])[1] is not None
+    assert events[1].complete and events[1].calls == len(local_server.summary_calls()) - 2
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_a_refused_answer_is_reported_as_paid(
+    is_async: bool, local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    # An answer cut at max_tokens is billed like any other.
+    events: list[SummaryEvent] = []
+    cut_short = {"content": "## Task\nFix", "stop_reason": "max_tokens"}
+    local_server.script(cut_short)
+    request = read_file_loop(30)
+    if is_async:
+
+        async def main() -> dict[str, Any]:
+            async with anthropic.AsyncAnthropic(
+                base_url=local_server.base_url, api_key="t", max_retries=0
+            ) as client:
+                t = asummarize(client, on_summary=events.append, **OPTIONS)
+                out: dict[str, Any] = await t.acall(request)
+                return out
+
+        with pytest.warns(SummaryWarning, match="max_tokens"):
+            out = asyncio.run(main())
+    else:
+        t = summarize(anthropic_client, on_summary=events.append, **OPTIONS)
+        with pytest.warns(SummaryWarning, match="max_tokens"):
+            out = t(request)
+    assert out == request
+    (event,) = events
+    assert not event.complete and event.calls == 1 and event.usage[0]["output_tokens"] > 0

@@ -14,7 +14,8 @@ import anthropic
 import pytest
 
 import tidyctx as tc
-from runs import turns as prefixes
+from builders import config_audit_run as turn_run
+from builders import turns as prefixes
 from tidyctx import pricing
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
@@ -31,22 +32,6 @@ from tidyctx.transforms._summarize import (
 # trigger the span is about twice the kept part, and a step then would take more than 10 turns
 # to pay back (13 by the arithmetic of payback()).
 GATED: dict[str, Any] = {"trigger_tokens": 20_000, "keep_last": 3, "target_tokens": 1_000}
-
-
-def turn_run(steps: int, lines: int = 90) -> dict[str, Any]:
-    """A task and a tool loop of ``steps`` calls, each result about ``lines`` * 9 tokens."""
-    messages: list[dict[str, Any]] = [
-        {"role": "user", "content": "Audit the config files under etc/app/ (ticket OPS-3317)."}
-    ]
-    for i in range(steps):
-        call = {"type": "tool_use", "id": f"toolu_{i:03d}", "name": "cat", "input": {"n": i}}
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": "Next."}, call]})
-        body = "\n".join(
-            f"etc/app/f{i}.conf line {j}: key_{i}_{j} = {1000 * i + j}" for j in range(lines)
-        )
-        result = {"type": "tool_result", "tool_use_id": f"toolu_{i:03d}", "content": body}
-        messages.append({"role": "user", "content": [result]})
-    return {"model": "claude-sonnet-4-6", "max_tokens": 1024, "messages": messages}
 
 
 def first_step(t: Any, requests: list[dict[str, Any]]) -> int | None:
@@ -182,3 +167,28 @@ def test_a_bad_max_payback_turns_is_named(value: Any) -> None:
         summarize(object(), max_payback_turns=value)
     with pytest.raises(ValueError, match=r"max_payback_turns"):
         asummarize(object(), max_payback_turns=value)
+
+
+def test_explain_says_why_no_new_step_while_a_summary_is_in_place(
+    local_server: LocalServer, anthropic_client: anthropic.Anthropic
+) -> None:
+    # Turns of about 2,000 tokens, 3 kept: after a step the request grows past the trigger
+    # again while the span before the kept turns is still small next to the kept part, so the
+    # payback gate holds the next step. explain() says why a request over the trigger is not
+    # summarized again, not only "made on an earlier turn".
+    trigger = 20_000
+    t = summarize(anthropic_client, trigger_tokens=trigger, keep_last=3, target_tokens=1_000)
+    counter = LocalCounter("claude-sonnet-4-6")
+    held = None
+    for request in prefixes(turn_run(25, task="Audit etc/app/ (OPS-3317).")):
+        out = t(request)
+        tc.validate(out)
+        if leading_summary(out["messages"])[1] is not None and counter.count_request(out) > trigger:
+            held = request
+            break
+    assert held is not None, "no turn over the trigger with a summary in place"
+    assert len(local_server.summary_calls()) == 1  # the gate held the second step
+    note = tc.explain(held, t).steps[0].note
+    assert "made on an earlier turn, the cached prefix is intact" in note, note
+    assert "over the trigger" in note and "would pay back after" in note, note
+    assert "max_payback_turns=10" in note and "summarizing waits" in note, note

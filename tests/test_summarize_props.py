@@ -13,7 +13,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import strategies as gen
@@ -22,11 +22,7 @@ from tidyctx._request import canonical_json
 from tidyctx.testing import Fail, Hang, LocalServer
 from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, leading_summary, summarize
 
-PROPS = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+PROPS = settings(max_examples=40)
 TRIGGERS = st.sampled_from((80, 150, 300))
 KEEP = st.integers(1, 3)
 PAYBACK = st.sampled_from((None, None, 1, 5, 50))
