@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 OPTIONS: dict[str, Any] = {
-    "trigger_tokens": 4_000,
-    "keep_last": 3,
+    "trigger": 4_000,
+    "keep": 3,
     "target_tokens": 400,
     "max_payback_turns": None,  # steps as soon as MIN_STEP allows
 }

@@ -36,7 +36,7 @@ from tidyctx.transforms._compact import compact_text
 from tidyctx.transforms._summarize import ACK, summary_message
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SUMMARY = {"trigger_tokens": 3_000, "keep_last": 2, "max_payback_turns": None}
+SUMMARY = {"trigger": 3_000, "keep": 2, "max_payback_turns": None}
 
 # ---------------------------------------------------------------------------- run builders
 
@@ -555,7 +555,7 @@ def odd_requests(draw: st.DrawFn) -> dict[str, Any]:
 @given(odd_requests())
 def test_pipeline_properties_on_odd_results(served: Any, request: dict[str, Any]) -> None:
     _, client = served
-    pipeline = steps(client, trigger_tokens=2_000, keep_last=1)
+    pipeline = steps(client, trigger=2_000, keep=1)
     before = copy.deepcopy(request)
     out = tc.pipe(request, *pipeline)
     assert request == before

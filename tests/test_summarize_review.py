@@ -104,8 +104,8 @@ def test_explain_prices_every_call_of_a_step_that_needs_several(
     events: list[SummaryEvent] = []
     t = summarize(
         anthropic_client,
-        trigger_tokens=60_000,
-        keep_last=3,
+        trigger=60_000,
+        keep=3,
         target_tokens=2_000,
         on_summary=events.append,
     )

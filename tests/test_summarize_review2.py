@@ -56,10 +56,10 @@ def test_a_timeout_that_is_not_a_number_gets_a_clear_error() -> None:
 
 
 def test_server_side_with_a_small_trigger_names_the_trigger() -> None:
-    # Before: "summarize(target_tokens=2000) must be at most half of trigger_tokens", a setting
+    # Before: "summarize(target_tokens=2000) must be at most half of trigger", a setting
     # server-side compaction does not even use.
     with pytest.raises(ValueError, match=r"server-side compaction needs a trigger of at least"):
-        summarize(None, server_side=True, trigger_tokens=3_000)
+        summarize(None, server_side=True, trigger=3_000)
 
 
 # ---------------------------------------------------------------------------- explain()
@@ -87,7 +87,7 @@ def test_explain_says_why_no_new_step_while_a_summary_is_in_place(
     # payback gate holds the next step. explain() used to say only "made on an earlier turn",
     # hiding why a request over the trigger was not summarized again.
     trigger = 20_000
-    t = summarize(anthropic_client, trigger_tokens=trigger, keep_last=3, target_tokens=1_000)
+    t = summarize(anthropic_client, trigger=trigger, keep=3, target_tokens=1_000)
     counter = LocalCounter("claude-sonnet-4-6")
     held = None
     for request in turns(config_run(25)):
@@ -195,8 +195,8 @@ def test_calls_of_a_step_whose_later_call_fails_are_reported(
     events: list[SummaryEvent] = []
     t = summarize(
         anthropic_client,
-        trigger_tokens=60_000,
-        keep_last=3,
+        trigger=60_000,
+        keep=3,
         target_tokens=2_000,
         max_payback_turns=None,
         on_summary=events.append,

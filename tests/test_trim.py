@@ -223,7 +223,8 @@ def test_clearing_in_batches_keeps_pairs_and_is_error() -> None:
     calls = [("sh", {"n": k}, log(400)) for k in range(12)]
     req = conversation(calls)
     req["messages"][4]["content"][0]["is_error"] = True
-    out = tc.trim(keep=3, trigger=0, clear_at_least=2000, dedupe=False)(req)
+    clearing = tc.Clearing(keep=3, trigger=0, clear_at_least=2000)
+    out = tc.trim(clearing=clearing, dedupe=False)(req)
     tc.validate(out)
     texts = result_texts(out)
     assert "cleared result of sh (call_0)" in texts[0]
@@ -233,7 +234,8 @@ def test_clearing_in_batches_keeps_pairs_and_is_error() -> None:
 
 def test_server_side_emits_the_context_management_edit() -> None:
     req = conversation([("sh", {}, log(10))])
-    out = tc.trim(keep=3, trigger=50_000, clear_at_least=20_000, server_side=True)(req)
+    clearing = tc.Clearing(keep=3, trigger=50_000, clear_at_least=20_000, server_side=True)
+    out = tc.trim(clearing=clearing)(req)
     (edit,) = out["context_management"]["edits"]
     assert edit["type"] == "clear_tool_uses_20250919"
     assert edit["keep"] == {"type": "tool_uses", "value": 3}
@@ -309,7 +311,7 @@ TRIMS = [
     tc.trim(max_tokens=200),
     tc.trim(max_tokens=150, slack=1.0, max_input_tokens=40),
     tc.trim(max_tokens=400, project={"sql_query": ["rows[*].id", "count"]}),
-    tc.trim(max_tokens=300, keep=2, trigger=0, clear_at_least=1500),
+    tc.trim(max_tokens=300, clearing=tc.Clearing(keep=2, trigger=0, clear_at_least=1500)),
 ]
 
 
@@ -349,12 +351,12 @@ def test_trim_keeps_the_cached_prefix_between_batches(
     for prev, cur in pairwise(calls):
         if cur.miss is not None:
             # Only a clearing batch may rewrite history, and it says where.
-            assert t.keep is not None and cur.miss.type == "messages_changed"
+            assert t.clearing is not None and cur.miss.type == "messages_changed"
             assert "cleared result" in json.dumps(cur.layout.content, ensure_ascii=False)
         else:
             end = max(p for p, _ in prev.layout.breakpoints)
             assert cur.usage["cache_read_input_tokens"] >= prev.layout.cum[end]
     for a, b in pairwise(sent):
-        if t.keep is None:
+        if t.clearing is None:
             n = len(a["messages"]) - 1  # the last message carries no history yet
             assert canonical_json(a["messages"][:n]) == canonical_json(b["messages"][:n])

@@ -119,10 +119,10 @@ def file_reads(n: int) -> dict[str, Any]:
 
 
 def test_explain_prices_only_a_new_clearing_batch_not_every_turn() -> None:
-    """Before: trim(keep=...) priced clearing against the request before truncation, so every
-    turn explain() said it rewrote the cached prefix, even between clearing batches."""
+    """Before: trim with clearing priced clearing against the request before truncation, so
+    every turn explain() said it rewrote the cached prefix, even between clearing batches."""
     full = file_reads(13)
-    t = tc.trim(keep=2, clear_at_least=600, max_tokens=200)
+    t = tc.trim(clearing=tc.Clearing(keep=2, trigger=0, clear_at_least=600), max_tokens=200)
     notes = []
     for n in range(9, 14):
         req = {**full, "messages": full["messages"][: 1 + 2 * n]}
@@ -156,29 +156,32 @@ def test_projection_writes_numbers_back_as_they_were() -> None:
 def test_wrong_arguments_get_a_clear_error_when_trim_is_made() -> None:
     """Before: a TypeError from a comparison, an AttributeError, or nothing at all (a string
     exclude_tools became its letters; a dict store failed on first use)."""
-    bad: list[tuple[dict[str, Any], type[Exception], str]] = [
-        ({"keep": "3"}, ValueError, "keep must be an int"),
-        ({"head": "0.5"}, ValueError, "head share"),
-        ({"project": ["rows[*].id"]}, ValueError, "dict of tool name to paths"),
-        ({"store": {}}, TypeError, "needs a Store"),
-        ({"exclude_tools": "grep"}, ValueError, "list of tool names"),
-        ({"trigger": -5}, ValueError, "trigger must be >= 0"),
-        ({"clear_at_least": "lots"}, ValueError, "clear_at_least must be an int"),
+    bad: list[tuple[Any, dict[str, Any], type[Exception], str]] = [
+        (tc.Clearing, {"keep": "3"}, ValueError, "keep must be an int"),
+        (tc.trim, {"head": "0.5"}, ValueError, "head share"),
+        (tc.trim, {"project": ["rows[*].id"]}, ValueError, "dict of tool name to paths"),
+        (tc.trim, {"store": {}}, TypeError, "needs a Store"),
+        (tc.trim, {"clearing": {"keep": 3}}, TypeError, "takes a Clearing"),
+        (tc.trim, {"counter": "cl100k"}, TypeError, "must be a token counter"),
+        (tc.Clearing, {"exclude_tools": "grep"}, ValueError, "list of tool names"),
+        (tc.Clearing, {"trigger": -5}, ValueError, "trigger must be >= 0"),
+        (tc.Clearing, {"clear_at_least": "lots"}, ValueError, "clear_at_least must be an int"),
     ]
-    for kwargs, error, message in bad:
+    for make, kwargs, error, message in bad:
         with pytest.raises(error, match=message):
-            tc.trim(**kwargs)
+            make(**kwargs)
 
 
 def test_keep_takes_the_server_form_too() -> None:
     """keep={"type": "tool_uses", "value": N}, the form of the server edit, clears as keep=N
     (before: TypeError in trim(), though clear() and server_side take it)."""
     req = file_reads(8)
-    by_int = tc.trim(keep=2, clear_at_least=1000)(req)
-    by_form = tc.trim(keep={"type": "tool_uses", "value": 2}, clear_at_least=1000)(req)
+    by_int = tc.trim(clearing=tc.Clearing(keep=2, trigger=0, clear_at_least=1000))(req)
+    form = {"type": "tool_uses", "value": 2}
+    by_form = tc.trim(clearing=tc.Clearing(keep=form, trigger=0, clear_at_least=1000))(req)
     assert by_form == by_int
     assert sum("cleared result of read" in t for t in texts(by_int)) == 6
-    server = tc.trim(keep={"type": "tool_uses", "value": 2}, server_side=True)(req)
+    server = tc.trim(clearing=tc.Clearing(keep=form, server_side=True))(req)
     edit = server["context_management"]["edits"][0]
     assert edit["keep"] == {"type": "tool_uses", "value": 2}
 

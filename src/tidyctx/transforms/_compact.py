@@ -48,7 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx._request import Request, ValidationError, normalize, to_request
+from tidyctx._edge import Edge
+from tidyctx._request import Request, ValidationError, normalize
 from tidyctx.text._truncate import MARKER_PREFIX
 
 __all__ = [
@@ -485,7 +486,7 @@ def compact_text(text: str) -> str:
 
 
 @dataclass(eq=False)
-class Compact:
+class Compact(Edge):
     """The transform :func:`compact` returns: compacts the text of every tool result (and
     shortens the lines it echoes from its call's input, :func:`drop_echo`)."""
 
@@ -506,11 +507,10 @@ class Compact:
                 self._memo.popitem(last=False)
         return hit
 
-    def __call__(self, request: Request) -> Request:
-        # SDK objects become dicts first: a ToolUseBlock is no dict, and its results would be
+    def apply(self, request: Request) -> Request:
+        # The edge made SDK objects dicts: a ToolUseBlock is no dict, and its results would be
         # compacted without their call (no echo removal, a file view taken for a log).
-        req, was_list = to_request(request)
-        out = normalize(req)
+        out = normalize(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "compact() needs a list of messages")
@@ -544,7 +544,7 @@ class Compact:
                         for b in block["content"]
                     ]
                     content[j] = {**block, "content": parts}
-        return out["messages"] if was_list else out
+        return out
 
     def describe(self, before: Request, after: Request) -> str:
         from tidyctx.tokens import LocalCounter
