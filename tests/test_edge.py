@@ -135,6 +135,9 @@ def test_order_cache_and_slice_code_take_a_bare_list_alone() -> None:
     for t in (tc.order(), tc.cache(), tc.slice_code(max_tokens=200)):
         out = t(messages)
         assert isinstance(out, list) and out == tc.pipe(messages, t)
+    slicer = tc.slice_code(max_tokens=200)
+    assert slicer.outcomes(messages) == slicer.outcomes({"messages": messages})
+    assert any(o.text is not None for o in slicer.outcomes(messages))
     with pytest.raises(ValidationError, match="got None"):
         tc.order()(None)
 

@@ -75,7 +75,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tidyctx._edge import Edge
+from tidyctx._edge import Edge, start
 from tidyctx._request import Request, ValidationError, block_hash, normalize
 from tidyctx.store import MemoryStore, Store, store_text
 from tidyctx.text._truncate import MARKER_PREFIX
@@ -852,12 +852,13 @@ class SliceCode(Edge):
     def apply(self, request: Request) -> Request:
         return self._run(request)[0]
 
-    def outcomes(self, request: Request) -> list[Outcome]:
-        """What happens to each file view of ``request``: sliced, or why it is left as is."""
-        return self._run(request)[1]
+    def outcomes(self, request: Any) -> list[Outcome]:
+        """What happens to each file view of ``request`` (any shape the transform takes):
+        sliced, or why it is left as is."""
+        return self._run(start(request)[0])[1]
 
     def describe(self, before: Request, after: Request) -> str:
-        outcomes = self.outcomes(before)
+        outcomes = self._run(before)[1]
         sliced = [o for o in outcomes if o.text is not None]
         left = [o for o in outcomes if o.text is None and o.reason != "within budget"]
         parts = []
