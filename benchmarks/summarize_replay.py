@@ -46,8 +46,8 @@ from tidyctx.transforms._summarize import SummaryEvent, summarize
 
 BIG = 60_000  # "runs over 60k tokens": the last recorded request, before any transform
 KEYS = {
-    "trigger": "trigger_tokens",
-    "keep": "keep_last",
+    "trigger": "trigger",
+    "keep": "keep",
     "target": "target_tokens",
     "payback": "max_payback_turns",
 }
@@ -125,7 +125,7 @@ def measure(args: tuple[Path, list[Options], bool]) -> dict[str, Any]:
                 sent.append(tc.pipe(r, s, cache))
                 events += [(t, e) for e in made]
                 made.clear()
-            calls = sum(pricing.cost(u, e.model).total for _, e in events for u in e.usage)
+            calls = sum(pricing.cost(u, e.summary_model).total for _, e in events for u in e.usage)
             results.append(score(sent, calls))
             lines = []
             if show:

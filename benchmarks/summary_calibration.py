@@ -89,7 +89,7 @@ def results_text(messages: list[Message]) -> str:
 def stand_in(span: list[Message], target: int) -> str:
     # summarize()'s own summary request, answered by the local server's responder (no call).
     client = anthropic.Anthropic(api_key="unused", base_url="http://127.0.0.1:9")
-    s = summarize(client, target_tokens=target, trigger_tokens=max(60_000, 2 * target))
+    s = summarize(client, target_tokens=target, trigger=max(60_000, 2 * target))
     return summary_responder(s.summary_request(None, serialize(span)))
 
 

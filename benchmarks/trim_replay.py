@@ -98,7 +98,8 @@ def strategies(naive: bool) -> dict[str, Strategy]:
     if naive:
         for n in NAIVE:
             out[f"head/tail {n}"] = naive_cut(n)
-        out["clear 10/30k"] = tc.trim(keep=10, clear_at_least=30_000, dedupe=False, compact=False)
+        clearing = tc.Clearing(keep=10, trigger=0, clear_at_least=30_000)
+        out["clear 10/30k"] = tc.trim(clearing=clearing, dedupe=False, compact=False)
         for budget in FRONTIER:
             out[f"trim {budget}"] = tc.trim(**{**options, "max_tokens": budget})
     return out

@@ -87,7 +87,7 @@ def main(argv: Sequence[str]) -> int:
                 tc.validate(r)
             cost = input_cost(cachesim.simulate(sent, stamps, model=MODEL, counter=counter))
             # Summary calls at their own model's price, input and output, as the server billed.
-            calls = [(e.model, u) for e in events for u in e.usage]
+            calls = [(e.summary_model, u) for e in events for u in e.usage]
             cost += sum(pricing.cost(u, model).total for model, u in calls)
             recall = reference_recall(requests, replies, sent).ratio
             tokens = sum(counter.count_request(r) for r in sent)

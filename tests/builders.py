@@ -159,8 +159,8 @@ def tool_loop(
 # ---------------------------------------------------------------------------- agent runs
 
 OPTIONS: dict[str, Any] = {
-    "trigger_tokens": 4_000,
-    "keep_last": 3,
+    "trigger": 4_000,
+    "keep": 3,
     "target_tokens": 400,
     "max_payback_turns": None,  # steps as soon as MIN_STEP allows
 }
@@ -412,8 +412,8 @@ def scaffold_runs() -> dict[str, Request]:
 
 
 SCAFFOLD_SUMMARY: dict[str, Any] = {
-    "trigger_tokens": 3_000,
-    "keep_last": 2,
+    "trigger": 3_000,
+    "keep": 2,
     "max_payback_turns": None,
 }
 """summarize() settings under which most of :func:`scaffold_runs` get a summary step."""

@@ -23,6 +23,7 @@ from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._cache import cache
 from tidyctx.transforms._clear import (
     CONTEXT_MANAGEMENT_BETA,
+    Clearing,
     clear,
     clear_plan,
     clear_results,
@@ -458,7 +459,7 @@ def test_with_server_side_merges_edits() -> None:
 def test_server_side_config_is_accepted_by_the_sdk_types() -> None:
     from anthropic.types.beta import BetaContextManagementConfigParam
 
-    edit = clear(keep=2, trigger=60_000, exclude_tools=["memory"]).server_side()
+    edit = Clearing(keep=2, trigger=60_000, exclude_tools=["memory"]).edit()
     config: BetaContextManagementConfigParam = {"edits": [edit]}  # type: ignore[list-item]
     assert config["edits"][0]["trigger"] == {"type": "input_tokens", "value": 60_000}  # type: ignore[index]
 
@@ -483,7 +484,7 @@ def test_clearing_tradeoff_says_cost_and_saving() -> None:
 
 def test_clear_transform_in_explain_and_idempotent() -> None:
     req = log_conversation(12, lines=300)
-    t = clear(keep=3, trigger=0, clear_at_least=10_000)
+    t = clear(Clearing(keep=3, trigger=0, clear_at_least=10_000))
     report = tc.explain(req, t)
     assert "pays back after" in report.steps[0].note
     once = tc.pipe(req, t)
@@ -495,7 +496,7 @@ def test_clear_transform_in_explain_and_idempotent() -> None:
 def test_explain_prices_a_turn_against_last_turns_request() -> None:
     history = log_conversation(8, lines=100)
     t = tool_calls(history, counter=COUNTER)[0].tokens
-    step = clear(keep=1, trigger=0, clear_at_least=int(2.5 * t))
+    step = clear(Clearing(keep=1, trigger=0, clear_at_least=int(2.5 * t)))
     notes = []
     for n in range(1, 9):
         req = {**history, "messages": history["messages"][: 1 + 2 * n]}
@@ -644,7 +645,7 @@ def test_clear_results_pure_idempotent_valid(request: dict[str, Any], data: st.D
     for call in tool_calls(once):
         assert (call.placeholder == "cleared") == (call.id in ids and call.result_path is not None)
     # The whole step is idempotent: the plan for the output is the plan for the input.
-    t = clear(keep=1, trigger=0, clear_at_least=100, clear_images=images, store=store)
+    t = clear(Clearing(keep=1, trigger=0, clear_at_least=100, clear_images=images), store=store)
     out = t(request)
     assert t(out) == out
 

@@ -27,7 +27,7 @@ TRACE = Path(__file__).parent.parent / "data" / "traces" / "cc-sessionshare-gene
 def _pipeline(client: anthropic.Anthropic, store: tc.Store, design_order: bool) -> list[Any]:
     trim = tc.trim(max_tokens=700, head=0.6, slack=0.5, store=store)
     # A low trigger so that this 53-call run takes summary steps.
-    summarize = tc.summarize(client, trigger_tokens=12_000, keep_last=4, store=store)
+    summarize = tc.summarize(client, trigger=12_000, keep=4, store=store)
     code = tc.slice_code(max_tokens=1_000, store=store)
     if design_order:
         return [tc.order(), tc.cache(), code, trim, summarize]

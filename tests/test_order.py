@@ -521,8 +521,8 @@ def test_a_request_without_messages_is_named() -> None:
         order()({"model": "claude-sonnet-4-6", "system": "x"})
     with pytest.raises(ValidationError, match="messages: is empty"):
         order()({"messages": []})
-    with pytest.raises(ValidationError, match="expected a request dict, got list"):
-        order()([{"role": "user", "content": "hi"}])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="expected a dict of create"):
+        order()("hi")
 
 
 def test_a_message_list_gets_no_keys() -> None:

@@ -95,7 +95,7 @@ def test_every_transform_passes_server_tool_blocks_back_unchanged(
         tc.order(),
         tc.slice_code(),
         tc.trim(max_tokens=300, slack=0.5),
-        tc.summarize(anthropic_client, trigger_tokens=5_000, keep_last=2),
+        tc.summarize(anthropic_client, trigger=5_000, keep=2),
         tc.cache(),
     ]
     for k in range(1, len(steps) + 1):
@@ -118,7 +118,11 @@ def test_clearing_keeps_server_tool_blocks_and_pairs() -> None:
     request = zoo()
     out = tc.pipe(
         request,
-        tc.trim(keep=1, clear_at_least=1_000, clear_tool_inputs=True, clear_images=True),
+        tc.trim(
+            clearing=tc.Clearing(
+                keep=1, trigger=0, clear_at_least=1_000, clear_tool_inputs=True, clear_images=True
+            )
+        ),
     )
     tc.validate(out)
     assert server_blocks(out) == server_blocks(request)

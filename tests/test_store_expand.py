@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tidyctx as tc
-from tidyctx.store import MemoryStore, Store, keep, store_key
+from tidyctx.store import MemoryStore, Store, store_key, store_text
 from tidyctx.testing import LocalServer
 from tidyctx.transforms._expand import DEFAULT_LENGTH, MAX_LENGTH, expand_tool
 
@@ -78,7 +78,7 @@ def test_memory_store_is_thread_safe() -> None:
         try:
             for i in range(400):
                 text = f"{t}-{i}"
-                key = keep(store, text)
+                key = store_text(store, text)
                 got = store.get(key)
                 assert got is None or got == text
         except BaseException as err:  # pragma: no cover - reported below
@@ -93,15 +93,15 @@ def test_memory_store_is_thread_safe() -> None:
     assert len(store) == 500
 
 
-def test_keep_is_idempotent() -> None:
+def test_store_text_is_idempotent() -> None:
     store = MemoryStore()
-    key = keep(store, "removed text")
-    assert key == keep(store, "removed text") == store_key("removed text")
+    key = store_text(store, "removed text")
+    assert key == store_text(store, "removed text") == store_key("removed text")
     assert store.get(key) == "removed text"
     assert len(store) == 1
 
 
-def test_keep_works_with_any_store() -> None:
+def test_store_text_works_with_any_store() -> None:
     class DictStore:
         def __init__(self) -> None:
             self.data: dict[str, str] = {}
@@ -114,7 +114,7 @@ def test_keep_works_with_any_store() -> None:
 
     store = DictStore()
     assert isinstance(store, Store)
-    key = keep(store, "x")
+    key = store_text(store, "x")
     _, handler = expand_tool(store)
     assert handler({"id": key}) == "x"
 
@@ -133,7 +133,7 @@ TEXT = "".join(f"line {i:05d}\n" for i in range(20_000))  # 220,000 characters
 @pytest.fixture
 def stored() -> tuple[MemoryStore, str]:
     store = MemoryStore()
-    return store, keep(store, TEXT)
+    return store, store_text(store, TEXT)
 
 
 def test_tool_definition() -> None:
@@ -179,7 +179,7 @@ def test_expand_tool_needs_a_store() -> None:
 
 def test_whole_text_comes_back_without_header() -> None:
     store = MemoryStore()
-    key = keep(store, "short text")
+    key = store_text(store, "short text")
     _, handler = expand_tool(store)
     assert handler({"id": key}) == "short text"
     assert handler({"id": key, "offset": 0, "length": 10}) == "short text"
@@ -238,8 +238,8 @@ def test_offset_past_the_end(stored: tuple[MemoryStore, str]) -> None:
 
 def test_unknown_and_evicted_ids() -> None:
     store = MemoryStore(max_items=1)
-    old = keep(store, "first")
-    keep(store, "second")
+    old = store_text(store, "first")
+    store_text(store, "second")
     _, handler = expand_tool(store)
     out = handler({"id": old})
     assert out.startswith("[tidyctx: tidyctx_expand error:")
@@ -250,7 +250,7 @@ def test_unknown_and_evicted_ids() -> None:
 
 def test_quoted_ids_are_accepted() -> None:
     store = MemoryStore()
-    key = keep(store, "x")
+    key = store_text(store, "x")
     _, handler = expand_tool(store)
     assert handler({"id": f' "{key}" '}) == "x"
 
@@ -295,7 +295,7 @@ def test_lenient_integers(stored: tuple[MemoryStore, str]) -> None:
 
 def test_empty_text() -> None:
     store = MemoryStore()
-    key = keep(store, "")
+    key = store_text(store, "")
     _, handler = expand_tool(store)
     assert handler({"id": key}) == f"[tidyctx: {key} is empty (0 characters)]"
 
@@ -303,7 +303,7 @@ def test_empty_text() -> None:
 def test_slices_count_characters_not_bytes() -> None:
     store = MemoryStore()
     text = "😀é" * 10
-    key = keep(store, text)
+    key = store_text(store, text)
     _, handler = expand_tool(store)
     out = handler({"id": key, "offset": 1, "length": 3})
     assert out.split("\n", 1)[1] == text[1:4] == "é😀é"
@@ -315,7 +315,7 @@ def test_slices_count_characters_not_bytes() -> None:
 )
 def test_slices_are_exact(text: str, offset: int, length: int) -> None:
     store = MemoryStore()
-    key = keep(store, text)
+    key = store_text(store, text)
     _, handler = expand_tool(store)
     out = handler({"id": key, "offset": offset, "length": length})
     if offset >= len(text) and not (offset == 0 and length >= len(text)):
@@ -333,7 +333,7 @@ def test_agent_loop_through_the_sdk(local_server: LocalServer) -> None:
     """The definition goes to the API with the real SDK, the model calls it, the handler's
     answer goes back as the tool_result, and the server accepts the whole exchange."""
     store = MemoryStore()
-    key = keep(store, TEXT)
+    key = store_text(store, TEXT)
     tool, handler = expand_tool(store)
     local_server.script(
         [

@@ -23,7 +23,7 @@ import redis.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, keep, store_key
+from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, store_key, store_text
 
 KINDS = ["memory", "sqlite", "redis"]
 
@@ -84,8 +84,8 @@ def test_put_again_replaces(store: Store) -> None:
         "日本語のテキスト",
     ],
 )
-def test_any_text_round_trips_through_keep(store: Store, text: str) -> None:
-    key = keep(store, text)
+def test_any_text_round_trips_through_store_text(store: Store, text: str) -> None:
+    key = store_text(store, text)
     assert key == store_key(text)
     got = store.get(key)
     assert got == text
@@ -95,7 +95,7 @@ def test_any_text_round_trips_through_keep(store: Store, text: str) -> None:
 def test_large_value(store: Store) -> None:
     text = "".join(f"line {i:07d} ✓\n" for i in range(5_000_000 // 15))  # ~5 MB
     assert len(text.encode()) > 5_000_000
-    key = keep(store, text)
+    key = store_text(store, text)
     assert store.get(key) == text
 
 
@@ -110,11 +110,11 @@ def test_put_refuses_non_text(store: Store, key: Any, value: Any) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=60)
 @given(texts=st.lists(st.text(st.characters(exclude_categories=())), min_size=1, max_size=4))
-def test_keep_then_get_round_trips(
+def test_store_text_then_get_round_trips(
     request: pytest.FixtureRequest, kind: str, texts: list[str]
 ) -> None:
     s: Store = MemoryStore() if kind == "memory" else request.getfixturevalue(f"{kind}_store")
-    keys = [keep(s, text) for text in texts]
+    keys = [store_text(s, text) for text in texts]
     for key, text in zip(keys, texts, strict=True):
         assert s.get(key) == text
 
@@ -133,7 +133,7 @@ def test_keep_then_get_round_trips(
 def test_surrogates_round_trip(request: pytest.FixtureRequest, kind: str, text: str) -> None:
     # st.text() rarely draws surrogates on its own; this draws them on purpose.
     s: Store = MemoryStore() if kind == "memory" else request.getfixturevalue(f"{kind}_store")
-    assert s.get(keep(s, text)) == text
+    assert s.get(store_text(s, text)) == text
 
 
 def test_memory_store_refuses_a_key_that_is_not_a_str_like_the_other_stores(
@@ -152,7 +152,7 @@ def test_memory_store_refuses_a_key_that_is_not_a_str_like_the_other_stores(
 def test_sqlite_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with SQLiteStore(path) as first:
-        key = keep(first, "kept across restarts")
+        key = store_text(first, "kept across restarts")
     with SQLiteStore(str(path)) as second:
         assert second.get(key) == "kept across restarts"
         assert len(second) == 1 and key in second
@@ -278,7 +278,7 @@ def test_sqlite_threads_share_one_store(tmp_path: Path) -> None:
             try:
                 for i in range(200):
                     text = f"{t}-{i}"
-                    key = keep(store, text)
+                    key = store_text(store, text)
                     got = store.get(key)
                     assert got is None or got == text
             except BaseException as err:  # pragma: no cover - reported below
@@ -389,7 +389,7 @@ def _child_uses_inherited_store(store: SQLiteStore, key: str, queue: Any) -> Non
 def test_sqlite_store_survives_fork(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("fork")
     with SQLiteStore(tmp_path / "store.db") as store:
-        key = keep(store, "written before fork")
+        key = store_text(store, "written before fork")
         queue = ctx.Queue()
         child = ctx.Process(target=_child_uses_inherited_store, args=(store, key, queue))
         child.start()
@@ -447,7 +447,7 @@ def test_redis_two_clients_share_entries(redis_url: str) -> None:
     try:
         with RedisStore(redis_url, prefix=prefix) as writer:
             reader = RedisStore(client, prefix=prefix)
-            key = keep(writer, "shared between agents ✓")
+            key = store_text(writer, "shared between agents ✓")
             assert reader.get(key) == "shared between agents ✓"
             assert reader.get(store_key("nobody put this")) is None
             # Stored under prefix + key, as UTF-8 bytes.
@@ -463,9 +463,9 @@ def test_redis_another_process_writes_this_one_reads(redis_url: str) -> None:
     prefix = f"test:{uuid.uuid4().hex}:"
     script = (
         "import sys\n"
-        "from tidyctx.store import RedisStore, keep\n"
+        "from tidyctx.store import RedisStore, store_text\n"
         "with RedisStore(sys.argv[1], prefix=sys.argv[2]) as store:\n"
-        "    print(keep(store, 'from another process \\udc80'))\n"
+        "    print(store_text(store, 'from another process \\udc80'))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, redis_url, prefix],
@@ -507,7 +507,7 @@ def test_redis_decode_responses_client(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         store = RedisStore(client, prefix=f"test:{uuid.uuid4().hex}:")
-        key = keep(store, "héllo 🌍")
+        key = store_text(store, "héllo 🌍")
         assert store.get(key) == "héllo 🌍"
     finally:
         client.close()

@@ -84,7 +84,7 @@ def test_old_turns_become_one_summary_and_the_last_turns_stay_byte_for_byte(
     kept = out["messages"][1:]
     assert kept == request["messages"][-len(kept) :]
     assert canonical_json(kept) == canonical_json(request["messages"][-len(kept) :])
-    assert assistants(kept) == OPTIONS["keep_last"]
+    assert assistants(kept) == OPTIONS["keep"]
     assert kept[0]["role"] == "assistant"  # a tool-loop step: no ack needed
     # The local responder's summary carries the span's paths, names and numbers.
     assert "src/app/parse.py" in text and "src/app/mod_20.py" in text and "handler_26" in text
@@ -96,7 +96,7 @@ def test_old_turns_become_one_summary_and_the_last_turns_stay_byte_for_byte(
     transcript = call["messages"][0]["content"][-1]["text"]
     assert "[tool call read_file (toolu_005)]" in transcript and "def handler_5" in transcript
     assert "[result of read_file (toolu_005)]" in transcript
-    assert LocalCounter().count_request(out) < OPTIONS["trigger_tokens"]
+    assert LocalCounter().count_request(out) < OPTIONS["trigger"]
 
 
 def test_processed_three_times_one_call_same_bytes(
@@ -128,11 +128,11 @@ def test_growing_conversation_reuses_the_cut_until_the_trigger_passes_again(
         grown = {**run, "messages": outs[-2]["messages"] + run["messages"][end - 2 : end]}
         if calls[-1] == calls[-2]:
             assert outs[-1] == grown  # the same cut and summary: a byte-identical prefix
-            assert counter.count_request(grown) <= OPTIONS["trigger_tokens"]
+            assert counter.count_request(grown) <= OPTIONS["trigger"]
         else:
             assert calls[-1] == calls[-2] + 1  # one call, only when the trigger is passed
-            assert counter.count_request(grown) > OPTIONS["trigger_tokens"]
-            assert counter.count_request(outs[-1]) < OPTIONS["trigger_tokens"] // 2
+            assert counter.count_request(grown) > OPTIONS["trigger"]
+            assert counter.count_request(outs[-1]) < OPTIONS["trigger"] // 2
     steps = [k for k in range(1, len(calls)) if calls[k] > calls[k - 1]]
     assert len(steps) >= 2
     assert min(b - a for a, b in itertools.pairwise(steps)) >= 5  # large steps
@@ -277,10 +277,10 @@ def test_on_summary_reports_each_step(
     out = t(agent_run(30))
     t(agent_run(30))
     (event,) = events
-    assert event.calls == 1 and event.model == "claude-haiku-4-5"
+    assert event.calls == 1 and event.summary_model == "claude-haiku-4-5"
     assert event.usage[0]["output_tokens"] > 0
     assert event.messages == 61 - (len(out["messages"]) - 1)
-    assert event.span_tokens > OPTIONS["trigger_tokens"] // 2
+    assert event.span_tokens > OPTIONS["trigger"] // 2
     assert event.span in out["messages"][0]["content"][0]["text"]
 
 
@@ -331,7 +331,7 @@ def test_async_failure_warns(local_server: LocalServer) -> None:
 
 
 def test_server_side_compaction_config(local_server: LocalServer) -> None:
-    t = summarize(None, server_side=True, trigger_tokens=80_000)
+    t = summarize(None, server_side=True, trigger=80_000)
     out = t(agent_run(3))
     assert out["context_management"] == {
         "edits": [
@@ -345,34 +345,35 @@ def test_server_side_compaction_config(local_server: LocalServer) -> None:
         client.beta.messages.create(**out, betas=[COMPACTION_BETA])
     assert local_server.requests[-1].headers["anthropic-beta"] == "compact-2026-01-12"
     with pytest.raises(ValueError, match="at least 50,000"):
-        summarize(None, server_side=True, trigger_tokens=40_000)
+        summarize(None, server_side=True, trigger=40_000)
 
 
 def test_defaults_follow_the_trigger(anthropic_client: anthropic.Anthropic) -> None:
     from tidyctx.transforms._summarize import DEFAULT_TARGET, DEFAULT_TRIGGER, MIN_SERVER_TRIGGER
 
     t = summarize(anthropic_client)
-    assert (t.trigger_tokens, t.target_tokens) == (DEFAULT_TRIGGER, DEFAULT_TARGET)
+    assert (t.trigger, t.target_tokens) == (DEFAULT_TRIGGER, DEFAULT_TARGET)
     # A small trigger gets a summary of at most a quarter of it, not an error about the target.
-    small = summarize(anthropic_client, trigger_tokens=6_000)
-    assert (small.trigger_tokens, small.target_tokens) == (6_000, 1_500)
-    assert summarize(anthropic_client, trigger_tokens=200_000).target_tokens == DEFAULT_TARGET
+    small = summarize(anthropic_client, trigger=6_000)
+    assert (small.trigger, small.target_tokens) == (6_000, 1_500)
+    assert summarize(anthropic_client, trigger=200_000).target_tokens == DEFAULT_TARGET
     # Server-side, the default is the smallest trigger the server accepts, not an error.
-    assert summarize(None, server_side=True).trigger_tokens == MIN_SERVER_TRIGGER
+    assert summarize(None, server_side=True).trigger == MIN_SERVER_TRIGGER
     # A target given explicitly is checked as given.
-    with pytest.raises(ValueError, match="at most half of trigger_tokens"):
-        summarize(anthropic_client, trigger_tokens=6_000, target_tokens=3_500)
+    with pytest.raises(ValueError, match="at most half of trigger"):
+        summarize(anthropic_client, trigger=6_000, target_tokens=3_500)
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"trigger_tokens": 0},
-        {"keep_last": 0},
+        {"trigger": 0},
+        {"keep": 0},
         {"target_tokens": -1},
-        {"trigger_tokens": 1000, "target_tokens": 600},
+        {"trigger": 1000, "target_tokens": 600},
         {"max_retries": -1},
         {"timeout": 0},
+        {"summary_model": ""},
         {"model": ""},
     ],
 )
@@ -463,9 +464,9 @@ def test_serialize_shows_calls_results_and_images() -> None:
 def test_summary_responder_is_deterministic_and_bounded() -> None:
     t = Summarize(
         None,
-        model="claude-haiku-4-5",
-        trigger_tokens=100_000,
-        keep_last=2,
+        summary_model="claude-haiku-4-5",
+        trigger=100_000,
+        keep=2,
         target_tokens=300,
         store=None,
         max_retries=None,
@@ -679,7 +680,7 @@ def test_a_timeout_that_is_not_a_number_gets_a_clear_error() -> None:
 def test_server_side_with_a_small_trigger_names_the_trigger() -> None:
     # Not an error about target_tokens, a setting server-side compaction does not use.
     with pytest.raises(ValueError, match=r"server-side compaction needs a trigger of at least"):
-        summarize(None, server_side=True, trigger_tokens=3_000)
+        summarize(None, server_side=True, trigger=3_000)
 
 
 # ---------------------------------------------------------------------------- explain, warnings
@@ -691,8 +692,8 @@ def test_explain_prices_every_call_of_a_step_that_needs_several(
     events: list[SummaryEvent] = []
     t = summarize(
         anthropic_client,
-        trigger_tokens=60_000,
-        keep_last=3,
+        trigger=60_000,
+        keep=3,
         target_tokens=2_000,
         on_summary=events.append,
     )
@@ -799,8 +800,8 @@ def test_calls_of_a_step_whose_later_call_fails_are_reported(
     events: list[SummaryEvent] = []
     t = summarize(
         anthropic_client,
-        trigger_tokens=60_000,
-        keep_last=3,
+        trigger=60_000,
+        keep=3,
         target_tokens=2_000,
         max_payback_turns=None,
         on_summary=events.append,

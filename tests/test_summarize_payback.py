@@ -27,11 +27,11 @@ from tidyctx.transforms._summarize import (
     summarize,
 )
 
-# Every turn is about the same size (2,000 tokens), so the kept turns (keep_last=3) weigh about
+# Every turn is about the same size (2,000 tokens), so the kept turns (keep=3) weigh about
 # 3 turns while the span before them grows by one turn per call: at the first pass of the
 # trigger the span is about twice the kept part, and a step then would take more than 10 turns
 # to pay back (13 by the arithmetic of payback()).
-GATED: dict[str, Any] = {"trigger_tokens": 20_000, "keep_last": 3, "target_tokens": 1_000}
+GATED: dict[str, Any] = {"trigger": 20_000, "keep": 3, "target_tokens": 1_000}
 
 
 def first_step(t: Any, requests: list[dict[str, Any]]) -> int | None:
@@ -54,7 +54,7 @@ def test_the_gate_holds_a_step_with_a_large_kept_part_and_takes_it_once_the_span
     local_server: LocalServer, anthropic_client: anthropic.Anthropic
 ) -> None:
     requests = prefixes(turn_run(15))
-    crossing = over_trigger(requests, GATED["trigger_tokens"])
+    crossing = over_trigger(requests, GATED["trigger"])
     t = summarize(anthropic_client, max_payback_turns=10, **GATED)
     # Held back at the first pass of the trigger: explain() says what it would cost and save.
     held = tc.explain(requests[crossing], t).steps[0].note
@@ -79,7 +79,7 @@ def test_without_the_gate_the_step_comes_at_the_first_pass_of_the_trigger(
     local_server: LocalServer, anthropic_client: anthropic.Anthropic
 ) -> None:
     requests = prefixes(turn_run(15))
-    crossing = over_trigger(requests, GATED["trigger_tokens"])
+    crossing = over_trigger(requests, GATED["trigger"])
     t = summarize(anthropic_client, max_payback_turns=None, **GATED)
     assert first_step(t, requests) == crossing
     assert len(local_server.summary_calls()) == 1
@@ -93,8 +93,8 @@ def test_a_small_kept_part_passes_the_gate_at_once(
 ) -> None:
     # One kept turn: the same span pays back in fewer turns, so the gate lets it through.
     requests = prefixes(turn_run(15))
-    options = {**GATED, "keep_last": 1}
-    crossing = over_trigger(requests, options["trigger_tokens"])
+    options = {**GATED, "keep": 1}
+    crossing = over_trigger(requests, options["trigger"])
     t = summarize(anthropic_client, max_payback_turns=10, **options)
     assert first_step(t, requests) == crossing
     assert len(local_server.summary_calls()) == 1
@@ -108,14 +108,14 @@ def test_a_model_without_prices_has_no_gate(
     with pytest.raises(pricing.UnknownModelError):
         pricing.lookup("my-finetuned-model")
     gated = summarize(anthropic_client, max_payback_turns=1, **GATED)
-    crossing = over_trigger(requests, GATED["trigger_tokens"])
+    crossing = over_trigger(requests, GATED["trigger"])
     assert first_step(gated, requests) == crossing
     assert len(local_server.summary_calls()) == 1
 
 
 def test_the_async_transform_is_gated_too(local_server: LocalServer) -> None:
     requests = prefixes(turn_run(15))
-    crossing = over_trigger(requests, GATED["trigger_tokens"])
+    crossing = over_trigger(requests, GATED["trigger"])
 
     async def run() -> int | None:
         async with anthropic.AsyncAnthropic(
@@ -177,7 +177,7 @@ def test_explain_says_why_no_new_step_while_a_summary_is_in_place(
     # payback gate holds the next step. explain() says why a request over the trigger is not
     # summarized again, not only "made on an earlier turn".
     trigger = 20_000
-    t = summarize(anthropic_client, trigger_tokens=trigger, keep_last=3, target_tokens=1_000)
+    t = summarize(anthropic_client, trigger=trigger, keep=3, target_tokens=1_000)
     counter = LocalCounter("claude-sonnet-4-6")
     held = None
     for request in prefixes(turn_run(25, task="Audit etc/app/ (OPS-3317).")):

@@ -44,16 +44,16 @@ def calls(server: LocalServer) -> int:
     return len(server.summary_calls())
 
 
-def check_kept(request: dict[str, Any], out: dict[str, Any], keep_last: int) -> int:
+def check_kept(request: dict[str, Any], out: dict[str, Any], keep: int) -> int:
     """The output is the input, or a summary (and ack) then an unchanged suffix of the input
-    holding at least ``keep_last`` assistant turns. Returns how many messages were kept."""
+    holding at least ``keep`` assistant turns. Returns how many messages were kept."""
     if out == request:
         return len(request["messages"])
     lead, body, _ = leading_summary(out["messages"])
     assert lead >= 1 and body
     kept = out["messages"][lead:]
     assert canonical_json(kept) == canonical_json(request["messages"][-len(kept) :])
-    assert sum(m["role"] == "assistant" for m in kept) >= keep_last
+    assert sum(m["role"] == "assistant" for m in kept) >= keep
     assert {k: v for k, v in out.items() if k != "messages"} == {
         k: v for k, v in request.items() if k != "messages"
     }
@@ -64,7 +64,7 @@ def check_kept(request: dict[str, Any], out: dict[str, Any], keep_last: int) -> 
 @given(
     request=gen.requests(min_turns=3, max_turns=9),
     trigger=TRIGGERS,
-    keep_last=KEEP,
+    keep=KEEP,
     payback=PAYBACK,
 )
 def test_valid_pure_idempotent_and_the_last_turns_kept(
@@ -72,13 +72,13 @@ def test_valid_pure_idempotent_and_the_last_turns_kept(
     client: anthropic.Anthropic,
     request: dict[str, Any],
     trigger: int,
-    keep_last: int,
+    keep: int,
     payback: int | None,
 ) -> None:
     t = summarize(
         client,
-        trigger_tokens=trigger,
-        keep_last=keep_last,
+        trigger=trigger,
+        keep=keep,
         target_tokens=40,
         max_payback_turns=payback,
     )
@@ -89,7 +89,7 @@ def test_valid_pure_idempotent_and_the_last_turns_kept(
     assert request == before
     tc.validate(out)  # strict: roles alternate, every tool_use answered right after
     event(("summarized" if out != request else "unchanged") + f", payback {payback}")
-    check_kept(request, out, keep_last)
+    check_kept(request, out, keep)
     made = calls(server)
     again = t(request)
     assert canonical_json(again) == canonical_json(out)  # same bytes, from the store
@@ -100,7 +100,7 @@ def test_valid_pure_idempotent_and_the_last_turns_kept(
 @PROPS
 @given(
     request=gen.requests(min_turns=3, max_turns=9),
-    keep_last=KEEP,
+    keep=KEEP,
     failure=st.sampled_from((Fail(529), Fail(500), Fail(429), Hang(0.5))),
     payback=PAYBACK,
 )
@@ -108,15 +108,15 @@ def test_nothing_is_dropped_when_the_summarizer_fails(
     server: LocalServer,
     client: anthropic.Anthropic,
     request: dict[str, Any],
-    keep_last: int,
+    keep: int,
     failure: Fail | Hang,
     payback: int | None,
 ) -> None:
     server.reset()
     t = summarize(
         client,
-        trigger_tokens=120,
-        keep_last=keep_last,
+        trigger=120,
+        keep=keep,
         target_tokens=40,
         timeout=0.2,
         max_payback_turns=payback,
@@ -137,14 +137,14 @@ def test_nothing_is_dropped_when_the_summarizer_fails(
 @PROPS
 @given(
     requests=gen.growing_conversations(min_turns=4, max_turns=12),
-    keep_last=KEEP,
+    keep=KEEP,
     payback=PAYBACK,
 )
 def test_the_prefix_is_stable_between_summaries(
     server: LocalServer,
     client: anthropic.Anthropic,
     requests: list[dict[str, Any]],
-    keep_last: int,
+    keep: int,
     payback: int | None,
 ) -> None:
     # A step is counted by its event, not by calls: a step whose summary call was made before
@@ -152,8 +152,8 @@ def test_the_prefix_is_stable_between_summaries(
     steps: list[SummaryEvent] = []
     t = summarize(
         client,
-        trigger_tokens=200,
-        keep_last=keep_last,
+        trigger=200,
+        keep=keep,
         target_tokens=40,
         on_summary=steps.append,
         max_payback_turns=payback,
@@ -163,7 +163,7 @@ def test_the_prefix_is_stable_between_summaries(
     for request in requests:
         out = t(request)
         tc.validate(out)
-        check_kept(request, out, keep_last)
+        check_kept(request, out, keep)
         now = len(steps)
         if now > made:
             event(f"a summary step, payback {payback}")

@@ -202,7 +202,8 @@ def test_clearing_in_batches_keeps_pairs_and_is_error() -> None:
     calls = [("sh", {"n": k}, log(400)) for k in range(12)]
     req = conversation(calls)
     req["messages"][4]["content"][0]["is_error"] = True
-    out = tc.trim(keep=3, trigger=0, clear_at_least=2000, dedupe=False)(req)
+    clearing = tc.Clearing(keep=3, trigger=0, clear_at_least=2000)
+    out = tc.trim(clearing=clearing, dedupe=False)(req)
     tc.validate(out)
     texts = result_texts(out)
     assert "cleared result of sh (call_0)" in texts[0]
@@ -212,7 +213,8 @@ def test_clearing_in_batches_keeps_pairs_and_is_error() -> None:
 
 def test_server_side_emits_the_context_management_edit() -> None:
     req = conversation([("sh", {}, log(10))])
-    out = tc.trim(keep=3, trigger=50_000, clear_at_least=20_000, server_side=True)(req)
+    clearing = tc.Clearing(keep=3, trigger=50_000, clear_at_least=20_000, server_side=True)
+    out = tc.trim(clearing=clearing)(req)
     (edit,) = out["context_management"]["edits"]
     assert edit["type"] == "clear_tool_uses_20250919"
     assert edit["keep"] == {"type": "tool_uses", "value": 3}
@@ -337,10 +339,10 @@ def file_reads(n: int) -> dict[str, Any]:
 
 
 def test_explain_prices_only_a_new_clearing_batch_not_every_turn() -> None:
-    """trim(keep=...) prices clearing against the truncated request, so explain() says it
+    """trim with clearing prices clearing against the truncated request, so explain() says it
     rewrites the cached prefix on the turns a clearing batch starts, not on every turn."""
     full = file_reads(13)
-    t = tc.trim(keep=2, clear_at_least=600, max_tokens=200)
+    t = tc.trim(clearing=tc.Clearing(keep=2, trigger=0, clear_at_least=600), max_tokens=200)
     notes = []
     for n in range(9, 14):
         req = {**full, "messages": full["messages"][: 1 + 2 * n]}
@@ -356,29 +358,32 @@ def test_wrong_arguments_get_a_clear_error_when_trim_is_made() -> None:
     """Each wrong argument is named when trim() is made, not met later as a TypeError from a
     comparison or an AttributeError, nor accepted (a string exclude_tools would become its
     letters; a dict store would fail on first use)."""
-    bad: list[tuple[dict[str, Any], type[Exception], str]] = [
-        ({"keep": "3"}, ValueError, "keep must be an int"),
-        ({"head": "0.5"}, ValueError, "head share"),
-        ({"project": ["rows[*].id"]}, ValueError, "dict of tool name to paths"),
-        ({"store": {}}, TypeError, "needs a Store"),
-        ({"exclude_tools": "grep"}, ValueError, "list of tool names"),
-        ({"trigger": -5}, ValueError, "trigger must be >= 0"),
-        ({"clear_at_least": "lots"}, ValueError, "clear_at_least must be an int"),
+    bad: list[tuple[Any, dict[str, Any], type[Exception], str]] = [
+        (tc.Clearing, {"keep": "3"}, ValueError, "keep must be an int"),
+        (tc.trim, {"head": "0.5"}, ValueError, "head share"),
+        (tc.trim, {"project": ["rows[*].id"]}, ValueError, "dict of tool name to paths"),
+        (tc.trim, {"store": {}}, TypeError, "needs a Store"),
+        (tc.trim, {"clearing": {"keep": 3}}, TypeError, "takes a Clearing"),
+        (tc.trim, {"counter": "cl100k"}, TypeError, "must be a token counter"),
+        (tc.Clearing, {"exclude_tools": "grep"}, ValueError, "list of tool names"),
+        (tc.Clearing, {"trigger": -5}, ValueError, "trigger must be >= 0"),
+        (tc.Clearing, {"clear_at_least": "lots"}, ValueError, "clear_at_least must be an int"),
     ]
-    for kwargs, error, message in bad:
+    for make, kwargs, error, message in bad:
         with pytest.raises(error, match=message):
-            tc.trim(**kwargs)
+            make(**kwargs)
 
 
 def test_keep_takes_the_server_form_too() -> None:
     """keep={"type": "tool_uses", "value": N}, the form of the server edit, clears as keep=N,
     as clear() and server_side take it."""
     req = file_reads(8)
-    by_int = tc.trim(keep=2, clear_at_least=1000)(req)
-    by_form = tc.trim(keep={"type": "tool_uses", "value": 2}, clear_at_least=1000)(req)
+    by_int = tc.trim(clearing=tc.Clearing(keep=2, trigger=0, clear_at_least=1000))(req)
+    form = {"type": "tool_uses", "value": 2}
+    by_form = tc.trim(clearing=tc.Clearing(keep=form, trigger=0, clear_at_least=1000))(req)
     assert by_form == by_int
     assert sum("cleared result of read" in t for t in first_texts(by_int)) == 6
-    server = tc.trim(keep={"type": "tool_uses", "value": 2}, server_side=True)(req)
+    server = tc.trim(clearing=tc.Clearing(keep=form, server_side=True))(req)
     edit = server["context_management"]["edits"][0]
     assert edit["keep"] == {"type": "tool_uses", "value": 2}
 
@@ -492,7 +497,7 @@ TRIMS = [
     tc.trim(max_tokens=200),
     tc.trim(max_tokens=150, slack=1.0, max_input_tokens=40),
     tc.trim(max_tokens=400, project={"sql_query": ["rows[*].id", "count"]}),
-    tc.trim(max_tokens=300, keep=2, trigger=0, clear_at_least=1500),
+    tc.trim(max_tokens=300, clearing=tc.Clearing(keep=2, trigger=0, clear_at_least=1500)),
 ]
 
 
@@ -532,13 +537,13 @@ def test_trim_keeps_the_cached_prefix_between_batches(
     for prev, cur in pairwise(calls):
         if cur.miss is not None:
             # Only a clearing batch may rewrite history, and it says where.
-            assert t.keep is not None and cur.miss.type == "messages_changed"
+            assert t.clearing is not None and cur.miss.type == "messages_changed"
             assert "cleared result" in json.dumps(cur.layout.content, ensure_ascii=False)
         else:
             end = max(p for p, _ in prev.layout.breakpoints)
             assert cur.usage["cache_read_input_tokens"] >= prev.layout.cum[end]
     for a, b in pairwise(sent):
-        if t.keep is None:
+        if t.clearing is None:
             n = len(a["messages"]) - 1  # the last message carries no history yet
             assert canonical_json(a["messages"][:n]) == canonical_json(b["messages"][:n])
 

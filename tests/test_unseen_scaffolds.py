@@ -196,7 +196,7 @@ def test_replay_benchmarks_run_on_generated_traces(tmp_path: Path) -> None:
 @given(gen.odd_requests())
 def test_pipeline_properties_on_odd_results(served: Any, request: dict[str, Any]) -> None:
     _, client = served
-    pipeline = every_transform(client, trigger_tokens=2_000, keep_last=1)
+    pipeline = every_transform(client, trigger=2_000, keep=1)
     before = copy.deepcopy(request)
     out = tc.pipe(request, *pipeline)
     assert request == before

@@ -17,9 +17,10 @@ from tidyctx.code import (
     slice_lines,
     slice_symbol,
 )
-from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, keep
+from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, store_text
 from tidyctx.tokens import LocalCounter, TokenCounter
 from tidyctx.transforms import (
+    Clearing,
     SummaryEvent,
     SummaryWarning,
     asummarize,
@@ -34,6 +35,7 @@ from tidyctx.transforms import (
 )
 
 __all__ = [
+    "Clearing",
     "Definition",
     "LocalCounter",
     "MemoryStore",
@@ -58,7 +60,6 @@ __all__ = [
     "definitions",
     "expand_tool",
     "explain",
-    "keep",
     "normalize",
     "order",
     "outline",
@@ -66,6 +67,7 @@ __all__ = [
     "slice_code",
     "slice_lines",
     "slice_symbol",
+    "store_text",
     "summarize",
     "trim",
     "validate",

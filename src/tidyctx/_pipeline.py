@@ -3,6 +3,12 @@
 A transform is any callable ``Request -> Request`` that returns a new dict and leaves its
 input alone. Factories such as ``tc.trim(...)`` return one; a plain function works too.
 
+``pipe`` converts its input once (a request dict, a bare message list or SDK objects, see
+:mod:`tidyctx._edge`) and hands each transform the plain request: tidyctx's own transforms
+(:class:`~tidyctx._edge.Edge`) run their body, ``apply``, without converting again; other
+callables are called with the plain request and must return plain data. The result comes
+back in the shape given.
+
 >>> def shout(request):
 ...     return {**request, "messages": [{"role": "user", "content": "HI"}]}
 >>> pipe([{"role": "user", "content": "hi"}], shout)
@@ -16,14 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx._request import (
-    Request,
-    block_hash,
-    cache_content,
-    iter_blocks,
-    to_request,
-    too_deep,
-)
+from tidyctx._edge import Edge, guarded, shaped, start, transform_name
+from tidyctx._request import Request, block_hash, cache_content, iter_blocks
 from tidyctx.tokens import MESSAGE_OVERHEAD, LocalCounter, TokenCounter, tool_prompt_tokens
 
 __all__ = ["Report", "Step", "Transform", "explain", "pipe", "transform_name"]
@@ -31,34 +31,16 @@ __all__ = ["Report", "Step", "Transform", "explain", "pipe", "transform_name"]
 Transform = Callable[[Request], Request]
 """A pure function from request to request."""
 
-# Top-level parameters whose change invalidates cached content (ANTHROPIC_FACTS §2, PC:
-# "What invalidates the cache"): the model has its own cache; tool_choice, thinking settings
+# Top-level parameters whose change invalidates cached content
+# (https://platform.claude.com/docs/en/build-with-claude/prompt-caching, "What invalidates the
+# cache"): the model has its own cache; tool_choice, thinking settings
 # invalidate the messages part only (tools and system stay cached).
 _PARAMS_THAT_MISS = ("model", "tool_choice", "thinking")
 _PARAMS_THAT_MISS_MESSAGES = frozenset({"tool_choice", "thinking"})
 
 
-def transform_name(t: Callable[..., Any]) -> str:
-    """A readable name for a transform: its ``name`` attribute, else its function name."""
-    name = getattr(t, "name", None)
-    if isinstance(name, str) and name:
-        return name
-    return str(getattr(t, "__qualname__", None) or getattr(t, "__name__", None) or repr(t))
-
-
-def _start(x: Any) -> tuple[Request, bool]:
-    try:
-        return to_request(x)
-    except RecursionError:
-        raise too_deep(x) from None
-
-
 def _apply(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, Request]]:
-    try:
-        return _run(request, transforms)
-    except RecursionError:
-        # Data nested too deep to copy or hash: name where, not a thousand-frame traceback.
-        raise too_deep(request) from None
+    return guarded(request, lambda: _run(request, transforms))
 
 
 def _run(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, Request]]:
@@ -70,7 +52,8 @@ def _run(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, R
                 f"{type(t).__name__} {t!r}; did you mean tc.{t}()?"
             )
         name = transform_name(t)
-        result = t(request)
+        # tidyctx's transforms run their body on the request pipe() converted once.
+        result = t.apply(request) if isinstance(t, Edge) else t(request)
         if not isinstance(result, dict):
             raise TypeError(
                 f"transform {name} returned {type(result).__name__}, not a request dict; a "
@@ -81,18 +64,6 @@ def _run(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, R
     return out
 
 
-def _shape(request: Request, was_list: bool, name: str = "") -> Any:
-    if not was_list:
-        return request
-    extra = sorted(set(request) - {"messages"})
-    if extra:
-        raise ValueError(
-            f"transform {name or '?'} added {', '.join(map(repr, extra))}, which a bare message "
-            "list cannot carry; pass a request dict (with model, system, tools, messages) instead"
-        )
-    return request.get("messages", [])
-
-
 def pipe(x: Any, *transforms: Transform) -> Any:
     """Apply ``transforms`` left to right and return the result in the shape given.
 
@@ -101,12 +72,12 @@ def pipe(x: Any, *transforms: Transform) -> Any:
     never mutated: the transforms work on a copy. With no transforms, an equal copy of ``x``
     comes back.
     """
-    request, was_list = _start(x)
+    request, was_list = start(x)
     steps = _apply(request, transforms)
     if not steps:
-        return _shape(request, was_list)
+        return shaped(request, was_list)
     name, final = steps[-1]
-    return _shape(final, was_list, name)
+    return shaped(final, was_list, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +216,7 @@ def explain(
     served by a cache written before this step) and after it (to be written again).
     A transform may add a line of its own with a ``describe(before, after) -> str`` method.
     """
-    request, was_list = _start(x)
+    request, was_list = start(x)
     if counter is None:
         counter = LocalCounter(request.get("model"))
     steps: list[Step] = []
@@ -261,4 +232,4 @@ def explain(
         steps.append(Step(name, before_tokens, after_tokens, changed, first, kept, broken, note))
         before, before_tokens = after, after_tokens
     final_name = steps[-1].name if steps else ""
-    return Report(tuple(steps), _shape(before, was_list, final_name))
+    return Report(tuple(steps), shaped(before, was_list, final_name))

@@ -52,10 +52,11 @@ __all__ = [
 Request = dict[str, Any]
 """A Messages API request: the kwargs of ``client.messages.create``."""
 
-# Prompt caching: at most 4 blocks with cache_control per request (ANTHROPIC_FACTS §2, key PC:
-# https://platform.claude.com/docs/en/build-with-claude/prompt-caching).
+# Prompt caching (https://platform.claude.com/docs/en/build-with-claude/prompt-caching): at
+# most 4 blocks with cache_control per request.
 MAX_BREAKPOINTS = 4
-# Blocks that may never carry cache_control (PC; the SDK's ThinkingBlockParam has no such field).
+# Blocks that may never carry cache_control (same page; the SDK's ThinkingBlockParam has no
+# such field).
 CACHEABLE_NEVER = frozenset({"thinking", "redacted_thinking"})
 
 _ROLES = ("user", "assistant")
@@ -257,7 +258,8 @@ def block_hash(block: Any) -> str:
 
 
 def can_carry_marker(block: Any) -> bool:
-    """May this block carry ``cache_control``? Not thinking blocks, nor empty text (PC).
+    """May this block carry ``cache_control``? Not thinking blocks, nor empty text (see
+    :data:`CACHEABLE_NEVER`).
 
     A bare string (string ``system`` or ``content``) may, as the text block it stands for.
     """
@@ -310,8 +312,9 @@ class BlockRef:
 def iter_blocks(request: Mapping[str, Any]) -> Iterator[BlockRef]:
     """Yield every top-level block in the order the API builds the cache prefix.
 
-    That order is tools, then system, then messages (PC). A string ``system`` or ``content``
-    is yielded once, as the string, at ``system`` or ``messages[i].content``.
+    That order is tools, then system, then messages
+    (https://platform.claude.com/docs/en/build-with-claude/prompt-caching). A string ``system``
+    or ``content`` is yielded once, as the string, at ``system`` or ``messages[i].content``.
     """
     tools = request.get("tools")
     if isinstance(tools, list):
@@ -812,7 +815,7 @@ class _Checker:
 
     def check_cache_control(self) -> None:
         if self.request.get("cache_control") is not None:
-            # Automatic caching: one top-level marker (PC).
+            # Automatic caching: one top-level marker.
             self.check_marker_target("request", {"cache_control": self.request["cache_control"]})
         markers = cache_markers(self.request)
         if len(markers) > MAX_BREAKPOINTS:
@@ -825,7 +828,8 @@ class _Checker:
                 f"{MAX_BREAKPOINTS} ({where})",
                 "Remove the extra markers (tidyctx.cache() places at most 4)",
             )
-        # Longer TTLs must come before shorter ones (PC: mixing TTLs).
+        # Longer TTLs must come before shorter ones (prompt caching docs, "Mixing different
+        # TTLs").
         seen_5m: str | None = None
         for path, marker in markers:
             if not isinstance(marker, dict):

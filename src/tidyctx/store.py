@@ -6,7 +6,7 @@ left in its place names that key. :func:`tidyctx.transforms._expand.expand_tool`
 agent a tool that reads it back.
 
 The key depends on the text alone, so the same text gets the same key in every process and
-putting it twice is harmless (:func:`keep` is idempotent). A store only has to offer ``get``
+putting it twice is harmless (:func:`store_text` is idempotent). A store only has to offer ``get``
 and ``put``. Three come with tidyctx:
 
 - :class:`MemoryStore`, the default: one process, gone when it exits.
@@ -22,12 +22,12 @@ Redis store raises :class:`sqlite3.Error` or :class:`redis.RedisError` from ``ge
 failing store means for its request.
 
 >>> store = MemoryStore()
->>> key = keep(store, "a long tool result")
+>>> key = store_text(store, "a long tool result")
 >>> key
 'tc_...'
 >>> store.get(key)
 'a long tool result'
->>> keep(store, "a long tool result") == key
+>>> store_text(store, "a long tool result") == key
 True
 """
 
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["MemoryStore", "RedisStore", "SQLiteStore", "Store", "keep", "store_key"]
+__all__ = ["MemoryStore", "RedisStore", "SQLiteStore", "Store", "store_key", "store_text"]
 
 KEY_PREFIX = "tc_"
 
@@ -182,7 +182,7 @@ class SQLiteStore(_Closing):
     >>> import tempfile, os
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     with SQLiteStore(os.path.join(tmp, "removed.db")) as store:
-    ...         key = keep(store, "a long tool result")
+    ...         key = store_text(store, "a long tool result")
     ...         store.get(key)
     'a long tool result'
     """
@@ -515,10 +515,10 @@ def store_key(text: str) -> str:
     )
 
 
-def keep(store: Store, text: str) -> str:
+def store_text(store: Store, text: str) -> str:
     """Put ``text`` into ``store`` under :func:`store_key` and return the key. Idempotent."""
     if not isinstance(text, str):
-        raise TypeError(f"keep() stores text, got {type(text).__name__}")
+        raise TypeError(f"store_text() stores text, got {type(text).__name__}")
     key = store_key(text)
     store.put(key, text)
     return key

@@ -47,11 +47,13 @@ __all__ = [
     "LocalCounter",
     "TokenCounter",
     "calibration_for",
+    "check_counter",
     "clear_memo",
     "get_encoding",
     "image_size",
     "image_tokens",
     "keeps_prior_thinking",
+    "local_counter",
     "tool_prompt_tokens",
     "uses_new_tokenizer",
 ]
@@ -80,14 +82,14 @@ TOOL_RESULT_OVERHEAD = 40
 """cl100k tokens added per ``tool_result`` block (before calibration); see
 :data:`TOOL_USE_OVERHEAD`."""
 
-# Vision (VI): https://platform.claude.com/docs/en/build-with-claude/vision, "Evaluate image
+# Vision, https://platform.claude.com/docs/en/build-with-claude/vision, "Evaluate image
 # size": "If your image's long edge is more than 1568 pixels, or your image is more than
 # ~1,600 tokens, it will first be scaled down, preserving aspect ratio, until it's within the
 # size limits", and without resizing "tokens = (width px * height px)/750"; its examples round
 # up (200x200 px ~54, 1000x1000 px ~1334, 1092x1092 px ~1590). The ~1,600-token cap is
 # approximate: the page's own table of sizes that are not resized lists 784x1568 px, which the
-# formula makes 1,639 tokens. Opus 4.7's larger limit (2,576 px long edge) is only 2nd-hand
-# (ANTHROPIC_FACTS §5) and unconfirmed, so every model gets the rule above.
+# formula makes 1,639 tokens. Opus 4.7's larger limit (2,576 px long edge) is known only
+# second-hand and unconfirmed, so every model gets the rule above.
 IMAGE_MAX_EDGE = 1568
 """Long edge (px) above which the API scales an image down."""
 IMAGE_MAX_TOKENS = 1600
@@ -97,8 +99,8 @@ _PIXELS_PER_TOKEN = 750
 
 _REDACTED_CHARS_PER_TOKEN = 16 / 3
 """redacted_thinking ``data`` is base64 (4 chars per 3 bytes) of encrypted thinking text; at
-~4 bytes of text per token (PR FAQ: 1 token ~ 4 English chars) that is ~16/3 chars of data per
-token. Unconfirmed estimate: the encryption overhead is not published."""
+~4 bytes of text per token (the usual rule of thumb: 1 token ~ 4 English characters) that is
+~16/3 chars of data per token. Unconfirmed estimate: the encryption overhead is not published."""
 
 # ---------------------------------------------------------------------------- calibration
 
@@ -120,14 +122,14 @@ percent above this factor (it may add text its logs do not show). Reproduce with
 NEW_TOKENIZER_RATIO = 1.30
 """Tokens of the newer tokenizer per token of the earlier one, for the same text.
 
-Token counting (TC), https://platform.claude.com/docs/en/build-with-claude/token-counting:
+Token counting, https://platform.claude.com/docs/en/build-with-claude/token-counting:
 "Claude Opus 4.7 and later Opus models, Claude Fable 5, Claude Mythos 5, Claude Mythos
 Preview, and Claude Sonnet 5 use a newer tokenizer. The same input text produces approximately
 30 percent more tokens than on earlier models." What's new in Claude Haiku 5.5,
 https://platform.claude.com/docs/en/models/haiku-5-5/whats-new-haiku-5-5: "It uses the same
 newer tokenizer as Claude 4.7 and later models, so the same text counts as about 30% more
 tokens than on Claude Haiku 4.5." The Opus 4.7 release notes gave a range, 1.0-1.35x
-(2nd-hand: ANTHROPIC_FACTS §5; its midpoint would be 1.175); the point figure above is newer
+(known second-hand only; its midpoint would be 1.175); the point figure above is newer
 and first-hand, so it is the one used. Not measured here: no trace of a newer model.
 """
 
@@ -179,7 +181,7 @@ def calibration_for(model: str | None) -> float:
     models                                          factor     source
     ==============================================  =========  ====================================
     Claude 3 to 4.6 (Opus 4.6, Haiku 4.5); unknown  1.12       measured: :data:`BASE_CALIBRATION`
-    Opus 4.7+, Sonnet 5+, Haiku 5.5, Fable, Mythos  1.12×1.30  TC, Haiku 5.5 page (see
+    Opus 4.7+, Sonnet 5+, Haiku 5.5, Fable, Mythos  1.12×1.30  API docs (see
                                                                :data:`NEW_TOKENIZER_RATIO`)
     ==============================================  =========  ====================================
 
@@ -194,14 +196,15 @@ def calibration_for(model: str | None) -> float:
 def keeps_prior_thinking(model: str | None) -> bool:
     """Whether ``model`` keeps the thinking blocks of earlier assistant turns as input.
 
-    Older models drop them when a user turn opens with something besides tool results (TC:
-    "Thinking blocks from previous assistant turns are ignored and do not count toward your
-    input tokens"); Opus 4.5+ and Sonnet 4.6+ keep them (PC, via ANTHROPIC_FACTS §2: "not on
-    Opus 4.5+/Sonnet 4.6+"; Haiku always drops). The traces agree: at such turns the recorded
-    total of cc-mclaude-ff59cfd2 (Sonnet 4.5) falls by the old thinking, those of
-    cc-mclaude-43391f62 (Opus 4.5) and cc-spotter-fa812bfe (Opus 4.6) do not. Later families
-    (Fable, Mythos) are assumed to keep them (unconfirmed). Unknown models drop them, as
-    count_tokens documents.
+    Older models drop them when a user turn opens with something besides tool results
+    (https://platform.claude.com/docs/en/build-with-claude/token-counting: "Thinking blocks from
+    previous assistant turns are ignored and do not count toward your input tokens"); Opus 4.5+
+    and Sonnet 4.6+ keep them
+    (https://platform.claude.com/docs/en/build-with-claude/prompt-caching; Haiku always drops).
+    The traces agree: at such turns the recorded total of cc-mclaude-ff59cfd2 (Sonnet 4.5) falls
+    by the old thinking, those of cc-mclaude-43391f62 (Opus 4.5) and cc-spotter-fa812bfe (Opus
+    4.6) do not. Later families (Fable, Mythos) are assumed to keep them (unconfirmed). Unknown
+    models drop them, as count_tokens documents.
 
     >>> keeps_prior_thinking("claude-opus-4-5"), keeps_prior_thinking("claude-sonnet-4-5")
     (True, False)
@@ -219,9 +222,9 @@ def keeps_prior_thinking(model: str | None) -> bool:
 def tool_prompt_tokens(model: str | None, tool_choice: Any = None) -> int:
     """Tokens of the system prompt the API adds when a request has tools.
 
-    From the pricing page (PR, https://platform.claude.com/docs/en/about-claude/pricing, via
-    ANTHROPIC_FACTS §5): Claude 4.x 346 (tool_choice auto/none) / 313 (any/tool); Haiku 3.5 and
-    Haiku 3 264/340; Opus 3 530/281. Claude 3 Sonnet 159/235 from the older tool-use pricing page
+    From the pricing page (https://platform.claude.com/docs/en/about-claude/pricing): Claude 4.x
+    346 (tool_choice auto/none) / 313 (any/tool); Haiku 3.5 and Haiku 3 264/340; Opus 3 530/281.
+    Claude 3 Sonnet 159/235 from the older tool-use pricing page
     (https://docs.anthropic.com/en/docs/tool-use-pricing-and-tokens). Other and unknown models
     get the 4.x figures.
 
@@ -372,7 +375,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 
 def image_tokens(width: int, height: int) -> int:
-    """Tokens of a ``width`` x ``height`` image after the API's downscaling (VI).
+    """Tokens of a ``width`` x ``height`` image after the API's downscaling (see
+    :data:`IMAGE_MAX_EDGE`).
 
     ``ceil(w*h/750)`` after scaling down, aspect ratio kept, to a long edge of at most
     1568 px and at most ~1,600 tokens (1.2 megapixels); scaled sizes are rounded down.
@@ -716,6 +720,37 @@ class LocalCounter:
         """Total input tokens of a request dict, a bare message list or an SDK object."""
         req = _as_request(request)
         return sum(n for _, n in self._counted(req)) + self.overhead(req)
+
+
+def check_counter(counter: Any, where: str) -> None:
+    """Raise ``TypeError`` unless ``counter`` is None or a :class:`TokenCounter` (an object with
+    ``count_request``); ``where`` names the parameter, as ``"trim(counter=...)"``."""
+    if counter is not None and not callable(getattr(counter, "count_request", None)):
+        raise TypeError(
+            f"{where} must be a token counter with count_request(request) (a "
+            f"tidyctx.LocalCounter or another TokenCounter), got {type(counter).__name__}"
+        )
+
+
+def local_counter(counter: TokenCounter | None, model: Any = None) -> LocalCounter:
+    """The counter a transform counts blocks and texts with: ``counter`` itself when it is a
+    :class:`LocalCounter`, else a LocalCounter for ``model`` (a model id, or None: the
+    request's own).
+
+    Transforms take any :class:`TokenCounter` as ``counter=``. One that is not a LocalCounter
+    (an :class:`ApiCounter`) counts whole requests only: the transforms use it where they
+    compare a whole request with a threshold (a ``trigger``), and this LocalCounter for the
+    budgets and sizes of single blocks.
+
+    >>> local_counter(None, "claude-sonnet-4-6")
+    LocalCounter(model='claude-sonnet-4-6', calibration=None)
+    >>> exact = LocalCounter(calibration=1.0)
+    >>> local_counter(exact, "claude-sonnet-4-6") is exact
+    True
+    """
+    if isinstance(counter, LocalCounter):
+        return counter
+    return LocalCounter(model if isinstance(model, str) and model else None)
 
 
 class ApiCounter:

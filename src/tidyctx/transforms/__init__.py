@@ -1,7 +1,7 @@
 """The transforms users compose: factories returning pure ``Request -> Request`` callables."""
 
 from tidyctx.transforms._cache import cache
-from tidyctx.transforms._clear import clear
+from tidyctx.transforms._clear import Clearing, clear
 from tidyctx.transforms._compact import compact
 from tidyctx.transforms._expand import expand_tool
 from tidyctx.transforms._order import order
@@ -10,6 +10,7 @@ from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, asummari
 from tidyctx.transforms._trim import trim
 
 __all__ = [
+    "Clearing",
     "SummaryEvent",
     "SummaryWarning",
     "asummarize",

@@ -7,13 +7,13 @@ The default strategy, for a request laid out tools → system → messages:
 3. a rolling breakpoint on the last cacheable block of the latest message, so the history is
    read from the cache turn after turn and each turn writes only what it added;
 4. a bridge when the latest turn added 20 blocks or more (parallel tool calls): the API looks
-   back only 20 blocks from a breakpoint for an earlier entry (PC), so a breakpoint within 20
+   back only 20 blocks from a breakpoint for an earlier entry, so a breakpoint within 20
    blocks after the previous turn's end carries the read across.
 
-Facts (ANTHROPIC_FACTS.md §2, PC = https://platform.claude.com/docs/en/build-with-claude/
-prompt-caching): at most 4 breakpoints, the top-level ``cache_control`` included; none on
-thinking or empty text blocks; below the minimum length a breakpoint caches nothing; 1h
-breakpoints must come before 5m ones.
+The API's rules (https://platform.claude.com/docs/en/build-with-claude/prompt-caching): at
+most 4 breakpoints, the top-level ``cache_control`` included; none on thinking or empty text
+blocks; below the minimum length a breakpoint caches nothing; 1h breakpoints must come before
+5m ones.
 
 Markers the caller put on tools or system blocks are kept and count toward the 4; if they
 alone break the API's rules (more than 4 with the top-level one, a 1h marker after a 5m one)
@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import tidyctx._request
 from tidyctx import pricing
+from tidyctx._edge import Edge
 from tidyctx._request import (
     MAX_BREAKPOINTS,
     Request,
@@ -49,7 +50,7 @@ from tidyctx._request import (
     normalize,
 )
 from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, CacheModel, layout
-from tidyctx.tokens import LocalCounter
+from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
 from tidyctx.transforms._order import is_dynamic_block
 
 __all__ = ["Cache", "cache"]
@@ -58,7 +59,7 @@ _TTLS = ("5m", "1h")
 
 
 def _marker(ttl: str) -> dict[str, str]:
-    # The 5m marker is written without a ttl, as the API's own default (PC).
+    # The 5m marker is written without a ttl: 5 minutes is the API's default.
     return {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": ttl}
 
 
@@ -69,7 +70,7 @@ def _eligible(block: Any) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Cache:
+class Cache(Edge):
     """The transform :func:`cache` returns; call it on a request."""
 
     ttl: str = "5m"
@@ -78,6 +79,7 @@ class Cache:
     bridge: bool = True
     model: str | None = None
     min_tokens: int | None = None
+    counter: TokenCounter | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -88,7 +90,7 @@ class Cache:
             opts.append("automatic=True")
         return f"cache({', '.join(opts)})"
 
-    def __call__(self, request: Request) -> Request:
+    def apply(self, request: Request) -> Request:
         # Block hashes need UTF-8; name a lone surrogate rather than fail deep inside.
         check_encodable(request)
         out = normalize(request)
@@ -107,8 +109,8 @@ class Cache:
                     if isinstance(block, dict):
                         content[i] = _unmarked(block)
         # The caller's markers on tools and system are kept, so they must already be valid:
-        # at most 4 with the top-level one, 1h before 5m (PC). Refuse rather than send a
-        # request the API rejects, or drop a marker the caller placed.
+        # at most 4 with the top-level one, 1h before 5m. Refuse rather than send a request
+        # the API rejects, or drop a marker the caller placed.
         for err in marker_errors(out)[:1]:
             raise ValidationError(
                 err.path,
@@ -117,7 +119,8 @@ class Cache:
                 + (err.hint or "Remove the extra ones"),
             )
         model = self.model or str(out.get("model") or "")
-        lay = layout(out, LocalCounter(model or None), model or None)
+        counter = local_counter(self.counter, model)
+        lay = layout(out, counter, model or None)
         minimum = self.min_tokens if self.min_tokens is not None else _minimum(model)
         kept = cache_markers(out)
         budget = MAX_BREAKPOINTS - len(kept)
@@ -175,12 +178,12 @@ class Cache:
             # and this one under each plan.
             if bridged != plain and (
                 len(rolling_plan + bridges + stable) <= budget
-                or self._cheaper(out, lay, bridged, plain)
+                or self._cheaper(out, lay, bridged, plain, counter)
             ):
                 chosen = bridged
-        # Longer TTLs must come before shorter ones (PC): one of ours before a 1h marker of
-        # the caller's is raised to 1h (the write up to the last 1h marker is billed at the 1h
-        # price anyway, PC), and a 1h marker of ours after any 5m one is lowered to 5m.
+        # Longer TTLs must come before shorter ones: one of ours before a 1h marker of the
+        # caller's is raised to 1h (the write up to the last 1h marker is billed at the 1h
+        # price anyway), and a 1h marker of ours after any 5m one is lowered to 5m.
         existing = [(_position(p, index, len(lay.paths)), m) for p, m in kept]
         last_1h = max((pos for pos, m in existing if m.get("ttl") == "1h"), default=-1)
         marks = sorted(
@@ -205,12 +208,13 @@ class Cache:
         lay: Any,
         first: list[tuple[int, str]],
         second: list[tuple[int, str]],
+        counter: LocalCounter,
     ) -> bool:
         """Does plan ``first`` cost less than ``second`` over the previous call and this one?
 
         The previous call is this request without its last reply and user turn, placed by
-        the plain strategy (no bridges); cost is in input-token equivalents (PC multipliers:
-        write 1.25x for 5m, 2x for 1h, read 0.1x).
+        the plain strategy (no bridges); cost is in input-token equivalents (the API's
+        multipliers: write 1.25x for 5m, 2x for 1h, read 0.1x).
         """
         messages = request["messages"]
         if len(messages) < 3:
@@ -221,13 +225,14 @@ class Cache:
             bridge=False,
             model=self.model,
             min_tokens=self.min_tokens,
-        )({**request, "messages": messages[:-2]})
+            counter=self.counter,
+        ).apply({**request, "messages": messages[:-2]})
 
         def cost(plan: list[tuple[int, str]]) -> float:
             current = copy.deepcopy(request)
             for pos, ttl in plan:
                 _set_marker(current, lay.paths[pos], _marker(ttl))
-            model = CacheModel(model=self.model, min_cacheable=self.min_tokens)
+            model = CacheModel(model=self.model, min_cacheable=self.min_tokens, counter=counter)
             model.call(previous)
             u = model.call(current).usage
             parts = u["cache_creation"]
@@ -254,19 +259,25 @@ def cache(
     bridge: bool = True,
     model: str | None = None,
     min_tokens: int | None = None,
+    counter: TokenCounter | None = None,
 ) -> Cache:
     """Place ``cache_control`` breakpoints: tools, system, rolling, and a lookback bridge.
 
     ``ttl`` is the lifetime of the rolling (conversation) breakpoints; ``stable_ttl`` that of
     the tools and system breakpoints (default: ``ttl``). Use ``stable_ttl="1h"`` when the agent
     pauses longer than 5 minutes between calls (a human in the loop): the stable prefix then
-    survives the pause for twice the write price (PC). ``automatic=True`` uses the request's
+    survives the pause for twice the write price. ``automatic=True`` uses the request's
     top-level ``cache_control`` for the rolling breakpoint where that serves as well (no
-    dynamic block from :func:`~tidyctx.transforms._order.order` at the end). ``model``
-    overrides the request's model for counting and the minimum cacheable length;
-    ``min_tokens`` overrides that minimum (a model missing from the price table, or tests).
+    dynamic block from :func:`~tidyctx.transforms._order.order` at the end). ``model`` is the
+    model the request is sent to (default: the request's ``model``), for counting and the
+    minimum cacheable length; ``min_tokens`` overrides that
+    minimum (a model missing from the price table, or tests). ``counter``: a
+    :class:`~tidyctx.tokens.TokenCounter` (default: a :class:`~tidyctx.tokens.LocalCounter` for
+    ``model``); breakpoints are placed by the sizes of blocks, which only a LocalCounter gives,
+    so another counter is not used here (:func:`~tidyctx.tokens.local_counter`).
     ``bridge=False`` never places the lookback bridge.
     """
+    check_counter(counter, "cache(counter=...)")
     if min_tokens is not None and min_tokens < 0:
         raise ValueError(f"cache(min_tokens={min_tokens}): must be >= 0")
     for name, value in (("ttl", ttl), ("stable_ttl", stable_ttl or ttl)):
@@ -274,7 +285,7 @@ def cache(
             raise ValueError(f"cache({name}={value!r}): the API knows only '5m' and '1h'")
     if ttl == "1h" and (stable_ttl or ttl) == "5m":
         raise ValueError(
-            "cache(ttl='1h', stable_ttl='5m'): 1h breakpoints must come before 5m ones (PC); "
+            "cache(ttl='1h', stable_ttl='5m'): 1h breakpoints must come before 5m ones; "
             "use stable_ttl='1h' too"
         )
     return Cache(
@@ -284,6 +295,7 @@ def cache(
         bridge=bridge,
         model=model,
         min_tokens=min_tokens,
+        counter=counter,
     )
 
 

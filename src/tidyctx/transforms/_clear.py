@@ -1,19 +1,21 @@
 """Clear old tool results in rare, large batches; dedupe repeated results; or let the server.
 
 Agents pile up tool results (file reads, logs, search hits) that the model has long used. This
-module replaces old ones with a short placeholder that names the tool and the call, with the
-parameters of Anthropic's server-side context edit ``clear_tool_uses_20250919`` (ANTHROPIC_FACTS
-§3, key CE: https://platform.claude.com/docs/en/build-with-claude/context-editing): ``trigger``,
-``keep``, ``clear_at_least``, ``exclude_tools``, ``clear_tool_inputs``, so a user can move
-between clearing here and clearing on the server (:func:`server_side_edit`,
-:func:`with_server_side`).
+module replaces old ones with a short placeholder that names the tool and the call. The options
+(:class:`Clearing`, shared by :func:`clear` and ``trim(clearing=...)``) have the names and
+meaning of the parameters of Anthropic's server-side context edit ``clear_tool_uses_20250919``
+(https://platform.claude.com/docs/en/build-with-claude/context-editing): ``trigger``, ``keep``,
+``clear_at_least``, ``exclude_tools``, ``clear_tool_inputs``, so a user can move between
+clearing here and clearing on the server (``Clearing(server_side=True)``,
+:func:`server_side_edit`, :func:`with_server_side`).
 
-Every rewrite of history invalidates the cache from the rewritten block on (DESIGN.md,
-principle 4). A clearer that recomputes "everything but the last 3 results" each turn, like
-LangChain's ``ClearToolUsesEdit`` (PEERS.md; langchain#37815, Acontext#130), moves its boundary
-every turn and rewrites the cache every turn. :func:`clear_plan` instead cuts the clearable
-results into chunks of ``clear_at_least`` tokens and clears only whole chunks, so the request it
-yields is the same as last turn's, plus the new turn, until another chunk fills.
+Every rewrite of history invalidates the cache from the rewritten block on, so a clearer should
+rewrite history rarely. One that recomputes "everything but the last 3 results" each turn, like
+LangChain's ``ClearToolUsesEdit``
+(https://reference.langchain.com/python/langchain/agents/middleware/context_editing/ClearToolUsesEdit),
+moves its boundary every turn and rewrites the cache every turn. :func:`clear_plan` instead cuts
+the clearable results into chunks of ``clear_at_least`` tokens and clears only whole chunks, so
+the request it yields is the same as last turn's, plus the new turn, until another chunk fills.
 
 The pieces, each a pure function of the request:
 
@@ -52,6 +54,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidyctx._edge import Edge, shaped, start
 from tidyctx._request import (
     Request,
     ValidationError,
@@ -59,12 +62,11 @@ from tidyctx._request import (
     cache_content,
     canonical_json,
     iter_blocks,
-    to_request,
+    to_plain,
 )
 from tidyctx.cachesim import layout
-from tidyctx.store import Store
-from tidyctx.store import keep as store_keep
-from tidyctx.tokens import LocalCounter
+from tidyctx.store import Store, store_text
+from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
 
 __all__ = [
     "CACHE_READ",
@@ -76,6 +78,7 @@ __all__ = [
     "EXPAND_TOOL",
     "Call",
     "Clear",
+    "Clearing",
     "clear",
     "clear_plan",
     "clear_results",
@@ -87,20 +90,22 @@ __all__ = [
     "with_server_side",
 ]
 
+# The context editing API: https://platform.claude.com/docs/en/build-with-claude/context-editing
 CLEAR_TOOL_USES = "clear_tool_uses_20250919"
-"""The server-side edit this module mirrors (CE)."""
+"""The server-side edit this module mirrors."""
 CLEAR_THINKING = "clear_thinking_20251015"
-"""The thinking-clearing edit; when present it must be listed first in ``edits`` (CE)."""
+"""The thinking-clearing edit; when present it must be listed first in ``edits``."""
 CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
-"""The beta header (``anthropic-beta``) a request with ``context_management`` needs (CE)."""
+"""The beta header (``anthropic-beta``) a request with ``context_management`` needs."""
 EXPAND_TOOL = "tidyctx_expand"
 """The tool a placeholder names to read a stored original back."""
 DEDUPE_MIN_TOKENS = 50
 """Results with fewer content tokens are cheaper to repeat than to reference."""
+# Prompt caching prices: https://platform.claude.com/docs/en/build-with-claude/prompt-caching
 CACHE_WRITE = 1.25
-"""5-minute cache write, in input-token prices (ANTHROPIC_FACTS §2, PC)."""
+"""5-minute cache write, in input-token prices."""
 CACHE_READ = 0.1
-"""Cache read, in input-token prices (PC)."""
+"""Cache read, in input-token prices."""
 
 _CLEARED_HEAD = "[tidyctx: cleared result of "
 _SAME_HEAD = "[tidyctx: same result as "
@@ -140,11 +145,26 @@ class Call:
     """``"cleared"`` or ``"same"`` when the result already is a tidyctx placeholder."""
 
 
-def _counter(request: Mapping[str, Any], counter: LocalCounter | None) -> LocalCounter:
-    if counter is not None:
-        return counter
-    model = request.get("model")
-    return LocalCounter(model if isinstance(model, str) and model else None)
+def _counter(request: Mapping[str, Any], counter: TokenCounter | None) -> LocalCounter:
+    """The LocalCounter for block counts (see :func:`~tidyctx.tokens.local_counter`)."""
+    return local_counter(counter, request.get("model"))
+
+
+def _spine(request: Request) -> Request:
+    """A copy of ``request`` in which blocks can be replaced without touching ``request``: its
+    messages list, the messages and their content lists are new, the blocks shared."""
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return dict(request)
+    return {
+        **request,
+        "messages": [
+            {**m, "content": list(m["content"])}
+            if isinstance(m, dict) and isinstance(m.get("content"), list)
+            else m
+            for m in messages
+        ],
+    }
 
 
 def _placeholder_text(block: Mapping[str, Any]) -> str | None:
@@ -191,14 +211,14 @@ def _messages(request: Mapping[str, Any]) -> list[Any]:
     return messages if isinstance(messages, list) else []
 
 
-def tool_calls(request: Any, *, counter: LocalCounter | None = None) -> list[Call]:
+def tool_calls(request: Any, *, counter: TokenCounter | None = None) -> list[Call]:
     """Every tool_use and its tool_result, in the order of the tool_use blocks.
 
     A tool_result is matched by ``tool_use_id`` to the latest tool_use before it. Calls
     without a result get ``result_path=None`` and ``tokens=0``; results without a call are
     not listed.
     """
-    req = request if isinstance(request, Mapping) else to_request(request)[0]
+    req = request if isinstance(request, Mapping) else start(request)[0]
     counter = _counter(req, counter)
     uses: list[tuple[str, str, Any, tuple[int, int]]] = []
     open_ids: dict[str, int] = {}
@@ -274,28 +294,35 @@ def _tool_set(tools: bool | Iterable[str] | None, name: str) -> bool:
     return name in set(tools)
 
 
-def _effective_tokens(req: Mapping[str, Any], calls: Sequence[Call], counter: LocalCounter) -> int:
+def _effective_tokens(
+    req: Mapping[str, Any], calls: Sequence[Call], counter: TokenCounter | None, local: LocalCounter
+) -> int:
     """Input tokens of the request as the agent built it, a count that only grows as the
     conversation does.
 
     Every block counts, the thinking of earlier turns included (:meth:`LocalCounter.
     count_request` drops it on models that do, so its total can fall when a user turn opens
     with text, and a trigger on it could fire and then stop). tidyctx placeholders count at
-    the size of what they replaced.
+    the size of what they replaced. A ``counter`` that is not a LocalCounter counts the
+    request whole (what it counts, as it counts it), and the placeholders are added on top;
+    ``local`` counts the blocks.
     """
-    total = counter.overhead(req)
-    for ref in iter_blocks(req):
-        total += (
-            counter.count_tool(ref.block)
-            if ref.section == "tools"
-            else (counter.count_block(ref.block))
-        )
+    if counter is None or isinstance(counter, LocalCounter):
+        total = local.overhead(req)
+        for ref in iter_blocks(req):
+            total += (
+                local.count_tool(ref.block)
+                if ref.section == "tools"
+                else (local.count_block(ref.block))
+            )
+    else:
+        total = counter.count_request(req)
     messages = _messages(req)
     for call in calls:
         if call.placeholder is None or call.result_path is None:
             continue
         i, j = call.result_path
-        total += call.tokens - counter.count_block(messages[i]["content"][j])
+        total += call.tokens - local.count_block(messages[i]["content"][j])
     return total
 
 
@@ -306,7 +333,8 @@ def clear_plan(
     trigger: int | Mapping[str, Any] | None = 100_000,
     clear_at_least: int | Mapping[str, Any] | None = 30_000,
     exclude_tools: Collection[str] = (),
-    counter: LocalCounter | None = None,
+    model: str | None = None,
+    counter: TokenCounter | None = None,
 ) -> frozenset[str]:
     """The tool_use ids whose results to clear: a pure function of the request that, as a
     conversation grows, changes only in steps of ``clear_at_least`` tokens.
@@ -333,7 +361,7 @@ def clear_plan(
     c1..c8. The request changes in the history at turns 3, 5 and 8 only, each time clearing
     about ``clear_at_least`` tokens.
 
-    Why this keeps DESIGN.md principle 4: a growing conversation only appends calls, so the
+    Why this keeps the cached prefix intact: a growing conversation only appends calls, so the
     candidates only append (the keep window slides forward) and the running sums of the earlier
     candidates never change. The cleared set is therefore monotone, and it changes only when
     the candidates' total crosses another multiple of ``clear_at_least``; between those turns
@@ -346,19 +374,24 @@ def clear_plan(
     LangChain's ``ClearToolUsesEdit(clear_at_least=0)`` do: the boundary then moves every turn
     (each call leaving the keep window is cleared at once) and every turn rewrites the cache
     from that call on, which can cost more than never clearing.
+
+    ``model`` is the model the request is sent to (default: the request's ``model``);
+    ``counter`` counts the tokens the trigger compares (default: a LocalCounter for
+    ``model``), and the results when it is a LocalCounter
+    (:func:`~tidyctx.tokens.local_counter`).
     """
-    req = request if isinstance(request, Mapping) else to_request(request)[0]
+    req = request if isinstance(request, Mapping) else start(request)[0]
     keep_n = _amount(keep, "keep", ("tool_uses",))[1]
     trigger_kind, trigger_n = _amount(trigger, "trigger", ("input_tokens", "tool_uses"))
     chunk = _amount(clear_at_least, "clear_at_least", ("input_tokens",))[1]
     if isinstance(exclude_tools, str):
         raise ValueError("exclude_tools must be a list of tool names, not a string")
-    counter = _counter(req, counter)
-    calls = tool_calls(req, counter=counter)
+    local = local_counter(counter, model or req.get("model"))
+    calls = tool_calls(req, counter=local)
     if trigger_kind == "tool_uses":
         if len(calls) < trigger_n:
             return frozenset()
-    elif trigger_n > 0 and _effective_tokens(req, calls, counter) < trigger_n:
+    elif trigger_n > 0 and _effective_tokens(req, calls, counter, local) < trigger_n:
         return frozenset()
     older = calls[: max(0, len(calls) - keep_n)]
     excluded = set(exclude_tools)
@@ -470,7 +503,7 @@ def clear_results(
     clear_tool_inputs: bool | Collection[str] = False,
     clear_images: bool = False,
     store: Store | None = None,
-    counter: LocalCounter | None = None,
+    counter: TokenCounter | None = None,
 ) -> Any:
     """Replace the results of the calls in ``ids`` by a placeholder; the input is not changed.
 
@@ -491,14 +524,36 @@ def clear_results(
     ``clear_images`` also replaces, by ``[tidyctx: image cleared (~1,600 tokens)]``, the images
     in results that are kept (not in ``ids``) but older than the last call in ``ids``:
     excluded tools' results, for instance. The line follows the cleared batch, never the keep
-    window, because adding or removing an image anywhere invalidates the cache of every
-    message (ANTHROPIC_FACTS §2); so images go only when a batch rewrites history anyway.
+    window, because adding or removing an image anywhere invalidates the cached messages
+    (https://platform.claude.com/docs/en/build-with-claude/prompt-caching, "What invalidates
+    the cache"); so images go only when a batch rewrites history anyway.
 
     Results already replaced by tidyctx are left as they are (so the function is idempotent),
     and a request or bare message list comes back in the shape given.
     """
-    req, was_list = to_request(request)
-    counter = _counter(req, counter)
+    req, was_list = start(request)
+    _clear_in_place(
+        req,
+        ids,
+        clear_tool_inputs=clear_tool_inputs,
+        clear_images=clear_images,
+        store=store,
+        counter=_counter(req, counter),
+    )
+    return shaped(req, was_list)
+
+
+def _clear_in_place(
+    req: Request,
+    ids: Collection[str],
+    *,
+    clear_tool_inputs: bool | Collection[str],
+    clear_images: bool,
+    store: Store | None,
+    counter: LocalCounter,
+) -> None:
+    """:func:`clear_results` on a request the caller owns (a fresh copy, or a :func:`_spine`):
+    its blocks are replaced in place."""
     wanted = set(ids)
     calls = tool_calls(req, counter=counter)
     messages = _messages(req)
@@ -523,7 +578,6 @@ def clear_results(
                         for b in content
                     ],
                 }
-    return req["messages"] if was_list else req
 
 
 def _cleared(
@@ -541,7 +595,7 @@ def _cleared(
     input_key = None
     if input_cleared:
         if store is not None:
-            input_key = store_keep(store, canonical_json(args).decode("utf-8"))
+            input_key = store_text(store, canonical_json(args).decode("utf-8"))
         req["messages"][ui]["content"][uj] = {**use, "input": {}}
     marker = _inner_marker(block.get("content"))
     parsed = _placeholder_kind(block, call.name, call.id)
@@ -559,7 +613,7 @@ def _cleared(
         text = _cleared_text(call.name, call.id, tokens, 0, key, input_cleared, input_key)
         return _with_text(block, text, marker)
     content = block.get("content")
-    key = store_keep(store, result_text(content)) if store is not None else None
+    key = store_text(store, result_text(content)) if store is not None else None
     text = _cleared_text(
         call.name, call.id, call.tokens, len(_images(content)), key, input_cleared, input_key
     )
@@ -589,7 +643,7 @@ def dedupe(
     request: Any,
     *,
     store: Store | None = None,
-    counter: LocalCounter | None = None,
+    counter: TokenCounter | None = None,
     cleared: Collection[str] = frozenset(),
     min_tokens: int = DEDUPE_MIN_TOKENS,
 ) -> Any:
@@ -615,8 +669,23 @@ def dedupe(
     Results with fewer than ``min_tokens`` content tokens are left alone (cheaper to repeat
     than to reference), as are results in ``cleared`` and results tidyctx already replaced.
     """
-    req, was_list = to_request(request)
-    counter = _counter(req, counter)
+    req, was_list = start(request)
+    dedupe_owned(
+        req, store=store, counter=_counter(req, counter), cleared=cleared, min_tokens=min_tokens
+    )
+    return shaped(req, was_list)
+
+
+def dedupe_owned(
+    req: Request,
+    *,
+    store: Store | None,
+    counter: LocalCounter,
+    cleared: Collection[str] = frozenset(),
+    min_tokens: int = DEDUPE_MIN_TOKENS,
+) -> None:
+    """:func:`dedupe` in place, on a request the caller owns (a fresh copy, or a
+    :func:`_spine`): its blocks are replaced, the request not copied."""
     gone = set(cleared)
     messages = _messages(req)
     anchors: dict[tuple[str, bool], Call] = {}
@@ -642,9 +711,8 @@ def dedupe(
             f"{call.tokens:,} tokens"
         )
         if store is not None:
-            text += f"; read it back with {_expand(store_keep(store, result_text(content)))}"
+            text += f"; read it back with {_expand(store_text(store, result_text(content)))}"
         messages[i]["content"][j] = _with_text(block, text + "]", _inner_marker(content))
-    return req["messages"] if was_list else req
 
 
 # ---------------------------------------------------------------------------- server side
@@ -661,11 +729,12 @@ def server_side_edit(
     """The ``clear_tool_uses_20250919`` edit with the same meaning as these parameters.
 
     Only the keys given (not None) are set; the server's defaults are a 100,000-token trigger
-    and ``keep`` 3 tool uses, no ``clear_at_least`` (CE). Ints become the server's objects.
-    Note the server's ``clear_at_least`` is a minimum per clearing (the edit is skipped when
-    less can be cleared), not a chunk size: when the edit applies, the server clears the oldest
-    tool uses down to ``keep`` (CE), so its boundary follows the keep window rather than the
-    chunks of :func:`clear_plan`.
+    and ``keep`` 3 tool uses, no ``clear_at_least``
+    (https://platform.claude.com/docs/en/build-with-claude/context-editing). Ints become the
+    server's objects. Note the server's ``clear_at_least`` is a minimum per clearing (the edit
+    is skipped when less can be cleared), not a chunk size: when the edit applies, the server
+    clears the oldest tool uses down to ``keep``, so its boundary follows the keep window
+    rather than the chunks of :func:`clear_plan`.
 
     >>> server_side_edit(keep=3, trigger=100_000, clear_at_least=30_000)
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -701,29 +770,36 @@ def with_server_side(request: Any, edit: Mapping[str, Any]) -> Any:
     """Add ``edit`` to the request's ``context_management.edits``; the history is not touched.
 
     An edit of the same type already there is replaced in place; other edits are kept, and a
-    ``clear_thinking_20251015`` edit is moved first, where the API requires it (CE).
+    ``clear_thinking_20251015`` edit is moved first, where the API requires it
+    (https://platform.claude.com/docs/en/build-with-claude/context-editing).
 
     The request is then for the beta endpoint: the caller must send the beta header
-    ``context-management-2025-06-27`` (:data:`CONTEXT_MANAGEMENT_BETA`; ANTHROPIC_FACTS §3,
-    key CE), e.g. ``client.beta.messages.create(**request, betas=[CONTEXT_MANAGEMENT_BETA])``;
-    the plain ``client.messages.create`` takes no ``context_management``.
+    ``context-management-2025-06-27`` (:data:`CONTEXT_MANAGEMENT_BETA`), e.g.
+    ``client.beta.messages.create(**request, betas=[CONTEXT_MANAGEMENT_BETA])``; the plain
+    ``client.messages.create`` takes no ``context_management``.
 
     >>> out = with_server_side({"messages": [], "context_management": {"edits": [
     ...     {"type": "clear_thinking_20251015", "keep": "all"}]}}, server_side_edit(keep=2))
     >>> [e["type"] for e in out["context_management"]["edits"]]
     ['clear_thinking_20251015', 'clear_tool_uses_20250919']
     """
-    req, was_list = to_request(request)
+    req, was_list = start(request)
     if was_list:
         raise ValidationError(
             "request",
             "a bare message list cannot carry context_management",
             "Pass the request dict (model, messages, ...)",
         )
-    new = dict(to_request(dict(edit))[0])
+    return with_edit(req, edit)
+
+
+def with_edit(request: Request, edit: Mapping[str, Any]) -> Request:
+    """:func:`with_server_side` on a plain request: a new request dict, ``request`` left alone
+    (the new one shares its history)."""
+    new = to_plain(dict(edit))
     if not isinstance(new.get("type"), str):
         raise ValueError(f"an edit needs a string 'type', got {edit!r}")
-    config = req.get("context_management")
+    config = request.get("context_management")
     if config is None:
         config = {}
     if not isinstance(config, dict):
@@ -746,8 +822,7 @@ def with_server_side(request: Any, edit: Mapping[str, Any]) -> Any:
         merged.append(new)
     first = [e for e in merged if isinstance(e, Mapping) and e.get("type") == CLEAR_THINKING]
     rest = [e for e in merged if not (isinstance(e, Mapping) and e.get("type") == CLEAR_THINKING)]
-    req["context_management"] = {**config, "edits": first + rest}
-    return req
+    return {**request, "context_management": {**config, "edits": first + rest}}
 
 
 # ---------------------------------------------------------------------------- tradeoff
@@ -761,10 +836,10 @@ def clearing_tradeoff(
     ``request_before`` is what the cache holds (the request as it would be sent without this
     step), ``request_after`` the request with it. Saved: the tokens the step removed, each
     read from the cache (0.1x) on every later turn. Cost: the step rewrites the cache from the
-    first changed block to the end of the request, once, at the 5-minute write price (1.25x)
-    (PC). It pays back after ``write / saving``
-    later turns. (The estimate is conservative: it does not credit the read of that tail the
-    turn would have paid anyway.)
+    first changed block to the end of the request, once, at the 5-minute write price (1.25x).
+    It pays back after ``write / saving`` later turns. (The estimate is conservative: it does
+    not credit the read of that tail the turn would have paid anyway.) ``counter``: a
+    LocalCounter to count with (default: one for the request's model).
 
     >>> use = {"type": "tool_use", "id": "t1", "name": "cat", "input": {}}
     >>> res = {"type": "tool_result", "tool_use_id": "t1", "content": "x " * 5000}
@@ -775,8 +850,11 @@ def clearing_tradeoff(
     'cleared 1 result (5,581 tokens): rewrites 68 cached tokens once (≈85 token-equivalents), \
 saves 558 token-equivalents per later turn: pays back after 1 turn'
     """
-    before = to_request(request_before)[0]
-    after = to_request(request_after)[0]
+    return _tradeoff(start(request_before)[0], start(request_after)[0], counter)
+
+
+def _tradeoff(before: Request, after: Request, counter: LocalCounter | None) -> str:
+    """:func:`clearing_tradeoff` of two plain requests."""
     model = str(after.get("model") or before.get("model") or "") or None
     counter = counter or LocalCounter(model)
     old = {c.id: c for c in tool_calls(before, counter=counter)}
@@ -820,59 +898,155 @@ saves 558 token-equivalents per later turn: pays back after 1 turn'
 # ---------------------------------------------------------------------------- transform
 
 
+def _names(value: Any, what: str, *, flag: bool) -> Any:
+    """A list of tool names as a tuple (or a bool, for ``flag`` options); a string refused."""
+    if flag and isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        kind = "a bool or a list of tool names" if flag else "a list of tool names, not a string"
+        raise ValueError(f"{what} must be {kind}")
+    return tuple(value)
+
+
 @dataclass(frozen=True, slots=True)
-class Clear:
-    """The transform :func:`clear` returns; call it on a request."""
+class Clearing:
+    """When and which old tool results to clear: the options of :func:`clear` and of
+    ``trim(clearing=...)``.
+
+    The names and meaning are those of Anthropic's server-side edit ``clear_tool_uses_20250919``
+    (https://platform.claude.com/docs/en/build-with-claude/context-editing), and each option
+    takes the server's form too (``{"type": "tool_uses", "value": 3}``):
+
+    - ``keep``: the latest tool uses whose results stay whole (an int or ``{"type":
+      "tool_uses", "value": N}``).
+    - ``trigger``: clear nothing while the request holds fewer input tokens than this (an int
+      or ``{"type": "input_tokens", "value": N}``), or fewer tool uses (``{"type": "tool_uses",
+      "value": N}``). 0 or None: no threshold. The default is the server's, 100,000.
+    - ``clear_at_least``: clear in chunks of at least this many tokens, so that the cached
+      prefix is rewritten rarely (see :func:`clear_plan`); 0 or None clears every result
+      older than ``keep`` at once, every turn.
+    - ``exclude_tools``: tool names whose results are never cleared.
+    - ``clear_tool_inputs``: True, or a list of tool names: also replace the cleared calls'
+      inputs by ``{}``.
+    - ``clear_images``: also replace the images in results that are kept but older than the
+      cleared batch (see :func:`clear_results`).
+    - ``server_side``: clear nothing here; add the equivalent edit (:meth:`edit`) to the
+      request's ``context_management`` instead, and let the server clear. Send such a request
+      with ``client.beta.messages.create(**request, betas=[CONTEXT_MANAGEMENT_BETA])``.
+
+    The local plan and the server differ in one way: the server's ``clear_at_least`` is a
+    minimum per clearing, not a chunk size (see :func:`server_side_edit`).
+
+    >>> Clearing(keep=10, trigger=0).edit()  # doctest: +NORMALIZE_WHITESPACE
+    {'type': 'clear_tool_uses_20250919', 'keep': {'type': 'tool_uses', 'value': 10},
+     'clear_at_least': {'type': 'input_tokens', 'value': 30000}, 'exclude_tools': [],
+     'clear_tool_inputs': False}
+    """
 
     keep: int | Mapping[str, Any] = 3
     trigger: int | Mapping[str, Any] | None = 100_000
     clear_at_least: int | Mapping[str, Any] | None = 30_000
-    exclude_tools: tuple[str, ...] = ()
-    clear_tool_inputs: bool | tuple[str, ...] = False
+    exclude_tools: Collection[str] = ()
+    clear_tool_inputs: bool | Collection[str] = False
     clear_images: bool = False
-    dedupe: bool = True
-    store: Store | None = field(default=None, compare=False)
-    model: str | None = None
+    server_side: bool = False
 
-    @property
-    def name(self) -> str:
-        return (
-            f"clear(keep={self.keep!r}, trigger={self.trigger!r}, "
-            f"clear_at_least={self.clear_at_least!r})"
-        )
+    def __post_init__(self) -> None:
+        # Checked now, in the server edit's forms too, not on the first request.
+        _amount(self.keep, "keep", ("tool_uses",))
+        _amount(self.trigger, "trigger", ("input_tokens", "tool_uses"))
+        _amount(self.clear_at_least, "clear_at_least", ("input_tokens",))
+        tools = _names(self.exclude_tools, "exclude_tools", flag=False)
+        inputs = _names(self.clear_tool_inputs, "clear_tool_inputs", flag=True)
+        object.__setattr__(self, "exclude_tools", tools)
+        object.__setattr__(self, "clear_tool_inputs", inputs)
 
-    def _counter(self, request: Mapping[str, Any]) -> LocalCounter:
-        model = self.model or request.get("model")
-        return LocalCounter(model if isinstance(model, str) and model else None)
-
-    def _plan(self, request: Request, counter: LocalCounter) -> frozenset[str]:
+    def plan(
+        self, request: Any, *, model: str | None = None, counter: TokenCounter | None = None
+    ) -> frozenset[str]:
+        """The tool_use ids to clear in ``request`` (:func:`clear_plan` with these options)."""
         return clear_plan(
             request,
             keep=self.keep,
             trigger=self.trigger,
             clear_at_least=self.clear_at_least,
             exclude_tools=self.exclude_tools,
+            model=model,
             counter=counter,
         )
 
-    def _apply(self, request: Request, ids: frozenset[str], counter: LocalCounter) -> Request:
-        out: Request = clear_results(
+    def edit(self) -> dict[str, Any]:
+        """The equivalent server-side edit (:func:`server_side_edit`). A ``trigger`` of 0 or
+        None is left out of it, so the server's default (100,000 input tokens) applies there:
+        give a trigger to clear at the same point both ways."""
+        return server_side_edit(
+            keep=self.keep,
+            trigger=self.trigger if self.trigger else None,
+            clear_at_least=self.clear_at_least,
+            exclude_tools=self.exclude_tools,
+            clear_tool_inputs=self.clear_tool_inputs,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Clear(Edge):
+    """The transform :func:`clear` returns; call it on a request."""
+
+    clearing: Clearing = field(default_factory=Clearing)
+    dedupe: bool = True
+    store: Store | None = field(default=None, compare=False)
+    model: str | None = None
+    counter: TokenCounter | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        c = self.clearing
+        side = ", server_side=True" if c.server_side else ""
+        return (
+            f"clear(keep={c.keep!r}, trigger={c.trigger!r}, "
+            f"clear_at_least={c.clear_at_least!r}{side})"
+        )
+
+    def _counter(self, request: Mapping[str, Any]) -> LocalCounter:
+        return local_counter(self.counter, self.model or request.get("model"))
+
+    def _plan(self, request: Request) -> frozenset[str]:
+        return self.clearing.plan(request, model=self.model, counter=self.counter)
+
+    def _cleared(self, request: Request, ids: frozenset[str], counter: LocalCounter) -> Request:
+        """``request`` with the results of ``ids`` cleared, then deduplicated (a new request;
+        ``request`` is left alone)."""
+        out = _spine(request)
+        self._clear_owned(out, ids, counter)
+        return out
+
+    def apply_owned(self, request: Request, counter: LocalCounter) -> None:
+        """The clearing step (plan, clear, dedupe) in place, on a request the caller owns:
+        ``trim`` runs it on its own copy, and so converts nothing again."""
+        self._clear_owned(request, self._plan(request), counter)
+
+    def _clear_owned(self, request: Request, ids: frozenset[str], counter: LocalCounter) -> None:
+        """Clear ``ids`` and dedupe in place, in a request the caller owns."""
+        _clear_in_place(
             request,
             ids,
-            clear_tool_inputs=self.clear_tool_inputs,
-            clear_images=self.clear_images,
+            clear_tool_inputs=self.clearing.clear_tool_inputs,
+            clear_images=self.clearing.clear_images,
             store=self.store,
             counter=counter,
         )
         if self.dedupe:
-            out = dedupe(out, store=self.store, counter=counter, cleared=ids)
-        return out
+            dedupe_owned(request, store=self.store, counter=counter, cleared=ids)
 
-    def __call__(self, request: Request) -> Request:
-        req, was_list = to_request(request)
-        counter = self._counter(req)
-        out = self._apply(req, self._plan(req, counter), counter)
-        return out["messages"] if was_list else out
+    def apply(self, request: Request) -> Request:
+        counter = self._counter(request)
+        if self.clearing.server_side:
+            out = with_edit(request, self.clearing.edit())
+            if self.dedupe:
+                out = _spine(out)
+                dedupe_owned(out, store=self.store, counter=counter)
+            return out
+        return self._cleared(request, self._plan(request), counter)
 
     def describe(self, before: Request, after: Request) -> str:
         """For :func:`tidyctx.explain`: what this step costs and saves this turn.
@@ -881,14 +1055,19 @@ class Clear:
         against this request cleared with last turn's plan (the request without its last
         assistant turn and the user message after it): between batches nothing is rewritten.
         """
-        req = to_request(before)[0]
+        if self.clearing.server_side:
+            return (
+                f"server-side clearing ({CLEAR_TOOL_USES}); send it with "
+                f"client.beta.messages.create(..., betas=[{CONTEXT_MANAGEMENT_BETA!r}])"
+            )
+        req = before
         counter = self._counter(req)
         messages = _messages(req)
         baseline = req
         last_reply = messages[-2] if len(messages) >= 3 else None
         if isinstance(last_reply, Mapping) and last_reply.get("role") == "assistant":
             previous = {**req, "messages": messages[:-2]}
-            baseline = self._apply(req, self._plan(previous, counter), counter)
+            baseline = self._cleared(req, self._plan(previous), counter)
         if baseline != req and baseline == after:
             kept = sum(1 for c in tool_calls(after, counter=counter) if c.placeholder)
             removed = counter.count_request(req) - counter.count_request(after)
@@ -896,55 +1075,39 @@ class Clear:
                 f"no new batch: {kept} result{'s' if kept != 1 else ''} stay cleared "
                 f"({removed:,} tokens); the cached prefix is intact"
             )
-        return clearing_tradeoff(baseline, after, counter)
-
-    def server_side(self) -> dict[str, Any]:
-        """The equivalent server-side edit (see :func:`server_side_edit`)."""
-        return server_side_edit(
-            keep=self.keep,
-            trigger=self.trigger if self.trigger is not None else 0,
-            clear_at_least=self.clear_at_least,
-            exclude_tools=self.exclude_tools,
-            clear_tool_inputs=self.clear_tool_inputs,
-        )
+        return _tradeoff(baseline, after, counter)
 
 
 def clear(
+    clearing: Clearing | None = None,
+    /,
     *,
-    keep: int | Mapping[str, Any] = 3,
-    trigger: int | Mapping[str, Any] | None = 100_000,
-    clear_at_least: int | Mapping[str, Any] | None = 30_000,
-    exclude_tools: Iterable[str] = (),
-    clear_tool_inputs: bool | Iterable[str] = False,
-    clear_images: bool = False,
     dedupe: bool = True,
     store: Store | None = None,
     model: str | None = None,
+    counter: TokenCounter | None = None,
 ) -> Clear:
     """A transform: :func:`clear_plan`, then :func:`clear_results`, then :func:`dedupe`.
 
-    ``model`` picks the token counter (default: the request's model). With ``explain()`` the
-    step reports what it cost and saved (:func:`clearing_tradeoff`).
+    ``clearing`` says when and which results to clear (:class:`Clearing`; default
+    ``Clearing()``: keep the last 3 tool uses, from 100,000 input tokens on, in chunks of
+    30,000). ``dedupe`` then replaces a result identical to an earlier one by a reference to
+    it. ``store`` keeps what is removed, for :func:`~tidyctx.transforms._expand.expand_tool`.
+    ``model`` is the model the request is sent to (default: the request's ``model``), for
+    counting; ``counter`` a :class:`~tidyctx.tokens.TokenCounter` (default: a
+    :class:`~tidyctx.tokens.LocalCounter` for ``model``) for the ``trigger``; block sizes are
+    counted with it when it is a LocalCounter (:func:`~tidyctx.tokens.local_counter`). With
+    ``explain()`` the step reports what it cost and saved (:func:`clearing_tradeoff`).
+
+    >>> clear(Clearing(keep=5, trigger=50_000)).name
+    'clear(keep=5, trigger=50000, clear_at_least=30000)'
     """
-    if isinstance(exclude_tools, str):
-        raise ValueError("exclude_tools must be a list of tool names, not a string")
-    if isinstance(clear_tool_inputs, str):
-        raise ValueError("clear_tool_inputs must be a bool or a list of tool names")
-    inputs: bool | tuple[str, ...] = (
-        clear_tool_inputs if isinstance(clear_tool_inputs, bool) else tuple(clear_tool_inputs)
-    )
-    # Check the forms now, not on the first request.
-    _amount(keep, "keep", ("tool_uses",))
-    _amount(trigger, "trigger", ("input_tokens", "tool_uses"))
-    _amount(clear_at_least, "clear_at_least", ("input_tokens",))
-    return Clear(
-        keep=keep,
-        trigger=trigger,
-        clear_at_least=clear_at_least,
-        exclude_tools=tuple(exclude_tools),
-        clear_tool_inputs=inputs,
-        clear_images=clear_images,
-        dedupe=dedupe,
-        store=store,
-        model=model,
-    )
+    if clearing is None:
+        clearing = Clearing()
+    if not isinstance(clearing, Clearing):
+        raise TypeError(
+            f"clear() takes its options as a Clearing, e.g. clear(tc.Clearing(keep=5)); got "
+            f"{type(clearing).__name__}"
+        )
+    check_counter(counter, "clear(counter=...)")
+    return Clear(clearing=clearing, dedupe=dedupe, store=store, model=model, counter=counter)

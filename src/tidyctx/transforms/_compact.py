@@ -21,14 +21,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidyctx._request import Request, ValidationError, normalize, to_request
+from tidyctx._edge import Edge
+from tidyctx._request import Request, ValidationError, normalize
 from tidyctx.text._compaction import compact_result, compact_text
 
 __all__ = ["Compact", "compact"]
 
 
 @dataclass(eq=False)
-class Compact:
+class Compact(Edge):
     """The transform :func:`compact` returns: compacts the text of every tool result (and
     shortens the lines it echoes from its call's input,
     :func:`~tidyctx.text._compaction.drop_echo`)."""
@@ -50,11 +51,10 @@ class Compact:
                 self._memo.popitem(last=False)
         return hit
 
-    def __call__(self, request: Request) -> Request:
-        # SDK objects become dicts first: a ToolUseBlock is no dict, and its results would be
+    def apply(self, request: Request) -> Request:
+        # The edge made SDK objects dicts: a ToolUseBlock is no dict, and its results would be
         # compacted without their call (no echo removal, a file view taken for a log).
-        req, was_list = to_request(request)
-        out = normalize(req)
+        out = normalize(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "compact() needs a list of messages")
@@ -91,7 +91,7 @@ class Compact:
                         for b in block["content"]
                     ]
                     content[j] = {**block, "content": parts}
-        return out["messages"] if was_list else out
+        return out
 
     def describe(self, before: Request, after: Request) -> str:
         from tidyctx.tokens import LocalCounter

@@ -4,9 +4,9 @@ Projection, truncation and clearing keep what they remove in a :class:`~tidyctx.
 and leave a marker naming its id (``[tidyctx: ... id="tc_..." ...]``). Give the agent the tool
 definition this module builds and run its handler on the agent's calls:
 
->>> from tidyctx.store import MemoryStore, keep
+>>> from tidyctx.store import MemoryStore, store_text
 >>> store = MemoryStore()
->>> key = keep(store, "0123456789" * 3)
+>>> key = store_text(store, "0123456789" * 3)
 >>> tool, handler = expand_tool(store)
 >>> tool["name"], tool["input_schema"]["required"]
 ('tidyctx_expand', ['id'])

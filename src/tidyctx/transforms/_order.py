@@ -1,8 +1,8 @@
 """order(): make the cacheable prefix byte-identical turn after turn and across processes.
 
 Anthropic's prompt cache matches the request prefix in the order tools → system → messages,
-and any byte change misses (ANTHROPIC_FACTS.md §2, PC =
-https://platform.claude.com/docs/en/build-with-claude/prompt-caching). order() removes the
+and any byte change misses
+(https://platform.claude.com/docs/en/build-with-claude/prompt-caching). order() removes the
 usual causes of a changing prefix:
 
 1. **Tools** are sorted by name and every definition is rebuilt with its dict keys sorted
@@ -51,6 +51,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidyctx._edge import Edge
 from tidyctx._request import Request, ValidationError, canonical_json, check_encodable, normalize
 
 __all__ = [
@@ -203,7 +204,8 @@ def _merge_marker(existing: Any, moved: Any) -> Any:
 
 
 def _fix_ttl_order(blocks: list[dict[str, Any]]) -> None:
-    """Reassign markers so 1h ones come before 5m ones (PC), if reordering mixed them up."""
+    """Reassign markers so 1h ones come before 5m ones (the API's rule), if reordering mixed
+    them up."""
     places = [i for i, b in enumerate(blocks) if b.get("cache_control") is not None]
     markers = [blocks[i]["cache_control"] for i in places]
     ranks = [_ttl_rank(m) for m in markers]
@@ -291,8 +293,8 @@ class _Item:
     label: str
 
 
-class Order:
-    """The transform :func:`order` returns: call it on a request dict."""
+class Order(Edge):
+    """The transform :func:`order` returns: call it on a request."""
 
     def __init__(
         self,
@@ -315,7 +317,7 @@ class Order:
     def __repr__(self) -> str:
         return self.name
 
-    def __call__(self, request: Request) -> Request:
+    def apply(self, request: Request) -> Request:
         return self._apply(request)[0]
 
     def describe(self, before: Request, after: Request) -> str:
@@ -351,12 +353,6 @@ class Order:
     # -- the work
 
     def _apply(self, request: Request) -> tuple[Request, _Stats]:
-        if not isinstance(request, Mapping):
-            raise ValidationError(
-                "request",
-                f"expected a request dict, got {type(request).__name__}",
-                "Call tc.pipe(messages, order()) to order a bare message list",
-            )
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
             problem = "missing" if messages is None else "is empty"

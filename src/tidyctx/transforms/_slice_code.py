@@ -75,11 +75,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
 from tidyctx._request import Request, ValidationError, block_hash, normalize
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
-from tidyctx.store import MemoryStore, Store, keep
-from tidyctx.tokens import LocalCounter, get_encoding
+from tidyctx.store import MemoryStore, Store, store_text
+from tidyctx.tokens import (
+    LocalCounter,
+    TokenCounter,
+    check_counter,
+    get_encoding,
+    local_counter,
+)
 
 if TYPE_CHECKING:
     from tidyctx.code._slicing import Definition
@@ -633,7 +640,7 @@ def slice_view(
             chosen.append(d.qualname)
         else:
             skipped.append(d.qualname)
-    key = keep(store, text) if store is not None else ""
+    key = store_text(store, text) if store is not None else ""
     body = _body(listing, shown)
     hidden = len(listing.lines) - sum(1 for n in shown if listing.first <= n <= listing.last)
     what = f"the outline and {', '.join(chosen)}" if chosen else "the outline"
@@ -659,13 +666,14 @@ def slice_view(
 
 
 @dataclass(eq=False)
-class SliceCode:
+class SliceCode(Edge):
     """The transform :func:`slice_code` returns; call it on a request."""
 
     max_tokens: int = 2_000
     tools: Mapping[str, PathSpec] = field(default_factory=lambda: dict(DEFAULT_TOOLS))
     store: Store = field(default_factory=MemoryStore)
     model: str | None = None
+    counter: TokenCounter | None = None
     _memo: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -673,15 +681,16 @@ class SliceCode:
     def name(self) -> str:
         return f"slice_code(max_tokens={self.max_tokens})"
 
-    def __call__(self, request: Request) -> Request:
+    def apply(self, request: Request) -> Request:
         return self._run(request)[0]
 
-    def outcomes(self, request: Request) -> list[Outcome]:
-        """What happens to each file view of ``request``: sliced, or why it is left as is."""
-        return self._run(request)[1]
+    def outcomes(self, request: Any) -> list[Outcome]:
+        """What happens to each file view of ``request`` (any shape the transform takes):
+        sliced, or why it is left as is."""
+        return self._run(start(request)[0])[1]
 
     def describe(self, before: Request, after: Request) -> str:
-        outcomes = self.outcomes(before)
+        outcomes = self._run(before)[1]
         sliced = [o for o in outcomes if o.text is not None]
         left = [o for o in outcomes if o.text is None and o.reason != "within budget"]
         parts = []
@@ -709,7 +718,7 @@ class SliceCode:
         outcomes: list[Outcome] = []
         if not conversation.views:
             return out, outcomes
-        counter = LocalCounter(self.model or out.get("model"))
+        counter = local_counter(self.counter, self.model or out.get("model"))
         for message in messages:
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, list):
@@ -749,7 +758,7 @@ class SliceCode:
                 self._memo.move_to_end(key)
         if hit is not None:
             if hit.text is not None:
-                keep(self.store, text)  # the store may have evicted it since
+                store_text(self.store, text)  # the store may have evicted it since
             return hit
         hit = slice_view(text, view.path, refs, self.max_tokens, counter=counter, store=self.store)
         with self._lock:
@@ -769,13 +778,17 @@ def slice_code(
     tools: Mapping[str, PathSpec] | None = None,
     store: Store | None = None,
     model: str | None = None,
+    counter: TokenCounter | None = None,
 ) -> SliceCode:
     """Replace file views over ``max_tokens`` by the outline and the code the conversation
     names (see the module documentation).
 
-    ``max_tokens`` is counted with :class:`~tidyctx.tokens.LocalCounter` (for ``model``, else
-    the request's). It is the size over which a view is sliced and the budget of the slice:
-    the outline always shows, and named definitions are added while the whole stays within
+    ``max_tokens`` is counted with ``counter`` when it is a
+    :class:`~tidyctx.tokens.LocalCounter`, else with a LocalCounter for ``model`` (the model the
+    request is sent to; default: the request's ``model``): budgets are per text, which only a
+    LocalCounter counts (:func:`~tidyctx.tokens.local_counter`). It is the size over which a
+    view is sliced and the budget of the slice: the outline always shows, and named
+    definitions are added while the whole stays within
     ``max_tokens`` (or the outline plus ``max_tokens / 2``, for a file whose outline alone is
     large). ``tools`` maps a tool name to the input key that holds the file path, or to a
     function of the input that returns it (default :data:`DEFAULT_TOOLS`; to add a tool, pass
@@ -795,6 +808,7 @@ def slice_code(
             f"slice_code(max_tokens={max_tokens!r}): the budget must be an integer >= "
             f"{MIN_MAX_TOKENS} (room for the note and the outline)"
         )
+    check_counter(counter, "slice_code(counter=...)")
     chosen = dict(DEFAULT_TOOLS if tools is None else tools)
     for tool, spec in chosen.items():
         if not isinstance(tool, str) or not tool:
@@ -809,4 +823,5 @@ def slice_code(
         tools=chosen,
         store=store if store is not None else MemoryStore(),
         model=model,
+        counter=counter,
     )

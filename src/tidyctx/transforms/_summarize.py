@@ -2,12 +2,12 @@
 
 Once a conversation is long, carrying every old turn costs more on each later call than a
 summary of them does. :func:`summarize` returns a transform that, when the request passes
-``trigger_tokens``, replaces the oldest messages by one user message holding a summary written
-by ``model`` (Haiku by default) through the ``anthropic`` client you pass, and keeps the last
-``keep_last`` assistant turns byte for byte.
+``trigger`` tokens, replaces the oldest messages by one user message holding a summary written
+by ``summary_model`` (Haiku by default) through the ``anthropic`` client you pass, and keeps
+the last ``keep`` assistant turns byte for byte.
 
 **Where it cuts.** A *turn* is one assistant message and the user message that answers it
-(the unit of DESIGN.md's turn replay: one API call of the agent). A cut is made only
+(one API call of the agent). A cut is made only
 
 - before a user message that holds no ``tool_result`` (a new instruction from the user), or
 - before an assistant message whose previous user message holds ``tool_result`` blocks (a
@@ -17,7 +17,7 @@ So no ``tool_use`` is separated from its ``tool_result``, the history never star
 stray ``tool_result``, and the thinking blocks of the kept assistant turns (the last one
 included) are passed back unmodified. Agents that get one task and then run a long tool loop
 have no user message to cut at; the second kind of cut serves them. If no cut keeps
-``keep_last`` turns, the request goes on unchanged.
+``keep`` turns, the request goes on unchanged.
 
 **What it produces.** ``[summary message, (ack,) kept messages...]``: the summary message is a
 user message with one text block that starts ``<tidyctx-summary v1 span=HASH>``; when the kept
@@ -27,7 +27,7 @@ summary so roles alternate. Every other request key is left as it is.
 **Rolling, in large steps.** When the request (with the summary in place) passes the trigger
 again, the current summary and the next span are summarized together, so the summary stays
 bounded by ``target_tokens``. A step happens only if it replaces at least half of
-``trigger_tokens`` (:data:`MIN_STEP`), so rewrites (which rewrite the cached prefix) stay rare.
+``trigger`` (:data:`MIN_STEP`), so rewrites (which rewrite the cached prefix) stay rare.
 
 **Only steps that pay back.** A step costs once: the summary call (the replaced tokens written
 to the summary model's prompt cache, the summary at its output price) and the cache write of the
@@ -36,12 +36,13 @@ from the cache at 0.1x). It saves the replaced tokens minus the summary, read fr
 every later turn. If the one-off cost takes more than ``max_payback_turns`` later turns to pay
 back, the step waits: the replaced span grows each turn while the kept turns stay about the same
 size, so a later step costs less per token it saves. :func:`payback` is that estimate (the
-5-minute cache prices of the request's model; ``explain()`` reports the same arithmetic). With
-a model that has no price (``tidyctx.pricing``) there is no gate.
+5-minute cache prices of the request's ``model``; ``explain()`` reports the same arithmetic).
+With a model that has no price (``tidyctx.pricing``) there is no gate.
 
 **Memoized, prefix-stable.** Summaries are kept in ``store`` (a :class:`~tidyctx.store.Store`):
 each summary call under the content hash of its input (the previous summary and the serialized
-span, with the settings that change the answer: model, target, prompt version), and each cut
+span, with the settings that change the answer: summary model, target, prompt version), and
+each cut
 under the hash of the history before it. On every call the transform looks for the longest
 stored cut that is a prefix of the given history and reuses it, so as a conversation grows the
 output of turn *n+1* starts with the same bytes as turn *n* until the trigger fires again.
@@ -65,7 +66,7 @@ and await the step between the others::
 
 Put summarize before ``cache()``, so that breakpoints are placed on the summarized request.
 
->>> s = summarize(None, server_side=True, trigger_tokens=100_000)
+>>> s = summarize(None, server_side=True, trigger=100_000)
 >>> s({"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]})
 ... # doctest: +NORMALIZE_WHITESPACE
 {'model': 'claude-sonnet-4-6', 'messages': [{'role': 'user', 'content': 'hi'}],
@@ -95,26 +96,27 @@ import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from tidyctx import pricing
+from tidyctx._edge import Edge, shaped, start, transform_name
 from tidyctx._request import (
     Request,
     ValidationError,
     block_hash,
     cache_content,
     to_plain,
-    to_request,
+    too_deep,
     validate,
 )
 from tidyctx.store import MemoryStore, Store, store_key
-from tidyctx.tokens import LocalCounter, TokenCounter
+from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
 
 __all__ = [
     "ACK",
     "COMPACTION_BETA",
     "COMPACT_EDIT",
-    "DEFAULT_MODEL",
+    "DEFAULT_SUMMARY_MODEL",
     "DEFAULT_TARGET",
     "DEFAULT_TRIGGER",
     "MAX_PAYBACK_TURNS",
@@ -133,7 +135,7 @@ __all__ = [
     "summary_message",
 ]
 
-DEFAULT_MODEL = "claude-haiku-4-5"
+DEFAULT_SUMMARY_MODEL = "claude-haiku-4-5"
 PROMPT_VERSION = 1
 """Bump when the prompt or the serialization changes: stored summaries are keyed by it."""
 SUMMARIZER_MARK = "tidyctx-summarizer v1"
@@ -141,18 +143,18 @@ SUMMARIZER_MARK = "tidyctx-summarizer v1"
 ACK = "Understood. I will continue from this summary."
 """The assistant message between the summary and a kept part that starts with a user turn."""
 DEFAULT_TRIGGER = 30_000
-"""Default ``trigger_tokens`` (client-side; server-side the default is :data:`MIN_SERVER_TRIGGER`).
+"""Default ``trigger`` (client-side; server-side the default is :data:`MIN_SERVER_TRIGGER`).
 
 Low enough that long runs are summarized early, when each later turn still pays back the step
 (benchmarks/results/summarize_replay.txt: 60k saved 14 % on the runs over 60k tokens, 30k
 25 %); the payback gate (:data:`MAX_PAYBACK_TURNS`), not the trigger, keeps out the steps
 that would not pay."""
 DEFAULT_TARGET = 3_000
-"""Default ``target_tokens`` (at most a quarter of ``trigger_tokens``). A real compaction
-summary of a coding session ran to about 4k tokens (benchmarks/summary_calibration.py); on the
+"""Default ``target_tokens`` (at most a quarter of ``trigger``). A real compaction
+summary of a coding agent's run ran to about 4k tokens (benchmarks/summary_calibration.py); on the
 recorded runs 3k kept recall over 0.95 where 2k did not, for about 1 % less saving."""
 MIN_STEP = 0.5
-"""A new summary must replace at least this share of ``trigger_tokens`` (rare, large steps)."""
+"""A new summary must replace at least this share of ``trigger`` (rare, large steps)."""
 MAX_PAYBACK_TURNS = 10
 """Default ``max_payback_turns``: a step must pay back within this many later turns.
 
@@ -168,13 +170,13 @@ MAX_BLOCK_CHARS = 24_000
 """A text or tool result longer than this is shown to the summarizer as head and tail."""
 MAX_CALL_TOKENS = 100_000
 """A span larger than this is summarized in several rolling calls (Haiku's context: 200k)."""
+# Server-side compaction: https://platform.claude.com/docs/en/build-with-claude/compaction
 COMPACT_EDIT = "compact_20260112"
-"""Anthropic's server-side compaction edit (ANTHROPIC_FACTS §3, key CO:
-https://platform.claude.com/docs/en/build-with-claude/compaction)."""
+"""Anthropic's server-side compaction edit."""
 COMPACTION_BETA = "compact-2026-01-12"
-"""The ``anthropic-beta`` header a request with :data:`COMPACT_EDIT` needs (CO)."""
+"""The ``anthropic-beta`` header a request with :data:`COMPACT_EDIT` needs."""
 MIN_SERVER_TRIGGER = 50_000
-"""The smallest trigger the server accepts for :data:`COMPACT_EDIT` (CO)."""
+"""The smallest trigger the server accepts for :data:`COMPACT_EDIT`."""
 
 _LOCKS = 64
 _OPEN = "<tidyctx-summary v1 span="
@@ -235,7 +237,8 @@ class SummaryEvent:
     span_tokens: int
     """Tokens of the messages this step replaced (the previous summary not included)."""
     summary_tokens: int
-    model: str
+    summary_model: str
+    """The model that wrote the summary."""
     calls: int
     """Calls made to the client (0: every answer came from the store)."""
     usage: tuple[dict[str, Any], ...]
@@ -461,7 +464,8 @@ def payback(
     the summary request is cached like any other (``cache()``), so the replaced tokens are
     written to the summary model's cache (5-minute price, when over its minimum cacheable
     length) and the summary is paid as output. Cache writes cost 1.25x the input price, reads
-    0.1x (ANTHROPIC_FACTS §1, key PR/PC); the actual rates come from ``tidyctx.pricing``. The
+    0.1x (https://platform.claude.com/docs/en/about-claude/pricing); the actual rates come from
+    ``tidyctx.pricing``. The
     rewrite is priced at the 5-minute write price: with 1-hour breakpoints it costs more.
 
     >>> p = payback("claude-sonnet-4-6", "claude-haiku-4-5",
@@ -514,7 +518,7 @@ class _Plan:
     note: str = ""
 
 
-class Summarize:
+class Summarize(Edge):
     """The transform :func:`summarize` and :func:`asummarize` return.
 
     Call it on a request (sync client), or ``await t.acall(request)`` (async client).
@@ -524,23 +528,25 @@ class Summarize:
         self,
         client: Any,
         *,
-        model: str,
-        trigger_tokens: int,
-        keep_last: int,
+        summary_model: str,
+        trigger: int,
+        keep: int,
         target_tokens: int,
         store: Store | None,
         max_retries: int | None,
         timeout: float | None,
         on_summary: Callable[[SummaryEvent], Any] | None,
         server_side: bool,
-        counter: LocalCounter | TokenCounter | None,
+        counter: TokenCounter | None,
         is_async: bool,
         max_payback_turns: int | None = MAX_PAYBACK_TURNS,
+        model: str | None = None,
     ) -> None:
         self.client = client
+        self.summary_model = summary_model
+        self.trigger = trigger
+        self.keep = keep
         self.model = model
-        self.trigger_tokens = trigger_tokens
-        self.keep_last = keep_last
         self.target_tokens = target_tokens
         self.max_payback_turns = max_payback_turns
         self.store: Store = store if store is not None else MemoryStore()
@@ -550,9 +556,9 @@ class Summarize:
         self.server_side = server_side
         self.counter = counter
         self.is_async = is_async
-        self.settings = block_hash(
-            ["tidyctx.summarize", PROMPT_VERSION, model, target_tokens, self.system_prompt()]
-        )[:16]
+        prompt = self.system_prompt()
+        settings = ["tidyctx.summarize", PROMPT_VERSION, summary_model, target_tokens, prompt]
+        self.settings = block_hash(settings)[:16]
         # One call per span, however many threads (or tasks) ask at once: a lock per span hash,
         # from a fixed set so that memory stays bounded.
         self._locks = [threading.Lock() for _ in range(_LOCKS)]
@@ -565,11 +571,12 @@ class Summarize:
     @property
     def name(self) -> str:
         if self.server_side:
-            return f"summarize(server_side=True, trigger_tokens={self.trigger_tokens})"
+            return f"summarize(server_side=True, trigger={self.trigger})"
+        model = f", model={self.model!r}" if self.model else ""
         return (
-            f"summarize(trigger_tokens={self.trigger_tokens}, keep_last={self.keep_last}, "
-            f"target_tokens={self.target_tokens}, model={self.model!r}, "
-            f"max_payback_turns={self.max_payback_turns})"
+            f"summarize(trigger={self.trigger}, keep={self.keep}, "
+            f"target_tokens={self.target_tokens}, summary_model={self.summary_model!r}, "
+            f"max_payback_turns={self.max_payback_turns}{model})"
         )
 
     def __repr__(self) -> str:
@@ -591,7 +598,7 @@ class Summarize:
             blocks.append({"type": "text", "text": text})
         blocks.append({"type": "text", "text": f"<transcript>\n{transcript}\n</transcript>"})
         request: Request = {
-            "model": self.model,
+            "model": self.summary_model,
             "max_tokens": self.max_tokens,
             "system": self.system_prompt(),
             "messages": [{"role": "user", "content": blocks}],
@@ -606,8 +613,16 @@ class Summarize:
 
     # -- planning (store lookups, no calls)
 
+    def _target(self, request: Mapping[str, Any]) -> str | None:
+        """The model the request is sent to: ``model``, else the request's own."""
+        return self.model or _model_of(request)
+
+    def _local(self, request: Mapping[str, Any]) -> LocalCounter:
+        """The counter for the sizes of spans (:func:`~tidyctx.tokens.local_counter`)."""
+        return local_counter(self.counter, self._target(request))
+
     def _count(self, request: Request) -> int:
-        counter = self.counter or LocalCounter(_model_of(request))
+        counter = self.counter or LocalCounter(self._target(request))
         return int(counter.count_request(request))
 
     def _prefix_key(self, chain_hash: str) -> str:
@@ -644,15 +659,15 @@ class Summarize:
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "summarize() needs a list of messages")
         tokens = self._count(request)
-        if tokens <= self.trigger_tokens:
-            note = f"below the trigger ({tokens:,} of {self.trigger_tokens:,} tokens): unchanged"
+        if tokens <= self.trigger:
+            note = f"below the trigger ({tokens:,} of {self.trigger:,} tokens): unchanged"
             return _Plan(request, 0, None, None, tokens, note=note)
         validate(request, strict=False)
         lead, body, span = leading_summary(messages)
         after = [0] * (len(messages) + 1)  # assistant messages from k on
         for k in range(len(messages) - 1, -1, -1):
             after[k] = after[k + 1] + (_role(messages[k]) == "assistant")
-        cuts = [k for k in cut_points(messages) if k > lead and after[k] >= self.keep_last]
+        cuts = [k for k in cut_points(messages) if k > lead and after[k] >= self.keep]
         chain = self._chain(messages)
         base, state = lead, request
         for k in reversed(cuts):
@@ -663,30 +678,30 @@ class Summarize:
                 state = _build(request, k, body, span)
                 tokens = self._count(state)
                 break
-        if tokens <= self.trigger_tokens:
+        if tokens <= self.trigger:
             return _Plan(state, base, body, span, tokens, chain, note="")
         later = [k for k in cuts if k > base]
         if not later:
             note = (
                 f"over the trigger ({tokens:,} tokens) but no cut keeps the last "
-                f"{self.keep_last} turns: unchanged"
+                f"{self.keep} turns: unchanged"
             )
             return _Plan(state, base, body, span, tokens, chain, note=note)
         cut = later[-1]
-        counter = LocalCounter(_model_of(request))
+        counter = self._local(request)
         replaced = counter.count_request({"messages": messages[base:cut]})
-        if replaced < self.trigger_tokens * MIN_STEP:
+        if replaced < self.trigger * MIN_STEP:
             note = (
                 f"over the trigger ({tokens:,} tokens), but only {replaced:,} tokens lie before "
-                f"the last {self.keep_last} turns; summarizing waits until that is at least "
-                f"{int(self.trigger_tokens * MIN_STEP):,}"
+                f"the last {self.keep} turns; summarizing waits until that is at least "
+                f"{int(self.trigger * MIN_STEP):,}"
             )
             return _Plan(state, base, body, span, tokens, chain, note=note)
         if self.max_payback_turns is not None:
             sizes = _sizes(counter, state["messages"], messages[cut:])
             p = payback(
-                _model_of(request),
-                self.model,
+                self._target(request),
+                self.summary_model,
                 replaced=sizes[0],
                 summary=self.target_tokens,
                 kept=sizes[1],
@@ -697,7 +712,7 @@ class Summarize:
                     f"over the trigger ({tokens:,} tokens), but summarizing {sizes[0]:,} "
                     f"tokens and keeping {sizes[1]:,} would pay back {back}, more than "
                     f"max_payback_turns={self.max_payback_turns} (estimate: "
-                    f"{_costs(p, self.model)}); summarizing waits for a longer span"
+                    f"{_costs(p, self.summary_model)}); summarizing waits for a longer span"
                 )
                 return _Plan(state, base, body, span, tokens, chain, note=note)
         return _Plan(state, base, body, span, tokens, chain, fire=cut)
@@ -735,7 +750,7 @@ class Summarize:
             return None, "the summarizer returned an empty answer", usage
         if plain.get("stop_reason") == "max_tokens":
             return None, f"the summary reached max_tokens ({self.max_tokens:,}): cut short", usage
-        n = LocalCounter(self.model).count_text(text)
+        n = LocalCounter(self.summary_model).count_text(text)
         if n > self.max_tokens:
             return None, f"the summary is over-long ({n:,} tokens > {self.max_tokens:,})", usage
         return text, "", usage
@@ -824,55 +839,46 @@ class Summarize:
         if self.on_summary is None or (body is None and not calls):
             return
         assert plan.fire is not None
-        counter = LocalCounter(_model_of(request))
+        counter = self._local(request)
         messages = request["messages"][plan.base : plan.fire]
         self.on_summary(
             SummaryEvent(
                 span=span,
                 messages=plan.fire,
                 span_tokens=counter.count_request({"messages": messages}),
-                summary_tokens=LocalCounter(self.model).count_text(body) if body else 0,
-                model=self.model,
+                summary_tokens=LocalCounter(self.summary_model).count_text(body) if body else 0,
+                summary_model=self.summary_model,
                 calls=len(calls),
                 usage=tuple(calls),
                 complete=body is not None,
             )
         )
 
-    def _start(self, request: Any) -> tuple[Request, bool, _Plan | None]:
-        req, was_list = to_request(request)
-        if self.server_side:
-            return req, was_list, None
-        return req, was_list, self._plan(req)
-
     def _server_side(self, req: Request) -> Request:
-        from tidyctx.transforms._clear import with_server_side
+        from tidyctx.transforms._clear import with_edit
 
         edit = {
             "type": COMPACT_EDIT,
-            "trigger": {"type": "input_tokens", "value": self.trigger_tokens},
+            "trigger": {"type": "input_tokens", "value": self.trigger},
         }
-        out: Request = with_server_side(req, edit)
-        return out
+        return with_edit(req, edit)
 
-    def __call__(self, request: Request) -> Request:
+    def apply(self, request: Request) -> Request:
         if self.is_async:
             raise TypeError(
                 "this summarize() transform has an async client: use `await t.acall(request)` "
                 "(tc.pipe is synchronous; see the tidyctx.transforms._summarize docs)"
             )
-        req, was_list, plan = self._start(request)
-        if plan is None:
-            out = self._server_side(req)
-        elif plan.fire is None:
-            out = plan.state
-        else:
-            out = self._roll(req, plan)
-        return out["messages"] if was_list else out
+        if self.server_side:
+            return self._server_side(request)
+        plan = self._plan(request)
+        if plan.fire is None:
+            return plan.state
+        return self._roll(request, plan)
 
     def _roll(self, req: Request, plan: _Plan) -> Request:
         assert plan.fire is not None
-        counter = LocalCounter(self.model)
+        counter = LocalCounter(self.summary_model)
         previous, key = plan.body, ""
         calls: list[dict[str, Any]] = []
         keys: list[str] = []
@@ -916,20 +922,36 @@ class Summarize:
             self._warn(problem)
         return text, usage
 
-    async def acall(self, request: Request) -> Request:
-        """The transform for an async client (``anthropic.AsyncAnthropic``): await it."""
+    @overload
+    async def acall(self, request: list[Any] | tuple[Any, ...]) -> list[Any]: ...
+    @overload
+    async def acall(self, request: Mapping[str, Any]) -> Request: ...
+    @overload
+    async def acall(self, request: Any) -> Any: ...
+    async def acall(self, request: Any) -> Any:
+        """The transform for an async client (``anthropic.AsyncAnthropic``): await it. It takes
+        and gives back the same shapes as calling the transform."""
+        req, was_list = start(request)
+        try:
+            out = await self._aapply(req)
+        except RecursionError:
+            raise too_deep(req) from None
+        return shaped(out, was_list, transform_name(self))
+
+    async def _aapply(self, req: Request) -> Request:
+        """:meth:`apply` for an async client."""
         import anthropic
 
-        req, was_list, plan = self._start(request)
-        if plan is None:
-            out = self._server_side(req)
-        elif plan.fire is None:
+        if self.server_side:
+            return self._server_side(req)
+        plan = self._plan(req)
+        if plan.fire is None:
             out = plan.state
         else:
             if not self.is_async:
                 raise TypeError("acall() needs an async client: use tc.asummarize(client)")
             out = plan.state
-            counter = LocalCounter(self.model)
+            counter = LocalCounter(self.summary_model)
             previous, key = plan.body, ""
             calls: list[dict[str, Any]] = []
             keys: list[str] = []
@@ -967,7 +989,7 @@ class Summarize:
             else:
                 assert previous is not None
                 out = self._finish(req, plan, previous, keys, calls)
-        return out["messages"] if was_list else out
+        return out
 
     # -- explain()
 
@@ -982,12 +1004,11 @@ class Summarize:
         """
         if self.server_side:
             return (
-                f"server-side compaction ({COMPACT_EDIT}) at {self.trigger_tokens:,} input "
+                f"server-side compaction ({COMPACT_EDIT}) at {self.trigger:,} input "
                 f"tokens; send it with client.beta.messages.create(..., "
                 f"betas=[{COMPACTION_BETA!r}])"
             )
-        req = to_request(before)[0]
-        out = to_request(after)[0]
+        req, out = before, after
         plan = self._plan(req)
         if plan.fire is not None:
             # The transform has run: had its step succeeded, the cut would be in the store.
@@ -999,9 +1020,9 @@ class Summarize:
             )
         if out == req or plan.span is None:
             return plan.note or "unchanged"
-        counter = LocalCounter(_model_of(req))
+        counter = self._local(req)
         n_before, n_after = counter.count_request(req), counter.count_request(out)
-        summary_tokens = LocalCounter(self.model).count_text(plan.body or "")
+        summary_tokens = LocalCounter(self.summary_model).count_text(plan.body or "")
         what = (
             f"summary of {plan.base} messages in place ({n_before - n_after:,} tokens fewer, "
             f"{summary_tokens:,}-token summary)"
@@ -1022,9 +1043,9 @@ class Summarize:
         replaced, kept = _sizes(counter, prior["messages"], tail)
         summary = _sizes(counter, out["messages"], tail)[0]
         usages = self._usages(plan)
-        small = self.model
+        small = self.summary_model
         p = payback(
-            _model_of(req),
+            self._target(req),
             small,
             replaced=replaced,
             summary=summary,
@@ -1113,35 +1134,38 @@ def _previous_turn(request: Request) -> Request | None:
 
 def _check(
     *,
-    model: str,
-    trigger_tokens: int,
-    keep_last: int,
+    summary_model: str,
+    trigger: int,
+    keep: int,
     target_tokens: int,
     max_retries: int | None,
     timeout: float | None,
     server_side: bool,
     max_payback_turns: int | None,
+    model: str | None,
 ) -> None:
     def positive(name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"summarize({name}=...) must be a positive int, got {value!r}")
 
-    positive("trigger_tokens", trigger_tokens)
-    positive("keep_last", keep_last)
+    positive("trigger", trigger)
+    positive("keep", keep)
     positive("target_tokens", target_tokens)
-    if not isinstance(model, str) or not model:
-        raise ValueError(f"summarize(model=...) must be a model id, got {model!r}")
+    if not isinstance(summary_model, str) or not summary_model:
+        raise ValueError(f"summarize(summary_model=...) must be a model id, got {summary_model!r}")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise ValueError(f"summarize(model=...) must be a model id or None, got {model!r}")
     # Before the target check: server-side compaction has no target, so that message would
     # name the wrong setting.
-    if server_side and trigger_tokens < MIN_SERVER_TRIGGER:
+    if server_side and trigger < MIN_SERVER_TRIGGER:
         raise ValueError(
-            f"summarize(server_side=True, trigger_tokens={trigger_tokens}): server-side "
+            f"summarize(server_side=True, trigger={trigger}): server-side "
             f"compaction needs a trigger of at least {MIN_SERVER_TRIGGER:,} input tokens"
         )
-    if target_tokens * 2 > trigger_tokens:
+    if target_tokens * 2 > trigger:
         raise ValueError(
-            f"summarize(target_tokens={target_tokens}) must be at most half of trigger_tokens "
-            f"({trigger_tokens}), or the summary would take the room it frees"
+            f"summarize(target_tokens={target_tokens}) must be at most half of trigger "
+            f"({trigger}), or the summary would take the room it frees"
         )
     if max_payback_turns is not None and (
         isinstance(max_payback_turns, bool)
@@ -1182,11 +1206,7 @@ def _check_parts(store: Any, on_summary: Any, counter: Any) -> None:
             f"summarize(on_summary=...) must be callable (it gets a SummaryEvent), got "
             f"{type(on_summary).__name__}"
         )
-    if counter is not None and not callable(getattr(counter, "count_request", None)):
-        raise TypeError(
-            "summarize(counter=...) must be a token counter with count_request(request) (a "
-            f"tidyctx.tokens.LocalCounter or TokenCounter), got {type(counter).__name__}"
-        )
+    check_counter(counter, "summarize(counter=...)")
 
 
 def _is_async(client: Any) -> bool:
@@ -1197,10 +1217,10 @@ def _is_async(client: Any) -> bool:
 def _new(client: Any, *, is_async: bool, **settings: Any) -> Summarize:
     """Check the settings and the client for :func:`summarize` / :func:`asummarize`."""
     server_side = settings["server_side"]
-    if settings["trigger_tokens"] is None:
-        settings["trigger_tokens"] = MIN_SERVER_TRIGGER if server_side else DEFAULT_TRIGGER
+    if settings["trigger"] is None:
+        settings["trigger"] = MIN_SERVER_TRIGGER if server_side else DEFAULT_TRIGGER
     if settings["target_tokens"] is None:
-        trigger = settings["trigger_tokens"]
+        trigger = settings["trigger"]
         # A smaller trigger gets a smaller summary, so that a step still frees most of it.
         small = trigger // 4 if isinstance(trigger, int) and not isinstance(trigger, bool) else 0
         settings["target_tokens"] = max(1, min(DEFAULT_TARGET, small))
@@ -1222,36 +1242,40 @@ def _new(client: Any, *, is_async: bool, **settings: Any) -> Summarize:
 def summarize(
     client: Any,
     *,
-    model: str = DEFAULT_MODEL,
-    trigger_tokens: int | None = None,
-    keep_last: int = 6,
+    trigger: int | None = None,
+    keep: int = 6,
+    summary_model: str = DEFAULT_SUMMARY_MODEL,
     target_tokens: int | None = None,
     store: Store | None = None,
     max_retries: int | None = None,
     timeout: float | None = 120.0,
     on_summary: Callable[[SummaryEvent], Any] | None = None,
     server_side: bool = False,
-    counter: LocalCounter | TokenCounter | None = None,
+    model: str | None = None,
+    counter: TokenCounter | None = None,
     max_payback_turns: int | None = MAX_PAYBACK_TURNS,
 ) -> Summarize:
-    """Roll old turns into a summary written by ``model`` through ``client`` (an
+    """Roll old turns into a summary written by ``summary_model`` through ``client`` (an
     ``anthropic.Anthropic``); see the module doc for where it cuts and how it stays stable.
 
-    - ``trigger_tokens``: summarize when the request (as ``counter`` counts it, by default a
-      :class:`~tidyctx.tokens.LocalCounter` for the request's model) is over this. Default
-      (None): :data:`DEFAULT_TRIGGER` (30,000), or with ``server_side=True`` the smallest
-      trigger the server accepts (:data:`MIN_SERVER_TRIGGER`, 50,000).
-    - ``keep_last``: assistant turns (with the user messages that answer them) kept as they are.
-    - ``target_tokens``: the summary's length, asked of the model; an answer over 1.5 times
-      that is refused. Default (None): :data:`DEFAULT_TARGET` (3,000), or a quarter of
-      ``trigger_tokens`` if that is less.
+    - ``trigger``: summarize when the request (as ``counter`` counts it) holds more input
+      tokens than this. Default (None): :data:`DEFAULT_TRIGGER` (30,000), or with
+      ``server_side=True`` the smallest trigger the server accepts (:data:`MIN_SERVER_TRIGGER`,
+      50,000).
+    - ``keep``: assistant turns (with the user messages that answer them) kept as they are.
+    - ``summary_model``: the model that writes the summary (default
+      :data:`DEFAULT_SUMMARY_MODEL`, Haiku 4.5).
+    - ``target_tokens``: the summary's length, asked of the summary model; an answer over 1.5
+      times that is refused. Default (None): :data:`DEFAULT_TARGET` (3,000), or a quarter of
+      ``trigger`` if that is less.
     - ``store``: where summaries are kept (default: a new :class:`~tidyctx.store.MemoryStore`);
       share a ``SQLiteStore`` or ``RedisStore`` between processes.
     - ``max_retries``, ``timeout``: for the summary call, through ``client.with_options``
       (None: the client's own; the SDK's default is 2 retries). The SDK retries connection
       errors, timeouts, 408, 409, 429 and 5xx (529 included) with exponential backoff and
-      honors ``retry-after`` (ANTHROPIC_FACTS §7, key SDK). The 120 s default timeout keeps a
-      stalled summary from holding up the agent for the SDK's default 10 minutes.
+      honors ``retry-after`` (https://github.com/anthropics/anthropic-sdk-python#retries). The
+      120 s default timeout keeps a stalled summary from holding up the agent for the SDK's
+      default 10 minutes.
     - ``on_summary``: called with a :class:`SummaryEvent` after each new summary, and after a
       step that made calls but did not finish (``complete=False``), so that every call's cost
       reaches it.
@@ -1259,6 +1283,11 @@ def summarize(
       (:data:`COMPACT_EDIT`) with this trigger (at least 50,000). Send it with
       ``client.beta.messages.create(**request, betas=[COMPACTION_BETA])``, and send back the
       ``compaction`` block the API returns. ``client`` may be None.
+    - ``model``: the model the request is sent to (default: the request's ``model``), for
+      counting and for the prices of the payback gate.
+    - ``counter``: a :class:`~tidyctx.tokens.TokenCounter` for the ``trigger`` (default: a
+      :class:`~tidyctx.tokens.LocalCounter` for ``model``); when it is a LocalCounter it also
+      counts the spans (:func:`~tidyctx.tokens.local_counter`).
     - ``max_payback_turns``: a step is taken only if its one-off cost (the summary call and the
       cache rewrite) is paid back by its saving (fewer tokens read from the cache) within this
       many later turns (:func:`payback`); otherwise it waits for a longer span, and
@@ -1267,22 +1296,23 @@ def summarize(
 
     The defaults (:data:`DEFAULT_TRIGGER`, 6 turns kept, a 3k summary) leave room for many
     turns between summaries: after a step the request holds the summary and the last turns, a
-    fraction of the trigger. DESIGN.md's example passes 60k; on the recorded runs that saved
-    14 % against 25 % at 30k (benchmarks/results/summarize_replay.txt), because a run
-    summarized later carries its long history on more turns.
+    fraction of the trigger. On the recorded runs a 60k trigger saved 14 % against 25 % at
+    30k (benchmarks/results/summarize_replay.txt), because a run summarized later carries its
+    long history on more turns.
     """
     return _new(
         client,
         is_async=False,
-        model=model,
-        trigger_tokens=trigger_tokens,
-        keep_last=keep_last,
+        summary_model=summary_model,
+        trigger=trigger,
+        keep=keep,
         target_tokens=target_tokens,
         store=store,
         max_retries=max_retries,
         timeout=timeout,
         on_summary=on_summary,
         server_side=server_side,
+        model=model,
         counter=counter,
         max_payback_turns=max_payback_turns,
     )
@@ -1291,31 +1321,33 @@ def summarize(
 def asummarize(
     client: Any,
     *,
-    model: str = DEFAULT_MODEL,
-    trigger_tokens: int | None = None,
-    keep_last: int = 6,
+    trigger: int | None = None,
+    keep: int = 6,
+    summary_model: str = DEFAULT_SUMMARY_MODEL,
     target_tokens: int | None = None,
     store: Store | None = None,
     max_retries: int | None = None,
     timeout: float | None = 120.0,
     on_summary: Callable[[SummaryEvent], Any] | None = None,
     server_side: bool = False,
-    counter: LocalCounter | TokenCounter | None = None,
+    model: str | None = None,
+    counter: TokenCounter | None = None,
     max_payback_turns: int | None = MAX_PAYBACK_TURNS,
 ) -> Summarize:
     """:func:`summarize` for ``anthropic.AsyncAnthropic``: ``await t.acall(request)``."""
     return _new(
         client,
         is_async=True,
-        model=model,
-        trigger_tokens=trigger_tokens,
-        keep_last=keep_last,
+        summary_model=summary_model,
+        trigger=trigger,
+        keep=keep,
         target_tokens=target_tokens,
         store=store,
         max_retries=max_retries,
         timeout=timeout,
         on_summary=on_summary,
         server_side=server_side,
+        model=model,
         counter=counter,
         max_payback_turns=max_payback_turns,
     )

@@ -14,9 +14,9 @@ result, in this order:
 4. truncation: results over ``max_tokens`` (``max_tokens * (1 + slack)``, with ``slack``) are
    cut to the budget, keeping head and tail and, in between, the lines that hold what the call
    and the turns before it point at, then the lines with words of their own;
-5. clearing (when ``keep`` is given): results older than the latest ``keep`` calls become
-   short placeholders, in batches of at least ``clear_at_least`` tokens so the cached prefix
-   is rewritten rarely.
+5. clearing (when ``clearing`` is given, a :class:`~tidyctx.transforms._clear.Clearing`):
+   results older than the latest ``keep`` calls become short placeholders, in batches of at
+   least ``clear_at_least`` tokens so the cached prefix is rewritten rarely.
 
 Only ``tool_result`` blocks (the results of the caller's own tools) are trimmed; the blocks
 Anthropic's server tools put in the assistant's turn (``web_search_tool_result``,
@@ -51,15 +51,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidyctx._edge import Edge
 from tidyctx._markers import MARKER_PREFIX, is_marker
-from tidyctx._request import Request, ValidationError, block_hash, normalize, to_request
-from tidyctx.store import MemoryStore, Store, keep
+from tidyctx._request import Request, ValidationError, block_hash, normalize
+from tidyctx.store import MemoryStore, Store, store_text
 from tidyctx.text._compaction import compact_result
 from tidyctx.text._hints import hints_from
 from tidyctx.text._project import parse_paths, project_text, warn_missing
 from tidyctx.text._truncate import MIN_MAX_TOKENS, truncate_text
-from tidyctx.tokens import LocalCounter
-from tidyctx.transforms import _clear as clearing
+from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
+from tidyctx.transforms._clear import Clear, Clearing, dedupe_owned, with_edit
 
 __all__ = ["Trim", "trim"]
 
@@ -76,7 +77,7 @@ class _Call:
 
 
 @dataclass(eq=False)
-class Trim:
+class Trim(Edge):
     """The transform :func:`trim` returns; call it on a request."""
 
     project: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -87,15 +88,10 @@ class Trim:
     slack: float = 0.0
     max_input_tokens: int | None = None
     dedupe: bool = True
-    keep: int | Mapping[str, Any] | None = None
-    trigger: int | Mapping[str, Any] = 0
-    clear_at_least: int | Mapping[str, Any] | None = 30_000
-    exclude_tools: tuple[str, ...] = ()
-    clear_tool_inputs: bool | tuple[str, ...] = False
-    clear_images: bool = False
-    server_side: bool = False
+    clearing: Clearing | None = None
     store: Store = field(default_factory=MemoryStore)
     model: str | None = None
+    counter: TokenCounter | None = None
     _memo: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _warned: set[str] = field(default_factory=set, repr=False)
@@ -107,48 +103,39 @@ class Trim:
             opts.append(f"project={sorted(self.project)}")
         if self.max_tokens is not None:
             opts.append(f"max_tokens={self.max_tokens!r}")
-        if self.keep is not None:
-            opts.append(f"keep={self.keep}")
-        if self.server_side:
-            opts.append("server_side=True")
+        if self.clearing is not None:
+            opts.append(f"keep={self.clearing.keep}")
+            if self.clearing.server_side:
+                opts.append("server_side=True")
         return f"trim({', '.join(opts)})"
 
     # -- the transform
 
-    def __call__(self, request: Request) -> Request:
-        # SDK objects (an assistant turn appended as response.content) become dicts first:
-        # a ToolUseBlock is no dict, so its result would otherwise be passed over untrimmed.
-        req, was_list = to_request(request)
-        out = self._apply(req)
-        return out["messages"] if was_list else out
-
-    def _apply(self, request: Request) -> Request:
+    def apply(self, request: Request) -> Request:
+        # The edge (Edge.__call__, or pipe) made SDK objects dicts: a ToolUseBlock is no dict,
+        # so its result would otherwise be passed over untrimmed. ``out`` is this call's own
+        # copy (normalize copies), so the steps below change it in place.
         out, counter = self._steps(request)
-        if self.keep is not None and self.server_side:
-            edit = clearing.server_side_edit(
-                keep=self.keep,
-                trigger=self.trigger if self.trigger else None,
-                clear_at_least=self.clear_at_least,
-                exclude_tools=self.exclude_tools,
-                clear_tool_inputs=self.clear_tool_inputs,
-            )
-            out = clearing.with_server_side(out, edit)
-        elif self.keep is not None:
+        if self.clearing is not None and self.clearing.server_side:
+            out = with_edit(out, self.clearing.edit())
+        elif self.clearing is not None:
             # Plan, clear, then dedupe against what is left (no reference to a placeholder).
-            return self._clearer()(out)
+            self._clearer().apply_owned(out, counter)
+            return out
         if self.dedupe:
-            out = clearing.dedupe(out, store=self.store, counter=counter)
+            dedupe_owned(out, store=self.store, counter=counter)
         if self.compact:
             out = _drop_repeats(out, counter)
         return out
 
     def _steps(self, request: Request) -> tuple[Request, LocalCounter]:
-        """The request with each result projected, compacted and truncated (steps 2-4)."""
-        out = normalize(to_request(request)[0])
+        """A copy of the request with each result projected, compacted and truncated (steps
+        2-4)."""
+        out = normalize(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "trim() needs a list of messages")
-        counter = LocalCounter(self.model or out.get("model"))
+        counter = local_counter(self.counter, self.model or out.get("model"))
         calls = self._calls(messages)
         for message in messages:
             content = message.get("content") if isinstance(message, dict) else None
@@ -168,25 +155,21 @@ class Trim:
                     content[j] = self._input(block, self.max_input_tokens, counter)
         return out, counter
 
-    def _clearer(self) -> clearing.Clear:
-        assert self.keep is not None
-        return clearing.clear(
-            keep=self.keep,
-            trigger=self.trigger,
-            clear_at_least=self.clear_at_least,
-            exclude_tools=self.exclude_tools,
-            clear_tool_inputs=self.clear_tool_inputs,
-            clear_images=self.clear_images,
+    def _clearer(self) -> Clear:
+        assert self.clearing is not None
+        return Clear(
+            clearing=self.clearing,
             dedupe=self.dedupe,
             store=self.store,
             model=self.model,
+            counter=self.counter,
         )
 
     def describe(self, before: Request, after: Request) -> str:
-        counter = LocalCounter(self.model or after.get("model"))
+        counter = local_counter(self.counter, self.model or after.get("model"))
         saved = counter.count_request(before) - counter.count_request(after)
         text = f"removed {saved:,} tokens from tool results"
-        if self.keep is not None and not self.server_side:
+        if self.clearing is not None and not self.clearing.server_side:
             # Steps 1-4 cut each result the same way every turn; only a clearing batch rewrites
             # the cached prefix, so clearing is priced against the request cut but not cleared
             # (and against last turn's batch, see Clear.describe).
@@ -270,7 +253,7 @@ class Trim:
                         budget,
                         counter=counter,
                         head=self.head,
-                        ref=keep(self.store, value),
+                        ref=store_text(self.store, value),
                         smart=self.smart,
                     )
                     hit = [cut.text]
@@ -320,7 +303,7 @@ class Trim:
                     new = projected.text
                     note = (
                         f"\n{MARKER_PREFIX}projected to {', '.join(spec)}; the full result is "
-                        f'id="{keep(self.store, text)}", read it with tidyctx_expand]'
+                        f'id="{store_text(self.store, text)}", read it with tidyctx_expand]'
                     )
             if self.compact:
                 # Compacted and cut as the JSON it is: with the note still attached it would be
@@ -358,7 +341,7 @@ class Trim:
                     counter=counter,
                     head=self.head,
                     hints=call.hints,
-                    ref=keep(self.store, new),  # marker offsets index this text
+                    ref=store_text(self.store, new),  # marker offsets index this text
                     smart=self.smart,
                 )
                 new = cut.text
@@ -524,15 +507,10 @@ def trim(
     slack: float = 0.0,
     max_input_tokens: int | None = None,
     dedupe: bool = True,
-    keep: int | Mapping[str, Any] | None = None,
-    trigger: int | Mapping[str, Any] = 0,
-    clear_at_least: int | Mapping[str, Any] | None = 30_000,
-    exclude_tools: Sequence[str] = (),
-    clear_tool_inputs: bool | Sequence[str] = False,
-    clear_images: bool = False,
-    server_side: bool = False,
+    clearing: Clearing | None = None,
     store: Store | None = None,
     model: str | None = None,
+    counter: TokenCounter | None = None,
 ) -> Trim:
     """Trim tool results: dedupe, project JSON fields, truncate to a budget, clear old ones.
 
@@ -548,17 +526,21 @@ def trim(
     escape codes), and replaces lines the context already holds (echoed from the call's input,
     or in an earlier result as sent) by a one-line note. ``max_input_tokens`` (off by
     default) cuts each long string of a tool_use input (file contents written, edit strings)
-    to that budget when it enters history; what is cut stays in ``store``. ``keep``,
-    ``trigger``, ``clear_at_least``, ``exclude_tools`` and ``clear_tool_inputs`` clear old
-    results with the names and meaning of Anthropic's ``clear_tool_uses_20250919`` edit
-    (ANTHROPIC_FACTS §3, CE); with ``server_side=True`` that edit is emitted as
-    ``context_management`` instead (send the
-    ``context-management-2025-06-27`` beta header). One default differs: ``trigger`` is 0 here
-    (clear as soon as a batch fills), and with ``server_side=True`` a trigger of 0 is left out
-    of the edit, so the server's default of 100,000 input tokens applies; give ``trigger``
-    explicitly to clear at the same point both ways. ``store`` keeps what was removed
-    (default: a :class:`~tidyctx.store.MemoryStore` of this transform); give the same store
-    to :func:`~tidyctx.transforms._expand.expand_tool`.
+    to that budget when it enters history; what is cut stays in ``store``. ``dedupe`` replaces
+    a result identical to an earlier one by a reference to it.
+
+    ``clearing`` (off by default) also clears old results: a
+    :class:`~tidyctx.transforms._clear.Clearing`, the options of :func:`~tidyctx.clear` with
+    the names and meaning of Anthropic's ``clear_tool_uses_20250919`` edit; with
+    ``Clearing(server_side=True)`` that edit is emitted as ``context_management`` instead.
+    Clearing plans on the trimmed results, so a batch is priced at what it really removes.
+
+    ``store`` keeps what was removed (default: a :class:`~tidyctx.store.MemoryStore` of this
+    transform); give the same store to :func:`~tidyctx.transforms._expand.expand_tool`.
+    ``model`` is the model the request is sent to (default: the request's ``model``), for
+    counting; ``counter`` a :class:`~tidyctx.tokens.TokenCounter` (default: a
+    :class:`~tidyctx.tokens.LocalCounter` for ``model``): a LocalCounter counts the budgets, any
+    counter the clearing ``trigger`` (:func:`~tidyctx.tokens.local_counter`).
     """
     if max_tokens is not None:
         budgets = max_tokens.values() if isinstance(max_tokens, Mapping) else [max_tokens]
@@ -593,6 +575,12 @@ def trim(
         callable(getattr(store, "get", None)) and callable(getattr(store, "put", None))
     ):
         raise TypeError(f"trim(store=...) needs a Store (with get and put), got {store!r}")
+    if clearing is not None and not isinstance(clearing, Clearing):
+        raise TypeError(
+            f"trim(clearing=...) takes a Clearing, e.g. trim(clearing=tc.Clearing(keep=10)); "
+            f"got {type(clearing).__name__}"
+        )
+    check_counter(counter, "trim(counter=...)")
     specs: dict[str, tuple[str, ...]] = {}
     for tool, paths in (project or {}).items():
         if isinstance(paths, str):
@@ -601,16 +589,6 @@ def trim(
             )
         parse_paths(list(paths))  # a malformed path fails here, naming itself
         specs[tool] = tuple(paths)
-    # The clearing options are checked now, in the server edit's forms (``keep`` may be
-    # {"type": "tool_uses", "value": N}), not on first use, and also when ``keep`` is not
-    # given: a typo there should not pass unnoticed.
-    clearing.clear(
-        keep=keep if keep is not None else 0,
-        trigger=trigger,
-        clear_at_least=clear_at_least,
-        exclude_tools=exclude_tools,
-        clear_tool_inputs=clear_tool_inputs,
-    )
     return Trim(
         project=specs,
         max_tokens=max_tokens,
@@ -620,15 +598,8 @@ def trim(
         slack=slack,
         max_input_tokens=max_input_tokens,
         dedupe=dedupe,
-        keep=keep,
-        trigger=trigger,
-        clear_at_least=clear_at_least,
-        exclude_tools=tuple(exclude_tools),
-        clear_tool_inputs=(
-            clear_tool_inputs if isinstance(clear_tool_inputs, bool) else tuple(clear_tool_inputs)
-        ),
-        clear_images=clear_images,
-        server_side=server_side,
+        clearing=clearing,
         store=store if store is not None else MemoryStore(),
         model=model,
+        counter=counter,
     )
