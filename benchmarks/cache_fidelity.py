@@ -25,8 +25,7 @@ from typing import Any
 
 import replay
 
-from tidyctx import cachesim
-from tidyctx._request import normalize
+from tidyctx import cachesim, normalize
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run
 

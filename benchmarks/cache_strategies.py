@@ -30,7 +30,7 @@ from typing import Any
 import replay
 
 import tidyctx as tc
-from tidyctx._request import normalize
+from tidyctx import normalize
 
 Strategy = Callable[[dict[str, Any]], dict[str, Any]]
 

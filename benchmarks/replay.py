@@ -1,4 +1,4 @@
-"""Turn replay of recorded runs, shared by the benchmarks (DESIGN.md, "Measures").
+"""Turn replay of recorded runs, shared by the benchmarks (method: docs/benchmarks.md).
 
 A recorded run is replayed as the agent sent it: the request for assistant turn t holds
 system, tools and every message before it. Costs are priced on ``REPLAY_MODEL`` whatever
@@ -25,7 +25,8 @@ BUNDLED = ROOT / "data" / "traces"
 
 
 def trace_paths(argv: Sequence[str] = ()) -> list[Path]:
-    """Trace files named on the command line, else ../shared/traces, else the bundled ones."""
+    """Trace files named on the command line, else the collection beside the checkout (or at
+    $TIDYCTX_TRACES), else the bundled ones."""
     named = [Path(a) for a in argv if not a.startswith("-")]
     if named:
         return named

@@ -24,7 +24,7 @@ On the coding-agent traces (Claude Code, OpenHands, SWE-agent: their file views 
     before it, listing, ranking, slices, exact token counts), with where the time goes.
     Target > 5 MB/s.
 (c) Turn replay (benchmarks/replay.py) of the coding traces: input cost as a ratio to the
-    caching floor, and reference recall (DESIGN.md), for order+cache and
+    caching floor, and reference recall (docs/benchmarks.md), for order+cache and
     order+slice_code+cache at each budget. Target recall >= 0.97.
 """
 
@@ -43,8 +43,8 @@ import replay
 from tree_sitter import Parser
 
 import tidyctx as tc
+from tidyctx import normalize
 from tidyctx import recall as recall_module
-from tidyctx._request import normalize
 from tidyctx.code import _grammars
 from tidyctx.code import _slicing as slicing
 from tidyctx.code._views import parse_listing

@@ -42,8 +42,8 @@ from pathlib import Path
 from tree_sitter import Parser
 
 from tidyctx.code import _slicing as slicing
+from tidyctx.code import definitions, outline, slice_symbol
 from tidyctx.code._grammars import load
-from tidyctx.code._slicing import definitions, outline, slice_symbol
 
 _GUTTER = re.compile(r"^ *\d+  ")
 _TEST_DIRS = {"test", "tests", "idle_test", "lib2to3", "__pycache__", "site-packages"}

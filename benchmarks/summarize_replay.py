@@ -19,7 +19,7 @@ per run and setting, and the real anthropic SDK client talking to that
 tidyctx.testing.LocalServer, whose deterministic extractive summary responder writes the
 summaries offline. Cost is the input cost of the replayed requests plus every summary call
 (input and output, with its simulated cache use) at the summary model's prices. Recall is
-reference recall (DESIGN.md): with the local responder's summaries, not Haiku's. --events
+reference recall (docs/benchmarks.md): with the local responder's summaries, not Haiku's. --events
 lists each summary step (turn, tokens replaced, summary size, request size before and after).
 Runs are measured in --jobs worker processes (default 1), each with its own local server.
 """
@@ -37,12 +37,11 @@ import replay
 import trim_replay
 
 import tidyctx as tc
-from tidyctx import pricing
+from tidyctx import SummaryEvent, pricing, summarize
 from tidyctx.recall import reference_recall
 from tidyctx.store import MemoryStore
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
-from tidyctx.transforms._summarize import SummaryEvent, summarize
 
 BIG = 60_000  # "runs over 60k tokens": the last recorded request, before any transform
 KEYS = {

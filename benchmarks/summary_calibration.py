@@ -10,13 +10,13 @@ summary. Claude Code session logs (``*.jsonl``) record its own compaction: a use
 (not Haiku, and with Claude Code's prompt, not tidyctx's), followed by the turns that continued
 from it.
 
-For each compaction: the references of the later assistant turns (DESIGN.md's reference
+For each compaction: the references of the later assistant turns (docs/benchmarks.md's reference
 recall: paths, identifiers, numbers, quoted strings) that occur in a tool result before the
 compaction and nowhere in the continued conversation before the turn. Those the agent could
 only have had from the summary. Printed: how many of them the real summary holds, and how many
 the stand-in holds when it summarizes the same span through summarize()'s own call, at
 summarize()'s default target and at the real summary's length. Default input: the Claude Code
-logs in ../shared/traces that hold a compaction.
+logs of the trace collection (benchmarks/replay.py) that hold a compaction.
 """
 
 from __future__ import annotations

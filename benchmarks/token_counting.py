@@ -22,11 +22,13 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from replay import SHARED
+
 from tidyctx import tokens
 from tidyctx._request import iter_blocks
 from tidyctx.tokens import LocalCounter
 
-TRACES = Path("/work/shared/traces")
+TRACES = SHARED
 SONNET4 = TRACES / "openhands-sdk-claude-sonnet4-hello-world.json"
 CLAUDE_CODE = TRACES / "cc-mclaude-ff59cfd2.json"
 TURNS = 1000

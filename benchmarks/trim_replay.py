@@ -5,7 +5,7 @@
 Each run is replayed turn by turn (benchmarks/replay.py), priced on claude-sonnet-4-6 with
 tidyctx.cachesim at the recorded timestamps, with the TTL a caller would pick (1h for runs
 with pauses over 5 minutes). Costs are input cost as a ratio to the caching floor of the run
-as recorded; recall is reference recall (DESIGN.md). Strategies:
+as recorded; recall is reference recall (docs/benchmarks.md). Strategies:
 
   order+cache   tc.pipe(r, tc.order(), tc.cache())
   +trim         tc.pipe(r, tc.order(), TRIM, tc.cache()) with TRIM below (or the JSON of the
@@ -31,7 +31,7 @@ from typing import Any
 import replay
 
 import tidyctx as tc
-from tidyctx._request import normalize
+from tidyctx import normalize
 from tidyctx.recall import reference_recall
 from tidyctx.tokens import LocalCounter, get_encoding
 

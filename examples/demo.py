@@ -98,7 +98,8 @@ def main(argv: Sequence[str]) -> int:
             )
     print(
         "\nrecall 1.000 = everything the agent later quoted was still in its context."
-        "\nThe benchmarks in benchmarks/ run the same replay on 23 recorded runs (README)."
+        "\nThe benchmarks in benchmarks/ run the same replay on 23 recorded runs"
+        " (docs/benchmarks.md)."
     )
     return 0
 

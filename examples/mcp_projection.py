@@ -23,7 +23,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent
 
-from tidyctx.text._project import projected
+from tidyctx.text import projected
 
 STATUSES = ("open", "paid", "shipped", "cancelled")
 

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import tidyctx as tc
 from tidyctx.transforms._summarize import ACK, summary_message
+
+BUNDLED_TRACES = Path(__file__).resolve().parents[1] / "data" / "traces"
+"""The traces shipped with the repository."""
+SHARED_TRACES = Path(
+    os.environ.get("TIDYCTX_TRACES", Path(__file__).resolve().parents[2] / "shared" / "traces")
+)
+"""A larger trace collection beside the checkout (or at $TIDYCTX_TRACES); tests that need it
+skip, saying so, where it is absent."""
 
 Block = dict[str, Any]
 Message = dict[str, Any]

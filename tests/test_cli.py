@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import tidyctx as tc
-from builders import cc_line
+from builders import SHARED_TRACES, cc_line
 from tidyctx import pricing
 from tidyctx._cli import main
 from tidyctx.traces import load_run
@@ -204,7 +204,7 @@ def test_report_reads_a_claude_code_session_log(
     assert main(["cache-check", str(log)]) == 0
 
 
-SHARED = Path("/work/shared/traces")
+SHARED = SHARED_TRACES
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the shared trace collection is not here")

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from builders import BUNDLED_TRACES, SHARED_TRACES
 from tidyctx import _request as rq
 from tidyctx._request import ValidationError, block_hash, canonical_json, errors, normalize
 from tidyctx.testing import LocalServer
@@ -212,8 +213,8 @@ def test_a_duplicate_tool_name_is_named(request: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- real traces
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
-BUNDLED = Path(__file__).resolve().parents[1] / "data" / "traces"
+SHARED = SHARED_TRACES
+BUNDLED = BUNDLED_TRACES
 
 
 def _trace_files() -> list[Path]:
@@ -239,8 +240,7 @@ def test_every_trace_validates(path: Path) -> None:
 
 
 def test_shared_traces_are_present_in_ci() -> None:
-    # A shared trace collection may sit beside the checkout (../shared/traces); say so plainly
-    # when it does not.
+    # A larger trace collection may sit beside the checkout; say so plainly when it does not.
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} not found: only the bundled traces were validated")
     assert len(list(SHARED.glob("*.json"))) >= 20
