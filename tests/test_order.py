@@ -27,6 +27,7 @@ from tidyctx.transforms._order import (
 PROPS = settings(max_examples=60)
 
 TIME_LINE = "Current time: 2026-11-25T14:03:22Z"
+EC = {"type": "ephemeral"}
 
 
 def _with_system_line(request: dict[str, Any], line: str) -> dict[str, Any]:
@@ -40,6 +41,14 @@ def _with_system_line(request: dict[str, Any], line: str) -> dict[str, Any]:
     else:
         system[-1]["text"] += "\n" + line
     return out
+
+
+def _as_blocks(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` with a string content as its one text block (the API's own reading)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return {**message, "content": [{"type": "text", "text": content}] if content else []}
+    return message
 
 
 def _reversed_keys(value: Any) -> Any:
@@ -65,7 +74,8 @@ def _dynamic_text(request: dict[str, Any]) -> str:
 
 
 def _system_text(request: dict[str, Any]) -> str:
-    return "\n".join(b["text"] for b in request.get("system", []))
+    system = request.get("system", [])
+    return system if isinstance(system, str) else "\n".join(b["text"] for b in system)
 
 
 def _request(system: Any, content: Any = "Hello.") -> dict[str, Any]:
@@ -146,15 +156,29 @@ def test_tools_are_sorted_and_canonical(request: dict[str, Any]) -> None:
 @given(gen.requests())
 def test_tool_inputs_are_canonical_and_messages_stay_in_place(request: dict[str, Any]) -> None:
     out = order()(request)
-    norm = tc.normalize(request)
-    assert len(out["messages"]) == len(norm["messages"])
-    for got, want in zip(out["messages"], norm["messages"], strict=True):
-        got = {**got, "content": [b for b in got["content"] if not is_dynamic_block(b)]}
-        assert [b["type"] for b in got["content"]] == [b["type"] for b in want["content"]]
-        for b in got["content"]:
-            if b["type"] == "tool_use":
-                assert json.dumps(b["input"]) == json.dumps(b["input"], sort_keys=True)
-        assert rq.canonical_json(got) == rq.canonical_json(want)
+    assert len(out["messages"]) == len(request["messages"])
+    for got, want in zip(out["messages"], request["messages"], strict=True):
+        content = got["content"]
+        if isinstance(content, list) and content and is_dynamic_block(content[-1]):
+            # The one change outside tool inputs: the moved lines, in a block appended to the
+            # last user message (a string content becomes its text block to make room).
+            content = content[:-1]
+            if isinstance(want["content"], str):
+                assert content == (
+                    [{"type": "text", "text": want["content"]}] if want["content"] else []
+                )
+                continue
+        if isinstance(want["content"], str):
+            assert content == want["content"]
+            continue
+        for b, w in zip(content, want["content"], strict=True):
+            if w["type"] == "tool_use":
+                assert _dump(b["input"]) == json.dumps(
+                    w["input"], sort_keys=True, ensure_ascii=False
+                )
+                assert _dump({**b, "input": None}) == _dump({**w, "input": None})
+            else:
+                assert _dump(b) == _dump(w)
 
 
 @PROPS
@@ -180,7 +204,9 @@ def test_prefix_is_stable_while_the_conversation_grows(
         last = copy.deepcopy(before["messages"][-1])
         assert is_dynamic_block(last["content"][-1])
         last["content"] = [b for b in last["content"] if not is_dynamic_block(b)]
-        assert _dump(last) == _dump(after["messages"][n - 1])
+        # A string content made room for the dynamic block as its one text block: the
+        # Messages API reads the two forms as the same content.
+        assert _dump(last) == _dump(_as_blocks(after["messages"][n - 1]))
         assert not any(is_dynamic_block(b) for b in after["messages"][n - 1]["content"])
 
 
@@ -238,8 +264,7 @@ def test_each_default_pattern_moves_its_line(line: str) -> None:
 def test_a_static_line_stays(line: str) -> None:
     req = _request(line)
     out = order()(req)
-    assert out["system"] == [{"type": "text", "text": line}]
-    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hello."}]}]
+    assert _dump(out) == _dump(req)
 
 
 def test_default_patterns_are_compiled_and_labelled() -> None:
@@ -280,8 +305,10 @@ def test_a_marker_span_moves_as_a_span() -> None:
 
 
 def test_an_unbalanced_marker_is_named() -> None:
-    with pytest.raises(ValidationError, match=r"system\[0\]: unbalanced <dynamic> tag"):
+    with pytest.raises(ValidationError, match=r"system: unbalanced <dynamic> tag"):
         order()(_request("Context: <dynamic>Alice"))
+    with pytest.raises(ValidationError, match=r"system\[1\]: unbalanced </dynamic> tag"):
+        order()(_request([{"type": "text", "text": "A."}, {"type": "text", "text": "</dynamic>"}]))
     # A stable pin keeps such a block verbatim, unscanned.
     out = order(stable=[0])(_request("Context: <dynamic>Alice"))
     assert _system_text(out) == "Context: <dynamic>Alice"
@@ -289,7 +316,7 @@ def test_an_unbalanced_marker_is_named() -> None:
 
 def test_system_given_as_a_string_and_content_as_a_string() -> None:
     out = order()(_request("Be brief.\n" + TIME_LINE, content="What time is it?"))
-    assert out["system"] == [{"type": "text", "text": "Be brief."}]
+    assert out["system"] == "Be brief."  # a string stays a string
     assert out["messages"][0]["content"] == [
         {"type": "text", "text": "What time is it?"},
         {"type": "text", "text": f"<system-context>\n{TIME_LINE}\n</system-context>"},
@@ -318,7 +345,8 @@ def test_tool_results_stay_first_and_only_the_last_user_message_changes() -> Non
     last = out["messages"][2]["content"]
     assert [b["type"] for b in last] == ["tool_result", "text"]
     assert is_dynamic_block(last[1])
-    assert out["messages"][0]["content"] == [{"type": "text", "text": "List files."}]
+    assert out["messages"][0]["content"] == "List files."
+    assert out["messages"][2]["content"][0]["content"] == "x.py"
     assert list(out["messages"][1]["content"][0]["input"]) == ["a", "b"]
     assert list(order(canonical_inputs=False)(req)["messages"][1]["content"][0]["input"]) == [
         "b",
@@ -331,14 +359,14 @@ def test_the_dynamic_block_goes_to_the_last_user_message_before_a_prefill() -> N
     req["messages"].append({"role": "assistant", "content": "Sure:"})
     out = order()(req)
     assert is_dynamic_block(out["messages"][0]["content"][-1])
-    assert out["messages"][1]["content"] == [{"type": "text", "text": "Sure:"}]
+    assert out["messages"][1]["content"] == "Sure:"
 
 
 def test_messages_and_tools_are_never_scanned() -> None:
     req = _request("Be brief.", content=TIME_LINE)
     req["tools"] = [{"name": "t", "description": TIME_LINE, "input_schema": {"type": "object"}}]
     out = order()(req)
-    assert out["messages"][0]["content"] == [{"type": "text", "text": TIME_LINE}]
+    assert out["messages"][0]["content"] == TIME_LINE
     assert out["tools"][0]["description"] == TIME_LINE
 
 
@@ -389,7 +417,7 @@ def test_user_patterns_extend_or_replace_the_defaults() -> None:
     out = only(req)
     assert _system_text(out) == f"{TIME_LINE}\nBe brief."
     assert only.describe(req, out) == "moved 1 volatile system line (build) after the cached prefix"
-    assert order(patterns="build", default_patterns=False)(req)["system"][0]["text"] == (
+    assert order(patterns="build", default_patterns=False)(req)["system"] == (
         f"{TIME_LINE}\nBe brief."
     )
 
@@ -527,9 +555,7 @@ def test_a_request_without_messages_is_named() -> None:
 
 def test_a_message_list_gets_no_keys() -> None:
     messages = [{"role": "user", "content": "hi"}]
-    assert tc.pipe(messages, order()) == [
-        {"role": "user", "content": [{"type": "text", "text": "hi"}]}
-    ]
+    assert tc.pipe(messages, order()) == messages
 
 
 def test_name_and_describe() -> None:
@@ -567,4 +593,17 @@ def test_a_whitespace_only_system_string_passes_order() -> None:
     }
     out = tc.pipe(request, tc.order(), tc.cache())
     assert out["system"] == "  \n "
-    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    assert out["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": EC}]}
+    ]
+
+
+def test_many_dynamic_tags_are_scanned_in_one_pass() -> None:
+    # 10,000 unclosed tags: the first has no close after it, so the scan stops there and names
+    # the block (a regex that retried from every tag took seconds on this).
+    with pytest.raises(ValidationError, match=r"system: unbalanced <dynamic> tag"):
+        order()(_request("<dynamic>x\n" * 10_000))
+    text = "".join(f"Rule {i}. <dynamic>v{i}</dynamic>\n" for i in range(10_000))
+    out = order()(_request(text))
+    assert _system_text(out) == "".join(f"Rule {i}. \n" for i in range(10_000))
+    assert _dynamic_text(out).count("\n") == 10_001

@@ -4,7 +4,7 @@ from tidyctx.transforms._cache import cache
 from tidyctx.transforms._clear import Clearing, clear
 from tidyctx.transforms._compact import compact
 from tidyctx.transforms._expand import expand_tool
-from tidyctx.transforms._order import order
+from tidyctx.transforms._order import SystemLines, order
 from tidyctx.transforms._slice_code import slice_code
 from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, asummarize, summarize
 from tidyctx.transforms._trim import trim
@@ -13,6 +13,7 @@ __all__ = [
     "Clearing",
     "SummaryEvent",
     "SummaryWarning",
+    "SystemLines",
     "asummarize",
     "cache",
     "clear",

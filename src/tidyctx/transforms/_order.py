@@ -9,17 +9,32 @@ usual causes of a changing prefix:
    recursively (``input_schema`` included), so two processes that build the same tools in a
    different order, or with a different key order, send the same bytes.
 2. **tool_use inputs** in the messages get their keys sorted recursively. Messages and blocks
-   are never reordered.
+   are never reordered. The blocks of Anthropic's server tools (``server_tool_use``,
+   ``mcp_tool_use`` and their results) are passed back as received.
 3. **Volatile lines of the system prompt** (timestamps, dates, times, UUIDs, request ids, long
    hex ids, turn counters, "started 5 minutes ago", or any text between ``<dynamic>`` and
    ``</dynamic>``) are taken out of the system and delivered in one text block at the end of
    the last user message, wrapped in ``<system-context>`` … ``</system-context>``: the model
    still reads them, now after the cached prefix.
 
+Everything else is left as the client sent it: a string ``system`` or ``content`` stays a
+string, a tool_result's string content stays a string, keys keep their order, whitespace is
+kept. Two things change form because something moved: a system given as a string that loses
+a line stays a string without that line, and a last user message given as a string becomes
+that text as one text block followed by the ``<system-context>`` block.
+
 Only the system prompt is scanned for volatile text. Old messages were cached as they were
 sent; rewriting them would break the cache from that point on, and they do not change from
 turn to turn anyway. Tool descriptions are not scanned either: a tool definition describes
 the tool, it cannot be split, and any change to it invalidates every cache level.
+
+**Lines that only look volatile.** A pure transform sees one request, so it cannot tell a
+timestamp that changes every turn from a fixed "The current time is 2024-05-15 15:00" that a
+benchmark pins for the whole run. By default every volatile-looking line moves (missing a
+changing timestamp re-sends the whole prompt uncached every turn; moving a fixed one re-sends
+one line). With ``order(seen=SystemLines())`` the caller passes a memory of the conversation
+(see :class:`SystemLines`): a volatile-looking line then moves only once its value has been
+seen to change between two requests of the same conversation, and stays in place before.
 
 **Prefix stability.** For a conversation that only grows, whose system prompt carries a
 timestamp that changes every turn and whose tools come in any order, the output of order()
@@ -34,7 +49,7 @@ puts it, see :func:`is_dynamic_block`) is read back at turn *n+1*.
 ...        "messages": [{"role": "user", "content": "What time is it?"}]}
 >>> out = order()(req)
 >>> out["system"]
-[{'type': 'text', 'text': 'You are terse.'}]
+'You are terse.'
 >>> print(out["messages"][-1]["content"][-1]["text"])
 <system-context>
 Current time: 2026-11-25T14:03:22Z
@@ -45,14 +60,24 @@ True
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx._edge import Edge
-from tidyctx._request import Request, ValidationError, canonical_json, check_encodable, normalize
+from tidyctx._request import (
+    Request,
+    ValidationError,
+    cache_content,
+    canonical_json,
+    check_encodable,
+)
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -61,6 +86,8 @@ __all__ = [
     "DYNAMIC_HEADER",
     "DYNAMIC_OPEN",
     "Order",
+    "SystemLines",
+    "conversation_key",
     "is_dynamic_block",
     "order",
 ]
@@ -148,8 +175,6 @@ DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
     ),
 )
 
-_SPAN = re.compile(re.escape(DYNAMIC_OPEN) + r"(.*?)" + re.escape(DYNAMIC_CLOSE), re.DOTALL)
-_TOOL_USE_TYPES = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 _TTL_RANK = {"1h": 2, "5m": 1}
 
 Pin = int | str
@@ -270,6 +295,165 @@ def _matches(pins: tuple[Pin, ...], index: int, count: int, text: str) -> bool:
     return False
 
 
+# ---------------------------------------------------------------------------- memory
+
+Slot = tuple[int, int]
+"""A volatile-looking line's place: (system block index, its rank among that block's
+volatile-looking lines)."""
+
+
+def conversation_key(request: Mapping[str, Any]) -> str:
+    """What stays the same across the requests of one conversation: its tools and its first
+    message, as 32 hex digits.
+
+    Tool order, key order, ``cache_control`` markers, the string or block form of the first
+    message and order()'s own ``<system-context>`` block do not change the key, so a request
+    and its ordered, cached output have the same key.
+
+    >>> a = {"messages": [{"role": "user", "content": "Fix the bug."}]}
+    >>> b = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Fix the bug."}]},
+    ...                   {"role": "assistant", "content": "Done."}]}
+    >>> conversation_key(a) == conversation_key(b)
+    True
+    """
+    tools = request.get("tools")
+    tool_part = sorted(
+        canonical_json(cache_content(t)).decode("utf-8")
+        for t in (tools if isinstance(tools, list) else [])
+    )
+    messages = request.get("messages")
+    first = messages[0] if isinstance(messages, list) and messages else None
+    role = content = None
+    if isinstance(first, Mapping):
+        role, content = first.get("role"), first.get("content")
+    blocks: Any = content
+    if isinstance(content, str):
+        blocks = [cache_content(content)] if content else []
+    elif isinstance(content, list):
+        blocks = [cache_content(b) for b in content if not is_dynamic_block(b)]
+    data = canonical_json([tool_part, role, blocks])
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class SystemLines:
+    """What :func:`order` has seen of the system prompt's volatile-looking lines, per
+    conversation: pass one to ``order(seen=...)``.
+
+    A pure transform sees one request and cannot tell a timestamp that changes every turn from
+    a line that only looks like one (a fixed "The current time is 2024-05-15 15:00" in a
+    benchmark's prompt). This object is the memory that tells them apart. For each
+    conversation (by ``key(request)``, default :func:`conversation_key`: the tools and the first
+    message) it records each volatile-looking line of the system prompt by its place (system
+    block, rank among that block's volatile-looking lines) and its text. ``order()`` then moves
+    a line only once its text has been seen to change between two requests of the same
+    conversation: on first sight, and as long as it stays the same, it stays where it is. Once
+    it has changed it moves on every later request of that conversation, so the prefix is
+    stable from then on.
+
+    The owner is whoever sees the whole conversation: a wrapper or proxy keeps one for the life
+    of the process (or pickles it between runs). It is deterministic: the same requests in the
+    same order leave it in the same state, and the same request with the same state gives the
+    same output bytes. It holds at most ``max_conversations`` conversations, forgetting the one
+    used longest ago. Thread-safe. Picklable when ``key`` is None or a module-level function.
+
+    >>> seen = SystemLines()
+    >>> t = order(seen=seen)
+    >>> def turn(k, clock):
+    ...     system = f"You are terse.\\nThe current time is {clock}."
+    ...     talk = [{"role": "assistant", "content": "Which day?"},
+    ...             {"role": "user", "content": "Monday."}]
+    ...     return {"system": system, "messages": [{"role": "user", "content": "Book it."},
+    ...                                            *talk * k]}
+    >>> t(turn(0, "2024-05-15 15:00"))["system"]   # first sight: stays
+    'You are terse.\\nThe current time is 2024-05-15 15:00.'
+    >>> t(turn(1, "2024-05-15 15:00"))["system"]   # unchanged: stays
+    'You are terse.\\nThe current time is 2024-05-15 15:00.'
+    >>> t(turn(2, "2024-05-15 15:07"))["system"]   # changed: moves from now on
+    'You are terse.'
+    """
+
+    def __init__(
+        self,
+        *,
+        key: Callable[[Mapping[str, Any]], str] | None = None,
+        max_conversations: int = 4096,
+    ) -> None:
+        if isinstance(max_conversations, bool) or not isinstance(max_conversations, int):
+            raise TypeError(
+                f"SystemLines(max_conversations=...) takes an int, got {max_conversations!r}"
+            )
+        if max_conversations < 1:
+            raise ValueError(f"SystemLines(max_conversations={max_conversations}): must be >= 1")
+        if key is not None and not callable(key):
+            raise TypeError(f"SystemLines(key=...) takes a function of the request, got {key!r}")
+        self.key = key
+        self.max_conversations = max_conversations
+        # conversation key -> slot -> (the line's text at last sight, has it changed)
+        self._conversations: OrderedDict[str, dict[Slot, tuple[str, bool]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        options = []
+        if self.key is not None:
+            options.append(f"key={getattr(self.key, '__qualname__', self.key)!s}")
+        if self.max_conversations != 4096:
+            options.append(f"max_conversations={self.max_conversations}")
+        return f"SystemLines({', '.join(options)})"
+
+    def __len__(self) -> int:
+        """The number of conversations remembered."""
+        return len(self._conversations)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SystemLines):
+            return NotImplemented
+        return (
+            self.key == other.key
+            and self.max_conversations == other.max_conversations
+            and self._conversations == other._conversations
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def key_of(self, request: Mapping[str, Any]) -> str:
+        """The conversation ``request`` belongs to."""
+        key = conversation_key(request) if self.key is None else self.key(request)
+        if not isinstance(key, str):
+            raise TypeError(f"SystemLines(key=...) must return a str, got {key!r}")
+        return key
+
+    def moves(
+        self, key: str, lines: Iterable[tuple[Slot, str]], *, record: bool = True
+    ) -> set[Slot]:
+        """Of ``lines`` (place, text) seen in one request of conversation ``key``, the places
+        whose line has changed since an earlier request; with ``record``, remember them."""
+        with self._lock:
+            known = self._conversations.get(key)
+            out: set[Slot] = set()
+            updated: dict[Slot, tuple[str, bool]] = dict(known or {})
+            for slot, text in lines:
+                before = updated.get(slot)
+                changed = before is not None and (before[1] or before[0] != text)
+                if changed:
+                    out.add(slot)
+                updated[slot] = (text, changed)
+            if record:
+                self._conversations[key] = updated
+                self._conversations.move_to_end(key)
+                while len(self._conversations) > self.max_conversations:
+                    self._conversations.popitem(last=False)
+            return out
+
+
 # ---------------------------------------------------------------------------- the transform
 
 
@@ -280,6 +464,7 @@ class _Stats:
     tools_rewritten: bool = False
     inputs: int = 0
     lines: list[str] = field(default_factory=list)
+    kept_lines: int = 0
     spans: int = 0
     blocks: int = 0
     markers: list[str] = field(default_factory=list)
@@ -293,6 +478,15 @@ class _Item:
     label: str
 
 
+@dataclass
+class _Scan:
+    """One system text split for moving: the spans (offset in ``rest``, text), and ``rest``
+    (the text without its spans) as lines with the label of the pattern each matched."""
+
+    spans: list[tuple[int, str]]
+    lines: list[tuple[str, str | None]]
+
+
 class Order(Edge):
     """The transform :func:`order` returns: call it on a request."""
 
@@ -304,6 +498,7 @@ class Order(Edge):
         patterns: tuple[re.Pattern[str], ...],
         stable: tuple[Pin, ...],
         dynamic: tuple[Pin, ...],
+        seen: SystemLines | None,
         name: str,
     ) -> None:
         self.sort_tools = sort_tools
@@ -311,6 +506,7 @@ class Order(Edge):
         self.patterns = patterns
         self.stable = stable
         self.dynamic = dynamic
+        self.seen = seen
         self.name = name
         self._labels = tuple(_label(p) for p in patterns)
 
@@ -318,11 +514,11 @@ class Order(Edge):
         return self.name
 
     def apply(self, request: Request) -> Request:
-        return self._apply(request)[0]
+        return self._apply(request, record=True)[0]
 
     def describe(self, before: Request, after: Request) -> str:
         """One line for :func:`tidyctx.explain`: what was sorted and what was moved."""
-        stats = self._apply(before)[1]
+        stats = self._apply(before, record=False)[1]
         parts: list[str] = []
         if stats.tools:
             if stats.tools_reordered:
@@ -347,12 +543,18 @@ class Order(Edge):
             parts.append(f"moved {what} after the cached prefix")
         elif stats.already:
             parts.append("system already ordered (the last user message has the dynamic block)")
+        if stats.kept_lines:
+            n = stats.kept_lines
+            parts.append(
+                f"kept {n} volatile-looking system line{'s' if n != 1 else ''} in place "
+                "(unchanged in this conversation so far)"
+            )
         parts += stats.markers
         return "; ".join(parts) if parts else "nothing to reorder"
 
     # -- the work
 
-    def _apply(self, request: Request) -> tuple[Request, _Stats]:
+    def _apply(self, request: Request, *, record: bool) -> tuple[Request, _Stats]:
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
             problem = "missing" if messages is None else "is empty"
@@ -365,13 +567,14 @@ class Order(Edge):
             )
         # Tools are sorted by their canonical JSON, which needs UTF-8: name a lone surrogate.
         check_encodable(request)
-        out = normalize(request)
+        # A copy in the client's own form: strings stay strings, keys keep their order.
+        out = copy.deepcopy(request)
         stats = _Stats()
         if self.sort_tools and isinstance(out.get("tools"), list) and out["tools"]:
             out["tools"] = self._order_tools(out["tools"], stats)
         if self.canonical_inputs:
             self._canonical_inputs(out["messages"], stats)
-        self._move_volatile(out, stats)
+        self._move_volatile(request, out, stats, record)
         return out, stats
 
     def _order_tools(self, tools: list[Any], stats: _Stats) -> list[Any]:
@@ -404,6 +607,8 @@ class Order(Edge):
         return result
 
     def _canonical_inputs(self, messages: list[Any], stats: _Stats) -> None:
+        # Client tool calls only: a server tool's blocks are the API's own and go back as
+        # they came.
         for message in messages:
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, list):
@@ -411,20 +616,23 @@ class Order(Edge):
             for block in content:
                 if (
                     isinstance(block, dict)
-                    and block.get("type") in _TOOL_USE_TYPES
+                    and block.get("type") == "tool_use"
                     and isinstance(block.get("input"), dict)
                 ):
                     canonical = _canonical(block["input"])
                     if json.dumps(canonical) != json.dumps(block["input"]):
                         stats.inputs += 1
-                    block["input"] = canonical
+                        block["input"] = canonical
 
-    def _move_volatile(self, out: Request, stats: _Stats) -> None:
+    def _move_volatile(self, request: Request, out: Request, stats: _Stats, record: bool) -> None:
         system = out.get("system")
         if system is None or (isinstance(system, str) and not system.strip()):
-            # Nothing to scan: normalize() leaves an empty or whitespace-only string as it is.
-            return
-        if not isinstance(system, list):
+            return  # nothing to scan
+        if isinstance(system, str):
+            blocks: list[Any] = [{"type": "text", "text": system}]
+        elif isinstance(system, list):
+            blocks = system
+        else:
             raise ValidationError(
                 "system", f"must be a string or a list of text blocks, got {type(system).__name__}"
             )
@@ -447,12 +655,10 @@ class Order(Edge):
                 stats.already = True
                 return
 
-        kept: list[dict[str, Any]] = []
-        items: list[_Item] = []
-        changed = False
-        orphan_marker: Any = None
-        for i, block in enumerate(system):
-            path = f"system[{i}]"
+        # First pass: what each block is (pinned stable, pinned dynamic, or scanned).
+        plans: list[tuple[str, _Scan | None]] = []
+        for i, block in enumerate(blocks):
+            path = f"system[{i}]" if isinstance(system, list) else "system"
             if not isinstance(block, dict) or block.get("type") != "text":
                 kind = block.get("type") if isinstance(block, dict) else type(block).__name__
                 raise ValidationError(path, f"system blocks must be text blocks, got {kind!r}")
@@ -461,22 +667,53 @@ class Order(Edge):
                 raise ValidationError(
                     f"{path}.text", f"must be a string, got {type(text).__name__}"
                 )
-            is_stable = _matches(self.stable, i, len(system), text)
-            is_dynamic = _matches(self.dynamic, i, len(system), text)
+            is_stable = _matches(self.stable, i, len(blocks), text)
+            is_dynamic = _matches(self.dynamic, i, len(blocks), text)
             if is_stable and is_dynamic:
                 raise ValueError(
                     f"{path} is pinned both stable (order(stable={list(self.stable)!r})) and "
                     f"dynamic (order(dynamic={list(self.dynamic)!r})); pin it one way"
                 )
             if is_stable:
+                plans.append(("stable", None))
+            elif is_dynamic:
+                plans.append(("dynamic", None))
+            else:
+                plans.append(("scan", self._scan(path, text)))
+
+        # Which volatile-looking lines move: all of them, or (with a memory of the
+        # conversation) those whose text has changed since an earlier request.
+        looks: list[tuple[Slot, str]] = []
+        for i, (_, scan) in enumerate(plans):
+            if scan is not None:
+                rank = 0
+                for line, label in scan.lines:
+                    if label is not None and line.strip():
+                        looks.append(((i, rank), line))
+                        rank += 1
+        if self.seen is None:
+            moving = {slot for slot, _ in looks}
+        else:
+            moving = self.seen.moves(self.seen.key_of(request), looks, record=record)
+        stats.kept_lines = len(looks) - len(moving)
+
+        kept: list[dict[str, Any]] = []
+        items: list[_Item] = []
+        changed = False
+        orphan_marker: Any = None
+        for i, (block, (kind, scan)) in enumerate(zip(blocks, plans, strict=True)):
+            path = f"system[{i}]" if isinstance(system, list) else "system"
+            text = block["text"]
+            if kind == "stable":
                 kept.append(block)
                 continue
-            if is_dynamic:
+            if kind == "dynamic":
                 whole = text.replace(DYNAMIC_OPEN, "").replace(DYNAMIC_CLOSE, "").strip()
                 found = [_Item(whole, "block", "pinned")] if whole else []
                 rest = ""
             else:
-                rest, found = self._scan(path, text)
+                assert scan is not None
+                rest, found = _split(scan, i, moving)
                 if not found and rest == text:
                     kept.append(block)
                     continue
@@ -513,10 +750,12 @@ class Order(Edge):
                 stats.markers.append(
                     "dropped a system cache_control: nothing stable was left before it"
                 )
-        if kept:
-            out["system"] = kept
-        else:
+        if not kept:
             del out["system"]
+        elif isinstance(system, str):
+            out["system"] = kept[0]["text"]  # a string stays a string
+        else:
+            out["system"] = kept
         for item in items:
             if item.kind == "line":
                 stats.lines.append(item.label)
@@ -544,17 +783,24 @@ class Order(Edge):
         # Appended last: after any tool_result blocks, which must come first (TU).
         message["content"] = [*content, _dynamic_block([item.text for item in items])]
 
-    def _scan(self, path: str, text: str) -> tuple[str, list[_Item]]:
-        """Split one system text into what stays and the volatile items, in text order."""
+    def _scan(self, path: str, text: str) -> _Scan:
+        """Split one system text into its ``<dynamic>`` spans and labelled lines.
+
+        Linear in the text: each tag is looked for once, from where the last one ended.
+        """
+        spans: list[tuple[int, str]] = []
         pieces: list[str] = []
-        found: list[tuple[int, int, _Item]] = []
         pos = length = 0
-        for m in _SPAN.finditer(text):
-            pieces.append(text[pos : m.start()])
-            length += m.start() - pos
-            if m.group(1).strip():
-                found.append((length, 0, _Item(m.group(1).strip(), "span", "marked")))
-            pos = m.end()
+        while (start := text.find(DYNAMIC_OPEN, pos)) != -1:
+            end = text.find(DYNAMIC_CLOSE, start + len(DYNAMIC_OPEN))
+            if end == -1:
+                break  # no span closes after here: the open tag is reported below
+            pieces.append(text[pos:start])
+            length += start - pos
+            inner = text[start + len(DYNAMIC_OPEN) : end].strip()
+            if inner:
+                spans.append((length, inner))
+            pos = end + len(DYNAMIC_CLOSE)
         pieces.append(text[pos:])
         rest = "".join(pieces)
         for tag in (DYNAMIC_OPEN, DYNAMIC_CLOSE):
@@ -564,23 +810,37 @@ class Order(Edge):
                     f"unbalanced {tag} tag: every {DYNAMIC_OPEN} needs a {DYNAMIC_CLOSE} after it",
                     "Close the span, or pin the block with order(stable=[...]) to keep it verbatim",
                 )
-        kept: list[str] = []
-        offset = 0
-        for line in rest.split("\n"):
-            label = self._match(line)
-            if label is None:
-                kept.append(line)
-            elif line.strip():
-                found.append((offset, 1, _Item(line.strip(), "line", label)))
-            offset += len(line) + 1
-        found.sort(key=lambda f: (f[0], f[1]))
-        return "\n".join(kept), [item for _, _, item in found]
+        return _Scan(spans, [(line, self._match(line)) for line in rest.split("\n")])
 
     def _match(self, line: str) -> str | None:
+        if not line.strip():
+            return None  # a blank line is never volatile: it stays, whitespace and all
         for pattern, label in zip(self.patterns, self._labels, strict=True):
             if pattern.search(line):
                 return label
         return None
+
+
+def _split(scan: _Scan, block: int, moving: set[Slot]) -> tuple[str, list[_Item]]:
+    """What stays of one scanned system text, and what moves (spans, and the volatile-looking
+    lines in ``moving``), in text order."""
+    found: list[tuple[int, int, _Item]] = [
+        (offset, 0, _Item(inner, "span", "marked")) for offset, inner in scan.spans
+    ]
+    kept: list[str] = []
+    offset = rank = 0
+    for line, label in scan.lines:
+        if label is None:
+            kept.append(line)
+        else:
+            if (block, rank) in moving:
+                found.append((offset, 1, _Item(line.strip(), "line", label)))
+            else:
+                kept.append(line)
+            rank += 1
+        offset += len(line) + 1
+    found.sort(key=lambda f: (f[0], f[1]))
+    return "\n".join(kept), [item for _, _, item in found]
 
 
 def order(
@@ -591,6 +851,7 @@ def order(
     default_patterns: bool = True,
     stable: Iterable[Pin] | Pin | None = None,
     dynamic: Iterable[Pin] | Pin | None = None,
+    seen: SystemLines | None = None,
 ) -> Order:
     """Stable-prefix ordering: a transform that makes tools and system byte-stable.
 
@@ -605,6 +866,10 @@ def order(
     - ``stable`` / ``dynamic``: system blocks to pin, by index (``0``, ``-1``) or by a
       substring of their text. A ``stable`` block is kept verbatim, never scanned; a
       ``dynamic`` block is moved whole.
+    - ``seen``: a :class:`SystemLines`, the memory of the conversation that a wrapper or proxy
+      keeps across requests. With it a volatile-looking line moves only once its text has
+      changed between two requests of the same conversation; without it (the default, a pure
+      transform) every volatile-looking line moves.
 
     A whole line of a system text block is volatile if a pattern matches in it; text between
     :data:`DYNAMIC_OPEN` and :data:`DYNAMIC_CLOSE` is volatile as a span. Volatile text goes,
@@ -646,11 +911,18 @@ def order(
         options.append(f"stable={list(stable_pins)!r}")
     if dynamic_pins:
         options.append(f"dynamic={list(dynamic_pins)!r}")
+    if seen is not None:
+        if not isinstance(seen, SystemLines):
+            raise TypeError(
+                f"order(seen=...) takes a tidyctx.SystemLines, got {type(seen).__name__}"
+            )
+        options.append(f"seen={seen!r}")
     return Order(
         sort_tools=sort_tools,
         canonical_inputs=canonical_inputs,
         patterns=(DEFAULT_PATTERNS if default_patterns else ()) + compiled,
         stable=stable_pins,
         dynamic=dynamic_pins,
+        seen=seen,
         name=f"order({', '.join(options)})",
     )
