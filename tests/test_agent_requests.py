@@ -222,7 +222,11 @@ def test_a_2000_turn_conversation_is_valid_stable_and_marked_at_both_ends() -> N
     out = tc.pipe(request, tc.order(), tc.cache())
     tc.validate(out)
     assert tc.pipe(out, tc.order(), tc.cache()) == out
-    assert [p for p, _ in cache_markers(out)] == ["system[0]", "messages[4000].content[0]"]
+    assert [p for p, _ in cache_markers(out)] == [
+        "tools[0]",
+        "system[0]",
+        "messages[4000].content[0]",
+    ]
 
 
 def test_a_lone_surrogate_is_named_not_a_unicode_error(server: LocalServer) -> None:

@@ -68,26 +68,52 @@ def test_default_places_tools_system_and_rolling() -> None:
     tc.validate(out)
 
 
-def test_tools_under_the_minimum_get_no_breakpoint() -> None:
+def test_breakpoints_go_under_the_minimum_too() -> None:
+    # A breakpoint on a prefix under the minimum costs nothing (the API ignores it); one
+    # missing where the local count was too low costs a re-read. So every free slot is used.
     req = big_request(n_tools=1)
     req["tools"][0]["description"] = "tiny"
     out = tc.cache()(req)
-    assert placed(out) == ["system[0]", "messages[0].content[0]"]
-
-
-def test_nothing_under_the_minimum() -> None:
+    assert placed(out) == ["tools[0]", "system[0]", "messages[0].content[0]"]
     req = {
         "model": "claude-haiku-4-5",
         "max_tokens": 5,
         "messages": [{"role": "user", "content": "hi"}],
     }
-    assert placed(tc.cache()(req)) == []
-    # The minimum is per model: 4,096 for Haiku 4.5, so 2,000 tokens cache nothing there
-    # (https://docs.claude.com/en/docs/build-with-claude/prompt-caching).
+    assert placed(tc.cache()(req)) == ["messages[0].content[0]"]
     req["system"] = "word " * 1800
-    assert placed(tc.cache()(req)) == []
-    sonnet = tc.cache()({**req, "model": "claude-sonnet-4-6"})
-    assert placed(sonnet) == ["system[0]", "messages[0].content[0]"]
+    assert placed(tc.cache()(req)) == ["system[0]", "messages[0].content[0]"]
+    # Under the minimum the cache model (as the API) caches nothing, and bills nothing extra.
+    usage = cachesim.simulate([tc.cache()(req)])[0]
+    assert usage["cache_creation_input_tokens"] == 0
+
+
+def test_only_markers_change_and_strings_carry_theirs_as_one_text_block() -> None:
+    req = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "system": "Be brief.",
+        "messages": [
+            {"role": "user", "content": "Read a.py."},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {"p": 1}}],
+            },
+            {
+                "role": "user",
+                "content": [{"tool_use_id": "t1", "type": "tool_result", "content": "x = 1"}],
+            },
+        ],
+    }
+    out = tc.cache()(req)
+    assert out["system"] == [{"type": "text", "text": "Be brief.", "cache_control": EC}]
+    assert out["messages"][0] == req["messages"][0]  # no marker: still a string
+    # The marker sits on the tool_result; its content stays a string, its keys in order.
+    assert out["messages"][2]["content"] == [
+        {"tool_use_id": "t1", "type": "tool_result", "content": "x = 1", "cache_control": EC}
+    ]
+    out["messages"][2]["content"][0].pop("cache_control")
+    assert out["messages"][1:] == req["messages"][1:]
 
 
 def test_user_markers_on_tools_and_system_are_kept_and_count() -> None:
@@ -136,7 +162,7 @@ def test_never_on_thinking_or_the_dynamic_block() -> None:
     assert is_dynamic_block(last[-1]) and "cache_control" not in last[-1]
     assert "cache_control" in last[0]
     for m in out["messages"]:
-        for b in m["content"]:
+        for b in m["content"] if isinstance(m["content"], list) else []:
             if b["type"] == "thinking":
                 assert "cache_control" not in b
 
@@ -156,7 +182,7 @@ def test_bridge_for_a_turn_of_many_parallel_calls() -> None:
     # 31 blocks after the previous end (messages[0]): a bridge within 20 of it, plus rolling.
     assert paths[-1] == "messages[2].content[15]"
     lay = cachesim.layout(out)
-    previous_end = lay.position_of("messages[0].content[0]")
+    previous_end = lay.position_of("messages[0].content")  # a string, unmarked now
     bridge = lay.position_of(paths[-2])
     assert 0 < bridge - previous_end < cachesim.LOOKBACK
     assert len(paths) == 4
@@ -451,33 +477,43 @@ def _parallel_turn(req: dict[str, Any], n: int) -> dict[str, Any]:
     }
 
 
-def test_a_chain_of_bridges_for_a_very_wide_turn() -> None:
-    """A turn of 25 parallel calls adds 50 blocks: two bridges plus the rolling breakpoint."""
+def test_a_very_wide_turn_needs_one_bridge_and_keeps_the_stable_breakpoints() -> None:
+    """A turn of 25 parallel calls adds 50 blocks. A bridge within 20 blocks of the previous
+    end reads all the previous call cached; a second one would read nothing more (the lookback
+    finds entries earlier calls wrote), so the 4th slot goes to the tools, as the cache
+    model's prices decide."""
     prev = big_request(n_tools=1)
     cur = _parallel_turn(prev, 25)
     out = tc.cache()(cur)
     lay = cachesim.layout(out)
     marks = [p for p, _ in lay.breakpoints]
-    start = lay.position_of("messages[0].content[0]")
+    start = lay.position_of("messages[0].content")
     chain = [start, *(p for p in marks if p > start)]
-    assert len(chain) == 4  # the previous end, two bridges, the rolling breakpoint
-    assert all(0 < b - a < cachesim.LOOKBACK for a, b in pairwise(chain))
+    assert len(chain) == 3  # the previous end, one bridge, the rolling breakpoint
+    assert 0 < chain[1] - chain[0] < cachesim.LOOKBACK
+    assert placed(out)[:2] == ["tools[0]", "system[0]"]
     sim = cachesim.calls([tc.cache()(prev), out])
     assert sim[1].miss is None
     assert sim[1].usage["cache_read_input_tokens"] == sim[0].layout.cum[-1]
 
 
-def test_when_the_chain_does_not_fit_the_stable_breakpoints_stay() -> None:
+def test_when_the_chain_does_not_fit_part_of_it_still_carries_the_read() -> None:
     """With the tools and system already marked by the caller, two slots are left: a chain
-    that needs three breakpoints cannot bridge the gap, so cache() keeps the rolling one."""
+    that needs three breakpoints does not fit. Its first bridge still reads the previous
+    entry, and the cache model prices that plan below the rolling breakpoint alone."""
     prev = normalize(big_request())
     prev["tools"][-1]["cache_control"] = EC
     prev["system"][-1]["cache_control"] = EC
     cur = _parallel_turn(prev, 25)
     out = tc.cache()(cur)
-    assert len(cache_markers(out)) == 3
+    assert len(cache_markers(out)) == 4
     assert placed(out)[-1] == "messages[2].content[24]"
     tc.validate(out)
+    previous = tc.cache()(prev)
+    partial = cachesim.calls([previous, out])[1].usage
+    rolling_only = cachesim.calls([previous, tc.cache(bridge=False)(cur)])[1].usage
+    assert partial["cache_read_input_tokens"] > rolling_only["cache_read_input_tokens"]
+    assert partial["input_tokens"] == rolling_only["input_tokens"] == 0
 
 
 def test_bridges_displace_stable_breakpoints_only_when_cheaper() -> None:

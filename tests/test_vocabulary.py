@@ -106,16 +106,17 @@ def cut(request: dict[str, Any]) -> bool:
 
 
 def test_a_local_counter_counts_the_budgets() -> None:
-    """A LocalCounter given as ``counter`` counts per block: trim cuts and cache places
-    breakpoints by its counts."""
+    """A LocalCounter given as ``counter`` counts per block: trim cuts by its counts; cache
+    places a breakpoint wherever a slot is free, whatever the count (the counter prices plans
+    only when slots compete)."""
     run = log_run(40)
     tokens = LocalCounter().count_block(run["messages"][2]["content"][0])
     dense = LocalCounter(calibration=4.0)
     assert not cut(tc.trim(max_tokens=tokens + 50)(run))
     assert cut(tc.trim(max_tokens=tokens + 50, counter=dense)(run))
-    # Below the model's minimum cacheable length, no breakpoint, unless counted denser.
-    assert "cache_control" not in str(tc.cache()(run))
-    assert "cache_control" in str(tc.cache(counter=LocalCounter(calibration=50.0))(run))
+    # Below the model's minimum cacheable length too: a breakpoint there is free.
+    assert "cache_control" in str(tc.cache()(run))
+    assert tc.cache(counter=LocalCounter(calibration=50.0))(run) == tc.cache()(run)
 
 
 def test_a_counter_that_is_not_a_token_counter_is_refused() -> None:

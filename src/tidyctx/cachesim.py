@@ -341,6 +341,12 @@ class _Entry:
     touched: float
 
 
+def _same_place(a: str, b: str) -> bool:
+    """Do two paths name the same block? A string content (``messages[2].content``) is the one
+    text block of the same message in block form (``messages[2].content[0]``)."""
+    return a == b or a + "[0]" == b or b + "[0]" == a
+
+
 def _around(before: Any, after: Any, width: int = 40) -> tuple[str, str]:
     a = canonical_json(before).decode("utf-8") if before is not None else ""
     b = canonical_json(after).decode("utf-8") if after is not None else ""
@@ -539,7 +545,7 @@ class CacheModel:
                 section = min(
                     section, prev.sections[shared], key=("tools", "system", "messages").index
                 )
-            if section == "messages" and prev.paths[shared] == lay.paths[shared]:
+            if section == "messages" and _same_place(prev.paths[shared], lay.paths[shared]):
                 for name in ("tool_choice", "thinking"):
                     if prev_seeds.get(name) != seeds.get(name):
                         b, a = _around(prev_seeds.get(name), seeds.get(name))

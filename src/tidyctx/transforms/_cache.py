@@ -2,18 +2,24 @@
 
 The default strategy, for a request laid out tools → system → messages:
 
-1. the end of the tools, when they alone reach the model's minimum cacheable length;
-2. the end of the system prompt (tools + system), when that reaches the minimum;
-3. a rolling breakpoint on the last cacheable block of the latest message, so the history is
-   read from the cache turn after turn and each turn writes only what it added;
+1. the end of the tools;
+2. the end of the system prompt (tools + system);
+3. a rolling breakpoint on the last cacheable block of the messages, so the history is read
+   from the cache turn after turn and each turn writes only what it added;
 4. a bridge when the latest turn added 20 blocks or more (parallel tool calls): the API looks
    back only 20 blocks from a breakpoint for an earlier entry, so a breakpoint within 20
    blocks after the previous turn's end carries the read across.
 
+Every one of them is placed whenever a slot is free, also on a prefix that counts under the
+model's minimum cacheable length: a breakpoint costs nothing by itself (writes are billed by
+the tokens up to the last one), the API ignores one on a prefix under the minimum, and a
+local count can be wrong by more than the margin, while a missing breakpoint costs a whole
+re-read. Only when the candidates do not fit in the slots are some dropped, by expected
+value: each plan is priced on the offline cache model over the previous call and this one.
+
 The API's rules (https://platform.claude.com/docs/en/build-with-claude/prompt-caching): at
 most 4 breakpoints, the top-level ``cache_control`` included; none on thinking or empty text
-blocks; below the minimum length a breakpoint caches nothing; 1h breakpoints must come before
-5m ones.
+blocks; 1h breakpoints must come before 5m ones.
 
 Markers the caller put on tools or system blocks are kept and count toward the 4; if they
 alone break the API's rules (more than 4 with the top-level one, a 1h marker after a 5m one)
@@ -21,6 +27,12 @@ cache() raises :class:`~tidyctx._request.ValidationError` naming the marker. Mar
 ``messages`` (inside a tool_result's content too) are treated as rolling breakpoints: cache()
 removes them and places its own, so applying it to its own output changes nothing
 (idempotent) and markers never pile up past 4.
+
+Nothing else changes: a marker is the only edit. A string ``system`` or message ``content``
+that gets a breakpoint becomes that text as one text block carrying the marker (a string is
+the API's shorthand for exactly that block, and a string has nowhere to hold a marker); a
+tool_result whose content is a string gets the marker on the tool_result itself, its content
+left a string.
 
 >>> req = {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": "Be brief. " * 400,
 ...        "messages": [{"role": "user", "content": "hi " * 1200}]}
@@ -37,7 +49,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tidyctx._request
-from tidyctx import pricing
 from tidyctx._edge import Edge
 from tidyctx._request import (
     MAX_BREAKPOINTS,
@@ -47,9 +58,8 @@ from tidyctx._request import (
     can_carry_marker,
     check_encodable,
     marker_errors,
-    normalize,
 )
-from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, LOOKBACK, CacheModel, layout
+from tidyctx.cachesim import LOOKBACK, CacheModel, layout
 from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
 from tidyctx.transforms._order import is_dynamic_block
 
@@ -64,9 +74,11 @@ def _marker(ttl: str) -> dict[str, str]:
 
 
 def _eligible(block: Any) -> bool:
-    """May carry a breakpoint (not thinking, not empty text) and is not order()'s dynamic
-    block, which changes every turn."""
-    return isinstance(block, Mapping) and can_carry_marker(block) and not is_dynamic_block(block)
+    """May carry a breakpoint (not thinking, not empty text; a non-empty string stands for its
+    text block) and is not order()'s dynamic block, which changes every turn."""
+    return (
+        isinstance(block, Mapping | str) and can_carry_marker(block) and not is_dynamic_block(block)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +105,8 @@ class Cache(Edge):
     def apply(self, request: Request) -> Request:
         # Block hashes need UTF-8; name a lone surrogate rather than fail deep inside.
         check_encodable(request)
-        out = normalize(request)
+        # A copy in the client's own form: only markers change below.
+        out = copy.deepcopy(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise tidyctx._request.ValidationError(
@@ -121,66 +134,45 @@ class Cache(Edge):
         model = self.model or str(out.get("model") or "")
         counter = local_counter(self.counter, model)
         lay = layout(out, counter, model or None)
-        minimum = self.min_tokens if self.min_tokens is not None else _minimum(model)
         kept = cache_markers(out)
-        budget = MAX_BREAKPOINTS - len(kept)
+        budget = max(MAX_BREAKPOINTS - len(kept), 0)
         stable_ttl = self.stable_ttl or self.ttl
         index = {path: pos for pos, path in enumerate(lay.paths)}
         blocks = _blocks_by_path(out)
 
-        def big_enough(pos: int | None) -> bool:
-            return pos is not None and lay.cum[pos] >= minimum
-
         rolling_plan: list[tuple[int, str]] = []
         bridges: list[tuple[int, str]] = []
         stable: list[tuple[int, str]] = []
-        # 3. rolling: the last eligible block of the last message.
-        last_msg = len(messages) - 1
-        rolling = _last_eligible(lay.paths, blocks, index, f"messages[{last_msg}]")
+        # 3. rolling: the last block of the messages that may carry a marker (walking back
+        # past thinking and order()'s dynamic block, as automatic caching walks back).
+        rolling = _last_in_section(lay, blocks, "messages")
         use_auto = False
-        if big_enough(rolling):
-            assert rolling is not None
+        if rolling is not None:
             tail_dynamic = any(
                 is_dynamic_block(blocks[p]) for p in lay.paths[rolling + 1 :] if p in blocks
             )
             if self.automatic and not tail_dynamic and "cache_control" not in out:
                 use_auto = True
-                budget -= 1
+                budget = max(budget - 1, 0)
             elif "cache_control" not in out:
                 rolling_plan.append((rolling, self.ttl))
             # 4. bridges: the previous request ended at the user message before the last
             # reply; a chain of breakpoints less than LOOKBACK apart carries the read to here.
             previous_end = _previous_end(lay.paths, blocks, index, messages)
-            if self.bridge and previous_end is not None:
+            if self.bridge and previous_end is not None and previous_end < rolling:
                 bridges = [
-                    (b, self.ttl)
-                    for b in _bridge_chain(lay.paths, blocks, previous_end, rolling)
-                    if big_enough(b)
+                    (b, self.ttl) for b in _bridge_chain(lay.paths, blocks, previous_end, rolling)
                 ]
         # 2. and 1.: the stable prefix, unless the caller marked it already.
         if not any(p.startswith("system") for p, _ in kept):
             end_system = _last_in_section(lay, blocks, "system")
-            if big_enough(end_system):
-                assert end_system is not None
+            if end_system is not None:
                 stable.append((end_system, stable_ttl))
         if not any(p.startswith("tools") for p, _ in kept):
             end_tools = _last_in_section(lay, blocks, "tools")
-            if big_enough(end_tools):
-                assert end_tools is not None
+            if end_tools is not None:
                 stable.append((end_tools, stable_ttl))
-        budget = max(budget, 0)
-        plain = sorted(set((rolling_plan + stable)[:budget]))
-        chosen = plain
-        if bridges and len(rolling_plan) + len(bridges) <= budget:
-            bridged = sorted(set((rolling_plan + bridges + stable)[:budget]))
-            # A chain that fits may still cost more than the stable breakpoints it displaces
-            # (when the previous turn was short): settle it by simulating the previous call
-            # and this one under each plan.
-            if bridged != plain and (
-                len(rolling_plan + bridges + stable) <= budget
-                or self._cheaper(out, lay, bridged, plain, counter)
-            ):
-                chosen = bridged
+        chosen = self._plan(out, lay, counter, budget, rolling_plan, bridges, stable)
         # Longer TTLs must come before shorter ones: one of ours before a 1h marker of the
         # caller's is raised to 1h (the write up to the last 1h marker is billed at the 1h
         # price anyway), and a 1h marker of ours after any 5m one is lowered to 5m.
@@ -202,38 +194,67 @@ class Cache(Edge):
             out["cache_control"] = _marker(self.ttl)
         return out
 
-    def _cheaper(
+    def _plan(
         self,
         request: Request,
         lay: Any,
-        first: list[tuple[int, str]],
-        second: list[tuple[int, str]],
         counter: LocalCounter,
-    ) -> bool:
-        """Does plan ``first`` cost less than ``second`` over the previous call and this one?
+        budget: int,
+        rolling: list[tuple[int, str]],
+        bridges: list[tuple[int, str]],
+        stable: list[tuple[int, str]],
+    ) -> list[tuple[int, str]]:
+        """The breakpoints to place: every candidate when they fit in ``budget``; else, of the
+        plans that keep the rolling breakpoint and the first ``b`` bridges and fill the rest
+        with the stable ones (system first), the one the cache model prices lowest over the
+        previous call and this one (ties: fewer bridges, so the stable prefix keeps its
+        breakpoints)."""
+        every = sorted(set(rolling + bridges + stable))
+        if len(every) <= budget:
+            return every
+        plans: list[list[tuple[int, str]]] = []
+        for b in range(len(bridges) + 1):
+            plan = sorted(set((rolling + bridges[:b] + stable)[:budget]))
+            if plan not in plans:
+                plans.append(plan)
+        if len(plans) == 1:
+            return plans[0]
+        costs = self._costs(request, lay, counter, plans)
+        return min(zip(costs, range(len(plans)), plans, strict=True))[2]
+
+    def _costs(
+        self,
+        request: Request,
+        lay: Any,
+        counter: LocalCounter,
+        plans: list[list[tuple[int, str]]],
+    ) -> list[float]:
+        """The cost of each plan over the previous call and this one, on the offline cache
+        model, in input-token equivalents (the API's multipliers: write 1.25x for 5m, 2x for
+        1h, read 0.1x).
 
         The previous call is this request without its last reply and user turn, placed by
-        the plain strategy (no bridges); cost is in input-token equivalents (the API's
-        multipliers: write 1.25x for 5m, 2x for 1h, read 0.1x).
+        this strategy without bridges; without one, each plan is priced on this call alone.
         """
         messages = request["messages"]
-        if len(messages) < 3:
-            return False
-        previous = Cache(
-            ttl=self.ttl,
-            stable_ttl=self.stable_ttl,
-            bridge=False,
-            model=self.model,
-            min_tokens=self.min_tokens,
-            counter=self.counter,
-        ).apply({**request, "messages": messages[:-2]})
+        previous: Request | None = None
+        if len(messages) >= 3:
+            previous = Cache(
+                ttl=self.ttl,
+                stable_ttl=self.stable_ttl,
+                bridge=False,
+                model=self.model,
+                min_tokens=self.min_tokens,
+                counter=self.counter,
+            ).apply({**request, "messages": messages[:-2]})
 
         def cost(plan: list[tuple[int, str]]) -> float:
             current = copy.deepcopy(request)
             for pos, ttl in plan:
                 _set_marker(current, lay.paths[pos], _marker(ttl))
             model = CacheModel(model=self.model, min_cacheable=self.min_tokens, counter=counter)
-            model.call(previous)
+            if previous is not None:
+                model.call(previous)
             u = model.call(current).usage
             parts = u["cache_creation"]
             return float(
@@ -243,7 +264,7 @@ class Cache(Edge):
                 + 0.1 * u["cache_read_input_tokens"]
             )
 
-        return cost(first) < cost(second)
+        return [cost(plan) for plan in plans]
 
     def describe(self, before: Request, after: Request) -> str:
         marks = cache_markers(after)
@@ -268,14 +289,16 @@ def cache(
     pauses longer than 5 minutes between calls (a human in the loop): the stable prefix then
     survives the pause for twice the write price. ``automatic=True`` uses the request's
     top-level ``cache_control`` for the rolling breakpoint where that serves as well (no
-    dynamic block from :func:`~tidyctx.transforms._order.order` at the end). ``model`` is the
-    model the request is sent to (default: the request's ``model``), for counting and the
-    minimum cacheable length; ``min_tokens`` overrides that
-    minimum (a model missing from the price table, or tests). ``counter``: a
-    :class:`~tidyctx.tokens.TokenCounter` (default: a :class:`~tidyctx.tokens.LocalCounter` for
-    ``model``); breakpoints are placed by the sizes of blocks, which only a LocalCounter gives,
-    so another counter is not used here (:func:`~tidyctx.tokens.local_counter`).
-    ``bridge=False`` never places the lookback bridge.
+    dynamic block from :func:`~tidyctx.transforms._order.order` at the end).
+
+    Breakpoints are placed whenever a slot is free, whatever the prefix counts. ``model`` (the
+    model the request is sent to, default: the request's ``model``), ``min_tokens`` (its
+    minimum cacheable length, default: the price table's) and ``counter`` (a
+    :class:`~tidyctx.tokens.TokenCounter`, default: a :class:`~tidyctx.tokens.LocalCounter`
+    for ``model``) only price the plans when more breakpoints are wanted than the 4 slots
+    hold; the block sizes this needs come from a LocalCounter, so another counter is not used
+    here (:func:`~tidyctx.tokens.local_counter`). ``bridge=False`` never places the lookback
+    bridge.
     """
     check_counter(counter, "cache(counter=...)")
     if min_tokens is not None and min_tokens < 0:
@@ -300,13 +323,6 @@ def cache(
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _minimum(model: str) -> int:
-    try:
-        return pricing.lookup(model).min_cacheable
-    except pricing.UnknownModelError:
-        return DEFAULT_MIN_CACHEABLE
 
 
 def _unmarked(block: dict[str, Any]) -> dict[str, Any]:
@@ -387,15 +403,23 @@ def _position(path: str, index: dict[str, int], end: int) -> int:
 
 
 def _set_marker(request: Request, path: str, marker: dict[str, str]) -> None:
+    """Put ``marker`` on the block at ``path``. A string ``system`` or message ``content``
+    (paths ``system``, ``messages[i].content``) becomes its one text block, which carries it."""
     if path.startswith("tools["):
         i = int(path[6:-1])
         request["tools"][i] = {**request["tools"][i], "cache_control": marker}
+        return
+    if path == "system":
+        request["system"] = [{"type": "text", "text": request["system"], "cache_control": marker}]
         return
     if path.startswith("system["):
         i = int(path[7:-1])
         request["system"][i] = {**request["system"][i], "cache_control": marker}
         return
-    head, _, tail = path.partition(".content[")
-    i, j = int(head[9:-1]), int(tail[:-1])
-    content = request["messages"][i]["content"]
-    content[j] = {**content[j], "cache_control": marker}
+    head, _, tail = path.partition(".content")
+    message = request["messages"][int(head[9:-1])]
+    if not tail:
+        message["content"] = [{"type": "text", "text": message["content"], "cache_control": marker}]
+        return
+    j = int(tail[1:-1])
+    message["content"][j] = {**message["content"][j], "cache_control": marker}
