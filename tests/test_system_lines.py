@@ -23,7 +23,9 @@ PROPS = settings(max_examples=60)
 FIXED = "The current time is 2024-05-15 15:00:00 EST."
 
 
-def _turn(k: int, clock: str = FIXED, task: str = "Change my flight.") -> dict[str, Any]:
+def _turn(
+    k: int, clock: str = FIXED, task: str = "Change my flight.", agent: str = "an airline agent"
+) -> dict[str, Any]:
     """Turn ``k`` of one conversation: a fixed task, ``k`` exchanges, a system with ``clock``."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": task}]
     for i in range(k):
@@ -34,7 +36,7 @@ def _turn(k: int, clock: str = FIXED, task: str = "Change my flight.") -> dict[s
     return {
         "model": "claude-sonnet-4-6",
         "max_tokens": 64,
-        "system": "You are an airline agent.\n" + clock + "\nFollow the policy.",
+        "system": f"You are {agent}.\n" + clock + "\nFollow the policy.",
         "messages": messages,
     }
 
@@ -139,16 +141,36 @@ def test_describe_and_explain_leave_the_memory_alone() -> None:
     assert t.name == "order(seen=SystemLines())"
 
 
+def test_a_clock_that_ticked_in_one_conversation_moves_from_the_start_of_the_next() -> None:
+    seen = tc.SystemLines()
+    t = tc.order(seen=seen)
+    later = "The current time is 2024-05-15 15:07:00 EST."
+    t(_turn(0, task="A."))
+    assert _moved(t(_turn(1, later, task="A.")))
+    # The same agent's prompt in a new conversation: its clock is known to tick.
+    assert _moved(t(_turn(0, "The current time is 2024-05-16 08:00:00 EST.", task="B.")))
+    # Another agent's prompt has its own lessons to learn.
+    assert not _moved(t(_turn(0, later, task="C.", agent="a hotel agent")))
+
+
+def test_a_line_fixed_within_each_conversation_is_never_taught() -> None:
+    t = tc.order(seen=tc.SystemLines())
+    for day in range(1, 6):
+        clock = f"Today's date is 2026-01-0{day}."
+        assert not any(_moved(t(_turn(k, clock, task=f"Day {day}."))) for k in range(3))
+
+
 def test_the_memory_forgets_the_conversation_used_longest_ago() -> None:
     seen = tc.SystemLines(max_conversations=2)
     t = tc.order(seen=seen)
     for task in ("A.", "B.", "A.", "C."):
-        t(_turn(0, task=task))
+        t(_turn(0, task=task, agent=f"agent {task}"))
     assert len(seen) == 2
     assert repr(seen) == "SystemLines(max_conversations=2)"
     # A was used after B: remembered, its changed clock moves. B was forgotten: first sight.
-    assert _moved(t(_turn(1, "The current time is 2024-05-15 15:07:00 EST.", "A.")))
-    assert not _moved(t(_turn(1, "The current time is 2024-05-15 15:07:00 EST.", "B.")))
+    later = "The current time is 2024-05-15 15:07:00 EST."
+    assert _moved(t(_turn(1, later, "A.", agent="agent A.")))
+    assert not _moved(t(_turn(1, later, "B.", agent="agent B.")))
 
 
 def test_bad_arguments_are_named() -> None:
@@ -167,7 +189,9 @@ def test_threads_sharing_one_memory_see_their_own_conversations() -> None:
     results: dict[str, list[bool]] = {}
 
     def talk(task: str) -> None:
-        results[task] = [_moved(t(_turn(k, FIXED if k < 2 else later, task))) for k in range(4)]
+        results[task] = [
+            _moved(t(_turn(k, FIXED if k < 2 else later, task, agent=task))) for k in range(4)
+        ]
 
     threads = [threading.Thread(target=talk, args=(f"Task {i}.",)) for i in range(4)]
     for thread in threads:

@@ -350,11 +350,19 @@ class SystemLines:
     it has changed it moves on every later request of that conversation, so the prefix is
     stable from then on.
 
+    What was learnt also serves the agent's next conversations: a place that changed within
+    one conversation is remembered for the *shape* of its system prompt (the prompt with its
+    volatile-looking lines blanked out), and in a later conversation whose system prompt has
+    that shape the line at that place moves from the first request on, so only the first
+    conversation pays for the lesson. A line that differs between conversations but never
+    within one (a date fixed per session) is never taught that way.
+
     The owner is whoever sees the whole conversation: a wrapper or proxy keeps one for the life
     of the process (or pickles it between runs). It is deterministic: the same requests in the
     same order leave it in the same state, and the same request with the same state gives the
-    same output bytes. It holds at most ``max_conversations`` conversations, forgetting the one
-    used longest ago. Thread-safe. Picklable when ``key`` is None or a module-level function.
+    same output bytes. It holds at most ``max_conversations`` conversations and as many prompt
+    shapes, forgetting the one used longest ago. Thread-safe. Picklable when ``key`` is None or
+    a module-level function.
 
     >>> seen = SystemLines()
     >>> t = order(seen=seen)
@@ -369,6 +377,11 @@ class SystemLines:
     >>> t(turn(1, "2024-05-15 15:00"))["system"]   # unchanged: stays
     'You are terse.\\nThe current time is 2024-05-15 15:00.'
     >>> t(turn(2, "2024-05-15 15:07"))["system"]   # changed: moves from now on
+    'You are terse.'
+    >>> def other(clock):                              # another conversation, same prompt
+    ...     return {"system": f"You are terse.\\nThe current time is {clock}.",
+    ...             "messages": [{"role": "user", "content": "Cancel it."}]}
+    >>> t(other("2024-05-16 09:00"))["system"]         # the clock is known to tick: moves
     'You are terse.'
     """
 
@@ -388,8 +401,10 @@ class SystemLines:
             raise TypeError(f"SystemLines(key=...) takes a function of the request, got {key!r}")
         self.key = key
         self.max_conversations = max_conversations
-        # conversation key -> slot -> (the line's text at last sight, has it changed)
+        # conversation key -> slot -> (the line's text at last sight, does it move)
         self._conversations: OrderedDict[str, dict[Slot, tuple[str, bool]]] = OrderedDict()
+        # system prompt shape -> the slots whose line changed within some conversation
+        self._ticking: OrderedDict[str, frozenset[Slot]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -411,6 +426,7 @@ class SystemLines:
             self.key == other.key
             and self.max_conversations == other.max_conversations
             and self._conversations == other._conversations
+            and self._ticking == other._ticking
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable
@@ -432,26 +448,54 @@ class SystemLines:
         return key
 
     def moves(
-        self, key: str, lines: Iterable[tuple[Slot, str]], *, record: bool = True
+        self,
+        key: str,
+        shape: str,
+        lines: Iterable[tuple[Slot, str]],
+        *,
+        record: bool = True,
     ) -> set[Slot]:
-        """Of ``lines`` (place, text) seen in one request of conversation ``key``, the places
-        whose line has changed since an earlier request; with ``record``, remember them."""
+        """Of ``lines`` (place, text) seen in one request of conversation ``key`` whose system
+        prompt has ``shape``, the places whose line moves: it changed since an earlier request
+        of this conversation (or moved there already), or it changed within an earlier
+        conversation of the same shape. With ``record``, remember this request."""
         with self._lock:
-            known = self._conversations.get(key)
+            updated: dict[Slot, tuple[str, bool]] = dict(self._conversations.get(key) or {})
+            taught = self._ticking.get(shape, frozenset())
             out: set[Slot] = set()
-            updated: dict[Slot, tuple[str, bool]] = dict(known or {})
+            ticked: set[Slot] = set()
             for slot, text in lines:
                 before = updated.get(slot)
-                changed = before is not None and (before[1] or before[0] != text)
+                changed = before is not None and before[0] != text
+                moves = changed or slot in taught or (before is not None and before[1])
                 if changed:
+                    ticked.add(slot)
+                if moves:
                     out.add(slot)
-                updated[slot] = (text, changed)
+                updated[slot] = (text, moves)
             if record:
-                self._conversations[key] = updated
-                self._conversations.move_to_end(key)
-                while len(self._conversations) > self.max_conversations:
-                    self._conversations.popitem(last=False)
+                _remember(self._conversations, key, updated, self.max_conversations)
+                if ticked or shape in self._ticking:
+                    _remember(self._ticking, shape, taught | ticked, self.max_conversations)
             return out
+
+
+def _remember(memory: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+    """Store ``value`` as the most recently used entry; forget the oldest past ``limit``."""
+    memory[key] = value
+    memory.move_to_end(key)
+    while len(memory) > limit:
+        memory.popitem(last=False)
+
+
+def _shape(scans: list[tuple[str, _Scan | None]]) -> str:
+    """The system prompt with its volatile-looking lines blanked out, as 32 hex digits: what
+    stays the same across the conversations of one agent whose prompt carries a clock."""
+    parts = [
+        [kind, [line if label is None else None for line, label in scan.lines] if scan else None]
+        for kind, scan in scans
+    ]
+    return hashlib.blake2b(canonical_json(parts), digest_size=16).hexdigest()
 
 
 # ---------------------------------------------------------------------------- the transform
@@ -694,7 +738,8 @@ class Order(Edge):
         if self.seen is None:
             moving = {slot for slot, _ in looks}
         else:
-            moving = self.seen.moves(self.seen.key_of(request), looks, record=record)
+            key, shape = self.seen.key_of(request), _shape(plans)
+            moving = self.seen.moves(key, shape, looks, record=record)
         stats.kept_lines = len(looks) - len(moving)
 
         kept: list[dict[str, Any]] = []
