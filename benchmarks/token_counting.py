@@ -24,6 +24,7 @@ from typing import Any
 
 from replay import SHARED
 
+import tidyctx as tc
 from tidyctx import tokens
 from tidyctx._request import iter_blocks
 from tidyctx.tokens import LocalCounter
@@ -168,7 +169,7 @@ def bench() -> None:
     LocalCounter().count_request(last)
     after, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    entries = len(tokens._MEMO)
+    entries = tc.memo_stats().kinds.get("tokens", (0, 0))[0]
 
     blocks = sum(1 for _ in iter_blocks(last))
     print(f"conversation: {TURNS} turns, {blocks} blocks, {cold_total:,} tokens at turn {TURNS}")

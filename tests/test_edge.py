@@ -184,14 +184,14 @@ def test_pipe_runs_a_transform_body_without_converting_again(
     import tidyctx._request as rq
 
     converted: list[Any] = []
-    real = rq.to_plain
+    real = rq._own_request
 
     def counting(x: Any) -> Any:
         if isinstance(x, dict) and "messages" in x:  # a whole request, not a part of one
             converted.append(x)
         return real(x)
 
-    monkeypatch.setattr(rq, "to_plain", counting)
+    monkeypatch.setattr(rq, "_own_request", counting)
     run = file_reads()
     steps = (
         tc.order(),

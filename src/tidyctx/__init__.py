@@ -5,6 +5,7 @@
 [{'role': 'user', 'content': 'hi'}]
 """
 
+from tidyctx._memo import MemoStats, clear_memo, memo_stats, set_memo_limit
 from tidyctx._pipeline import Report, Step, Transform, explain, pipe
 from tidyctx._request import Request, ValidationError, normalize, validate
 from tidyctx.code import (
@@ -39,6 +40,7 @@ __all__ = [
     "Clearing",
     "Definition",
     "LocalCounter",
+    "MemoStats",
     "MemoryStore",
     "RedisStore",
     "Report",
@@ -58,14 +60,17 @@ __all__ = [
     "asummarize",
     "cache",
     "clear",
+    "clear_memo",
     "compact",
     "definitions",
     "expand_tool",
     "explain",
+    "memo_stats",
     "normalize",
     "order",
     "outline",
     "pipe",
+    "set_memo_limit",
     "slice_code",
     "slice_lines",
     "slice_symbol",

@@ -13,7 +13,9 @@ The contract, one place for every transform (``order``, ``cache``, ``trim``, ``c
 
 - Each transform is an :class:`Edge`. Its ``apply(request)`` is the body: plain request in,
   new plain request out. Its ``__call__`` is the edge: :func:`start` converts the input once
-  (a fresh copy, so the result never aliases the caller's data), ``apply`` runs, and
+  (new containers down to each block, so nothing the body does reaches the caller's data;
+  what lies below a block, a tool input or an image source, is shared while it is plain
+  data, and unchanged blocks' contents go out shared too), ``apply`` runs, and
   :func:`shaped` gives the result back as the caller gave it: a bare list in, a list out; a
   dict or SDK object in, a dict out.
 - :func:`tidyctx.pipe` and :func:`tidyctx.explain` convert once at their own edge and then
@@ -53,7 +55,8 @@ def transform_name(t: Callable[..., Any]) -> str:
 
 
 def start(x: Any) -> tuple[Request, bool]:
-    """``x`` as a fresh plain request, and whether it was a bare message list.
+    """``x`` as a new plain request (new containers down to each block, plain values below
+    shared), and whether it was a bare message list.
 
     Raises :class:`~tidyctx.ValidationError` for anything that is not a request (None, a
     string...) and for data nested too deep to copy.

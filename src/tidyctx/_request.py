@@ -18,7 +18,6 @@ tidyctx._request.ValidationError: messages[0].role: 'system' is not a message ro
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -112,11 +111,120 @@ def to_plain(obj: Any) -> Any:
     )
 
 
+_PLAIN_DEPTH = 500
+"""Data nested deeper is converted (and so copied) rather than shared: the recursion of the
+conversion then names it (:func:`too_deep`), as it does for data tidyctx cannot process."""
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain JSON data already (dicts with str keys, lists, scalars), so
+    that it can be shared rather than converted. Iterative."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > _PLAIN_DEPTH:
+            return False
+        if type(v) is dict:
+            for k, item in v.items():
+                if type(k) is not str:
+                    return False
+                if type(item) is not str:
+                    stack.append((item, depth + 1))
+        elif type(v) is list:
+            stack.extend((item, depth + 1) for item in v if type(item) is not str)
+        elif not (v is None or type(v) in (str, int, float, bool)):
+            return False
+    return True
+
+
+def _shared(value: Any) -> Any:
+    """``value`` itself when it is plain data, else its plain copy (:func:`to_plain`)."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return value if _is_plain(value) else to_plain(value)
+
+
+_Own = Mapping[str, Any]
+"""Per key, the function that owns that key's value (see :func:`_own_dict`)."""
+
+
+def _own_dict(obj: Any, special: _Own | None = None) -> Any:
+    """A new dict of ``obj``'s items, SDK objects converted: each value plain and shared, or
+    owned by its function in ``special``."""
+    if type(obj) is dict:
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            if type(k) is not str:
+                break
+            own = special.get(k) if special is not None else None
+            if own is not None:
+                out[k] = own(v)
+            else:
+                out[k] = v if type(v) is str else _shared(v)
+        else:
+            return out
+    if not isinstance(obj, Mapping) and not callable(getattr(obj, "model_dump", None)):
+        return to_plain(obj)
+    return to_plain(obj)  # an SDK object or a key that is no str: converted whole, all new
+
+
+def _own_list(own: Any) -> Any:
+    def run(items: Any) -> Any:
+        if isinstance(items, list | tuple):
+            return [own(item) for item in items]
+        return items if type(items) is str else _shared(items)
+
+    return run
+
+
+def _own_inner(block: Any) -> Any:
+    return _own_dict(block) if isinstance(block, Mapping) else _shared(block)
+
+
+def _own_block(block: Any) -> Any:
+    """A block the caller may change the top-level keys of (``cache_control``, ``text``,
+    ``content``...): a new dict, and for a tool_result a new content list of new dicts.
+    Deeper values (a tool input, an image source, a marker) are shared, never edited."""
+    if isinstance(block, str):
+        return block
+    if isinstance(block, Mapping) and block.get("type") == "tool_result":
+        return _own_dict(block, _TOOL_RESULT)
+    if isinstance(block, Mapping) or callable(getattr(block, "model_dump", None)):
+        return _own_dict(block)
+    return _shared(block)
+
+
+_TOOL_RESULT: _Own = {"content": _own_list(_own_inner)}
+_MESSAGE: _Own = {"content": _own_list(_own_block)}
+
+
+def _own_message(message: Any) -> Any:
+    return _own_dict(message, _MESSAGE)
+
+
+_REQUEST: _Own = {
+    "messages": _own_list(_own_message),
+    "tools": _own_list(_own_inner),
+    "system": _own_list(_own_block),
+}
+
+
+def _own_request(x: Any) -> Any:
+    """A request the caller may change down to its blocks' top-level keys: new containers for
+    the request, tools, system, messages, each message, its content and each block; values
+    below a block (a tool input, an image source) shared with ``x`` where they are plain data.
+    """
+    return _own_dict(x, _REQUEST)
+
+
 def to_request(x: Any) -> tuple[Request, bool]:
-    """Turn a request dict, a bare message list or an SDK object into a fresh request dict.
+    """Turn a request dict, a bare message list or an SDK object into a new request dict.
 
     Returns ``(request, was_list)``; ``was_list`` says the caller gave a bare message list,
-    so the result can be handed back in the same shape.
+    so the result can be handed back in the same shape. The containers down to each block
+    are new (a transform may set a block's keys without touching ``x``); what lies below a
+    block (a tool input, an image source) is shared with ``x`` when it is plain data already,
+    so converting costs little more than a walk over the blocks.
     """
     if x is None:
         raise ValidationError(
@@ -125,9 +233,9 @@ def to_request(x: Any) -> tuple[Request, bool]:
             "Pass the dict you would give client.messages.create(**request), or a list of messages",
         )
     if isinstance(x, list | tuple):
-        return {"messages": to_plain(x)}, True
+        return {"messages": [_own_message(m) for m in x]}, True
     if isinstance(x, Mapping) or callable(getattr(x, "model_dump", None)):
-        plain = to_plain(x)
+        plain = _own_request(x)
         if isinstance(plain, dict):
             return plain, False
     raise ValidationError(
@@ -159,7 +267,36 @@ def _walk(value: Any, root: str) -> Iterator[tuple[str, Any, int]]:
                 stack.append((f"{path}[{i}]", item[i], depth + 1))
 
 
+def _has_surrogate(value: Any) -> bool:
+    """Whether a lone surrogate sits in any string of ``value`` (keys included): one walk with
+    no paths; an ASCII string (``str.isascii`` reads a flag) is skipped without a search."""
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() and _SURROGATE.search(item) is not None:
+                return True
+        elif kind is dict:
+            extend(item)
+            extend(item.values())
+        elif kind is list:
+            extend(item)
+        elif isinstance(item, str):
+            if _SURROGATE.search(item) is not None:
+                return True
+        elif isinstance(item, Mapping):
+            extend(item.keys())
+            extend(item.values())
+        elif isinstance(item, list | tuple):
+            extend(item)
+    return False
+
+
 def _unencodable(request: Any) -> list[ValidationError]:
+    if not _has_surrogate(request):
+        return []
     found = []
     for path, value, _ in _walk(request, ""):
         if isinstance(value, str) and (m := _SURROGATE.search(value)) is not None:
@@ -215,8 +352,13 @@ def normalize(request: Mapping[str, Any]) -> Request:
     The model sees the same prompt either way. Idempotent. Empty and whitespace-only strings
     are left as they are: a text block of only whitespace is invalid (:func:`validate` reports
     one), so turning such a string into a block would break a valid request.
+
+    The copy is the caller's to change down to each block's top-level keys (new containers
+    for the request, system, tools, messages, each message, its content, each block and a
+    tool_result's content); what lies below (a tool input, an image source, a marker) is
+    shared with ``request`` and must be replaced, never edited in place.
     """
-    out = copy.deepcopy(dict(request))
+    out: Request = _own_dict(request, _REQUEST)  # the copy made at the edge, no conversion
     system = out.get("system")
     if isinstance(system, str) and system.strip():
         out["system"] = _text_blocks(system)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx import pricing
+from tidyctx._memo import content_key, memoized, text_size
 from tidyctx._request import (
     CACHEABLE_NEVER,
     MAX_BREAKPOINTS,
@@ -96,6 +97,20 @@ def _digest(*parts: bytes) -> bytes:
         h.update(len(p).to_bytes(8, "little"))
         h.update(p)
     return h.digest()
+
+
+def _block_digest(body: Any) -> bytes:
+    """The digest of a block's canonical JSON, memoized by its content (:mod:`tidyctx._memo`):
+    a conversation's old blocks are serialized and hashed once, not on every turn."""
+
+    def digest() -> bytes:
+        return hashlib.blake2b(canonical_json(body), digest_size=16).digest()
+
+    try:
+        key = content_key(body)
+    except TypeError:
+        return digest()
+    return memoized("layout", key, digest, lambda _: text_size(key) + 16)
 
 
 def _has_marker(block: Any) -> dict[str, Any] | None:
@@ -227,7 +242,7 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
             # entry ends on the thinking itself, so its position gets a key nothing matches.
             position_key = _digest(key, b"thinking", str(len(paths)).encode())
         else:
-            key = position_key = _digest(key, canonical_json(body))
+            key = position_key = _digest(key, _block_digest(body))
         marker = _has_marker(block)
         if marker is not None:
             marks.append((len(paths), str(marker.get("ttl", "5m"))))

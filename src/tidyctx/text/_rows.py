@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import re
 from array import array
 from dataclasses import dataclass
@@ -210,7 +211,8 @@ class Rows:
             for w in found:
                 seen[w] = seen.get(w, 0) + 1
         return {
-            k: sum(1.0 / seen[w] for w in found) / (self.ends[k] - self.starts[k] + 8)
+            # fsum: exact, so independent of the set's (hash-seeded) order; see Lines._rarity
+            k: math.fsum(1.0 / seen[w] for w in found) / (self.ends[k] - self.starts[k] + 8)
             for k, found in enumerate(words)
             if found
         }

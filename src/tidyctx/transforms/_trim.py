@@ -53,6 +53,7 @@ from typing import Any
 
 from tidyctx._edge import Edge
 from tidyctx._markers import MARKER_PREFIX, is_marker
+from tidyctx._memo import result_key
 from tidyctx._request import Request, ValidationError, block_hash, normalize
 from tidyctx.store import MemoryStore, Store, store_text
 from tidyctx.text._compaction import compact_result
@@ -92,7 +93,7 @@ class Trim(Edge):
     store: Store = field(default_factory=MemoryStore)
     model: str | None = None
     counter: TokenCounter | None = None
-    _memo: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict, repr=False)
+    _memo: OrderedDict[Any, list[Any]] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _warned: set[str] = field(default_factory=set, repr=False)
 
@@ -217,13 +218,13 @@ class Trim(Edge):
         budget = self._budget(call.name)
         if spec is None and budget is None and not self.compact:
             return block
-        key = block_hash([call.name, call.input, content, sorted(call.hints)])
+        key = result_key(call.name, call.input, content, call.hints)
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None:
                 self._memo.move_to_end(key)
         if hit is None:
-            hit = self._trim_content(content, call, spec, budget, counter)
+            hit = copy.deepcopy(self._trim_content(content, call, spec, budget, counter))
             with self._lock:
                 self._memo[key] = hit
                 while len(self._memo) > 20_000:
