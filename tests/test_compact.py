@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 import strategies as gen
 import tidyctx as tc
 from builders import one_call, payloads, tool_loop
+from tidyctx._markers import original_note
 from tidyctx._request import canonical_json
+from tidyctx.store import MemoryStore, store_key
 from tidyctx.text._compaction import (
     COLUMNS,
     MAX_CHARS,
@@ -462,7 +464,11 @@ def test_compact_result_is_what_compact_does_to_one_result() -> None:
     shown = "\n".join(f"\x1b[32m{line}\x1b[0m" for line in lines)
     once = compact_result(shown, "edit", {"new_str": "\n".join(lines)})
     assert compact_result(once, "edit", {"new_str": "\n".join(lines)}) == once
-    assert once == result_text(compact()(one_call("edit", {"new_str": "\n".join(lines)}, shown)))
+    store = MemoryStore()
+    sent = result_text(compact(store=store)(one_call("edit", {"new_str": "\n".join(lines)}, shown)))
+    # It drops characters (colour codes, echoed lines): sent with a note naming the original.
+    assert sent == f"{once}\n{original_note('compacted', store_key(shown))}"
+    assert store.get(store_key(shown)) == shown
     assert compact_result(SOURCE, "read_file", {"path": "app.py"}) == SOURCE
 
 

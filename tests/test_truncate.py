@@ -213,7 +213,12 @@ def test_json_rows(
     if not out.changed:
         assert out.text == text
         return
-    parsed = json.loads(out.text)
+    try:
+        parsed = json.loads(out.text)
+    except ValueError:
+        # Too small a budget for the rows around a marker that names its text: cut as text.
+        assert budget < 50 and 'id="t1"' in out.text
+        return
     items = parsed["items"] if wrap else parsed
     if wrap:
         assert parsed["total"] == len(rows)

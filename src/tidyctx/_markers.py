@@ -7,6 +7,12 @@ Inside a cut, a run of similar lines becomes a note (:func:`collapse_note`) and 
 gap a :data:`GAP` line; in a JSON array the marker is an element ``{"tidyctx": "<marker>"}``
 (:func:`json_marker`), so the text still parses.
 
+Every marker or note that stands for text which the request no longer holds names the store
+id of that text (``id="tc_..."``, :func:`store_ids` finds them): a cut (:func:`marker`, at
+every level of detail), a compacted original (:func:`original_note`), lines that repeat an
+earlier result (:func:`repeat_note`). A collapse note and a gap line sit inside a cut, whose
+marker names the whole text before the cut.
+
 >>> marker(1, "", 0, 3)
 '[tidyctx: 1 token cut; re-run the tool with a narrower query]'
 >>> is_marker(json_marker(marker(1, "", 0, 3)) + ",")
@@ -16,18 +22,24 @@ True
 from __future__ import annotations
 
 import json
+import re
 
 __all__ = [
+    "EXPAND_TOOL",
     "GAP",
     "MARKER_KEY",
     "MARKER_PREFIX",
     "NOTE_START",
     "collapse_note",
+    "expand_call",
     "is_marker",
     "json_marker",
     "marker",
     "marker_at",
+    "original_note",
+    "repeat_note",
     "span",
+    "store_ids",
 ]
 
 MARKER_PREFIX = "[tidyctx: "
@@ -41,6 +53,9 @@ NOTE_START = "[… ×"
 
 GAP = "…"
 """A gap between kept lines after the first one, which holds the marker."""
+
+EXPAND_TOOL = "tidyctx_expand"
+"""The tool a marker names to read a stored text back (:func:`expand_call`)."""
 
 _RERUN_TEXT = "re-run the tool with a narrower query"
 
@@ -84,18 +99,66 @@ def marker_at(
     level: int, cut: int, ref: str, offset: int, length: int, detail: str, approx: bool
 ) -> str:
     """The marker at a level of detail, for budgets too small for the full one: 0 is
-    :func:`marker` with ``detail``, 1 without it, 2 the count alone, 3 just ``cut``.
+    :func:`marker` with ``detail``, 1 without it, 2 the count and the id, 3 ``cut`` and the id
+    (a text cut is always one call away: every level names ``ref`` when there is one).
 
-    >>> marker_at(2, 1203, "toolu_1", 0, 9, "", False), marker_at(3, 1, "", 0, 9, "", True)
-    ('[tidyctx: 1,203 tokens cut]', '[tidyctx: cut]')
+    >>> marker_at(2, 1203, "tc_1", 0, 9, "", False), marker_at(3, 1, "", 0, 9, "", True)
+    ('[tidyctx: 1,203 tokens cut, id="tc_1"]', '[tidyctx: cut]')
     """
     if level == 0:
         return marker(cut, ref, offset, length, detail, approx=approx)
     if level == 1:
         return marker(cut, ref, offset, length, approx=approx)
+    ident = f", id={json.dumps(ref, ensure_ascii=False)}" if ref else ""
     if level == 2:
-        return f"{MARKER_PREFIX}{_count_phrase(cut, approx)}]"
-    return f"{MARKER_PREFIX}cut]"
+        return f"{MARKER_PREFIX}{_count_phrase(cut, approx)}{ident}]"
+    return f"{MARKER_PREFIX}cut{ident}]"
+
+
+def expand_call(key: str) -> str:
+    """How a marker says to read the text stored under ``key`` back.
+
+    >>> expand_call("tc_0123456789abcdef")
+    'tidyctx_expand(id="tc_0123456789abcdef")'
+    """
+    return f"{EXPAND_TOOL}(id={json.dumps(key, ensure_ascii=False)})"
+
+
+def original_note(what: str, key: str) -> str:
+    """The marker line after a text that was rewritten in a way that loses characters
+    (``what``: ``compacted``), naming the store id of the exact original.
+
+    >>> original_note("compacted", "tc_0123456789abcdef")
+    '[tidyctx: compacted, original id="tc_0123456789abcdef"]'
+    """
+    return f"{MARKER_PREFIX}{what}, original id={json.dumps(key, ensure_ascii=False)}]"
+
+
+def repeat_note(hidden: int, key: str) -> str:
+    """The line that stands for ``hidden`` lines that earlier results hold as sent; ``key``
+    names those lines in the store. It names no call: the earlier result may later be
+    summarized away or cleared, and the note must still say where its lines are.
+
+    >>> repeat_note(12, "tc_0123456789abcdef")
+    '[… ×12 lines as in earlier results, id="tc_0123456789abcdef"]'
+    """
+    return f"{NOTE_START}{hidden:,} lines as in earlier results, id={json.dumps(key)}]"
+
+
+# A store id as a marker writes it: id="tc_..." (escaped inside a JSON marker element).
+_STORE_ID = re.compile(r'\bid=\\?"(tc_[0-9a-f]{16})\\?"')
+
+
+def store_ids(text: str) -> list[str]:
+    """The store ids that the markers and notes of ``text`` name, in order, each once.
+
+    >>> store_ids('[tidyctx: cut, id="tc_0123456789abcdef"]\\n{"tidyctx": "[tidyctx: cut, '
+    ...           'id=\\\\"tc_00000000000000ff\\\\"]"}')
+    ['tc_0123456789abcdef', 'tc_00000000000000ff']
+    """
+    if "tc_" not in text:
+        return []
+    return list(dict.fromkeys(_STORE_ID.findall(text)))
 
 
 def json_marker(mark: str) -> str:

@@ -47,7 +47,17 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["MemoryStore", "RedisStore", "SQLiteStore", "Store", "store_key", "store_text"]
+__all__ = [
+    "MemoryStore",
+    "RedisStore",
+    "SQLiteStore",
+    "Store",
+    "StoreWarning",
+    "keep_text",
+    "refresh",
+    "store_key",
+    "store_text",
+]
 
 KEY_PREFIX = "tc_"
 
@@ -104,6 +114,17 @@ class MemoryStore:
             if self.max_items is not None:
                 while len(self._items) > self.max_items:
                     self._items.popitem(last=False)
+
+    def touch(self, key: str) -> bool:
+        """Make ``key`` the newest entry, as putting it again would; False if it is not held.
+
+        Never evicts: a touch adds nothing."""
+        _check_key("MemoryStore.touch", key)
+        with self._lock:
+            if key not in self._items:
+                return False
+            self._items.move_to_end(key)
+            return True
 
     def __len__(self) -> int:
         with self._lock:
@@ -371,6 +392,28 @@ class SQLiteStore(_Closing):
                 err.add_note(f"while putting {key!r} into {self!r}")
                 raise
 
+    def touch(self, key: str) -> bool:
+        """Make ``key`` the newest entry (its ``seq``, without writing its value again), as
+        putting it again would; False if it is not held. Never evicts."""
+        _check_key("SQLiteStore.touch", key)
+        self._after_fork()
+        t = f'"{self.table}"'
+        with self._lock:
+            conn = self._connection()
+            try:
+                if self.max_items is None:  # nothing is evicted: presence is all there is
+                    row = conn.execute(f"SELECT 1 FROM {t} WHERE key = ?", (key,)).fetchone()
+                    return row is not None
+                cursor = conn.execute(
+                    f"UPDATE {t} SET seq = (SELECT coalesce(max(seq), 0) + 1 FROM {t}) "
+                    "WHERE key = ?",
+                    (key,),
+                )
+                return cursor.rowcount > 0
+            except sqlite3.Error as err:
+                err.add_note(f"while touching {key!r} in {self!r}")
+                raise
+
     def __len__(self) -> int:
         self._after_fork()
         with self._lock:
@@ -486,6 +529,20 @@ class RedisStore(_Closing):
             err.add_note(f"while putting Redis key {name!r} (RedisStore.put)")
             raise
 
+    def touch(self, key: str) -> bool:
+        """Restart the entry's ``ttl_seconds`` (``EXPIRE``), or without a TTL mark it used
+        (``TOUCH``, for Redis's LRU eviction), without sending its value again; False if
+        Redis no longer holds it."""
+        _check_key("RedisStore.touch", key)
+        name = self.prefix + key
+        try:
+            if self.ttl_seconds is not None:
+                return bool(self._client.expire(name, self.ttl_seconds))
+            return bool(self._client.touch(name))
+        except self._error as err:
+            err.add_note(f"while touching Redis key {name!r} (RedisStore.touch)")
+            raise
+
     def close(self) -> None:
         """Close the client the store made from a URL; a client passed in is left open."""
         if self._owns_client:
@@ -521,4 +578,42 @@ def store_text(store: Store, text: str) -> str:
         raise TypeError(f"store_text() stores text, got {type(text).__name__}")
     key = store_key(text)
     store.put(key, text)
+    return key
+
+
+class StoreWarning(UserWarning):
+    """A store no longer held a text that a marker of the request would name: the transform
+    sent that block as it came instead (the store evicts or expires entries faster than a
+    request names them)."""
+
+
+def refresh(store: Store, key: str) -> bool:
+    """Renew the entry ``key`` as if it had just been put (the newest in a store that evicts
+    the oldest, a TTL started again); False if the store no longer holds it.
+
+    Uses the store's ``touch(key)`` when it has one (the three stores here do: no value is sent
+    again); any other store gets its value read and put back.
+    """
+    touch = getattr(store, "touch", None)
+    if callable(touch):
+        return bool(touch(key))
+    value = store.get(key)
+    if value is None:
+        return False
+    store.put(key, value)
+    return True
+
+
+def keep_text(store: Store, text: str) -> str:
+    """:func:`store_text` for a text that a marker names again on every request: the entry is
+    renewed (:func:`refresh`) if the store still holds it, else put again. Returns the key.
+
+    Transforms call it each time they send a marker, so an entry lives as long as a request
+    names it, in a store that evicts (``max_items``) or expires (``ttl_seconds``) entries.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"keep_text() stores text, got {type(text).__name__}")
+    key = store_key(text)
+    if not callable(getattr(store, "touch", None)) or not refresh(store, key):
+        store.put(key, text)
     return key

@@ -47,21 +47,26 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tidyctx._markers import MARKER_PREFIX, NOTE_START
+from tidyctx._markers import MARKER_PREFIX, NOTE_START, original_note
 from tidyctx.code._views import DEFAULT_TOOLS, GAP, view_path
+from tidyctx.store import Store, keep_text, store_key
+from tidyctx.tokens import LocalCounter
 
 __all__ = [
     "COLUMNS",
     "MAX_CHARS",
     "MIN_ECHO_LINES",
+    "MIN_GAIN",
     "MIN_TABLE_ROWS",
     "ROWS",
     "SAME",
+    "compact_kept",
     "compact_result",
     "compact_text",
     "drop_echo",
     "echo_note",
     "is_numbered",
+    "lossless",
 ]
 
 MAX_CHARS = 2_000_000
@@ -516,3 +521,152 @@ def compact_result(
     # refuses a text block without text ("text content blocks must be non-empty",
     # https://github.com/anthropics/anthropic-sdk-python/issues/461): such a result stays.
     return out if out.strip() else text
+
+
+# ---------------------------------------------------------------------------- what is kept
+
+MIN_GAIN = 2
+"""A compaction that drops characters is applied only when it saves at least this many times
+the tokens of the note that names the original (else the result stays as it came)."""
+
+_EXACT_GAIN_CHARS = 1 << 18  # longer texts: the saving is estimated, not counted
+
+
+def _parsed(text: str) -> Any:
+    """``text`` as JSON (objects as pair lists, numbers as spelled), or None."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return None
+    try:
+        return json.loads(
+            stripped,
+            object_pairs_hook=_Obj,
+            parse_int=_Raw,
+            parse_float=_Raw,
+            parse_constant=_Raw,
+        )
+    except (ValueError, RecursionError):
+        return None
+
+
+def _untable(value: Any) -> Any:
+    """The inverse of the tables :func:`compact_text` makes: each ``{"columns", "rows"}``
+    object (with its ``same_in_all_rows``) back to the array of objects it stands for."""
+    if isinstance(value, _Obj):
+        pairs = [(k, _untable(v)) for k, v in value]
+        keys = [k for k, _ in pairs]
+        if keys == [COLUMNS, ROWS] or keys == [SAME, COLUMNS, ROWS]:
+            fields = dict(pairs)
+            columns, rows = fields[COLUMNS], fields[ROWS]
+            same = fields.get(SAME, _Obj())
+            if (
+                isinstance(same, _Obj)
+                and isinstance(columns, list)
+                and not isinstance(columns, _Obj)
+                and all(type(c) is str for c in columns)
+                and isinstance(rows, list)
+                and not isinstance(rows, _Obj)
+                and all(
+                    isinstance(r, list) and not isinstance(r, _Obj) and len(r) == len(columns)
+                    for r in rows
+                )
+            ):
+                return [_Obj([*same, *zip(columns, row, strict=True)]) for row in rows]
+        return _Obj(pairs)
+    if isinstance(value, list):
+        return [_untable(v) for v in value]
+    return value
+
+
+def _canonical(value: Any) -> str:
+    """One spelling per JSON value: members of an object sorted (RFC 8259 section 4: an object
+    is an unordered collection), numbers as spelled, strings by their value."""
+    if isinstance(value, _Raw):
+        return str.__str__(value)
+    if isinstance(value, str):
+        return _string(value)
+    if value is None or isinstance(value, bool):
+        return _text(value)
+    if isinstance(value, _Obj):
+        return "{" + ",".join(sorted(f"{_string(k)}:{_canonical(v)}" for k, v in value)) + "}"
+    return "[" + ",".join(_canonical(v) for v in value) + "]"
+
+
+def lossless(original: str, compacted: str) -> bool:
+    """Whether ``compacted`` says exactly what ``original`` says: both parse as JSON and, with
+    its tables read back as arrays of objects, ``compacted`` holds the same value (every key,
+    string and number as spelled; only the whitespace between tokens and the order of keys
+    within an object differ). Every other rewrite of :func:`compact_result` drops characters
+    (padding, escape codes, a CRLF, a long run of ``=``, the lines of an echo).
+
+    >>> lossless('[\\n {"id": 1, "ok": true},\\n {"id": 2, "ok": true},\\n {"id": 3, "ok": true}]',
+    ...          '{"same_in_all_rows":{"ok":true},"columns":["id"],"rows":[[1],[2],[3]]}')
+    True
+    >>> lossless("total   12\\r\\n", "total  12\\n")
+    False
+    """
+    before = _parsed(original)
+    if before is None:
+        return False
+    after = _parsed(compacted)
+    if after is None:
+        return False
+    try:
+        return _canonical(before) == _canonical(_untable(after))
+    except RecursionError:
+        return False
+
+
+def _saves(text: str, new: str, note: str, counter: LocalCounter) -> bool:
+    """Whether ``new`` (with ``note``) saves at least :data:`MIN_GAIN` notes' worth of tokens."""
+    need = MIN_GAIN * counter.count_text(note)
+    if len(text) <= _EXACT_GAIN_CHARS:
+        return counter.count_text(text) - counter.count_text(new) >= need
+    # A long text is not tokenized whole here; what compaction removes (blank runs, padding,
+    # escape codes) runs to several characters per token.
+    return (len(text) - len(new)) / 8 >= need
+
+
+def compact_kept(
+    text: str,
+    name: str,
+    call_input: Any,
+    *,
+    store: Store,
+    counter: LocalCounter,
+    compactor: Callable[[str], str] = compact_text,
+) -> tuple[str, str]:
+    """``(text to send, note)``: :func:`compact_result`, with the original kept whenever the
+    rewrite drops a character.
+
+    A rewrite that is :func:`lossless` (JSON with the same value) comes back with no note. Any
+    other rewrite is applied only if it saves at least :data:`MIN_GAIN` times the tokens of
+    its note; then the original goes into ``store`` and the note
+    (:func:`~tidyctx._markers.original_note`, a marker line to put after the text) names it,
+    so the exact original is one ``tidyctx_expand`` away. Otherwise the text stays as it came:
+    a file shown by ``sed -n``, ``head`` or ``git show`` keeps its tabs, its CRLFs and the
+    ``"=========="`` in its string literals.
+
+    >>> from tidyctx.store import MemoryStore
+    >>> from tidyctx.tokens import LocalCounter
+    >>> store, counter = MemoryStore(), LocalCounter()
+    >>> compact_kept('{\\n  "id": 7\\n}', "get", {}, store=store, counter=counter)
+    ('{"id":7}', '')
+    >>> log = "\\n".join(f"\\x1b[32mPASS\\x1b[0m test_{i}   " for i in range(40))
+    >>> new, note = compact_kept(log, "bash", {}, store=store, counter=counter)
+    >>> new.splitlines()[0], note[:37]
+    ('PASS test_0', '[tidyctx: compacted, original id="tc_')
+    >>> compact_kept('x = "=========="\\r\\n', "bash", {"command": "sed -n 1,80p a.py"},
+    ...              store=store, counter=counter)
+    ('x = "=========="\\r\\n', '')
+    """
+    new = compact_result(text, name, call_input, compactor=compactor)
+    if new == text:
+        return text, ""
+    if lossless(text, new):
+        return new, ""
+    note = original_note("compacted", store_key(text))
+    if not _saves(text, new, note, counter):
+        return text, ""
+    keep_text(store, text)
+    return new, note

@@ -51,10 +51,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tidyctx._edge import Edge, shaped, start
+from tidyctx._markers import expand_call
 from tidyctx._request import (
     Request,
     ValidationError,
@@ -65,8 +66,9 @@ from tidyctx._request import (
     to_plain,
 )
 from tidyctx.cachesim import layout
-from tidyctx.store import Store, store_text
+from tidyctx.store import Store, keep_text
 from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
+from tidyctx.transforms._recover import guarded, settle
 
 __all__ = [
     "CACHE_READ",
@@ -412,10 +414,12 @@ def clear_plan(
 
 
 def result_text(content: Any) -> str:
-    """A tool_result's content as text: what a placeholder's store key holds.
+    """A tool_result's content as text: what a placeholder's store key holds, the exact
+    original of a cleared or deduplicated result.
 
-    A string is itself; text blocks are joined by newlines; an image becomes ``[image]`` (the
-    store holds text only); other blocks their canonical JSON.
+    A string is itself; text blocks are joined by newlines; every other block (an image, a
+    document, a search result) is its canonical JSON (:func:`~tidyctx._request.cache_content`:
+    without its ``cache_control``), so an image comes back with its data.
 
     >>> result_text([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
     'a\\nb'
@@ -430,8 +434,6 @@ def result_text(content: Any) -> str:
     for block in content:
         if isinstance(block, Mapping) and block.get("type") == "text":
             parts.append(str(block.get("text", "")))
-        elif isinstance(block, Mapping) and block.get("type") == "image":
-            parts.append("[image]")
         else:
             parts.append(canonical_json(cache_content(block)).decode("utf-8"))
     return "\n".join(parts)
@@ -454,7 +456,7 @@ def _inner_marker(content: Any) -> Any:
 
 
 def _expand(key: str) -> str:
-    return f'{EXPAND_TOOL}(id="{key}")'
+    return expand_call(key)
 
 
 def _cleared_text(
@@ -485,12 +487,15 @@ def _with_text(block: Mapping[str, Any], text: str, marker: Any = None) -> dict[
     return {**block, "content": [inner]}
 
 
-def _image_placeholder(image: Mapping[str, Any], counter: LocalCounter) -> dict[str, Any]:
-    tokens = counter.count_block({k: v for k, v in image.items() if k != "cache_control"})
-    out: dict[str, Any] = {
-        "type": "text",
-        "text": f"[tidyctx: image cleared (~{tokens:,} tokens)]",
-    }
+def _image_placeholder(
+    image: Mapping[str, Any], counter: LocalCounter, store: Store | None
+) -> dict[str, Any]:
+    bare = {k: v for k, v in image.items() if k != "cache_control"}
+    tokens = counter.count_block(bare)
+    text = f"[tidyctx: image cleared (~{tokens:,} tokens)"
+    if store is not None:  # its JSON, data included: the exact block
+        text += f"; its block: {_expand(keep_text(store, canonical_json(bare).decode('utf-8')))}"
+    out: dict[str, Any] = {"type": "text", "text": text + "]"}
     if image.get("cache_control") is not None:
         out["cache_control"] = image["cache_control"]
     return out
@@ -521,8 +526,9 @@ def clear_results(
     cleared calls with ``{}`` (an input must be an object); the placeholder says so and, with a
     store, names the key of the original input (its canonical JSON).
 
-    ``clear_images`` also replaces, by ``[tidyctx: image cleared (~1,600 tokens)]``, the images
-    in results that are kept (not in ``ids``) but older than the last call in ``ids``:
+    ``clear_images`` also replaces, by ``[tidyctx: image cleared (~1,600 tokens); its block:
+    tidyctx_expand(id="tc_...")]`` (the id with a ``store``: the image block's canonical JSON),
+    the images in results that are kept (not in ``ids``) but older than the last call in ``ids``:
     excluded tools' results, for instance. The line follows the cleared batch, never the keep
     window, because adding or removing an image anywhere invalidates the cached messages
     (https://platform.claude.com/docs/en/build-with-claude/prompt-caching, "What invalidates
@@ -543,6 +549,32 @@ def clear_results(
     return shaped(req, was_list)
 
 
+class _Sources:
+    """What the store keeps for a result or an input that is cleared or deduplicated: its
+    content as ``source`` (the request a transform was given) holds it, when that differs
+    from the request being cleared (``trim`` clears results it cut: the store gets the
+    original, not the cut)."""
+
+    def __init__(self, source: Mapping[str, Any] | None) -> None:
+        self.results: dict[str, Any] = {}
+        self.inputs: dict[str, Any] = {}
+        for message in _messages(source or {}):
+            content = message.get("content") if isinstance(message, Mapping) else None
+            for block in content if isinstance(content, list) else []:
+                if not isinstance(block, Mapping):
+                    continue
+                if block.get("type") == "tool_result":
+                    self.results[str(block.get("tool_use_id"))] = block.get("content")
+                elif block.get("type") == "tool_use":
+                    self.inputs[str(block.get("id"))] = block.get("input")
+
+    def result(self, call_id: str, content: Any) -> Any:
+        return self.results.get(call_id, content)
+
+    def input(self, call_id: str, args: Any) -> Any:
+        return self.inputs.get(call_id, args)
+
+
 def _clear_in_place(
     req: Request,
     ids: Collection[str],
@@ -551,9 +583,12 @@ def _clear_in_place(
     clear_images: bool,
     store: Store | None,
     counter: LocalCounter,
+    source: Mapping[str, Any] | None = None,
 ) -> None:
     """:func:`clear_results` on a request the caller owns (a fresh copy, or a :func:`_spine`):
-    its blocks are replaced in place."""
+    its blocks are replaced in place. ``source``: the request whose contents the store keeps
+    (see :class:`_Sources`; default ``req``)."""
+    sources = _Sources(source)
     wanted = set(ids)
     calls = tool_calls(req, counter=counter)
     messages = _messages(req)
@@ -565,14 +600,14 @@ def _clear_in_place(
         block = messages[i]["content"][j]
         if call.id in wanted:
             clear_input = _tool_set(clear_tool_inputs, call.name)
-            messages[i]["content"][j] = _cleared(call, block, req, clear_input, store)
+            messages[i]["content"][j] = _cleared(call, block, req, clear_input, store, sources)
         elif clear_images and k < last and call.placeholder is None:
             content = block.get("content")
             if _images(content):
                 messages[i]["content"][j] = {
                     **block,
                     "content": [
-                        _image_placeholder(b, counter)
+                        _image_placeholder(b, counter, store)
                         if isinstance(b, Mapping) and b.get("type") == "image"
                         else b
                         for b in content
@@ -586,6 +621,7 @@ def _cleared(
     req: Request,
     clear_input: bool,
     store: Store | None,
+    sources: _Sources,
 ) -> dict[str, Any]:
     """The cleared form of one result (and, when asked, its tool_use's input, in place)."""
     ui, uj = call.use_path
@@ -595,7 +631,8 @@ def _cleared(
     input_key = None
     if input_cleared:
         if store is not None:
-            input_key = store_text(store, canonical_json(args).decode("utf-8"))
+            kept = sources.input(call.id, args)
+            input_key = keep_text(store, canonical_json(kept).decode("utf-8"))
         req["messages"][ui]["content"][uj] = {**use, "input": {}}
     marker = _inner_marker(block.get("content"))
     parsed = _placeholder_kind(block, call.name, call.id)
@@ -613,7 +650,8 @@ def _cleared(
         text = _cleared_text(call.name, call.id, tokens, 0, key, input_cleared, input_key)
         return _with_text(block, text, marker)
     content = block.get("content")
-    key = store_text(store, result_text(content)) if store is not None else None
+    original = sources.result(call.id, content)
+    key = keep_text(store, result_text(original)) if store is not None else None
     text = _cleared_text(
         call.name, call.id, call.tokens, len(_images(content)), key, input_cleared, input_key
     )
@@ -683,9 +721,12 @@ def dedupe_owned(
     counter: LocalCounter,
     cleared: Collection[str] = frozenset(),
     min_tokens: int = DEDUPE_MIN_TOKENS,
+    source: Mapping[str, Any] | None = None,
 ) -> None:
     """:func:`dedupe` in place, on a request the caller owns (a fresh copy, or a
-    :func:`_spine`): its blocks are replaced, the request not copied."""
+    :func:`_spine`): its blocks are replaced, the request not copied. ``source``: the request
+    whose contents the store keeps (see :class:`_Sources`; default ``req``)."""
+    sources = _Sources(source)
     gone = set(cleared)
     messages = _messages(req)
     anchors: dict[tuple[str, bool], Call] = {}
@@ -711,7 +752,8 @@ def dedupe_owned(
             f"{call.tokens:,} tokens"
         )
         if store is not None:
-            text += f"; read it back with {_expand(store_text(store, result_text(content)))}"
+            original = result_text(sources.result(call.id, content))
+            text += f"; read it back with {_expand(keep_text(store, original))}"
         messages[i]["content"][j] = _with_text(block, text + "]", _inner_marker(content))
 
 
@@ -1013,19 +1055,34 @@ class Clear(Edge):
     def _plan(self, request: Request) -> frozenset[str]:
         return self.clearing.plan(request, model=self.model, counter=self.counter)
 
-    def _cleared(self, request: Request, ids: frozenset[str], counter: LocalCounter) -> Request:
+    def _cleared(
+        self,
+        request: Request,
+        ids: frozenset[str],
+        counter: LocalCounter,
+        source: Request | None = None,
+    ) -> Request:
         """``request`` with the results of ``ids`` cleared, then deduplicated (a new request;
         ``request`` is left alone)."""
         out = _spine(request)
-        self._clear_owned(out, ids, counter)
+        self._clear_owned(out, ids, counter, source)
         return out
 
-    def apply_owned(self, request: Request, counter: LocalCounter) -> None:
+    def apply_owned(
+        self, request: Request, counter: LocalCounter, source: Request | None = None
+    ) -> None:
         """The clearing step (plan, clear, dedupe) in place, on a request the caller owns:
-        ``trim`` runs it on its own copy, and so converts nothing again."""
-        self._clear_owned(request, self._plan(request), counter)
+        ``trim`` runs it on its own copy, and so converts nothing again. ``source``: the
+        request the caller was given, whose contents the store keeps."""
+        self._clear_owned(request, self._plan(request), counter, source)
 
-    def _clear_owned(self, request: Request, ids: frozenset[str], counter: LocalCounter) -> None:
+    def _clear_owned(
+        self,
+        request: Request,
+        ids: frozenset[str],
+        counter: LocalCounter,
+        source: Request | None = None,
+    ) -> None:
         """Clear ``ids`` and dedupe in place, in a request the caller owns."""
         _clear_in_place(
             request,
@@ -1034,19 +1091,25 @@ class Clear(Edge):
             clear_images=self.clearing.clear_images,
             store=self.store,
             counter=counter,
+            source=source,
         )
         if self.dedupe:
-            dedupe_owned(request, store=self.store, counter=counter, cleared=ids)
+            dedupe_owned(request, store=self.store, counter=counter, cleared=ids, source=source)
 
     def apply(self, request: Request) -> Request:
         counter = self._counter(request)
+        # Writes renew first what the markers passed on name (see transforms._recover).
+        writer = self if self.store is None else replace(self, store=guarded(self.store, request))
         if self.clearing.server_side:
             out = with_edit(request, self.clearing.edit())
             if self.dedupe:
                 out = _spine(out)
-                dedupe_owned(out, store=self.store, counter=counter)
-            return out
-        return self._cleared(request, self._plan(request), counter)
+                dedupe_owned(out, store=writer.store, counter=counter)
+        else:
+            out = writer._cleared(request, self._plan(request), counter)
+        # Every id a placeholder names renewed; a placeholder whose text the store lost since
+        # this call put it (a store too small for the request) goes back to the result.
+        return out if self.store is None else settle(self.store, request, out, what="clear")
 
     def describe(self, before: Request, after: Request) -> str:
         """For :func:`tidyctx.explain`: what this step costs and saves this turn.
@@ -1055,6 +1118,11 @@ class Clear(Edge):
         against this request cleared with last turn's plan (the request without its last
         assistant turn and the user message after it): between batches nothing is rewritten.
         """
+        return self.priced(before, after)
+
+    def priced(self, before: Request, after: Request, source: Request | None = None) -> str:
+        """:meth:`describe`; ``source``: the request whose contents the store keeps, when the
+        step ran on a cut copy of it (``trim``)."""
         if self.clearing.server_side:
             return (
                 f"server-side clearing ({CLEAR_TOOL_USES}); send it with "
@@ -1067,7 +1135,7 @@ class Clear(Edge):
         last_reply = messages[-2] if len(messages) >= 3 else None
         if isinstance(last_reply, Mapping) and last_reply.get("role") == "assistant":
             previous = {**req, "messages": messages[:-2]}
-            baseline = self._cleared(req, self._plan(previous), counter)
+            baseline = self._cleared(req, self._plan(previous), counter, source)
         if baseline != req and baseline == after:
             kept = sum(1 for c in tool_calls(after, counter=counter) if c.placeholder)
             removed = counter.count_request(req) - counter.count_request(after)

@@ -1,9 +1,12 @@
 """compact(): the text of tool results in fewer tokens, every value kept.
 
 The transform over a request: each tool result's text goes through
-:func:`~tidyctx.text._compaction.compact_result` with the call that made it (its name and
+:func:`~tidyctx.text._compaction.compact_kept` with the call that made it (its name and
 input), so lines it echoes from that input are shortened and file views keep their lines
-byte for byte. See :mod:`tidyctx.text._compaction` for the rules.
+byte for byte. See :mod:`tidyctx.text._compaction` for the rules. JSON that keeps its value
+is rewritten as it is; a rewrite that drops characters (padding, escape codes, CRLFs, an
+echo) keeps the original in ``store`` and ends with a note naming it, or is not made when it
+would save less than twice that note.
 
 >>> request = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [
 ...     {"role": "user", "content": "list"},
@@ -22,8 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx._edge import Edge
+from tidyctx._markers import MARKER_PREFIX
 from tidyctx._request import Request, ValidationError, normalize
-from tidyctx.text._compaction import compact_result, compact_text
+from tidyctx.store import MemoryStore, Store
+from tidyctx.text._compaction import compact_kept, compact_text
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms._recover import guarded, settle
 
 __all__ = ["Compact", "compact"]
 
@@ -35,6 +42,7 @@ class Compact(Edge):
     :func:`~tidyctx.text._compaction.drop_echo`)."""
 
     tools: tuple[str, ...] | None = None
+    store: Store = field(default_factory=MemoryStore)
     _memo: OrderedDict[str, str] = field(default_factory=OrderedDict, repr=False)
 
     @property
@@ -58,6 +66,8 @@ class Compact(Edge):
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "compact() needs a list of messages")
+        counter = LocalCounter(out.get("model"))
+        store = guarded(self.store, request)  # renews first what markers passed on name
         names: dict[str, str] = {}
         inputs: dict[str, Any] = {}
         for message in messages:
@@ -77,11 +87,8 @@ class Compact(Edge):
                     parts = [
                         {
                             **b,
-                            "text": compact_result(
-                                b["text"],
-                                names.get(call, ""),
-                                inputs.get(call),
-                                compactor=self.text,
+                            "text": self._compacted(
+                                b["text"], names.get(call, ""), inputs.get(call), store, counter
                             ),
                         }
                         if isinstance(b, dict)
@@ -91,22 +98,47 @@ class Compact(Edge):
                         for b in block["content"]
                     ]
                     content[j] = {**block, "content": parts}
-        return out
+        return settle(self.store, request, out, what="compact")
+
+    def _compacted(
+        self, text: str, name: str, call_input: Any, store: Store, counter: LocalCounter
+    ) -> str:
+        if MARKER_PREFIX in text:  # compacted before, or cut: its lines are kept as they are
+            return text
+        new, note = compact_kept(
+            text, name, call_input, store=store, counter=counter, compactor=self.text
+        )
+        return f"{new}\n{note}" if note else new
 
     def describe(self, before: Request, after: Request) -> str:
         from tidyctx.tokens import LocalCounter
 
         counter = LocalCounter(after.get("model"))
         saved = counter.count_request(before) - counter.count_request(after)
-        return f"compacted tool results: {saved:,} tokens fewer, no value removed"
+        return (
+            f"compacted tool results: {saved:,} tokens fewer, every original that lost a "
+            "character kept in the store"
+        )
 
 
-def compact(*, tools: list[str] | tuple[str, ...] | None = None) -> Compact:
+def compact(
+    *, tools: list[str] | tuple[str, ...] | None = None, store: Store | None = None
+) -> Compact:
     """A transform that compacts the text of tool results (:func:`compact_text`).
 
-    ``tools``: only the results of these tools (default: all). Apply it before ``cache()``;
-    ``trim()`` already applies it (``trim(compact=False)`` turns that off).
+    ``tools``: only the results of these tools (default: all). ``store`` keeps the original of
+    every result whose compaction drops a character (default: a
+    :class:`~tidyctx.store.MemoryStore` of this transform); give the same store to
+    :func:`~tidyctx.transforms._expand.expand_tool`. Apply it before ``cache()``; ``trim()``
+    already applies it (``trim(compact=False)`` turns that off).
     """
     if isinstance(tools, str):
         raise ValueError(f"compact(tools={tools!r}): give a list of tool names, e.g. [{tools!r}]")
-    return Compact(tools=None if tools is None else tuple(tools))
+    if store is not None and not (
+        callable(getattr(store, "get", None)) and callable(getattr(store, "put", None))
+    ):
+        raise TypeError(f"compact(store=...) needs a Store (with get and put), got {store!r}")
+    return Compact(
+        tools=None if tools is None else tuple(tools),
+        store=store if store is not None else MemoryStore(),
+    )

@@ -1,8 +1,9 @@
 """expand_tool(): a tool the agent calls to read back text that tidyctx removed.
 
-Projection, truncation and clearing keep what they remove in a :class:`~tidyctx.store.Store`
-and leave a marker naming its id (``[tidyctx: ... id="tc_..." ...]``). Give the agent the tool
-definition this module builds and run its handler on the agent's calls:
+Projection, truncation, compaction, clearing and the notes for repeated lines keep what they
+remove in a :class:`~tidyctx.store.Store` and leave a marker naming its id (``[tidyctx: ...
+id="tc_..." ...]``). Give the agent the tool definition this module builds and run its handler
+on the agent's calls:
 
 >>> from tidyctx.store import MemoryStore, store_text
 >>> store = MemoryStore()
@@ -48,9 +49,11 @@ Handler = Callable[[Mapping[str, Any]], str]
 def _description() -> str:
     return (
         "Read back text that was removed from this conversation to save context. Where a tool "
-        "result was cut, projected to fewer fields or cleared, a marker such as "
-        '[tidyctx: ... id="tc_0123456789abcdef" ...] stands in its place; the id names the '
-        "original text, which this tool returns. Long texts come back in pieces: give offset "
+        "result was cut, compacted, projected to fewer fields or cleared, a marker such as "
+        '[tidyctx: ... id="tc_0123456789abcdef" ...] stands in its place, and lines a result '
+        'repeats from earlier ones become a note [… ×N lines as in earlier results, id="..."]; '
+        "the id names the original text, which this tool returns. Long texts come back in "
+        "pieces: give offset "
         f"(a character index, default 0) and length (characters, default {DEFAULT_LENGTH:,}, "
         f"at most {MAX_LENGTH:,}). A piece that is not the whole text starts with a header "
         "line giving its range, the total length and the offset to ask for next. Only call it "

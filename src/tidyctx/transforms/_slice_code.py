@@ -79,7 +79,7 @@ from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
 from tidyctx._request import Request, ValidationError, block_hash, normalize
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
-from tidyctx.store import MemoryStore, Store, store_text
+from tidyctx.store import MemoryStore, Store, keep_text
 from tidyctx.tokens import (
     LocalCounter,
     TokenCounter,
@@ -87,6 +87,7 @@ from tidyctx.tokens import (
     get_encoding,
     local_counter,
 )
+from tidyctx.transforms._recover import guarded, settle
 
 if TYPE_CHECKING:
     from tidyctx.code._slicing import Definition
@@ -640,7 +641,7 @@ def slice_view(
             chosen.append(d.qualname)
         else:
             skipped.append(d.qualname)
-    key = store_text(store, text) if store is not None else ""
+    key = keep_text(store, text) if store is not None else ""
     body = _body(listing, shown)
     hidden = len(listing.lines) - sum(1 for n in shown if listing.first <= n <= listing.last)
     what = f"the outline and {', '.join(chosen)}" if chosen else "the outline"
@@ -719,6 +720,7 @@ class SliceCode(Edge):
         if not conversation.views:
             return out, outcomes
         counter = local_counter(self.counter, self.model or out.get("model"))
+        store = guarded(self.store, request)  # renews first what markers passed on name
         for message in messages:
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, list):
@@ -733,17 +735,24 @@ class SliceCode(Edge):
                 new: list[Any] = []
                 for b in inner:
                     if isinstance(b, dict) and b.get("type") == "text" and b.get("text"):
-                        outcome = self._outcome(str(b["text"]), view, conversation, counter)
+                        outcome = self._outcome(str(b["text"]), view, conversation, counter, store)
                         outcomes.append(outcome)
                         if outcome.text is not None:
                             b = {**b, "text": outcome.text}
                     new.append(b)
                 if new != inner:
                     content[j] = {**block, "content": new}
-        return out, outcomes
+        # A view whose original the store lost within this call (a store too small for the
+        # request) goes whole: its note would name nothing.
+        return settle(self.store, request, out, what="slice_code"), outcomes
 
     def _outcome(
-        self, text: str, view: FileView, conversation: Conversation, counter: LocalCounter
+        self,
+        text: str,
+        view: FileView,
+        conversation: Conversation,
+        counter: LocalCounter,
+        store: Store,
     ) -> Outcome:
         # Cheap checks first: most views are small or in a language without a grammar.
         if MARKER_PREFIX in text:
@@ -758,9 +767,9 @@ class SliceCode(Edge):
                 self._memo.move_to_end(key)
         if hit is not None:
             if hit.text is not None:
-                store_text(self.store, text)  # the store may have evicted it since
+                keep_text(store, text)  # renewed, or put back if the store evicted it
             return hit
-        hit = slice_view(text, view.path, refs, self.max_tokens, counter=counter, store=self.store)
+        hit = slice_view(text, view.path, refs, self.max_tokens, counter=counter, store=store)
         with self._lock:
             self._memo[key] = hit
             while len(self._memo) > _MEMO_SIZE:

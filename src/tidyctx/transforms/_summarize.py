@@ -48,7 +48,10 @@ stored cut that is a prefix of the given history and reuses it, so as a conversa
 output of turn *n+1* starts with the same bytes as turn *n* until the trigger fires again.
 Running it twice on the same input makes no second call and gives byte-identical output, and
 ``t(t(x)) == t(x)``. A history that already starts with a tidyctx summary (an agent that keeps
-the summarized history) works the same way.
+the summarized history) works the same way. The cut in use, and the records of its calls, are
+renewed in the store on every call (:func:`~tidyctx.store.refresh`), so a store that evicts or
+expires entries does not lose them while the conversation goes on. A summary stands for the
+turns it replaces; unlike a cut, it does not keep them (their text is not in the store).
 
 **Safe failure.** The SDK retries with backoff (``max_retries``); a call that still fails
 (timeout, 429, 5xx, 529), an empty answer or one over :data:`OVERLONG` times ``target_tokens``
@@ -109,7 +112,7 @@ from tidyctx._request import (
     too_deep,
     validate,
 )
-from tidyctx.store import MemoryStore, Store, store_key
+from tidyctx.store import MemoryStore, Store, refresh, store_key
 from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
 
 __all__ = [
@@ -652,6 +655,14 @@ class Summarize(Edge):
         body, span = record.get("summary"), record.get("span")
         if not isinstance(body, str) or not isinstance(span, str) or not body.strip():
             return None
+        # In use again: renewed with the records of its calls, so that a store that evicts
+        # or expires entries keeps them while the conversation goes on (without them the
+        # step would be taken, and paid for, again).
+        refresh(self.store, key)
+        calls = record.get("calls")
+        for call in calls if isinstance(calls, list) else []:
+            if isinstance(call, str):
+                refresh(self.store, call)
         return body, span
 
     def _plan(self, request: Request) -> _Plan:

@@ -26,7 +26,10 @@ encrypted data, and the API documentation does not say a client may edit them.
 Steps 1-4 depend only on the result, its call and the turns before it, so a result is cut
 the same way on every later turn and the cache prefix stays byte-identical. What is removed
 is kept in ``store`` under its content hash; each marker names the id that
-:func:`tidyctx.transforms._expand.expand_tool` reads back.
+:func:`tidyctx.transforms._expand.expand_tool` reads back. Every call renews the entries its
+markers name (:func:`tidyctx.transforms._recover.settle`), so a store that evicts or expires
+entries keeps them while a request names them; a block whose text the store lost is sent
+whole rather than with a marker that leads nowhere.
 
 >>> t = trim(max_tokens=50)
 >>> req = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [
@@ -52,16 +55,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx._edge import Edge
-from tidyctx._markers import MARKER_PREFIX, is_marker
+from tidyctx._markers import MARKER_PREFIX, NOTE_START, is_marker, repeat_note
 from tidyctx._memo import result_key
 from tidyctx._request import Request, ValidationError, block_hash, normalize
-from tidyctx.store import MemoryStore, Store, store_text
-from tidyctx.text._compaction import compact_result
+from tidyctx.store import MemoryStore, Store, keep_text, store_key
+from tidyctx.text._compaction import compact_kept, compact_result
 from tidyctx.text._hints import hints_from
 from tidyctx.text._project import parse_paths, project_text, warn_missing
 from tidyctx.text._truncate import MIN_MAX_TOKENS, truncate_text
 from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
 from tidyctx.transforms._clear import Clear, Clearing, dedupe_owned, with_edit
+from tidyctx.transforms._recover import Position, guarded, settle
 
 __all__ = ["Trim", "trim"]
 
@@ -116,20 +120,50 @@ class Trim(Edge):
         # The edge (Edge.__call__, or pipe) made SDK objects dicts: a ToolUseBlock is no dict,
         # so its result would otherwise be passed over untrimmed. ``out`` is this call's own
         # copy (normalize copies), so the steps below change it in place.
-        out, counter = self._steps(request)
+        # Writes go through a store that first renews what the markers passed on name (an
+        # earlier transform's, sharing the store): a small store then evicts this transform's
+        # own entries, which settle() puts back or answers for, before those.
+        store = guarded(self.store, request)
+        out, counter = self._steps(request, store)
         if self.clearing is not None and self.clearing.server_side:
             out = with_edit(out, self.clearing.edit())
         elif self.clearing is not None:
             # Plan, clear, then dedupe against what is left (no reference to a placeholder).
-            self._clearer().apply_owned(out, counter)
-            return out
+            self._clearer(store).apply_owned(out, counter, source=request)
+            return self._settle(request, out, counter, store)
         if self.dedupe:
-            dedupe_owned(out, store=self.store, counter=counter)
+            # The store keeps what the client sent, not the cut (source=request).
+            dedupe_owned(out, store=store, counter=counter, source=request)
         if self.compact:
-            out = _drop_repeats(out, counter)
-        return out
+            out = _drop_repeats(out, counter, store)
+        return self._settle(request, out, counter, store)
 
-    def _steps(self, request: Request) -> tuple[Request, LocalCounter]:
+    def _settle(
+        self, request: Request, out: Request, counter: LocalCounter, store: Store
+    ) -> Request:
+        """``out`` with every store entry its markers name renewed; a result whose entry is
+        gone (a memoized cut the store evicted since) is cut again, which puts it back."""
+        calls: dict[str, _Call] = {}
+
+        def redo(where: Position) -> None:
+            i, j = where
+            block = request["messages"][i]["content"][j]
+            if block.get("type") == "tool_use":
+                if self.max_input_tokens is not None and isinstance(block.get("input"), dict):
+                    self._input(block, self.max_input_tokens, counter, store, fresh=True)
+                return
+            if not calls:
+                calls.update(self._calls(request["messages"]))
+            call = calls.get(str(block.get("tool_use_id")))
+            content = block.get("content")
+            if isinstance(content, str):
+                content = [{"type": "text", "text": content}]
+            if call is not None:
+                self._result({**block, "content": content}, call, counter, store, fresh=True)
+
+        return settle(self.store, request, out, what="trim", redo=redo)
+
+    def _steps(self, request: Request, store: Store) -> tuple[Request, LocalCounter]:
         """A copy of the request with each result projected, compacted and truncated (steps
         2-4)."""
         out = normalize(request)
@@ -146,22 +180,22 @@ class Trim(Edge):
                 if isinstance(block, dict) and block.get("type") == "tool_result":
                     call = calls.get(str(block.get("tool_use_id")))
                     if call is not None:
-                        content[j] = self._result(block, call, counter)
+                        content[j] = self._result(block, call, counter, store)
                 elif (
                     self.max_input_tokens is not None
                     and isinstance(block, dict)
                     and block.get("type") == "tool_use"
                     and isinstance(block.get("input"), dict)
                 ):
-                    content[j] = self._input(block, self.max_input_tokens, counter)
+                    content[j] = self._input(block, self.max_input_tokens, counter, store)
         return out, counter
 
-    def _clearer(self) -> Clear:
+    def _clearer(self, store: Store) -> Clear:
         assert self.clearing is not None
         return Clear(
             clearing=self.clearing,
             dedupe=self.dedupe,
-            store=self.store,
+            store=store,
             model=self.model,
             counter=self.counter,
         )
@@ -174,7 +208,8 @@ class Trim(Edge):
             # Steps 1-4 cut each result the same way every turn; only a clearing batch rewrites
             # the cached prefix, so clearing is priced against the request cut but not cleared
             # (and against last turn's batch, see Clear.describe).
-            text += "; " + self._clearer().describe(self._steps(before)[0], after)
+            cut = self._steps(before, self.store)[0]
+            text += "; " + self._clearer(self.store).priced(cut, after, source=before)
         return text
 
     # -- per result
@@ -210,7 +245,17 @@ class Trim(Edge):
             return None if value is None else int(value)
         return self.max_tokens
 
-    def _result(self, block: dict[str, Any], call: _Call, counter: LocalCounter) -> dict[str, Any]:
+    def _result(
+        self,
+        block: dict[str, Any],
+        call: _Call,
+        counter: LocalCounter,
+        store: Store,
+        *,
+        fresh: bool = False,
+    ) -> dict[str, Any]:
+        """The result cut (memoized; ``fresh``: cut again, which puts its texts back into the
+        store)."""
         content = block.get("content")
         if not isinstance(content, list) or not content:
             return block
@@ -220,11 +265,11 @@ class Trim(Edge):
             return block
         key = result_key(call.name, call.input, content, call.hints)
         with self._lock:
-            hit = self._memo.get(key)
+            hit = None if fresh else self._memo.get(key)
             if hit is not None:
                 self._memo.move_to_end(key)
         if hit is None:
-            hit = copy.deepcopy(self._trim_content(content, call, spec, budget, counter))
+            hit = copy.deepcopy(self._trim_content(content, call, spec, budget, counter, store))
             with self._lock:
                 self._memo[key] = hit
                 while len(self._memo) > 20_000:
@@ -232,9 +277,17 @@ class Trim(Edge):
         # Copies: the memo's blocks must not be shared with the caller (nested ones included).
         return {**block, "content": copy.deepcopy(hit)}
 
-    def _input(self, block: dict[str, Any], budget: int, counter: LocalCounter) -> dict[str, Any]:
+    def _input(
+        self,
+        block: dict[str, Any],
+        budget: int,
+        counter: LocalCounter,
+        store: Store,
+        *,
+        fresh: bool = False,
+    ) -> dict[str, Any]:
         """The call with each long string of its input (file contents it writes, edit strings)
-        cut to ``budget`` tokens; what is cut is kept in the store."""
+        cut to ``budget`` tokens; what is cut is kept in the store (``fresh``: put again)."""
         args = block["input"]
         changed = False
         out: dict[str, Any] = {}
@@ -247,14 +300,14 @@ class Trim(Edge):
             ):
                 key_hash = block_hash(["input", value, budget])
                 with self._lock:
-                    hit = self._memo.get(key_hash)
+                    hit = None if fresh else self._memo.get(key_hash)
                 if hit is None:
                     cut = truncate_text(
                         value,
                         budget,
                         counter=counter,
                         head=self.head,
-                        ref=store_text(self.store, value),
+                        ref=keep_text(store, value),
                         smart=self.smart,
                     )
                     hit = [cut.text]
@@ -278,6 +331,7 @@ class Trim(Edge):
         spec: tuple[str, ...] | None,
         budget: int | None,
         counter: LocalCounter,
+        store: Store,
     ) -> list[Any]:
         units = _text_units(content)
         # Each text projected and compacted first: the budget is shared by what is left.
@@ -304,12 +358,18 @@ class Trim(Edge):
                     new = projected.text
                     note = (
                         f"\n{MARKER_PREFIX}projected to {', '.join(spec)}; the full result is "
-                        f'id="{store_text(self.store, text)}", read it with tidyctx_expand]'
+                        f'id="{keep_text(store, text)}", read it with tidyctx_expand]'
                     )
             if self.compact:
                 # Compacted and cut as the JSON it is: with the note still attached it would be
                 # neither a table nor rows, only one long line cut in the middle of a row.
-                new = compact_result(new, call.name, call.input)
+                if note:  # projected: its note names the full original already
+                    new = compact_result(new, call.name, call.input)
+                else:  # a rewrite that drops characters keeps the original, and says where
+                    new, kept = compact_kept(
+                        new, call.name, call.input, store=store, counter=counter
+                    )
+                    note = "\n" + kept if kept else ""
             ready.append((new, note))
         # Several texts (text blocks, search results, text documents) share the budget, see
         # _shares. One text gets it all, and is not tokenized whole here: truncate_text bounds
@@ -342,7 +402,7 @@ class Trim(Edge):
                     counter=counter,
                     head=self.head,
                     hints=call.hints,
-                    ref=store_text(self.store, new),  # marker offsets index this text
+                    ref=keep_text(store, new),  # marker offsets index this text
                     smart=self.smart,
                 )
                 new = cut.text
@@ -429,32 +489,32 @@ _REPEAT_MIN_CHARS = 20
 
 def _repeatable(line: str) -> bool:
     key = line.strip()
-    return len(key) >= _REPEAT_MIN_CHARS and not is_marker(key) and not key.startswith("[… ×")
+    return len(key) >= _REPEAT_MIN_CHARS and not is_marker(key) and not key.startswith(NOTE_START)
 
 
-def _drop_repeats(request: Request, counter: LocalCounter) -> Request:
+def _drop_repeats(request: Request, counter: LocalCounter, store: Store) -> Request:
     """Each run of 2+ lines of a tool result that earlier results (as sent) hold becomes one
-    note naming those calls, when the note costs fewer tokens than the run. Texts that start
-    as JSON are left whole (their lines are not rows). Depends only on earlier results, so
-    the prefix stays byte-identical."""
-    seen: dict[str, str] = {}  # a line of an earlier result -> the first call that holds it
+    note naming the store id of the run's lines (not the earlier call: it may be summarized
+    away or cleared later), when the note costs fewer tokens than the run. Texts that start as
+    JSON are left whole (their lines are not rows). Depends only on earlier results, so the
+    prefix stays byte-identical."""
+    seen: set[str] = set()  # the lines of earlier results, as sent
     for message in request["messages"]:
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
         for j, block in enumerate(content):
             if isinstance(block, dict) and block.get("type") == "tool_result":
-                content[j] = _drop_repeated_lines(block, seen, counter)
+                content[j] = _drop_repeated_lines(block, seen, counter, store)
     return request
 
 
 def _drop_repeated_lines(
-    block: dict[str, Any], seen: dict[str, str], counter: LocalCounter
+    block: dict[str, Any], seen: set[str], counter: LocalCounter, store: Store
 ) -> dict[str, Any]:
     content = block.get("content")
     if not isinstance(content, list):
         return block
-    ref = str(block.get("tool_use_id"))
     out: list[Any] = []
     changed = False
     for b in content:
@@ -472,14 +532,15 @@ def _drop_repeated_lines(
                     continue
                 note = None
                 if len(run) >= 2 and sum(len(x.strip()) for x in run) >= 3 * _REPEAT_MIN_CHARS:
-                    calls = list(dict.fromkeys(seen[x.strip()] for x in run))
-                    where = ", ".join(calls[:3]) + (", ..." if len(calls) > 3 else "")
-                    note = f"[… ×{len(run):,} lines as in the results of {where}]"
-                    # A call id is dense in tokens: a short run can cost less than its note,
-                    # and a note that adds tokens would also push a result kept whole under
-                    # slack over it, so that trim(trim(x)) would cut it.
-                    if counter.count_text(note) >= counter.count_text("\n".join(run)):
+                    lines_text = "\n".join(run)
+                    note = repeat_note(len(run), store_key(lines_text))
+                    # Ids are dense in tokens: a short run can cost less than its note, and a
+                    # note that adds tokens would also push a result kept whole under slack
+                    # over it, so that trim(trim(x)) would cut it.
+                    if counter.count_text(note) >= counter.count_text(lines_text):
                         note = None
+                    else:
+                        keep_text(store, lines_text)
                 if note is not None:
                     new.append(note)
                 else:
@@ -489,7 +550,7 @@ def _drop_repeated_lines(
                     new.append(line)
         for line in lines:
             if _repeatable(line):
-                seen.setdefault(line.strip(), ref)
+                seen.add(line.strip())
         if new and new != lines:
             out.append({**b, "text": "\n".join(new)})
             changed = True

@@ -1,0 +1,220 @@
+"""Every marker a transform sends names a text its store holds, on every turn.
+
+A transform that rewrites a block (cuts, compacts, collapses, clears, dedupes, slices it) keeps
+the original in a :class:`~tidyctx.store.Store` and leaves a marker naming its id. The store
+may evict entries (``MemoryStore(max_items=...)``, ``SQLiteStore(max_items=...)``, Redis's
+``maxmemory-policy``) or expire them (``RedisStore(ttl_seconds=...)``) while the conversation
+still sends the marker. So on every call a transform
+
+1. writes through :func:`guarded`: each put first renews the entries that markers already in
+   the request name (an earlier transform's, sharing the store), so what this call writes
+   evicts this transform's own older entries (which it can put back) before those;
+2. finishes with :func:`settle`: every id its output names is renewed
+   (:func:`~tidyctx.store.refresh`: made the newest entry, its TTL started again; the store's
+   ``touch`` where it has one, so no value is sent again); a block whose id the store no
+   longer holds is rewritten again (``redo``: the transform puts its texts back, e.g. a
+   memoized cut whose entry expired while the agent paused), and if the store still cannot
+   hold it, the block is sent as it came (with its call's input, when that was cleared too),
+   with a :class:`~tidyctx.store.StoreWarning`.
+
+So a marker whose text is gone is never sent. A store that holds every text one request names
+loses none that a marker names: what it evicts first is what no request has named for longest.
+Only a store too small for one request makes a transform send blocks whole (and the request is
+then not the same from turn to turn).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from tidyctx._markers import store_ids
+from tidyctx._request import Request
+from tidyctx.store import Store, StoreWarning, refresh
+
+__all__ = ["Position", "block_ids", "guarded", "settle"]
+
+Position = tuple[int, int]
+
+
+def _strings(value: Any, depth: int = 0) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif depth < 64 and isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item, depth + 1)
+    elif depth < 64 and isinstance(value, list):
+        for item in value:
+            yield from _strings(item, depth + 1)
+
+
+def block_ids(block: Any) -> list[str]:
+    """The store ids named by the markers of a ``tool_result`` (its texts) or a ``tool_use``
+    (the strings of its input), in order, each once.
+
+    >>> block_ids({"type": "tool_result", "tool_use_id": "t1", "content": [
+    ...     {"type": "text", "text": '[tidyctx: cut, id="tc_0123456789abcdef"]'}]})
+    ['tc_0123456789abcdef']
+    """
+    if not isinstance(block, Mapping):
+        return []
+    kind = block.get("type")
+    if kind == "tool_result":
+        source: Any = block.get("content")
+    elif kind == "tool_use":
+        source = block.get("input")
+    else:
+        return []
+    found: dict[str, None] = {}
+    for text in _strings(source):
+        if "tc_" in text:
+            found.update(dict.fromkeys(store_ids(text)))
+    return list(found)
+
+
+class _Guarded:
+    """A store whose every put first renews ``keys`` (the texts named by markers a transform
+    passes on), so that what the transform writes evicts its own entries (which it can put
+    back) before those of an earlier transform that shares the store."""
+
+    def __init__(self, store: Store, keys: list[str]) -> None:
+        self.store = store
+        self.keys = keys
+
+    def get(self, key: str) -> str | None:
+        return self.store.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        for kept in self.keys:
+            refresh(self.store, kept)
+        self.store.put(key, value)
+
+    def touch(self, key: str) -> bool:
+        return refresh(self.store, key)
+
+
+def guarded(store: Store, request: Request) -> Store:
+    """``store`` for the writes of one call on ``request``: as it is, or, when markers of the
+    request's tool blocks already name ids, a store whose puts renew those first."""
+    keys: dict[str, None] = {}
+    for _, block in _blocks(request):
+        keys.update(dict.fromkeys(block_ids(block)))
+    return _Guarded(store, list(keys)) if keys else store
+
+
+def _blocks(request: Mapping[str, Any]) -> Iterator[tuple[Position, Any]]:
+    messages = request.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, list):
+            for j, block in enumerate(content):
+                if isinstance(block, Mapping) and block.get("type") in ("tool_result", "tool_use"):
+                    yield (i, j), block
+
+
+def _at(request: Mapping[str, Any], where: Position) -> Any:
+    try:
+        return request["messages"][where[0]]["content"][where[1]]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def settle(
+    store: Store,
+    before: Request,
+    after: Request,
+    *,
+    what: str,
+    redo: Callable[[Position], None] | None = None,
+) -> Request:
+    """``after`` (the output of a transform on ``before``) with every id it names renewed in
+    ``store``; a block whose new ids the store does not hold is rewritten again by ``redo``
+    (which puts its texts back), else sent as it is in ``before``. ``after`` must be the
+    caller's own dict, with ``before``'s messages and blocks at the same places; a block sent
+    as it came is put into new lists (``after`` may share them with ``before``). ``what``
+    names the transform in the warning.
+
+    The ids a block already named in ``before`` (markers of an earlier transform, or of an
+    earlier turn's output sent back) are renewed after this transform's own, so that what it
+    puts back evicts its own older entries (which it can put back again) before those.
+    """
+    own: dict[Position, list[str]] = {}
+    passed: dict[str, None] = {}
+    for where, block in _blocks(after):
+        known = set(block_ids(_at(before, where)))
+        for key in block_ids(block):
+            if key in known:
+                passed[key] = None
+            else:
+                own.setdefault(where, []).append(key)
+
+    def gone() -> dict[Position, list[str]]:
+        out: dict[Position, list[str]] = {}
+        for where, keys in own.items():
+            lost = [k for k in keys if not refresh(store, k)]
+            if lost:
+                out[where] = lost
+        return out
+
+    missing = gone()
+    # Renewed after this transform's own. One that is gone stays as it came: a marker quoted
+    # in a tool's output (a log of another run) looks the same as one passed on.
+    for key in passed:
+        refresh(store, key)
+    if missing and redo is not None:
+        for where in missing:
+            redo(where)
+        # Putting texts back may evict others (a store too small for the request): check all.
+        missing = gone()
+    if missing:
+        _send_as_given(before, after, missing)
+        keys = {k for gone_keys in missing.values() for k in gone_keys}
+        warnings.warn(
+            f"{what}: the store no longer holds {len(keys)} text{'s' if len(keys) != 1 else ''}"
+            f" that its markers would name, so {len(missing)} block"
+            f"{'s go' if len(missing) != 1 else ' goes'} as it came. The store evicts or "
+            "expires entries faster than a request names them: give it room for every text "
+            "one request names (MemoryStore(max_items=...), a ttl_seconds longer than a turn).",
+            StoreWarning,
+            stacklevel=_outside(),
+        )
+    return after
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _outside() -> int:
+    """The ``stacklevel`` of the first frame outside tidyctx (the user's call)."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _send_as_given(before: Request, after: Request, missing: Mapping[Position, Any]) -> None:
+    """Put ``before``'s block back at each place of ``missing``; with a tool_result, its
+    call's tool_use too (its input may have been cleared with it)."""
+    uses: dict[str, Position] = {}
+    for where, block in _blocks(before):
+        if block.get("type") == "tool_use":
+            uses[str(block.get("id"))] = where
+    places = set(missing)
+    for where in missing:
+        old = _at(before, where)
+        if isinstance(old, Mapping) and old.get("type") == "tool_result":
+            use = uses.get(str(old.get("tool_use_id")))
+            if use is not None:
+                places.add(use)
+    messages = after["messages"] = list(after["messages"])  # the list may be the input's
+    for i, j in sorted(places):
+        old = _at(before, (i, j))
+        if old is None:
+            continue
+        message = messages[i]
+        content = list(message["content"])
+        content[j] = old
+        messages[i] = {**message, "content": content}
