@@ -548,10 +548,46 @@ def _build(data: bytes, text: str, language: str) -> _Parsed:
     tree = Parser(loaded.language).parse(data)
     parsed = _Parsed(language, _split_lines(text), tree, data, loaded)
     if tree.root_node.has_error:
+        _check_error_runs(tree.root_node, len(data), language)
         parsed.errors = _syntax_errors(tree.root_node)
     if "\ufffd" in text and (note := _encoding_note(data)) is not None:
         parsed.errors = (note, *parsed.errors)
     return parsed
+
+
+_ERROR_RUN_WORK = 64
+"""Per byte of source, the work a tree-sitter query may spend on the tokens of syntax errors."""
+
+
+def _check_error_runs(root: Node, size: int, language: str) -> None:
+    """Raise SlicingError when the syntax errors hold long runs of loose tokens.
+
+    tree-sitter puts the tokens it cannot place (``- - - -``, ``!!!!``) side by side in an
+    ERROR node, and its queries, for each token, look through the tokens after it for a named
+    one: on a run of n of them, time quadratic in n (20,000 took seconds). Such a run is not
+    code; the work is bounded by the sum of the squares of these runs.
+    """
+    work = worst = row = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        children = node.children
+        if node.is_error and node.child_count > node.named_child_count:
+            run = 0
+            for child in (*children, None):  # runs of unnamed tokens
+                if child is not None and not child.is_named:
+                    run += 1
+                    continue
+                work += run * run
+                if run > worst:
+                    worst, row = run, node.start_point.row
+                run = 0
+        stack.extend(c for c in children if c.has_error)
+    if work > _ERROR_RUN_WORK * size + (1 << 24):
+        raise SlicingError(
+            f"{language} source does not parse: {worst:,} tokens in a row that fit no syntax, "
+            f"from line {row + 1}; not sliced"
+        )
 
 
 def _syntax_errors(root: Node, limit: int = 3) -> tuple[str, ...]:
@@ -1128,16 +1164,13 @@ def _import_rows(parsed: _Parsed) -> list[tuple[tuple[tuple[int, int], ...], fro
         cursor = QueryCursor(parsed.loaded.imports)
         cursor.set_max_start_depth(1)
         nodes = [n for n in cursor.captures(root).get("import", []) if n.id != root.id]
+    walker = _Walker(root, frozenset(spec.defs))
     for node in nodes:
         if language != "python":
-            parent = node.parent
-            local = False
-            while parent is not None:
-                if parent.type in spec.defs:
-                    local = True
-                    break
-                parent = parent.parent
-            if local:
+            k = walker.find(node)
+            if k > 0 and walker.counts[k - 1]:  # inside a definition
+                continue
+            if k < 0 and any(n.type in spec.defs for n in _ancestors(root, node)):
                 continue
         first, last = node.start_point.row, _end_row(node, spec.comments)
         if language == "python":
@@ -1251,6 +1284,8 @@ def _python_lookup(parsed: _Parsed, wanted: list[str]) -> list[_Item] | None:
         if not last.isidentifier():
             return None
         found = _python_defs_named(parsed, last)
+        if found is None:
+            return None
         if sep:
             hit = [it for it in found if it.key == name]
         else:
@@ -1270,11 +1305,20 @@ _WORD_BYTES = frozenset(
 )
 
 
-def _python_defs_named(parsed: _Parsed, name: str) -> list[_Item]:
-    """Every Python definition called ``name``, in source order, keyed as the index would."""
+_MAX_PLACES = 1_000
+"""A name found more often than this in a file is looked up in the full index (one query
+over the tree) rather than at each place."""
+
+
+def _python_defs_named(parsed: _Parsed, name: str) -> list[_Item] | None:
+    """Every Python definition called ``name``, in source order, keyed as the index would;
+    None when the name is found in too many places for this to be the fast way."""
     data, root, defs = parsed.data, parsed.tree.root_node, parsed.spec.defs
     word = name.encode("utf-8", "surrogatepass")
+    if data.count(word) > _MAX_PLACES:
+        return None
     found: list[_Item] = []
+    walker = _Walker(root)  # (a search from the root at each place: quadratic in the depth)
     a = data.find(word)
     while a >= 0:  # (bytes.find is much faster than a regular expression here)
         b = a + len(word)
@@ -1282,11 +1326,11 @@ def _python_defs_named(parsed: _Parsed, name: str) -> list[_Item]:
         if (a and data[a - 1 : a] in _WORD_BYTES) or data[b : b + 1] in _WORD_BYTES:
             a = nxt
             continue
-        node = root.descendant_for_byte_range(a, b)
+        node = walker.to(a, b)
         a = nxt
-        if node is None or node.end_byte != b or node.start_byte != b - len(word):
+        if node.end_byte != b or node.start_byte != b - len(word) or not node.is_named:
             continue
-        up = node.parent if node.is_named else None
+        up = walker.path[-2] if len(walker.path) > 1 else None
         if up is None or up.type not in defs:
             continue
         own = up.child_by_field_name("name")
@@ -1299,6 +1343,80 @@ def _python_defs_named(parsed: _Parsed, name: str) -> list[_Item]:
         seen[it.qualname] = count
         it.key = it.qualname if count == 1 else f"{it.qualname}#{count}"
     return found
+
+
+class _Walker:
+    """A tree-sitter cursor that moves from place to place in source order and keeps the nodes
+    from the root down to where it is (``path``), with how many of them are of the
+    ``counted`` types (``counts``).
+
+    ``Node.parent`` and ``descendant_for_byte_range`` search down from the root, in time linear
+    in the depth: called at each of many places of a deeply nested file, they take time
+    quadratic in its size. The walker goes up from where it is to a node that holds the next
+    place, then down: over places in source order, each node is entered once."""
+
+    def __init__(self, root: Node, counted: frozenset[str] = frozenset()) -> None:
+        self.cursor = root.walk()
+        self.path = [root]
+        self.counted = counted
+        self.counts = [int(root.type in counted)]
+
+    def to(self, a: int, b: int) -> Node:
+        """The smallest node that holds bytes ``a`` to ``b`` (as ``descendant_for_byte_range``)."""
+        cursor, path, counts = self.cursor, self.path, self.counts
+        while len(path) > 1 and not (path[-1].start_byte <= a and b <= path[-1].end_byte):
+            cursor.goto_parent()
+            path.pop()
+            counts.pop()
+        while cursor.goto_first_child_for_byte(a) is not None:
+            child = cursor.node
+            assert child is not None
+            if not (child.start_byte <= a and b <= child.end_byte):
+                cursor.goto_parent()
+                break
+            path.append(child)
+            counts.append(counts[-1] + (child.type in self.counted))
+        return path[-1]
+
+    def find(self, node: Node) -> int:
+        """Where ``node`` is in ``path`` after :meth:`to` its bytes (-1: not there, for a node
+        of zero width)."""
+        self.to(node.start_byte, node.end_byte)
+        for k in range(len(self.path) - 1, -1, -1):
+            if self.path[k].id == node.id:
+                return k
+            if self.path[k].start_byte != node.start_byte:  # above it: not on the path
+                break
+        return -1
+
+
+def _ancestors(root: Node, node: Node) -> list[Node]:
+    """The nodes that hold ``node``, its parent first and the root last (walking up with
+    ``Node.parent`` takes time quadratic in the depth: see :class:`_Walker`)."""
+    walker = _Walker(root)
+    k = walker.find(node)
+    if k >= 0:
+        return walker.path[k - 1 :: -1] if k else []
+    out: list[Node] = []  # a node of zero width: walk up from it
+    up = node.parent
+    while up is not None:
+        out.append(up)
+        up = up.parent
+    return out
+
+
+def _path_to_point(root: Node, point: tuple[int, int]) -> list[Node]:
+    """The nodes from the root down to the smallest one that holds ``point`` (as
+    ``descendant_for_point_range(point, point)``), the root first."""
+    path = [root]
+    cursor = root.walk()
+    while cursor.goto_first_child_for_point(point) is not None:
+        child = cursor.node
+        assert child is not None
+        if child.start_point > point:
+            break
+        path.append(child)
+    return path
 
 
 def _python_item(parsed: _Parsed, node: Node) -> _Item:
@@ -1316,9 +1434,7 @@ def _python_item(parsed: _Parsed, node: Node) -> _Item:
         and _may_be_wrapped(node, {up.end_byte}, parsed.data)
     ):
         outer = up
-    anc = outer.parent
-    while anc is not None and anc.type not in spec.defs:
-        anc = anc.parent
+    anc = next((n for n in _ancestors(parsed.tree.root_node, outer) if n.type in spec.defs), None)
     owner = _python_item(parsed, anc) if anc is not None else None
     kind, name, _ = _describe(node, "python") or ("function", "", [])
     it = _Item(node, outer, kind, name, True)
@@ -1361,8 +1477,7 @@ def _context(parsed: _Parsed, outer: Node, stop_at_item: bool = False) -> list[t
     spec = parsed.spec
     out: list[tuple[int, int]] = []
     child = outer
-    node = outer.parent
-    while node is not None:
+    for node in _ancestors(parsed.tree.root_node, outer):
         it = _item_at(parsed, node)
         if it is not None:
             if it.node.id == node.id or it.outer.id == node.id:
@@ -1390,7 +1505,6 @@ def _context(parsed: _Parsed, outer: Node, stop_at_item: bool = False) -> list[t
                 if handler is not None:
                     out.append((handler.start_point.row, _block_header_end(handler)))
         child = node
-        node = node.parent
     return out
 
 
@@ -1410,15 +1524,15 @@ def _statement_at(parsed: _Parsed, row: int) -> list[tuple[int, int]]:
         line.lstrip().encode("utf-8", "surrogatepass")
     )
     root = parsed.tree.root_node
-    node = root.descendant_for_point_range((row, col), (row, col))
-    if node is None or node.id == root.id or (not line.strip() and not _in_string(node, row)):
+    path = _path_to_point(root, (row, col))
+    node = path[-1]
+    if node.id == root.id or (not line.strip() and not _in_string(node, row)):
         return [(row, row)]
-    while node.parent is not None and node.parent.id != root.id:
-        parent = node.parent
-        grand = parent.parent
-        if grand is not None and grand.id in parsed.by_node:
-            break
-        node = parent
+    # up while the parent is not the root, to the child of a definition
+    k = len(path) - 1
+    while k >= 2 and path[k - 2].id not in parsed.by_node:
+        k -= 1
+    node = path[k]
     out = [(node.start_point.row, _end_row(node, parsed.spec.comments))]
     out.extend(_context(parsed, node))
     return out
@@ -1483,10 +1597,9 @@ def _python_marker_indent(
         return indent
     col = len(line) - len(line.lstrip())
     point = (first, len(line[:col].encode("utf-8", "surrogatepass")))
-    node: Node | None = parsed.tree.root_node.descendant_for_point_range(point, point)
     starts = [r0 for r0, _ in merged]
     stand_in: Node | None = None
-    while node is not None and node.parent is not None:
+    for node in reversed(_path_to_point(parsed.tree.root_node, point)[1:]):  # not the root
         row = node.start_point.row
         if node.start_point == point:
             stand_in = node
@@ -1494,7 +1607,6 @@ def _python_marker_indent(
             k = bisect.bisect_right(starts, row) - 1
             if k < 0 or merged[k][1] < row:  # its header is hidden (by an earlier marker)
                 stand_in = node
-        node = node.parent
     if stand_in is None:
         return indent
     if stand_in.type not in _PY_CLAUSES:

@@ -38,6 +38,9 @@ GAP = "⋮"
 """Lines not shown are replaced by one line holding this character and their range."""
 
 
+_MAX_COMMAND = 8_192
+
+
 def cat_path(arguments: Mapping[str, Any]) -> str | None:
     """The file of a shell call that prints one file whole: ``cat FILE`` or ``cat -n FILE``.
 
@@ -45,7 +48,9 @@ def cat_path(arguments: Mapping[str, Any]) -> str | None:
     ('src/app.py', None)
     """
     command = arguments.get("command")
-    if not isinstance(command, str) or "\n" in command.strip():
+    # shlex reads a word a character at a time, in time quadratic in its length: a command
+    # longer than twice Linux's PATH_MAX (4,096 bytes) names no file it could print anyway.
+    if not isinstance(command, str) or len(command) > _MAX_COMMAND or "\n" in command.strip():
         return None
     # shlex is slow and every turn asks again about every earlier call: memoized by command.
     return memoized("cat_path", command, lambda: _cat_words(command), len(command) * 2)

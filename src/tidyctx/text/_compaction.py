@@ -126,9 +126,9 @@ def _tabulate(items: list[Any]) -> Any:
     same: list[tuple[str, Any]] = []
     varying: list[str] = []
     for key in keys:
-        first = _text(table[0][key])
-        if all(_text(row[key]) == first for row in table[1:]):
-            same.append((key, table[0][key]))
+        first = table[0][key]
+        if all(_same(row[key], first) for row in table[1:]):
+            same.append((key, first))
         else:
             varying.append(key)
     if not varying:  # identical rows: nothing to say per row
@@ -138,10 +138,18 @@ def _tabulate(items: list[Any]) -> Any:
     return _Obj([*head, (COLUMNS, list(varying)), (ROWS, rows)])
 
 
-def _text(value: Any) -> str:
-    out: list[str] = []
-    _dump(value, out)
-    return "".join(out)
+def _same(a: Any, b: Any) -> bool:
+    """Whether two marked values are written the same (compared as they stand: writing each
+    out at every level of nested tables would take time quadratic in the depth)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, _Obj):
+        return len(a) == len(b) and all(
+            ka == kb and _same(va, vb) for (ka, va), (kb, vb) in zip(a, b, strict=True)
+        )
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -297,18 +305,27 @@ def _unwrap(text: str) -> str | None:
 
 # ---------------------------------------------------------------------------- plain text
 
+# Every pattern here runs in time linear in the text: Python's engine backtracks, so a pattern
+# that can start inside a run it scans to the end (``[ \t]+$`` on a long run of spaces before a
+# word) is quadratic; such runs are matched only from their first character (a lookbehind).
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_MAX_ANSI_ROUNDS = 8
 _NUMBERED = re.compile(r"[ \t]*\d+(?:\t|→|: | \| )")
 _NUMBER_PAD = re.compile(r"^[ \t]+(?=\d+(?:\t|→))", re.MULTILINE)
-_TRAILING = re.compile(r"[ \t]+$", re.MULTILINE)
+_TRAILING = re.compile(r"(?<![ \t])[ \t]+$", re.MULTILINE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _SEPARATOR_RUNS = re.compile(r"([-=_*~#+.─━═])\1{7,}")
-_CELL_PAD = re.compile(r"[ \t]{2,}\||\|[ \t]{2,}")
+_CELL_PAD = re.compile(r"(?<![ \t])[ \t]{2,}\||\|[ \t]{2,}")
 _TABLE_LINE = re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.MULTILINE)
-# Runs of 3+ blanks between words, or a quoted string on one line (kept: a value).
-_INNER_SPACES = re.compile(r"""("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|(?<=\S)[ \t]{3,}(?=\S)""")
+# A quote (that may open a string kept as a value) or a run of 3+ blanks between words.
+_QUOTE_OR_BLANKS = re.compile(r"""["']|(?<=\S)[ \t]{3,}(?=\S)""")
+# The rest of a quoted string on one line, up to its closing quote (if it has one).
+_QUOTED_REST = {
+    '"': re.compile(r'(?:[^"\\\n]|\\.)*+'),
+    "'": re.compile(r"(?:[^'\\\n]|\\.)*+"),
+}
 # A line of a sliced or cut view that stands for lines not shown: a gutter, then ``⋮``.
-_GAP_LINE = re.compile(r"[ \t]*(?:\t|→|:)?[ \t]*" + re.escape(GAP))
+_GAP_LINE = re.compile(r"[ \t]*+(?:[→:][ \t]*+)?" + re.escape(GAP))
 
 
 def is_numbered(text: str) -> bool:
@@ -331,11 +348,20 @@ def is_numbered(text: str) -> bool:
 
 
 def _redraw(line: str) -> str:
-    """What a terminal shows for a line with carriage returns: each part overwrites the start."""
-    shown = ""
-    for part in line.split("\r"):
-        shown = part + shown[len(part) :]
-    return shown
+    """What a terminal shows for a line with carriage returns: each part overwrites the start.
+
+    >>> _redraw("50% done\\r100%")
+    '100%done'
+    """
+    # Each character shows the last part long enough to reach it: from the last part back,
+    # each longer part adds its tail (one pass, where overwriting would copy the line per part).
+    shown: list[str] = []
+    covered = 0
+    for part in reversed(line.split("\r")):
+        if len(part) > covered:
+            shown.append(part[covered:])
+            covered = len(part)
+    return "".join(shown)
 
 
 _WORDS = re.compile(r"[^\W\d_]+")
@@ -350,18 +376,19 @@ def _redrawn(line: str) -> bool:
     >>> _redrawn("Downloading 10%\\rDownloading 55%"), _redrawn("id,name\\r1,apple\\r2,pear")
     (True, False)
     """
-    words = [frozenset(_WORDS.findall(part)) for part in line.split("\r")]
-    fullest = max(words, key=len)
-    return all(w <= fullest for w in words)
+    # Every part's words are in the fullest part's if and only if one part holds them all.
+    every = set(_WORDS.findall(line))
+    least = sum(map(len, every))  # a part shorter than this lacks one of them
+    return any(
+        len(part) >= least and set(_WORDS.findall(part)) == every for part in set(line.split("\r"))
+    )
 
 
 def _plain(text: str) -> str:
     if is_numbered(text):
         # The lines are a file: keep every character after the numbers.
         return _NUMBER_PAD.sub("", text)
-    prev = None
-    while prev != text:  # removing one code can join the pieces of another
-        prev, text = text, _ANSI.sub("", text)
+    text = _strip_ansi(text)
     text = text.replace("\r\n", "\n")
     # Carriage returns in a text of one line (a whole file with classic Mac line endings) or
     # with NULs (a binary file read as text) end lines: no terminal drew them.
@@ -373,7 +400,56 @@ def _plain(text: str) -> str:
     text = _BLANK_RUNS.sub("\n\n", text)
     text = _SEPARATOR_RUNS.sub(r"\1\1\1", text)
     text = _TABLE_LINE.sub(lambda m: _CELL_PAD.sub(_cell, m.group()), text)
-    return _INNER_SPACES.sub(lambda m: m.group(1) or "  ", text)
+    return _squeeze_blanks(text)
+
+
+def _strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape codes, including those that removing others joins
+    (``\\x1b\\x1b[0m[1m``). Such nesting is not a terminal's output: past a few levels the
+    escape characters left are dropped too, so the work stays linear in the text."""
+    for _ in range(_MAX_ANSI_ROUNDS):
+        if "\x1b" not in text:
+            return text
+        text, removed = _ANSI.subn("", text)
+        if not removed:
+            return text
+    return _ANSI.sub("", text).replace("\x1b", "")
+
+
+def _squeeze_blanks(text: str) -> str:
+    """Each run of 3+ blanks between two words as two spaces, except inside a quoted string on
+    one line (a value: kept as it is).
+
+    >>> _squeeze_blanks("id    name   'a    b'")
+    "id  name  'a    b'"
+    """
+    out: list[str] = []
+    done = pos = 0
+    # Where a string opened by each quote would run, unclosed, to the end of its line: every
+    # later quote of that kind on the line is escaped in it, so it cannot close one either.
+    # Remembering that keeps the scan linear on a line of escaped quotes.
+    unclosed = {'"': -1, "'": -1}
+    while (m := _QUOTE_OR_BLANKS.search(text, pos)) is not None:
+        start, quote = m.start(), m.group()
+        if quote in unclosed:
+            if start < unclosed[quote]:
+                pos = start + 1
+                continue
+            rest = _QUOTED_REST[quote].match(text, start + 1)
+            end = rest.end() if rest is not None else start + 1
+            if text.startswith(quote, end):
+                pos = end + 1  # a quoted string: kept as it is
+            else:
+                unclosed[quote] = end
+                pos = start + 1
+            continue
+        out.append(text[done:start])
+        out.append("  ")
+        done = pos = m.end()
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _cell(m: re.Match[str]) -> str:

@@ -97,7 +97,11 @@ _STOPWORD_TEXT = """
 """
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
-_URL_RE = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>()\[\]{}`,;|]+")
+# A URL is found from its "://" (see _urls): a pattern that starts at every word of a long
+# run of scheme characters (``a.b.c.d...``) scans to the end of the run from each.
+_URL_TAIL = re.compile(r"://[^\s\"'<>()\[\]{}`,;|]+")
+_SCHEME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _PATH_RE = re.compile(r"(?<![\w@+.~/-])~?[\w@+.-]*(?:/[\w@+.-]+)+/?")
 _WINPATH_RE = re.compile(r"\b[A-Za-z]:\\[\w@+.\\-]+")
 _IDENT_RE = re.compile(r"(?<![\w$])[A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*")
@@ -117,9 +121,46 @@ def _add_term(out: set[str], term: str) -> None:
     out.add(term)
 
 
+def _urls(text: str) -> list[str]:
+    """The URLs of ``text``: a scheme (a letter at the start of a word, then letters, digits,
+    ``+.-``), ``://`` and what follows up to a space, quote, bracket or separator. Linear: each
+    ``://`` looks back over its scheme once.
+
+    >>> _urls("see https://example.com/a?b=1, or git+ssh://host/r.git")
+    ['https://example.com/a?b=1', 'git+ssh://host/r.git']
+    """
+    found: list[str] = []
+    done = 0  # where the last URL ends: the next one starts after it
+    i = text.find("://")
+    while i >= 0:
+        tail = _URL_TAIL.match(text, i)
+        start = -1
+        if tail is not None:
+            j = i
+            while j > done and text[j - 1] in _SCHEME:
+                j -= 1
+            for s in range(j, i):  # the first letter that starts a word
+                if text[s] in _LETTERS and (s == 0 or not _word_char(text[s - 1])):
+                    start = s
+                    break
+        if start < 0:
+            i = text.find("://", i + 1)
+            continue
+        assert tail is not None
+        found.append(text[start : tail.end()])
+        done = tail.end()
+        i = text.find("://", done)
+    return found
+
+
+def _word_char(c: str) -> bool:
+    """Whether ``c`` is a word character (what ``\\w`` matches)."""
+    return c.isalnum() or c == "_"
+
+
 def _extract(text: str, out: set[str]) -> None:
-    for m in _URL_RE.finditer(text):
-        url = m.group().rstrip(".:")
+    for found in _urls(text):
+        url = found.rstrip(".:")
         _add_term(out, url)
         rest = url.split("://", 1)[1]
         slash = rest.find("/")
