@@ -661,8 +661,10 @@ def _canonical(value: Any) -> str:
         return str.__str__(value)
     if isinstance(value, str):
         return _string(value)
-    if value is None or isinstance(value, bool):
-        return _text(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, _Obj):
         return "{" + ",".join(sorted(f"{_string(k)}:{_canonical(v)}" for k, v in value)) + "}"
     return "[" + ",".join(_canonical(v) for v in value) + "]"
