@@ -1,6 +1,6 @@
 """The layer rule: no import runs upward, and the engines run without the ``code`` extra.
 
-Core modules (request model, markers, tokens, stores, pricing, simulation, traces) import
+Core modules (request model, markers, memo, tokens, stores, pricing, simulation, traces) import
 nothing above them; the engines (``tidyctx.code``, ``tidyctx.text``) never import the
 transforms; only ``__main__`` imports the CLI. Every import statement counts, including those
 inside functions and ``TYPE_CHECKING`` blocks.
@@ -24,6 +24,7 @@ CORE = (
     "tidyctx._request",
     "tidyctx._markers",
     "tidyctx._time",
+    "tidyctx._memo",
     "tidyctx.tokens",
     "tidyctx.store",
     "tidyctx.pricing",
