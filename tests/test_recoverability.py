@@ -55,6 +55,7 @@ from tidyctx.store import (
     StoreWarning,
     keep_text,
     refresh,
+    refresh_all,
     store_key,
 )
 from tidyctx.testing import LocalServer
@@ -366,6 +367,29 @@ def test_touch_makes_an_entry_the_newest_without_writing_it(kind: str, tmp_path:
     c = tc.store_text(store, "text c")
     assert store.get(b) is None and store.get(a) == "text a" and store.get(c) == "text c"
     assert store.touch(b) is False and len(store) == 2  # a touch never adds an entry
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "sqlite-bounded", "redis", "other"])
+def test_touch_many_says_which_entries_are_held(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store: Any
+    if kind == "memory":
+        store = MemoryStore()
+    elif kind.startswith("sqlite"):
+        bounded = 10 if kind == "sqlite-bounded" else None
+        store = SQLiteStore(tmp_path / "s.db", max_items=bounded)
+    elif kind == "redis":
+        url = request.getfixturevalue("redis_url")
+        store = tc.RedisStore(url, prefix=f"tidyctx-test-{uuid.uuid4().hex}:", ttl_seconds=60)
+    else:
+        store = ClockStore(ttl=60)  # no touch_many: refresh_all renews one by one
+    held = [tc.store_text(store, f"text {k}") for k in range(3)]
+    keys = [held[0], store_key("never put"), held[2], held[1]]
+    assert refresh_all(store, keys) == [True, False, True, True]
+    assert refresh_all(store, []) == []
+    if kind != "other":
+        assert store.touch_many(keys[:1]) == [True]
 
 
 def test_refresh_renews_any_store_and_keep_text_puts_only_what_is_gone() -> None:
