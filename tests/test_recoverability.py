@@ -312,6 +312,40 @@ def test_every_rewritten_result_comes_back_at_every_turn(
     event(f"store warnings: {'some' if warned else 'none'}")
 
 
+@settings(max_examples=20)
+@given(session=gen.tool_sessions(max_calls=7))
+def test_expiring_entries_change_nothing_sent_and_the_prefix_holds(
+    session: dict[str, Any],
+) -> None:
+    # A store whose every entry expires between turns gives the same requests, byte for byte,
+    # as one that keeps everything: what the markers name is put back, not cut again another
+    # way. Each transform stays pure and idempotent, and each turn's request starts with the
+    # last one's messages (no summarize here: it rewrites history by design).
+    kept, expiring = MemoryStore(), ClockStore(ttl=5)
+
+    def steps(store: Store) -> list[Any]:
+        trim = tc.trim(max_tokens=700, head=0.6, slack=0.5, store=store)
+        return [tc.order(), tc.slice_code(store=store), trim, tc.cache()]
+
+    a, b = steps(kept), steps(expiring)
+    previous: list[Any] = []
+    for request in session_turns(session):
+        snapshot = copy.deepcopy(request)
+        sent = tc.pipe(request, *a)
+        assert request == snapshot
+        assert tc.pipe(request, *b) == sent
+        assert tc.pipe(sent, *a) == sent
+        messages = [cache_content_of(m) for m in sent["messages"][:-1]]
+        assert messages[: len(previous)] == previous
+        previous = messages
+        expiring.later()
+
+
+def cache_content_of(message: dict[str, Any]) -> Any:
+    content = message["content"]
+    return [cache_content(b) for b in content] if isinstance(content, list) else content
+
+
 def test_a_redis_store_whose_entries_expire_between_turns(
     client: anthropic.Anthropic, redis_url: str
 ) -> None:
