@@ -55,6 +55,7 @@ __all__ = [
     "texts",
     "thinking_blocks",
     "tool_names",
+    "tool_sessions",
     "tools",
 ]
 
@@ -806,3 +807,127 @@ def odd_requests(draw: st.DrawFn) -> dict[str, Any]:
                 text = texts[draw(_ODD_PAYLOADS)]
                 block["content"] = text[: draw(st.sampled_from([200, 5_000, 40_000]))]
     return request
+
+
+# --------------------------------------------------------------------------------------------
+# Agent sessions whose tool results the transforms rewrite
+# --------------------------------------------------------------------------------------------
+
+_BANNERS: tuple[str, ...] = (
+    "** WARNING: connection is not using a post-quantum key exchange algorithm.\n"
+    "** This session may be vulnerable to store now, decrypt later attacks.\n"
+    "** The server may need to be upgraded. See https://openssh.com/pq.html",
+    "npm WARN deprecated inflight@1.0.6: This module is not supported, and leaks memory.\n"
+    "npm WARN deprecated glob@7.2.3: Glob versions prior to v9 are no longer supported\n"
+    "npm WARN deprecated rimraf@3.0.2: Rimraf versions prior to v4 are no longer supported\n"
+    "npm WARN deprecated uuid@3.4.0: Please upgrade to version 7 or higher.",
+)
+_SESSION_KINDS = ("repeat", "log", "rows", "source", "again", "short", "table", "envelope")
+_SESSION_TOOLS = ("bash", "read_file", "sql", "ssh", "mcp__docs__fetch")
+
+
+def _source(draw: st.DrawFn, n: int) -> str:
+    """Python source of ``n`` functions, with what compaction would change in a text that is
+    not a recognised file view: a run of ``=`` in a string literal, tabs, trailing blanks,
+    padding, sometimes CRLF line ends."""
+    parts = ['"""Module docstring."""', "import os", ""]
+    for k in range(n):
+        parts += [
+            f"def handler_{k}(event, root):",
+            f'    """Handle event {k} under root."""',
+            f'    banner = "{"=" * draw(_ints(8, 30))}"  ',
+            f"    path = os.path.join(root,\t'item_{k}')",
+            f"    total   =   {1000 + k}    # aligned",
+            "    return banner, path, total",
+            "",
+        ]
+    eol = "\r\n" if _one_in(draw, 3) else "\n"
+    return eol.join(parts)
+
+
+def _session_result(
+    draw: st.DrawFn, kind: str, k: int, earlier: list[str]
+) -> tuple[str, dict[str, Any], str]:
+    """(tool, input, result text) of the ``k``-th call of a session."""
+    if kind == "repeat":
+        banner = draw(_choice(_BANNERS))
+        return "ssh", {"cmd": f"uname -{k}"}, f"output of call {k}\n{banner}"
+    if kind == "log":
+        n = draw(_ints(5, 700))
+        ansi = draw(_BOOL)
+        lines = []
+        for i in range(n):
+            line = f"2026-01-02 10:{i % 60:02d}:00 INFO worker-{i % 7} step {i} ok   "
+            if i % 97 == 13:
+                line = f"ERROR: job {k}-{i} failed: disk quota exceeded on /var/data/{i}"
+            if ansi:
+                line = f"\x1b[32m{line}\x1b[0m"
+            lines.append(line)
+        eol = "\r\n" if _one_in(draw, 4) else "\n"
+        return "bash", {"command": f"make test JOB={k}"}, eol.join(lines)
+    if kind == "rows":
+        n = draw(_ints(1, 250))
+        rows = [
+            {"id": i, "sku": f"SKU-{i:05d}", "status": "open" if i % 5 else "late", "qty": i * 3}
+            for i in range(n)
+        ]
+        return "sql", {"q": f"select * from orders -- {k}"}, json.dumps(rows, indent=2)
+    if kind == "source":
+        text = _source(draw, draw(_ints(2, 120)))
+        if draw(_BOOL):  # a recognised file view: slice_code may slice it, compaction keeps it
+            return "read_file", {"path": f"src/app_{k}.py"}, text
+        command = draw(_choice(("sed -n 1,400p", "head -n 400", "git show HEAD:")))
+        return "bash", {"command": f"{command} src/app_{k}.py"}, text
+    if kind == "again" and earlier:
+        return "bash", {"command": f"cat out_{k}.txt"}, draw(_choice(tuple(earlier)))
+    if kind == "table":
+        rows = [
+            f"| item_{i:<12} |   {i * 7:>8} | {'yes' if i % 2 else 'no':<6} |" for i in range(60)
+        ]
+        return "bash", {"command": "report"}, "| name | count | ok |\n" + "\n".join(rows)
+    if kind == "envelope":
+        inner = "\n".join(f"doc line {i}: see section {i}.{k}" for i in range(draw(_ints(1, 80))))
+        return "mcp__docs__fetch", {"page": k}, json.dumps({"type": "text", "text": inner})
+    return "bash", {"command": f"echo {k}"}, draw(_TEXTS)
+
+
+@st.composite
+def tool_sessions(draw: st.DrawFn, min_calls: int = 2, max_calls: int = 8) -> Request:
+    """A coding agent's session: a task, then one tool call per assistant turn, whose results
+    are of the kinds the transforms rewrite: lines an earlier result printed (a banner), long
+    logs (colour codes, CRLF, trailing blanks, error lines), pretty JSON rows, Python source
+    read through a recognised file view or through ``sed``/``head``/``git show``, a result
+    repeated whole, a padded table, an MCP text envelope, plain short text. The request ends
+    with the user message holding the last result; each prefix that ends with a user message
+    is a turn of the session."""
+    messages: list[Message] = [{"role": "user", "content": "Fix the failing job and report."}]
+    earlier: list[str] = []
+    n = draw(_ints(min_calls, max_calls))
+    for k in range(n):
+        kind = draw(_choice(_SESSION_KINDS))
+        name, args, text = _session_result(draw, kind, k, earlier)
+        earlier.append(text)
+        call_id = f"toolu_{k:03d}"
+        messages += [
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"Step {k}: {name}."},
+                    {"type": "tool_use", "id": call_id, "name": name, "input": args},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call_id, "content": text}],
+            },
+        ]
+    return {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 1024,
+        "system": "You are a coding agent.",
+        "tools": [
+            {"name": t, "description": f"The {t} tool.", "input_schema": {"type": "object"}}
+            for t in _SESSION_TOOLS
+        ],
+        "messages": messages,
+    }

@@ -55,6 +55,7 @@ __all__ = [
     "StoreWarning",
     "keep_text",
     "refresh",
+    "refresh_all",
     "store_key",
     "store_text",
 ]
@@ -125,6 +126,10 @@ class MemoryStore:
                 return False
             self._items.move_to_end(key)
             return True
+
+    def touch_many(self, keys: list[str]) -> list[bool]:
+        """:meth:`touch` each of ``keys`` in order; whether each is held."""
+        return [self.touch(key) for key in keys]
 
     def __len__(self) -> int:
         with self._lock:
@@ -414,6 +419,45 @@ class SQLiteStore(_Closing):
                 err.add_note(f"while touching {key!r} in {self!r}")
                 raise
 
+    def touch_many(self, keys: list[str]) -> list[bool]:
+        """:meth:`touch` each of ``keys`` in order, in one transaction; whether each is held."""
+        for key in keys:
+            _check_key("SQLiteStore.touch_many", key)
+        if len(keys) < 2:
+            return [self.touch(key) for key in keys]
+        self._after_fork()
+        t = f'"{self.table}"'
+        with self._lock:
+            conn = self._connection()
+            try:
+                if self.max_items is None:
+                    held: set[str] = set()
+                    for start in range(0, len(keys), 500):  # under SQLite's variable limit
+                        part = keys[start : start + 500]
+                        marks = ",".join("?" * len(part))
+                        rows = conn.execute(f"SELECT key FROM {t} WHERE key IN ({marks})", part)
+                        held.update(row[0] for row in rows)
+                    return [key in held for key in keys]
+                out: list[bool] = []
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for key in keys:
+                        cursor = conn.execute(
+                            f"UPDATE {t} SET seq = (SELECT coalesce(max(seq), 0) + 1 FROM {t}) "
+                            "WHERE key = ?",
+                            (key,),
+                        )
+                        out.append(cursor.rowcount > 0)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return out
+            except sqlite3.Error as err:
+                err.add_note(f"while touching {len(keys)} keys in {self!r}")
+                raise
+
     def __len__(self) -> int:
         self._after_fork()
         with self._lock:
@@ -543,6 +587,24 @@ class RedisStore(_Closing):
             err.add_note(f"while touching Redis key {name!r} (RedisStore.touch)")
             raise
 
+    def touch_many(self, keys: list[str]) -> list[bool]:
+        """:meth:`touch` each of ``keys``, in one round trip (a pipeline); whether each is held."""
+        for key in keys:
+            _check_key("RedisStore.touch_many", key)
+        if len(keys) < 2:
+            return [self.touch(key) for key in keys]
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                if self.ttl_seconds is not None:
+                    pipe.expire(self.prefix + key, self.ttl_seconds)
+                else:
+                    pipe.touch(self.prefix + key)
+            return [bool(answer) for answer in pipe.execute()]
+        except self._error as err:
+            err.add_note(f"while touching {len(keys)} Redis keys (RedisStore.touch_many)")
+            raise
+
     def close(self) -> None:
         """Close the client the store made from a URL; a client passed in is left open."""
         if self._owns_client:
@@ -602,6 +664,15 @@ def refresh(store: Store, key: str) -> bool:
         return False
     store.put(key, value)
     return True
+
+
+def refresh_all(store: Store, keys: list[str]) -> list[bool]:
+    """:func:`refresh` each of ``keys`` in order; whether each is held. One round trip on a
+    store with ``touch_many`` (Redis: a pipeline; SQLite: one transaction)."""
+    many = getattr(store, "touch_many", None)
+    if callable(many) and keys:
+        return [bool(held) for held in many(keys)]
+    return [refresh(store, key) for key in keys]
 
 
 def keep_text(store: Store, text: str) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 
 from tidyctx._markers import store_ids
 from tidyctx._request import Request
-from tidyctx.store import Store, StoreWarning, refresh
+from tidyctx.store import Store, StoreWarning, refresh, refresh_all
 
 __all__ = ["Position", "block_ids", "guarded", "settle"]
 
@@ -88,12 +88,14 @@ class _Guarded:
         return self.store.get(key)
 
     def put(self, key: str, value: str) -> None:
-        for kept in self.keys:
-            refresh(self.store, kept)
+        refresh_all(self.store, self.keys)
         self.store.put(key, value)
 
     def touch(self, key: str) -> bool:
         return refresh(self.store, key)
+
+    def touch_many(self, keys: list[str]) -> list[bool]:
+        return refresh_all(self.store, keys)
 
 
 def guarded(store: Store, request: Request) -> Store:
@@ -152,9 +154,11 @@ def settle(
                 own.setdefault(where, []).append(key)
 
     def gone() -> dict[Position, list[str]]:
+        keys = list(dict.fromkeys(k for ks in own.values() for k in ks))
+        held = dict(zip(keys, refresh_all(store, keys), strict=True))
         out: dict[Position, list[str]] = {}
-        for where, keys in own.items():
-            lost = [k for k in keys if not refresh(store, k)]
+        for where, named in own.items():
+            lost = [k for k in named if not held[k]]
             if lost:
                 out[where] = lost
         return out
@@ -162,8 +166,7 @@ def settle(
     missing = gone()
     # Renewed after this transform's own. One that is gone stays as it came: a marker quoted
     # in a tool's output (a log of another run) looks the same as one passed on.
-    for key in passed:
-        refresh(store, key)
+    refresh_all(store, [k for k in passed if k not in {x for ks in own.values() for x in ks}])
     if missing and redo is not None:
         for where in missing:
             redo(where)
