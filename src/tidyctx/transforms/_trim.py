@@ -425,7 +425,7 @@ def _shares(sizes: list[int], budget: int) -> list[int]:
     stay within ``budget``.
 
     >>> _shares([20, 5000, 1000], 400)
-    [20, 306, 74]
+    [24, 300, 79]
     """
     total = sum(sizes)
     if total <= budget:  # all fit: each gets its part of the whole budget, at least its size
