@@ -29,8 +29,12 @@ identifier, number, path and string, only in fewer tokens:
 Deterministic, idempotent (``compact_text(compact_text(x)) == compact_text(x)``) and a function
 of the text alone, so a result is compacted the same way on every turn and the cached prefix
 stays byte-identical. :func:`compact_result` adds what the call tells (its echoes, whether it
-is a file view); the transform :func:`tidyctx.compact` applies it to a request's tool results,
-and ``trim`` applies it before truncation.
+is a file view). Only the JSON rewrites keep every character that matters; the others drop
+padding, escape codes, CRLFs, long separator runs. :func:`compact_kept` decides what goes out:
+JSON shown to hold the same value (:func:`lossless`) as it is, any other rewrite with its
+original kept in a store and a note naming it (or not at all, when it saves little). The
+transform :func:`tidyctx.compact` applies it to a request's tool results, and ``trim`` applies
+it before truncation.
 
 >>> compact_text('{\\n  "id": 7,\\n  "tags": [\\n    "a",\\n    "b"\\n  ]\\n}')
 '{"id":7,"tags":["a","b"]}'

@@ -25,6 +25,7 @@ then not the same from turn to turn).
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import warnings
@@ -219,5 +220,5 @@ def _send_as_given(before: Request, after: Request, missing: Mapping[Position, A
             continue
         message = messages[i]
         content = list(message["content"])
-        content[j] = old
+        content[j] = copy.deepcopy(old)  # the output shares nothing with the input
         messages[i] = {**message, "content": content}
