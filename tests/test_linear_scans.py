@@ -125,6 +125,50 @@ def test_strings_are_blanked_in_imports_as_before(text: str) -> None:
     assert _slicing._without_strings(text) == pattern.sub(" ", text)
 
 
+def _find_docs_whole(text: str) -> list[tuple[int, int, str, bool]]:
+    """The JSON documents of ``text`` read with the whole text at each start (the old way)."""
+    import json
+
+    out = []
+    repeated = [False]
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        repeated[0] |= len(dict(items)) != len(items)
+        return dict(items)
+
+    decoder = json.JSONDecoder(object_pairs_hook=pairs)
+    pos = 0
+    while (m := re.compile(r"[\[{]").search(text, pos)) is not None:
+        start = m.start()
+        repeated[0] = False
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as err:
+            pos = max(start + 1, err.pos)
+            continue
+        if not repeated[0]:  # (an object with a repeated key is not taken)
+            out.append((start, end, repr(value), True))
+        pos = end
+    return out
+
+
+_JSON_PIECES = ("[", "]", "{", "}", ",", ":", '"a"', '"', "\\", " ", "\n", "1", "-2.5e3")
+_JSON_PIECES += ("true", "null", "x", "-Infinity", "NaN", "\\u00e9", "\\u12", '"k":', "\t")
+
+
+@PROPS
+@given(text=_strings(*_JSON_PIECES), window=st.sampled_from([1, 2, 5, 9, 256]))
+def test_json_documents_are_found_as_when_read_from_the_whole_text(text: str, window: int) -> None:
+    from tidyctx.text import _project
+
+    with pytest.MonkeyPatch.context() as patch:  # small windows: reading them must grow
+        patch.setattr(_project, "_WINDOW", window)
+        found = [(a, b, repr(v), e) for a, b, v, e in _project._find_docs(text)]
+    assert [(a, b, v) for a, b, v, _ in found] == [
+        (a, b, v) for a, b, v, _ in _find_docs_whole(text)
+    ]
+
+
 def test_a_long_cat_command_is_not_a_file_view() -> None:
     from tidyctx.code._views import cat_path
 
@@ -136,7 +180,8 @@ def test_a_long_cat_command_is_not_a_file_view() -> None:
 
 _SOURCES = [
     "import os\n\nclass A:\n    def f(self, x):\n        return g(x.y.z)\n\n    @dec\n"
-    "    def g(self):\n        if x:\n            pass\n        else:\n            return [1, (2, 3)]\n",
+    "    def g(self):\n        if x:\n            pass\n        else:\n"
+    "            return [1, (2, 3)]\n",
     "x = (" * 30 + "1" + ")" * 30 + "\ndef x():\n    return x\n",
     "def f(:\n    a.b.c.d(\n" + "- " * 40 + "\nclass B:\n    pass\n",
 ]
