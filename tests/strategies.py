@@ -42,6 +42,7 @@ from builders import payloads
 
 __all__ = [
     "MODELS",
+    "broken_requests",
     "conversations",
     "growing_conversations",
     "image_blocks",
@@ -931,3 +932,96 @@ def tool_sessions(draw: st.DrawFn, min_calls: int = 2, max_calls: int = 8) -> Re
         ],
         "messages": messages,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Mutations: requests broken in one to three places
+# --------------------------------------------------------------------------------------------
+
+# What a place is set to: numbers JSON cannot carry, lone surrogates, wrong types, empties.
+_BAD_VALUES: tuple[Any, ...] = (
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    "\ud83d",
+    "half an emoji \ud83d here",
+    "\udfff",
+    None,
+    [],
+    {},
+    [1, "x"],
+    {"k": "v"},
+    {"type": ["text"], "text": "x"},
+    0,
+    -1,
+    True,
+    "",
+    "   ",
+    "x" * 300,
+    1e308,
+    [[[[[]]]]],
+    "<dynamic>",
+)
+# What a block's ``type`` is set to.
+_BAD_TYPES: tuple[Any, ...] = (["text"], {"a": 1}, 3, None, True, "no_such_block", "", 1.5)
+_BAD_KEYS: tuple[str, ...] = ("\ud800", "key \udc00 here", "", "type", "cache_control", "text")
+_MUTATIONS = ("value", "type", "add_key", "drop_key", "wrap", "duplicate")
+# (indexes into the tuples: their lists and dicts cannot be hashed for _choice)
+_BAD_VALUE_INDEX = st.integers(0, len(_BAD_VALUES) - 1)
+_BAD_TYPE_INDEX = st.integers(0, len(_BAD_TYPES) - 1)
+
+
+def _places(value: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key or index) in ``value``, containers before what they hold."""
+    out: list[tuple[Any, Any]] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in item:
+                out.append((item, key))
+                stack.append(item[key])
+        elif isinstance(item, list):
+            for i, element in enumerate(item):
+                out.append((item, i))
+                stack.append(element)
+    return out
+
+
+def _mutate(draw: st.DrawFn, request: Request) -> None:
+    """Break ``request`` in one place, in place."""
+    places = _places(request)
+    container, key = places[draw(_ints(0, len(places) - 1))]
+    kind = draw(_choice(_MUTATIONS))
+    if kind == "value":
+        container[key] = copy.deepcopy(_BAD_VALUES[draw(_BAD_VALUE_INDEX)])
+    elif kind == "type":
+        dicts = [c for c, k in places if isinstance(c, dict) and k == "type"]
+        target = dicts[draw(_ints(0, len(dicts) - 1))] if dicts else request
+        target["type"] = copy.deepcopy(_BAD_TYPES[draw(_BAD_TYPE_INDEX)])
+    elif kind == "add_key":
+        dicts = [c for c, _ in places if isinstance(c, dict)] or [request]
+        target = dicts[draw(_ints(0, len(dicts) - 1))]
+        target[draw(_choice(_BAD_KEYS))] = copy.deepcopy(_BAD_VALUES[draw(_BAD_VALUE_INDEX)])
+    elif kind == "drop_key" and isinstance(container, dict):
+        del container[key]
+    elif kind == "wrap":
+        container[key] = [container[key]]
+    elif kind == "duplicate" and isinstance(container, list):
+        container.insert(key, copy.deepcopy(container[key]))
+
+
+@st.composite
+def broken_requests(draw: st.DrawFn, max_mutations: int = 3) -> Request:
+    """A valid request (:func:`requests`, sometimes with breakpoints, sometimes with the odd
+    tool results of :func:`odd_requests`) broken in 0 to ``max_mutations`` places: a value
+    replaced by NaN, infinity, a lone surrogate or the wrong type; a block's ``type`` that is
+    not a string; a key added (with a lone surrogate in it) or dropped; a value wrapped in a
+    list; a list element doubled. Some stay valid (no mutation, or a harmless one)."""
+    if draw(_BOOL):
+        request = draw(requests(max_turns=4, with_cache_control=draw(_BOOL)))
+    else:
+        request = draw(odd_requests())
+    for _ in range(draw(_ints(0, max_mutations))):
+        _mutate(draw, request)
+    return request

@@ -5,8 +5,10 @@ files, and a closed pipe."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +282,102 @@ def test_report_into_a_closed_pipe_stops_quietly() -> None:
     err = done.stderr.read().decode()
     assert done.wait(timeout=60) in (0, 1)
     assert "Traceback" not in err
+
+
+def _cli(*args: str, **popen: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tidyctx._cli", *args],
+        capture_output="stdout" not in popen,
+        stderr=subprocess.PIPE if "stdout" in popen else None,
+        text=True,
+        timeout=120,
+        **popen,
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX file descriptors")
+@pytest.mark.parametrize("args", [["report", str(TRACE)], ["outline", __file__]])
+def test_a_closed_standard_output_is_a_clear_error(args: list[str]) -> None:
+    done = _cli(*args, stdout=None, preexec_fn=lambda: os.close(1))
+    assert done.returncode == 2
+    assert "standard output is closed" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["report", str(TRACE)], ["outline", __file__]])
+def test_a_full_device_is_a_clear_error(args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        done = _cli(*args, stdout=full)
+    assert done.returncode == 1
+    assert "cannot write the output: No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("command", ["report", "cache-check", "outline"])
+def test_an_endless_binary_stream_is_refused_at_once(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "/dev/zero"]) == 2
+    assert "not a text file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe")
+def test_an_endless_text_stream_is_read_up_to_a_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tc.traces, "MAX_FILE_BYTES", 1 << 20)
+    fifo = tmp_path / "endless.jsonl"
+    os.mkfifo(fifo)
+
+    def write_forever() -> None:
+        try:
+            with open(fifo, "w") as f:
+                while True:
+                    f.write('{"request": {"messages": []}}\n' * 1000)
+        except OSError:  # the reader closed the pipe
+            pass
+
+    writer = threading.Thread(target=write_forever, daemon=True)
+    writer.start()
+    assert main(["report", str(fifo)]) == 2
+    assert "more than 1,048,576 bytes" in capsys.readouterr().err
+    writer.join(timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (
+            "log.jsonl",
+            "\n".join(
+                json.dumps({"request": {"messages": [{"role": "user", "content": "hi"}]}, "ts": t})
+                for t in (1_767_225_600, 1_767_225_660)
+            ).replace("1767225660", "1e400"),
+        ),
+        (
+            "run.json",
+            json.dumps(
+                {
+                    "model": "claude-sonnet-4-6",
+                    "messages": [
+                        {"role": "user", "content": "hi"},
+                        {"role": "assistant", "content": "yo"},
+                    ],
+                    "turns": [{"ts": 1_767_225_600}],
+                }
+            ).replace("1767225600", "1e400"),
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["report", "cache-check"])
+def test_a_timestamp_beyond_any_float_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, command: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    assert main([command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read a timestamp from inf" in err
+    assert err.startswith(f"tidyctx {command}: {name}")

@@ -770,3 +770,18 @@ def test_context_manager_and_reset() -> None:
     assert not srv.running
     with pytest.raises(RuntimeError):
         srv.base_url  # noqa: B018
+
+
+@pytest.mark.parametrize("depth", [900, 5_000, 200_000])
+def test_deeply_nested_json_is_a_400_not_a_dropped_connection(
+    local_server: LocalServer, depth: int
+) -> None:
+    body = (
+        b'{"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": [{"role": "user", '
+        b'"content": "hi"}], "metadata": ' + b"[" * depth + b"]" * depth + b"}"
+    )
+    status, _, answer = raw_http(local_server, "POST", "/v1/messages", body)
+    assert status == 400
+    assert answer["error"]["type"] == "invalid_request_error"
+    status, _, answer = raw_http(local_server, "POST", "/v1/messages/count_tokens", body)
+    assert status == 400

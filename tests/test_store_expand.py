@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -278,6 +280,43 @@ def test_bad_arguments_answer_in_text(
     out = handler(arguments)
     assert out.startswith("[tidyctx: tidyctx_expand error:")
     assert needle in out
+
+
+class _FailingStore:
+    """A store whose backend is down: every read raises."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get(self, key: str) -> str | None:
+        raise self.error
+
+    def put(self, key: str, value: str) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.OperationalError("database is locked"),
+        OSError(5, "Input/output error"),
+        ConnectionError("Redis went away"),
+    ],
+    ids=["locked", "io", "connection"],
+)
+def test_a_failing_store_answers_in_text(error: Exception) -> None:
+    _, handler = expand_tool(_FailingStore(error))
+    answer = handler({"id": "tc_0123456789abcdef"})
+    assert answer.startswith("[tidyctx: tidyctx_expand error: the store could not be read")
+    assert type(error).__name__ in answer
+
+
+def test_a_closed_store_answers_in_text(tmp_path: Path) -> None:
+    store = tc.SQLiteStore(tmp_path / "s.db")
+    key = store_text(store, "kept text")
+    _, handler = expand_tool(store)
+    store.close()
+    assert "could not be read" in handler({"id": key})
 
 
 def test_non_mapping_input_answers_in_text() -> None:

@@ -236,6 +236,35 @@ def test_sqlite_refuses_a_foreign_table(tmp_path: Path) -> None:
         SQLiteStore(path, table="users")
 
 
+def test_sqlite_refuses_an_empty_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # sqlite3 opens "" as a private temporary database: a second store would find nothing.
+    monkeypatch.chdir(tmp_path)
+    for path in ("", "  "):
+        with pytest.raises(ValueError, match="empty path"):
+            SQLiteStore(path)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file permissions")
+def test_sqlite_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with SQLiteStore(path) as store:
+        store.put("k", "a tool result with a password in it")
+        files = sorted(tmp_path.iterdir())
+        assert [f.name for f in files] == ["store.db", "store.db-shm", "store.db-wal"]
+        for f in files:
+            assert f.stat().st_mode & 0o777 == 0o600, f.name
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file permissions")
+def test_sqlite_keeps_the_permissions_of_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    SQLiteStore(path).close()
+    path.chmod(0o640)  # its owner chose to share it with a group
+    with SQLiteStore(path) as store:
+        store.put("k", "v")
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_sqlite_closed_store(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "store.db")
     store.put("k", "v")

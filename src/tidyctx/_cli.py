@@ -18,7 +18,7 @@ from typing import Any
 from tidyctx import cachesim, pricing
 from tidyctx._request import ValidationError
 from tidyctx.tokens import LocalCounter
-from tidyctx.traces import Run, load
+from tidyctx.traces import Run, _read_limited, load
 
 __all__ = ["cache_check", "code", "load_any", "main", "report"]
 
@@ -269,10 +269,12 @@ def code(
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        with open(file, "rb") as f:
-            source = f.read()
+        source = _read_limited(file, MAX_SOURCE_BYTES, "source file")
     except OSError as exc:
         print(f"tidyctx {command}: cannot read {file}: {exc.strerror or exc}", file=err)
+        return 2
+    except ValueError as exc:
+        print(_printable(f"tidyctx {command}: {exc}", err), file=err)
         return 2
     try:
         if command == "outline":
@@ -294,15 +296,31 @@ def code(
     try:
         print(_printable(text, out), file=out, end="" if text.endswith("\n") else "\n")
         out.flush()
-    except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, as other command-line tools do.
-        if out is sys.stdout:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python exits
-        return 1
+    except OSError as exc:
+        return _output_failed(command, exc, out, err)
     for problem in result.errors:
         print(_printable(f"tidyctx {command}: note: {problem}", err), file=err)
     return 0
+
+
+MAX_SOURCE_BYTES = 64 << 20
+"""The largest source file ``tidyctx slice`` and ``outline`` read."""
+
+
+def _output_failed(command: str, exc: OSError, out: Any, err: Any) -> int:
+    """Exit status 1 when the output cannot be written: quietly when the reader went away
+    (``| head``), as other command-line tools do; else (a full disk, ``/dev/full``) with the
+    reason on ``err``. Standard output is pointed at the null device, so that Python's own
+    flush at exit does not fail a second time with a traceback."""
+    if not isinstance(exc, BrokenPipeError):
+        print(f"tidyctx {command}: cannot write the output: {exc.strerror or exc}", file=err)
+    if out is sys.stdout and sys.stdout is not None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+    return 1
 
 
 def _printable(text: str, stream: Any) -> str:
@@ -362,6 +380,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk.add_argument("--model", help="simulate as this model instead of each request's")
     _add_code_commands(sub)
     args = parser.parse_args(argv)
+    if sys.stdout is None:  # started with its standard output closed (``>&-``)
+        print(
+            f"tidyctx {args.command}: standard output is closed; nothing to write to",
+            file=sys.stderr,
+        )
+        return 2
     if args.command in ("slice", "outline"):
         symbols = getattr(args, "symbols", [])
         lines = getattr(args, "line", [])
@@ -400,11 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, as other command-line tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python exits
-        return 1
+    except OSError as exc:  # the output cannot be written (see _output_failed)
+        return _output_failed(args.command, exc, sys.stdout, sys.stderr)
     return 0
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
-from tidyctx._request import Request, to_request, too_deep
+from tidyctx._request import Request, ValidationError, invalid, to_request, too_deep
 
 __all__ = ["Edge", "guarded", "shaped", "start", "transform_name"]
 
@@ -69,11 +69,23 @@ def start(x: Any) -> tuple[Request, bool]:
 
 def guarded(request: Request, run: Callable[[], _T]) -> _T:
     """``run()``, with a ``RecursionError`` (data nested too deep to copy or hash) turned into
-    a :class:`~tidyctx.ValidationError` naming where, not a thousand-frame traceback."""
+    a :class:`~tidyctx.ValidationError` naming where, not a thousand-frame traceback.
+
+    Any other error a transform raises on a request the API would reject (a NaN it cannot
+    hash, a block ``type`` it cannot look up) becomes the :class:`~tidyctx.ValidationError`
+    that names the problem's place, with the original error as its cause. On a valid request
+    the error is raised as it is."""
     try:
         return run()
     except RecursionError:
         raise too_deep(request) from None
+    except ValidationError:
+        raise
+    except Exception as err:
+        found = invalid(request)
+        if found is not None:
+            raise found from err
+        raise
 
 
 def shaped(request: Request, was_list: bool, name: str = "") -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sys
 from collections.abc import Iterator, Mapping
@@ -39,6 +40,7 @@ __all__ = [
     "canonical_json",
     "check_encodable",
     "errors",
+    "invalid",
     "iter_blocks",
     "marker_errors",
     "normalize",
@@ -247,29 +249,36 @@ def to_request(x: Any) -> tuple[Request, bool]:
 
 # A lone UTF-16 surrogate (half of an emoji cut in two, or a bad \\ud83d escape) cannot be
 # encoded as UTF-8: the anthropic SDK (2.14) raises UnicodeEncodeError sending it, as does
-# hashing it here, so it is reported as a validation error with its place.
+# hashing it here, so it is reported as a validation error with its place. The same holds for
+# a float that is not finite: JSON has no NaN or Infinity, and the SDK's encoder refuses them
+# (allow_nan=False: "Out of range float values are not JSON compliant").
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
+_Where = tuple[Any, Any] | None
+"""A place in nested data, as (the place of its container, its key or index); None for the
+top. Paths are written out only for what is reported: written for every value, they cost time
+proportional to the depth at each value."""
 
-def _walk(value: Any, root: str) -> Iterator[tuple[str, Any, int]]:
-    """Every value nested in ``value`` as ``(path, value, depth)``, without recursion (so data
-    nested too deep for Python's recursion limit can still be located)."""
-    stack: list[tuple[str, Any, int]] = [(root, value, 0)]
+
+def _walk(value: Any) -> Iterator[tuple[_Where, Any, int]]:
+    """Every value nested in ``value`` as ``(place, value, depth)``, without recursion (so
+    data nested too deep for Python's recursion limit can still be located)."""
+    stack: list[tuple[_Where, Any, int]] = [(None, value, 0)]
     while stack:
-        path, item, depth = stack.pop()
-        yield path, item, depth
+        where, item, depth = stack.pop()
+        yield where, item, depth
         if isinstance(item, Mapping):
             for key in reversed(list(item)):
-                sub = f"{path}.{key}" if path else str(key)
-                stack.append((sub, item[key], depth + 1))
+                stack.append(((where, key), item[key], depth + 1))
         elif isinstance(item, list | tuple):
             for i in range(len(item) - 1, -1, -1):
-                stack.append((f"{path}[{i}]", item[i], depth + 1))
+                stack.append(((where, i), item[i], depth + 1))
 
 
-def _has_surrogate(value: Any) -> bool:
-    """Whether a lone surrogate sits in any string of ``value`` (keys included): one walk with
-    no paths; an ASCII string (``str.isascii`` reads a flag) is skipped without a search."""
+def _may_be_unsendable(value: Any) -> bool:
+    """Whether a lone surrogate sits in any string of ``value`` (keys included) or a float in it
+    is not finite: one walk with no paths; an ASCII string (``str.isascii`` reads a flag) is
+    skipped without a search."""
     stack = [value]
     pop, extend = stack.pop, stack.extend
     while stack:
@@ -283,6 +292,9 @@ def _has_surrogate(value: Any) -> bool:
             extend(item.values())
         elif kind is list:
             extend(item)
+        elif kind is float or isinstance(item, float):
+            if not math.isfinite(item):
+                return True
         elif isinstance(item, str):
             if _SURROGATE.search(item) is not None:
                 return True
@@ -294,33 +306,72 @@ def _has_surrogate(value: Any) -> bool:
     return False
 
 
-def _unencodable(request: Any) -> list[ValidationError]:
-    if not _has_surrogate(request):
+def _path(where: _Where) -> str:
+    """``messages[4].content[1].input.x`` for a place found by :func:`_walk`."""
+    parts: list[str] = []
+    while where is not None:
+        where, key = where
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        else:  # a key's lone surrogate escaped, so the message itself can be printed
+            parts.append("." + _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(key)))
+    if not parts:
+        return "request"
+    parts.reverse()
+    parts[0] = parts[0].removeprefix(".")
+    return "".join(parts)
+
+
+def _unsendable(request: Any) -> list[ValidationError]:
+    """The strings (keys too) and numbers of ``request`` that cannot be sent as JSON."""
+    if not _may_be_unsendable(request):
         return []
     found = []
-    for path, value, _ in _walk(request, ""):
-        if isinstance(value, str) and (m := _SURROGATE.search(value)) is not None:
-            found.append(
-                ValidationError(
-                    path or "request",
-                    f"holds a lone UTF-16 surrogate {m.group()!r} at character {m.start()}, "
-                    "which cannot be encoded as UTF-8 (the SDK fails sending it)",
-                    "Repair the text where it was cut or decoded, e.g. "
-                    "text.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')",
+    for where, value, _ in _walk(request):
+        if isinstance(value, str):
+            if (m := _SURROGATE.search(value)) is not None:
+                found.append(_surrogate_error(_path(where), m, "holds"))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                found.append(
+                    ValidationError(
+                        _path(where),
+                        f"is {value!r}, which JSON cannot carry (the SDK fails sending it: "
+                        "out of range float values are not JSON compliant)",
+                        "Send null, a finite number or a string instead",
+                    )
                 )
-            )
+        elif isinstance(value, Mapping):
+            for key in value:
+                if isinstance(key, str) and (m := _SURROGATE.search(key)) is not None:
+                    found.append(_surrogate_error(_path((where, key)), m, "is a key that holds"))
     return found
 
 
+def _surrogate_error(path: str, m: re.Match[str], what: str) -> ValidationError:
+    return ValidationError(
+        path,
+        f"{what} a lone UTF-16 surrogate {m.group()!r} at character {m.start()}, "
+        "which cannot be encoded as UTF-8 (the SDK fails sending it)",
+        "Repair the text where it was cut or decoded, e.g. "
+        "text.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')",
+    )
+
+
 def check_encodable(request: Any) -> None:
-    """Raise :class:`ValidationError` naming the first string that cannot be sent as UTF-8.
+    """Raise :class:`ValidationError` naming the first string (or key) that cannot be sent as
+    UTF-8, or the first number JSON cannot carry (NaN, infinity).
 
     >>> check_encodable({"messages": [{"role": "user", "content": "ok \\ud83d"}]})
     Traceback (most recent call last):
     ...
     tidyctx._request.ValidationError: messages[0].content: holds a lone UTF-16 surrogate ...
+    >>> check_encodable({"temperature": float("nan")})
+    Traceback (most recent call last):
+    ...
+    tidyctx._request.ValidationError: temperature: is nan, which JSON cannot carry ...
     """
-    found = _unencodable(request)
+    found = _unsendable(request)
     if found:
         raise found[0]
 
@@ -328,10 +379,12 @@ def check_encodable(request: Any) -> None:
 def too_deep(x: Any) -> ValidationError:
     """The error for data nested deeper than tidyctx can process (a ``RecursionError``),
     naming the deepest place in ``x``."""
-    path, depth = "request", 0
-    for where, _, d in _walk(x, ""):
+    deepest: _Where = None
+    depth = 0
+    for where, _, d in _walk(x):
         if d > depth:
-            path, depth = where, d
+            deepest, depth = where, d
+    path = _path(deepest)
     if len(path) > 100:
         path = path[:100] + "..."
     return ValidationError(
@@ -546,9 +599,19 @@ def errors(request: Any, *, strict: bool = True) -> list[ValidationError]:
     except RecursionError:
         return [too_deep(request)]
     try:
-        return _Checker(req, strict).run() + _unencodable(req)
+        return _Checker(req, strict).run() + _unsendable(req)
     except RecursionError:
         return [too_deep(req)]
+
+
+def invalid(request: Any) -> ValidationError | None:
+    """The first problem that makes the API reject ``request`` (what :func:`validate` with
+    ``strict=False`` reports), or None: the error to raise when a transform failed on it."""
+    try:
+        found = errors(request, strict=False)
+    except Exception:  # a request too broken to check: the transform's own error stands
+        return None
+    return found[0] if found else None
 
 
 def marker_errors(request: Mapping[str, Any]) -> list[ValidationError]:
@@ -609,6 +672,14 @@ class _Checker:
             # Custom tools carry an input_schema; server tools (web_search_..., bash_...)
             # carry a versioned "type" instead.
             kind = tool.get("type")
+            if kind is not None and not isinstance(kind, str):
+                self.fail(
+                    f"{path}.type",
+                    f"must be a string, got {type(kind).__name__} {_snippet(kind)}",
+                    "Leave it out for a custom tool, or give a server tool's type such as "
+                    '"bash_20250124"',
+                )
+                continue
             if (kind is None or kind == "custom") and not isinstance(
                 tool.get("input_schema"), dict
             ):
@@ -733,7 +804,8 @@ class _Checker:
             return None
         kind = block.get("type")
         if not isinstance(kind, str):
-            self.fail(path, "a content block needs a string 'type'", "")
+            got = "none" if kind is None else f"{type(kind).__name__} {_snippet(kind)}"
+            self.fail(path, f"a content block needs a string 'type', got {got}", "")
             return None
         if kind == "text":
             self.check_text(path, block)
@@ -825,11 +897,16 @@ class _Checker:
             return
         for k, inner in enumerate(content):
             ipath = f"{path}.content[{k}]"
-            if not isinstance(inner, dict) or inner.get("type") not in _TOOL_RESULT_CONTENT:
-                kind = inner.get("type") if isinstance(inner, dict) else type(inner).__name__
+            kind = inner.get("type") if isinstance(inner, dict) else None
+            if isinstance(inner, dict) and not isinstance(kind, str):
+                got = "none" if kind is None else f"{type(kind).__name__} {_snippet(kind)}"
+                self.fail(ipath, f"a content block needs a string 'type', got {got}", "")
+                continue
+            if not isinstance(inner, dict) or kind not in _TOOL_RESULT_CONTENT:
+                what = kind if isinstance(inner, dict) else type(inner).__name__
                 self.fail(
                     ipath,
-                    f"{_snippet(kind)} cannot sit inside a tool_result",
+                    f"{_snippet(what)} cannot sit inside a tool_result",
                     "Use text or image blocks",
                 )
                 continue

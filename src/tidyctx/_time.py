@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +45,12 @@ def parse_ts(value: Any) -> float | None:
                 moment = moment.replace(tzinfo=UTC)
             return moment.timestamp()
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            raise ValueError(f"cannot read a timestamp from {value!r}") from None
+        if not math.isfinite(seconds):  # 1e400 in JSON reads as inf
+            raise ValueError(f"cannot read a timestamp from {value!r}")
         for bound, per_second in _EPOCH_UNITS:
             if abs(seconds) < bound:
                 return seconds / per_second

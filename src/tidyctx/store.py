@@ -237,6 +237,14 @@ class SQLiteStore(_Closing):
         self.path = os.fspath(path)
         if not isinstance(self.path, str):
             raise TypeError(f"SQLiteStore(path=...) must be a str or os.PathLike, got {path!r}")
+        if not self.path.strip():
+            # sqlite3 opens "" as a private temporary database, deleted when it closes: a
+            # store that another process, or this one after a restart, would find empty.
+            raise ValueError(
+                "SQLiteStore(path=''): an empty path would open a temporary database that no "
+                "other process sees and that is gone when it closes; give a file path such as "
+                "'tidyctx.db' (or use MemoryStore for one process)"
+            )
         if os.path.isdir(self.path):
             raise IsADirectoryError(
                 f"SQLiteStore: {self.path!r} is a directory; give the path of the database "
@@ -274,6 +282,7 @@ class SQLiteStore(_Closing):
         # isolation_level=None: autocommit, so each put is one atomic statement and the
         # transactions below are the explicit ones. check_same_thread=False: the lock, not the
         # thread that opened it, guards the connection.
+        self._create_private()
         try:
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -322,6 +331,22 @@ class SQLiteStore(_Closing):
             conn.close()
             raise
         return conn
+
+    def _create_private(self) -> None:
+        """Create the database file readable by its owner only (0600), if it is missing.
+
+        The store holds tool output, which can hold anything the tools read. SQLite creates a
+        new file 0644 (less the umask), and its -wal and -shm files with the permissions of the
+        database file (https://github.com/sqlite/sqlite/blob/master/test/journal3.test): an
+        empty file made first is a valid empty database, and gives all three to the owner
+        alone. An existing file keeps the permissions its owner gave it."""
+        if self.path == ":memory:":
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
 
     def _wal(self, conn: sqlite3.Connection) -> None:
         """Switch the file to WAL mode, waiting up to ``timeout`` for the other openers.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -408,11 +409,42 @@ def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
     return Run(Path(name).stem, model, tuple(turns), meta)
 
 
+MAX_FILE_BYTES = 512 << 20
+"""The largest trace :func:`load` reads (its parsed form takes several times as much memory)."""
+_PROBE = 1 << 16
+
+
+def _read_limited(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of ``path``, at most ``limit`` of them: a ``ValueError`` names a larger file,
+    and a stream with no end (``/dev/zero``, a pipe), rather than read it all into memory.
+    One whose first 64 KiB hold a NUL byte is refused as binary, before reading more."""
+    name = Path(path).name
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise ValueError(
+                f"{name}: {size:,} bytes, more than a {what} tidyctx reads ({limit:,})"
+            )
+        head = f.read(_PROBE)
+        if b"\x00" in head:
+            raise ValueError(f"{name}: not a text file (it holds NUL bytes: binary?)")
+        chunks = [head]
+        read = len(head)
+        while read <= limit and (chunk := f.read(min(1 << 20, limit + 1 - read))):
+            chunks.append(chunk)
+            read += len(chunk)
+    if read > limit:
+        raise ValueError(f"{name}: more than {limit:,} bytes, more than a {what} tidyctx reads")
+    return b"".join(chunks)
+
+
 def load(path: str | Path) -> list[Run]:
     """Read the recorded runs in ``path``: a run ``.json``, a request-log ``.jsonl`` or a Claude
-    Code session log (``.jsonl``)."""
+    Code session log (``.jsonl``). A file over :data:`MAX_FILE_BYTES`, or that is not text,
+    raises ``ValueError``."""
     p = Path(path)
-    text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is skipped
+    # A byte-order mark (Windows editors) is skipped.
+    text = _read_limited(p, MAX_FILE_BYTES, "trace").decode("utf-8-sig")
     if p.suffix == ".jsonl":
         entries, replaced, bad = _lines(text, p.name)
         if _is_session_log(entries):

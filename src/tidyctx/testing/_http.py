@@ -83,6 +83,9 @@ def error_response(status: int, message: str, error_type: str | None = None) -> 
 # ------------------------------------------------------------------------------ requests
 
 
+_TOO_DEEP = "nested too deep to read"
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -101,6 +104,8 @@ def parse_request(
             body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError) as err:
             bad_json = str(err)
+        except RecursionError:  # valid JSON, but nested deeper than Python's parser goes
+            bad_json = _TOO_DEEP
     return RecordedRequest(method, path, query, headers, body, raw), bad_json
 
 
@@ -125,6 +130,8 @@ def answer(
     """The answer to ``request``, tagged with ``request_id`` as the API tags its answers."""
     try:
         out = _route(request, bad_json, routes, api_key)
+    except RecursionError:  # a body that parsed, nested too deep for the handler to walk
+        out = error_response(400, f"The request body is {_TOO_DEEP}")
     except Exception as err:  # a bug in a hook or here: tell the client, as the API would
         out = error_response(500, f"LocalServer failed: {type(err).__name__}: {err}")
     if isinstance(out.body, dict) and out.body.get("type") == "error":
@@ -141,6 +148,8 @@ def _route(
     limit = MAX_BODY.get(request.path)
     if limit is not None and len(request.raw) > limit:
         return error_response(413, f"Request exceeds the maximum size of {limit} bytes")
+    if bad_json == _TOO_DEEP:
+        return error_response(400, f"The request body is {_TOO_DEEP}")
     if bad_json is not None:
         return error_response(400, f"The request body is not valid JSON: {bad_json}")
     for route in routes:

@@ -215,9 +215,12 @@ def _compact_json(text: str) -> str | None:
 
 # Tokens of a JSON text: strings (maybe cut short at the very end), whitespace, anything else.
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?$)|([ \t\r\n]+)|[^" \t\r\n]+', re.DOTALL)
-_JSON_BARE = re.compile(r"[\[\]{},:]|-?[0-9][0-9eE.+\-]*|true|false|null")
+# A piece outside strings that is JSON: punctuation, and between it numbers and literals.
+_JSON_BARE_RUN = re.compile(
+    r"(?:[\[\]{},:]|(?:-?[0-9][0-9eE.+\-]*|true|false|null)(?=[\[\]{},:]|\Z))+"
+)
+_JSON_SPACE = re.compile(r"[ \t\r\n]")
 _JSON_TRUST = 64
-_JSON_PIECES = re.compile(r"[\[\]{},:]|[^\[\]{},:]+")
 
 
 def _minify_json_prefix(text: str) -> str | None:
@@ -228,8 +231,8 @@ def _minify_json_prefix(text: str) -> str | None:
     as it is); after them it is kept as it is, with the whitespace around it. None if nothing
     changes."""
     start = len(text) - len(text.lstrip())
-    if start == len(text) or text[start] not in "[{":
-        return None
+    if start == len(text) or text[start] not in "[{" or _JSON_SPACE.search(text, start) is None:
+        return None  # (no whitespace after the start: nothing to drop)
     out: list[str] = [text[:start]]
     depth = seen = 0
     pos = start
@@ -241,11 +244,7 @@ def _minify_json_prefix(text: str) -> str | None:
         if m.group(1) is not None:
             space = piece
             continue
-        is_json = True
-        bare: list[str] = []
-        if piece[0] != '"':
-            bare = _JSON_PIECES.findall(piece)
-            is_json = all(_JSON_BARE.fullmatch(p) for p in bare)
+        is_json = piece[0] == '"' or _JSON_BARE_RUN.fullmatch(piece) is not None
         if not is_json and seen < _JSON_TRUST:
             break
         seen += is_json
@@ -253,9 +252,8 @@ def _minify_json_prefix(text: str) -> str | None:
         if space and (depth <= 0 or not (is_json and prev_json) or not (hard or prev_hard)):
             out.append(space)  # between two bare words, around prose, or between JSON lines
         space = ""
-        if is_json:
-            for p in bare:
-                depth += (p in "[{") - (p in "]}")
+        if is_json and piece[0] != '"':  # (a bare piece: its brackets are punctuation)
+            depth += piece.count("[") + piece.count("{") - piece.count("]") - piece.count("}")
         out.append(piece)
         prev_hard = piece[-1] in '"[]{},:'
         prev_json = is_json
@@ -323,6 +321,7 @@ _CELL_PAD = re.compile(r"(?<![ \t])[ \t]{2,}\||\|[ \t]{2,}")
 _TABLE_LINE = re.compile(r"^[ \t]*\|.*\|[ \t]*$", re.MULTILINE)
 # A quote (that may open a string kept as a value) or a run of 3+ blanks between words.
 _QUOTE_OR_BLANKS = re.compile(r"""["']|(?<=\S)[ \t]{3,}(?=\S)""")
+_BLANK_RUN = re.compile(r"(?<=\S)[ \t]{3,}(?=\S)")
 # The rest of a quoted string on one line, up to its closing quote (if it has one).
 _QUOTED_REST = {
     '"': re.compile(r'(?:[^"\\\n]|\\.)*+'),
@@ -427,6 +426,8 @@ def _squeeze_blanks(text: str) -> str:
     >>> _squeeze_blanks("id    name   'a    b'")
     "id  name  'a    b'"
     """
+    if _BLANK_RUN.search(text) is None:
+        return text
     out: list[str] = []
     done = pos = 0
     # Where a string opened by each quote would run, unclosed, to the end of its line: every

@@ -409,7 +409,9 @@ class Projected:
     JSON object or array (then nothing was expected of it)."""
 
 
-_DOC_START = re.compile(r"[\[{]")
+# Where a JSON object or array may start: the bracket and, after any whitespace, what can
+# follow it (the parser's own first step; a bracket that fails it is not tried).
+_DOC_START = re.compile(r'\{[ \t\n\r]*+["}]|\[[ \t\n\r]*+[\[\]{"\-0-9tfnNI]')
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -484,21 +486,44 @@ def _find_docs(text: str) -> list[tuple[int, int, Any, bool]]:
 
     decoder = json.JSONDecoder(object_pairs_hook=pairs, parse_float=number, parse_int=integer)
     pos = 0
+    n = len(text)
     while (m := _DOC_START.search(text, pos)) is not None:
         start = m.start()
-        duplicate = False
-        exact = True
-        try:
-            value, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError as err:
-            pos = max(start + 1, err.pos)
-            continue
-        except RecursionError:
-            break  # nested deeper than Python can parse: leave the rest alone
-        if not duplicate:
-            docs.append((start, end, value, exact))
-        pos = end
+        # A JSONDecodeError counts the lines from the start of the text it was given to say
+        # where it is: given the whole text at each of many failed starts, quadratic. So the
+        # document is read from a window that grows while it is cut short.
+        size = _WINDOW
+        while True:
+            stop = min(n, start + size)
+            window = text[start:stop]
+            duplicate = False
+            exact = True
+            try:
+                value, length = decoder.raw_decode(window)
+            except json.JSONDecodeError as err:
+                if stop < n and _cut_short(err, len(window)):
+                    size *= 4
+                    continue
+                pos = max(start + 1, start + err.pos)
+                break
+            except RecursionError:
+                return docs  # nested deeper than Python can parse: leave the rest alone
+            if not duplicate:
+                docs.append((start, start + length, value, exact))
+            pos = start + length
+            break
     return docs
+
+
+_WINDOW = 256
+"""The first window a JSON document is read from (see :func:`_find_docs`)."""
+
+
+def _cut_short(err: json.JSONDecodeError, length: int) -> bool:
+    """Whether a document read from a window of ``length`` characters failed because the window
+    ended: the parser wanted more at the end (a value, a delimiter, the rest of a literal such
+    as ``-Infinity`` or of a ``\\uXXXX`` escape), or a string ran to the end."""
+    return err.pos >= length - 9 or err.msg.startswith("Unterminated string")
 
 
 def _dumps(value: Any) -> str:

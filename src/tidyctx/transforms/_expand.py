@@ -22,7 +22,8 @@ slice never splits a character; the API's JSON carries astral characters as UTF-
 pairs, and a code-point slice never cuts inside one.
 
 Every answer is text, errors included (an unknown or evicted id, an offset past the end, an
-argument of the wrong type): the model reads it and can correct its call.
+argument of the wrong type, a store whose disk or server fails): the model reads it and can
+correct its call.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def expand_tool(store: Store, *, name: str = "tidyctx_expand") -> tuple[dict[str
     content. The handler returns characters ``[offset, offset + length)`` of the text stored
     under ``id``, the whole text as is, or a one-line header
     (``[tidyctx: tc_... characters 0–8,000 of 212,345; next offset 8000]``) then the piece.
-    It never raises on the model's input; problems come back as a ``[tidyctx: ... error: ...]``
-    line.
+    It never raises, on the model's input or when the store fails; problems come back as a
+    ``[tidyctx: ... error: ...]`` line.
 
     The definition is the same for every call with the same ``name``, so it does not disturb
     the cache prefix. ``name`` must be a valid tool name (letters, digits, ``_``, ``-``; at
@@ -152,7 +153,16 @@ def expand_tool(store: Store, *, name: str = "tidyctx_expand") -> tuple[dict[str
                 f"{arguments.get('length')!r}",
             )
         length = min(length, MAX_LENGTH)
-        text = store.get(key)
+        try:
+            text = store.get(key)
+        except Exception as err:  # the store's backend failed (disk, Redis, a closed store)
+            return _error(
+                name,
+                f"the store could not be read for {key!r} ({type(err).__name__}: {err}); "
+                "try again later, or run the original tool again",
+            )
+        if text is not None and not isinstance(text, str):
+            return _error(name, f"the store holds a {type(text).__name__} under {key!r}, not text")
         if text is None:
             hint = "" if key.startswith(KEY_PREFIX) else f' (ids look like "{KEY_PREFIX}" + 16 hex)'
             return _error(

@@ -71,7 +71,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +130,8 @@ _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _CODE_LIKE = re.compile(r"(?=.{4})[\w$]*(?:[A-Za-z0-9]_|_[A-Za-z0-9]|[a-z][A-Z]|[A-Za-z]\d)[\w$]*")
 _TRACE_LINE = re.compile(r"""File "([^"\n]+)", line (\d+)""")
 _PATH_LINE = re.compile(r"([\w./\\~@+-]*[\w-]\.[A-Za-z0-9+]{1,6}):(\d+)\b")
+# The same, only from the first character of a run of path characters (see _path_lines).
+_PATH_LINE_RUN = re.compile(r"(?<![\w./\\~@+-])" + _PATH_LINE.pattern)
 _GREP_LINE = re.compile(r"^(\d+)[:-]", re.MULTILINE)
 
 
@@ -195,10 +197,26 @@ def _line_refs(text: str, path: str, producer: str) -> set[int]:
             if _same_file(m.group(1), path):
                 found.add(int(m.group(2)))
     if name + ":" in text:
-        for m in _PATH_LINE.finditer(text):
+        for m in _path_lines(text):
             if _same_file(m.group(1), path):
                 found.add(int(m.group(2)))
     return found
+
+
+def _path_lines(text: str) -> Iterator[re.Match[str]]:
+    """``_PATH_LINE.finditer(text)``, in linear time.
+
+    The pattern can start at every character of a long run of path characters and scan to its
+    end from each. A match that starts inside a run would also start at the run's first
+    character, so only the place where the last match ended is tried inside a run.
+    """
+    pos = 0
+    while True:
+        m = (_PATH_LINE.match(text, pos) if pos else None) or _PATH_LINE_RUN.search(text, pos)
+        if m is None:
+            return
+        yield m
+        pos = m.end()
 
 
 @dataclass(frozen=True, slots=True)
