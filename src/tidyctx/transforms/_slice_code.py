@@ -77,8 +77,8 @@ from typing import TYPE_CHECKING, Any
 
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
-from tidyctx._memo import memoized, prefix_tokens
-from tidyctx._request import Request, ValidationError, block_hash, normalize
+from tidyctx._memo import memoized, prefix_tokens, result_key
+from tidyctx._request import Request, ValidationError, normalize
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, store_text
 from tidyctx.tokens import (
@@ -679,7 +679,7 @@ class SliceCode(Edge):
     store: Store = field(default_factory=MemoryStore)
     model: str | None = None
     counter: TokenCounter | None = None
-    _memo: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, repr=False)
+    _memo: OrderedDict[Any, Outcome] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -756,7 +756,7 @@ class SliceCode(Edge):
         if len(text) <= self.max_tokens:  # a token is at least one character
             return Outcome(view.path, None, "within budget")
         refs = conversation.references(view)
-        key = block_hash([text, view.path, refs.terms, refs.lines, self.max_tokens])
+        key = result_key(text, view.path, refs.terms, refs.lines, self.max_tokens)
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None:
