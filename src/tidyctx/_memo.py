@@ -32,9 +32,11 @@ may hold a tool result's text) plus :data:`ENTRY_OVERHEAD` bytes.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,6 +48,7 @@ __all__ = [
     "content_key",
     "memo_stats",
     "memoized",
+    "prefix_tokens",
     "result_key",
     "set_memo_limit",
     "text_size",
@@ -238,6 +241,33 @@ def content_key(value: Any) -> Hashable:
     raise TypeError(f"not plain JSON data: {type(value).__name__}")
 
 
+_TOKENS = itertools.count(1)
+
+
+def _new_token() -> int:
+    return next(_TOKENS)
+
+
+def prefix_tokens(items: Sequence[Hashable]) -> list[int]:
+    """One token per prefix of ``items``: ``out[i]`` stands for ``items[:i + 1]``. Two calls
+    get the same token for equal prefixes (while the memo keeps it), and never one token for
+    two different prefixes: tokens are interned, ``(token before, item) -> token``, and a new
+    one is never a reused number. So work that depends on everything up to a message can be
+    memoized under one small key, found in one pass over the messages.
+
+    >>> a = prefix_tokens(["x", "y", "z"]); b = prefix_tokens(["x", "y", "w"])
+    >>> a[:2] == b[:2], a[2] == b[2]
+    (True, False)
+    """
+    out: list[int] = []
+    token = 0
+    for item in items:
+        key = (token, item)
+        token = memoized("prefix", key, _new_token, text_size(item) + 16)
+        out.append(token)
+    return out
+
+
 def result_key(*parts: Any) -> Hashable:
     """A memo key for a tool result's work (its tool, input, content, hints...): the parts'
     :func:`content_key` (a frozenset as itself), or their canonical JSON's hash for data that
@@ -266,6 +296,9 @@ def text_size(*values: Any) -> int:
             total += 16 * len(v)
             stack.extend(v.keys())
             stack.extend(v.values())
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            total += 16
+            stack.extend(getattr(v, f.name) for f in dataclasses.fields(v))
         else:
             total += 8
     return total

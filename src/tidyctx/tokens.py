@@ -557,6 +557,14 @@ def _memo_raw(kind: str, value: Any) -> tuple[int, int]:
             "tokens", fast, lambda: count(value), lambda _: _memo.text_size(fast)
         )
         return hit
+    try:  # by content, without serializing the block (a block's hash costs a JSON dump)
+        content = _memo.content_key(value)
+        hit = _memo.memoized(
+            "tokens", (kind, content), lambda: count(value), lambda _: _memo.text_size(content)
+        )
+        return hit
+    except TypeError:  # SDK objects inside: key them by their plain JSON's hash
+        pass
     try:
         key = kind + block_hash(value)
     except (TypeError, ValueError):  # SDK objects inside, or NaN

@@ -77,7 +77,8 @@ from typing import TYPE_CHECKING, Any
 
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
-from tidyctx._request import Request, ValidationError, block_hash, normalize
+from tidyctx._memo import memoized, prefix_tokens, result_key
+from tidyctx._request import Request, ValidationError, normalize
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, keep_text
 from tidyctx.tokens import (
@@ -310,6 +311,7 @@ class Conversation:
                         results += [(t, producer) for t in _block_texts(b.get("content"))]
             prose = tuple(_block_texts(content))
             self.said.append(_Said(str(message.get("role")), prose, tuple(code), tuple(results)))
+        self._prefix = prefix_tokens(self.said)  # a view's references depend on its prefix
 
     def references(self, view: FileView) -> References:
         """The names and lines of ``view.path`` pointed at up to the call, weighted: the call's
@@ -318,8 +320,13 @@ class Conversation:
         3; the three assistant turns before 2, older turns and the results before the latest
         1-2. Only what came before the result counts."""
         hit = self._refs.get(view.id)
-        if hit is not None:
-            return hit
+        if hit is None:
+            key = (self._prefix[view.message], view.path, view.input)
+            hit = memoized("references", key, lambda: self._references(view), 1_000)
+            self._refs[view.id] = hit
+        return hit
+
+    def _references(self, view: FileView) -> References:
         named: dict[int, set[str]] = {}  # by weight: set unions run in C, texts are long
         lines: dict[int, int] = {}
 
@@ -363,9 +370,7 @@ class Conversation:
         terms: dict[str, int] = {}
         for weight in sorted(named):  # a heavier mention of a name wins
             terms.update(dict.fromkeys(named[weight], weight))
-        hit = References(tuple(sorted(terms.items())), tuple(sorted(lines.items())))
-        self._refs[view.id] = hit
-        return hit
+        return References(tuple(sorted(terms.items())), tuple(sorted(lines.items())))
 
 
 def _owners(defs: Sequence[Definition], first: int, last: int) -> list[int]:
@@ -693,7 +698,7 @@ class SliceCode(Edge):
     store: Store = field(default_factory=MemoryStore)
     model: str | None = None
     counter: TokenCounter | None = None
-    _memo: OrderedDict[str, Outcome] = field(default_factory=OrderedDict, repr=False)
+    _memo: OrderedDict[Any, Outcome] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -778,7 +783,7 @@ class SliceCode(Edge):
         if len(text) <= self.max_tokens:  # a token is at least one character
             return Outcome(view.path, None, "within budget")
         refs = conversation.references(view)
-        key = block_hash([text, view.path, refs.terms, refs.lines, self.max_tokens])
+        key = result_key(text, view.path, refs.terms, refs.lines, self.max_tokens)
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None:
