@@ -19,6 +19,7 @@ from tidyctx.code import _slicing
 from tidyctx.text import _compaction as compaction
 from tidyctx.text import _hints as hints
 from tidyctx.transforms import _slice_code as slice_code
+from tidyctx.transforms._order import DEFAULT_PATTERNS
 
 PROPS = settings(max_examples=400)
 
@@ -241,3 +242,37 @@ def test_deeply_nested_python_is_sliced_or_refused_by_name(source: str) -> None:
     else:
         assert "def x():" in str(out)
     assert str(tc.slice_lines(source, [1], "python"))
+
+
+# ---------------------------------------------------------------------------- order
+
+
+_USAGE_AS_BEFORE = re.compile(
+    r"(?i:\b(?:tokens?|credits?|budget|context|quota)\s+(?:used|remaining|left)\b"
+    r"\W{0,3}\d|\b\d[\d,.]*\s*k?\s+(?:tokens?|credits?)\s+(?:used|remaining|left)\b)"
+)
+
+
+@PROPS
+@given(
+    _strings("5", "1,2", ".", " ", "  ", "\t", "k", "K", "tokens", "credits", " used", "left", "x")
+)
+def test_usage_meters_are_found_as_the_pattern_finds_them(text: str) -> None:
+    usage = DEFAULT_PATTERNS[-1]
+    assert usage.pattern.startswith("(?P<usage>")
+    found = [m.span() for m in usage.finditer(text)]
+    assert found == [m.span() for m in _USAGE_AS_BEFORE.finditer(text)]
+
+
+def test_a_number_before_a_long_run_of_spaces_is_not_a_usage_meter() -> None:
+    # the pattern this replaces split the run between two blank classes: 60k spaces took minutes
+    system = "5" + " " * 60_000 + "x"
+    out = tc.order()(
+        {
+            "model": "m",
+            "max_tokens": 1,
+            "system": system,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
+    assert out["system"] == system

@@ -169,9 +169,10 @@ DEFAULT_PATTERNS: tuple[re.Pattern[str], ...] = (
         r"|\b(?:elapsed|uptime|running for|time (?:left|remaining))\b\W{0,3}\d))"
     ),
     # A usage meter: "tokens used: 12,345", "4,000 tokens remaining", "budget left: $3.20"
+    # ("(?:\s*k)?\s+", not "\s*k?\s+", whose two runs split a run of spaces every way)
     re.compile(
         r"(?P<usage>(?i:\b(?:tokens?|credits?|budget|context|quota)\s+(?:used|remaining|left)\b"
-        r"\W{0,3}\d|\b\d[\d,.]*\s*k?\s+(?:tokens?|credits?)\s+(?:used|remaining|left)\b))"
+        r"\W{0,3}\d|\b\d[\d,.]*(?:\s*k)?\s+(?:tokens?|credits?)\s+(?:used|remaining|left)\b))"
     ),
 )
 
