@@ -770,3 +770,28 @@ def test_minified_code_is_left_alone_with_the_reason() -> None:
     out = tc.pipe(request, tc.slice_code())
     assert out["messages"][2]["content"][0]["content"][0]["text"] == source
     assert "minified" in str(tc.explain(request, tc.slice_code()))
+
+
+def test_a_view_over_a_million_characters_is_left_to_trim_with_the_reason() -> None:
+    source = "".join(f"def f{i}(a, b):\n    return a + b * {i}\n\n" for i in range(30_000))
+    assert len(source) > 1_000_000
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "read it"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "read_file", "input": {"path": "g.py"}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": source}],
+            },
+        ],
+    }
+    out = tc.pipe(request, tc.slice_code())
+    assert out["messages"][2]["content"][0]["content"][0]["text"] == source
+    assert "too long to parse" in str(tc.explain(request, tc.slice_code()))

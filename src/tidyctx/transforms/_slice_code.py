@@ -598,6 +598,10 @@ class _Cost:
 LONG_LINE = 5_000
 """A view with a line longer than this (characters) is left as it is (minified code)."""
 
+MAX_VIEW_CHARS = 1_000_000
+"""A view longer than this (characters) is left to ``trim``: tree-sitter parses 0.2 to 2.6 s
+per MB (a 10 MB log shown as ``x.py``: 26 s), and a file that size is generated code."""
+
 
 def slice_view(
     text: str,
@@ -623,6 +627,8 @@ def slice_view(
     listing = parse_listing(text)
     if listing is None or not any(line.strip() for line in listing.lines):
         return Outcome(path, None, "not a plain file listing", before, before)
+    if len(text) > MAX_VIEW_CHARS:
+        return Outcome(path, None, f"{len(text):,} characters, too long to parse", before, before)
     longest = max(map(len, listing.lines))
     if longest > LONG_LINE and "\x00" not in text:  # binary gets its own reason below
         # Minified or generated code: slices are whole lines, so they could not cut it, and
