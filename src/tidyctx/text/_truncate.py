@@ -147,7 +147,16 @@ def _marker_only(ctx: Ctx) -> tuple[str, int]:
         mark = marker_at(level, cut, ctx.ref, 0, len(ctx.text), detail, approx)
         if ctx.counter.count_text(mark) <= ctx.max_tokens:
             return mark, cut
-    return marker_at(3, cut, ctx.ref, 0, len(ctx.text), detail, approx), cut
+    mark = marker_at(3, cut, ctx.ref, 0, len(ctx.text), detail, approx)
+    need = ctx.counter.count_text(mark)
+    if need > ctx.max_tokens:
+        # A marker that names its id is what makes the cut recoverable; a long ref under a
+        # counter with more tokens per character can outgrow a small budget.
+        raise ValueError(
+            f"max_tokens={ctx.max_tokens} cannot hold the shortest marker naming "
+            f"ref {ctx.ref!r}: it counts {need} tokens; give max_tokens of at least {need}"
+        )
+    return mark, cut
 
 
 def truncate_text(
@@ -174,8 +183,9 @@ def truncate_text(
     ``[… ×N similar lines]``.
     For a JSON array the marker is an element ``{"tidyctx": ...}`` and the output parses.
 
-    Raises ValueError if ``max_tokens`` is below :data:`MIN_MAX_TOKENS` or ``head`` is outside
-    [0, 1].
+    Raises ValueError if ``max_tokens`` is below :data:`MIN_MAX_TOKENS`, if ``head`` is outside
+    [0, 1], or if the budget cannot hold even the shortest marker naming ``ref`` (a long ref
+    counted by a model with more tokens per character; the message gives the least budget).
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
