@@ -38,7 +38,7 @@ bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python cache_fidelity.py
 	cd benchmarks && ../$(BIN)/python cache_strategies.py --churn
 	$(BIN)/python benchmarks/truncate_speed.py
-	$(BIN)/python benchmarks/adversarial.py
+	$(BIN)/python benchmarks/adversarial.py | tee benchmarks/results/adversarial.txt
 	$(BIN)/python benchmarks/store_speed.py
 	cd benchmarks && ../$(BIN)/python trim_replay.py --naive
 	$(BIN)/python benchmarks/slice_stdlib.py
