@@ -138,7 +138,7 @@ def _run(ctx: Ctx, shape: Lines | Rows, reserve_extra: int = 0) -> tuple[str, in
     return None
 
 
-def _marker_only(ctx: Ctx) -> tuple[str, int]:
+def _marker_only(ctx: Ctx, overflow: bool) -> tuple[str, int]:
     total_raw, approx = ctx.total_raw()
     cut = cut_count(ctx, 0, (total_raw, approx))
     lines = ctx.text.count("\n") + 1
@@ -149,7 +149,7 @@ def _marker_only(ctx: Ctx) -> tuple[str, int]:
             return mark, cut
     mark = marker_at(3, cut, ctx.ref, 0, len(ctx.text), detail, approx)
     need = ctx.counter.count_text(mark)
-    if need > ctx.max_tokens:
+    if need > ctx.max_tokens and not overflow:
         # A marker that names its id is what makes the cut recoverable; a long ref under a
         # counter with more tokens per character can outgrow a small budget.
         raise ValueError(
@@ -168,6 +168,7 @@ def truncate_text(
     hints: Collection[str] = (),
     ref: str = "",
     smart: bool = True,
+    overflow: bool = False,
 ) -> Truncated:
     """Cut ``text`` to at most ``max_tokens`` tokens (by ``counter.count_text``), marker included.
 
@@ -186,6 +187,9 @@ def truncate_text(
     Raises ValueError if ``max_tokens`` is below :data:`MIN_MAX_TOKENS`, if ``head`` is outside
     [0, 1], or if the budget cannot hold even the shortest marker naming ``ref`` (a long ref
     counted by a model with more tokens per character; the message gives the least budget).
+    With ``overflow`` that marker is returned instead, over budget: ``trim`` shares a budget
+    among the parts of a result with a floor per part, and a part cut to its marker is still
+    the least it can send.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
@@ -209,6 +213,6 @@ def truncate_text(
     if result is None:
         result = _run(ctx, Lines(ctx, float(head), ordered, smart))
     if result is None:
-        result = _marker_only(ctx)
+        result = _marker_only(ctx, overflow)
     out, cut = result
     return Truncated(out, cut, ctx.counter.count_text(out), True)

@@ -309,6 +309,7 @@ class Trim(Edge):
                         head=self.head,
                         ref=keep_text(store, value),
                         smart=self.smart,
+                        overflow=True,
                     )
                     hit = [cut.text]
                     with self._lock:
@@ -404,6 +405,7 @@ class Trim(Edge):
                     hints=call.hints,
                     ref=keep_text(store, new),  # marker offsets index this text
                     smart=self.smart,
+                    overflow=True,
                 )
                 new = cut.text
             new += note
