@@ -25,13 +25,15 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tidyctx as tc
 from tidyctx._cli import main
 from tidyctx._markers import store_ids
 from tidyctx.store import SQLiteStore, store_text
 from tidyctx.testing import LocalServer
-from tidyctx.transforms._expand import expand_tool
+from tidyctx.transforms._expand import answer, expand_tool
 
 pytest.importorskip("mcp")
 
@@ -39,6 +41,10 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
+
+from tidyctx._mcp import _sendable, expand_server
+
+_LONE = re.compile("[\ud800-\udfff]")
 
 SRC = str(Path(tc.__file__).resolve().parents[1])
 T = TypeVar("T")
@@ -434,3 +440,40 @@ def test_claude_code_calls_the_tool_and_gets_the_cut_text_back(
     head, _, piece = text.partition("\n")
     assert head == f"[tidyctx: {key} characters 0–8,000 of {len(original):,}; next offset 8000]"
     assert piece == original[:8_000]
+
+
+# ---------------------------------------------------------------------------- properties
+
+_TEXTS = st.text(st.characters(codec=None, blacklist_categories=()), max_size=300)
+
+
+@settings(max_examples=60)
+@given(
+    text=_TEXTS,
+    offset=st.one_of(st.none(), st.integers(-2, 400)),
+    length=st.one_of(st.none(), st.integers(-1, 400)),
+    known=st.booleans(),
+)
+def test_the_server_answers_what_the_in_process_handler_answers(
+    text: str, offset: int | None, length: int | None, known: bool
+) -> None:
+    store = tc.MemoryStore()
+    key = store_text(store, text) if known else "tc_00000000000000ff"
+    arguments: dict[str, Any] = {"id": key}
+    if offset is not None:
+        arguments["offset"] = offset
+    if length is not None:
+        arguments["length"] = length
+    expected, failed = answer(store, "tidyctx_expand", arguments)
+    _, handler = expand_tool(store)
+    assert handler(arguments) == expected  # the in-process tool and the MCP one agree
+
+    async def call() -> CallToolResult:
+        async with Client(expand_server(store), mode="legacy") as client:
+            return await client.call_tool("tidyctx_expand", arguments)
+
+    result = anyio.run(call)
+    assert result.is_error == failed
+    assert _text(result) == _sendable(expected)
+    if not _LONE.search(expected):
+        assert _text(result) == expected
