@@ -54,7 +54,8 @@ def _description(base: str) -> str:
     )
 
 
-# A str holds a surrogate code point only unpaired: decoding joins a valid pair into one.
+# Surrogate code points: a lone half (JSON's "\ud800"), or, rarely, the two halves of a pair
+# kept as two code points; UTF-8 encodes neither.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
