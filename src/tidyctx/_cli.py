@@ -4,12 +4,14 @@
 ``tidyctx cache-check LOG``: per request, the simulated cache hit rate and why each miss missed.
 ``tidyctx slice FILE SYMBOL...`` (or ``--line N``): the code of definitions, with line numbers.
 ``tidyctx outline FILE``: a file's classes, functions and methods, signatures only.
+``tidyctx mcp [--store URL]``: an MCP server (stdio) whose ``tidyctx_expand`` tool reads cuts back.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +19,11 @@ from typing import Any
 
 from tidyctx import cachesim, pricing
 from tidyctx._request import ValidationError
+from tidyctx.store import STORE_ENV, default_store_path, open_store
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run, _read_limited, load
 
-__all__ = ["cache_check", "code", "load_any", "main", "report"]
+__all__ = ["cache_check", "code", "load_any", "main", "mcp_server", "report"]
 
 # A run recorded with a model that has no Anthropic price (a GPT run, an unknown id) is priced
 # on this model, the one the benchmarks replay every run on.
@@ -363,6 +366,48 @@ def _add_code_commands(sub: Any) -> None:
         )
 
 
+def _add_mcp_command(sub: Any) -> None:
+    mcp = sub.add_parser(
+        "mcp",
+        help="an MCP server (stdio) whose tidyctx_expand tool reads back what tidyctx cut",
+        description="Serve the tidyctx_expand tool over MCP on standard input and output, "
+        "reading the store that the transforms (or tidyctx proxy) put the cut texts in. "
+        "Register it with the agent, e.g. `claude mcp add tidyctx -- tidyctx mcp`.",
+    )
+    mcp.add_argument(
+        "--store",
+        metavar="URL",
+        help="a SQLite file path or sqlite:///path, redis://host:port/db, or memory:// "
+        f"(default: ${STORE_ENV}, else {default_store_path()})",
+    )
+
+
+def mcp_server(store_url: str | None, *, err: Any = None) -> int:
+    """``tidyctx mcp``: serve the expand tool over stdio until the client closes stdin."""
+    err = sys.stderr if err is None else err
+    try:
+        import anyio
+
+        from tidyctx._mcp import serve_stdio
+    except ImportError as exc:
+        print(f"tidyctx mcp: {exc}; pip install 'tidyctx[mcp]'", file=err)
+        return 2
+    try:
+        store = open_store(store_url)
+    except (OSError, ValueError, TypeError, ImportError, sqlite3.Error) as exc:
+        print(f"tidyctx mcp: cannot open the store: {exc}", file=err)
+        return 2
+    try:
+        anyio.run(serve_stdio, store)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidyctx", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -379,7 +424,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk.add_argument("log", help="a request-log .jsonl or a run .json")
     chk.add_argument("--model", help="simulate as this model instead of each request's")
     _add_code_commands(sub)
+    _add_mcp_command(sub)
     args = parser.parse_args(argv)
+    if args.command == "mcp":  # standard output carries the protocol
+        return mcp_server(args.store)
     if sys.stdout is None:  # started with its standard output closed (``>&-``)
         print(
             f"tidyctx {args.command}: standard output is closed; nothing to write to",

@@ -15,6 +15,11 @@ and ``put``. Three come with tidyctx:
 - :class:`RedisStore`: a Redis server shared by many agent processes (``pip install
   tidyctx[redis]``).
 
+:func:`open_store` opens one from a URL or a path, as the command line takes it (``tidyctx mcp
+--store URL``); without one, the SQLite file :func:`default_store_path` in the user's cache
+directory, so that separate processes of one user (an agent, the ``tidyctx mcp`` server that
+reads the cuts back) meet in one store without being told where.
+
 All three store any Python ``str`` exactly, lone surrogates included (JSON can carry them), and
 refuse anything else with ``TypeError``. Stores do not swallow their backend's errors: a disk or
 Redis store raises :class:`sqlite3.Error` or :class:`redis.RedisError` from ``get`` and
@@ -37,23 +42,28 @@ import hashlib
 import os
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     import redis
 
 __all__ = [
+    "STORE_ENV",
     "MemoryStore",
     "RedisStore",
     "SQLiteStore",
     "Store",
     "StoreWarning",
+    "default_store_path",
     "keep_text",
+    "open_store",
     "refresh",
     "refresh_all",
     "store_key",
@@ -713,3 +723,123 @@ def keep_text(store: Store, text: str) -> str:
     if not callable(getattr(store, "touch", None)) or not refresh(store, key):
         store.put(key, text)
     return key
+
+
+STORE_ENV = "TIDYCTX_STORE"
+"""The environment variable :func:`open_store` reads when it is given no store."""
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_FORMS = (
+    "a file path (a SQLite store), sqlite:///relative.db, sqlite:////absolute.db, "
+    "redis://host:6379/0 (also rediss:// and unix://) or memory://"
+)
+
+
+def _user_cache_dir() -> Path:
+    """The user's cache directory, where the platform puts it: ``$XDG_CACHE_HOME`` or
+    ``~/.cache`` (https://specifications.freedesktop.org/basedir-spec/latest/),
+    ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows."""
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA", "")
+        return Path(local) if local else Path.home() / "AppData" / "Local"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The spec: a relative path in the variable is invalid and is ignored.
+    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+
+
+def default_store_path() -> Path:
+    """The SQLite file :func:`open_store` opens when given no store:
+    ``tidyctx/store.db`` in the user's cache directory (``$XDG_CACHE_HOME``, else
+    ``~/.cache``; ``~/Library/Caches`` on macOS; ``%LOCALAPPDATA%`` on Windows).
+
+    >>> default_store_path().parts[-2:]
+    ('tidyctx', 'store.db')
+    """
+    return _user_cache_dir() / "tidyctx" / "store.db"
+
+
+def _options(
+    url: str, query: str, allowed: dict[str, type[int] | type[float] | type[str]]
+) -> dict[str, Any]:
+    """The store options in a URL's query (``?max_items=1000``), converted; others refused."""
+    out: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        kind = allowed.get(name)
+        if kind is None:
+            known = ", ".join(allowed) or "none"
+            raise ValueError(
+                f"open_store({url!r}): unknown option {name!r}; this store takes: {known}"
+            )
+        try:
+            out[name] = kind(value)
+        except ValueError:
+            raise ValueError(
+                f"open_store({url!r}): option {name}={value!r} must be {kind.__name__}"
+            ) from None
+    return out
+
+
+def open_store(url: str | os.PathLike[str] | None = None) -> MemoryStore | SQLiteStore | RedisStore:
+    """Open the store that ``url`` names. Close it (or use ``with``) when done.
+
+    - ``None`` or ``""``: the URL in ``$TIDYCTX_STORE`` if set, else the SQLite file
+      :func:`default_store_path` (its directory created, readable by the user alone).
+    - a file path (``~`` expanded): a :class:`SQLiteStore` on that file; its directory must
+      exist.
+    - ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``: the same, written as
+      SQLAlchemy writes SQLite URLs (three slashes, then the path; an absolute path has its
+      own leading slash). Options ``?table=...&max_items=N&timeout=S``.
+    - ``redis://host:port/db``, ``rediss://...`` (TLS), ``unix:///path/redis.sock``: a
+      :class:`RedisStore` (the ``redis`` extra). Options ``?prefix=...&ttl_seconds=N``;
+      every other query parameter goes to ``redis.Redis.from_url``.
+    - ``memory://``: a :class:`MemoryStore` of this process (option ``?max_items=N``): no
+      other process sees it.
+
+    Anything else raises ``ValueError`` naming the forms above; the stores' own errors (a
+    missing directory, an unreachable server on first use) are theirs.
+
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with open_store(f"sqlite:///{tmp}/removed.db") as store:
+    ...         store
+    SQLiteStore('.../removed.db', table='tidyctx_store', max_items=None)
+    """
+    if url is None or (isinstance(url, str) and not url.strip()):
+        url = os.environ.get(STORE_ENV, "").strip()
+        if url:
+            return open_store(url)
+        path = default_store_path()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return SQLiteStore(path)
+    if not isinstance(url, str):
+        path_like = os.fspath(url)
+        if not isinstance(path_like, str):
+            raise TypeError(f"open_store() takes a URL or a path (str), got {url!r}")
+        return SQLiteStore(path_like)
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        return SQLiteStore(os.path.expanduser(url))
+    kind = scheme.group(1).lower()
+    parts = urlsplit(url)
+    if kind == "sqlite":
+        if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+            raise ValueError(
+                f"open_store({url!r}): a SQLite URL is sqlite:/// and a file path "
+                "(sqlite:///relative.db, sqlite:////absolute.db)"
+            )
+        options = _options(url, parts.query, {"table": str, "max_items": int, "timeout": float})
+        return SQLiteStore(os.path.expanduser(unquote(parts.path[1:])), **options)
+    if kind in _REDIS_SCHEMES:
+        ours = {"prefix": str, "ttl_seconds": int}
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        options = _options(url, urlencode([p for p in pairs if p[0] in ours]), ours)
+        rest = urlencode([p for p in pairs if p[0] not in ours])
+        return RedisStore(urlunsplit(parts._replace(query=rest)), **options)
+    if kind == "memory":
+        if parts.netloc or parts.path:
+            raise ValueError(f"open_store({url!r}): a memory store is memory:// with no path")
+        return MemoryStore(**_options(url, parts.query, {"max_items": int}))
+    raise ValueError(f"open_store({url!r}): unknown kind of store {kind!r}; give {_FORMS}")

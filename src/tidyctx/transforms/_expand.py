@@ -108,6 +108,64 @@ def _error(tool: str, problem: str) -> str:
     return f"[tidyctx: {tool} error: {problem}]"
 
 
+def _failed(tool: str, problem: str) -> tuple[str, bool]:
+    return _error(tool, problem), True
+
+
+def answer(store: Store, name: str, arguments: Mapping[str, Any]) -> tuple[str, bool]:
+    """What the expand tool named ``name`` answers to ``arguments``, and whether that answer
+    is an error (a ``[tidyctx: ... error: ...]`` line): the handler of :func:`expand_tool`
+    without the guesswork of telling an error from a stored text that reads like one."""
+    if not isinstance(arguments, Mapping):
+        return _failed(name, f"expected an object of arguments, got {type(arguments).__name__}")
+    key = arguments.get("id")
+    if not isinstance(key, str) or not key.strip():
+        return _failed(name, f'"id" must be the id string from a tidyctx marker, got {key!r}')
+    key = key.strip().strip('"')
+    offset = _integer(arguments.get("offset"), 0)
+    if offset is None or offset < 0:
+        return _failed(name, f'"offset" must be an integer >= 0, got {arguments.get("offset")!r}')
+    length = _integer(arguments.get("length"), DEFAULT_LENGTH)
+    if length is None or length < 1:
+        return _failed(
+            name,
+            f'"length" must be an integer from 1 to {MAX_LENGTH:,}, got '
+            f"{arguments.get('length')!r}",
+        )
+    length = min(length, MAX_LENGTH)
+    try:
+        text = store.get(key)
+    except Exception as err:  # the store's backend failed (disk, Redis, a closed store)
+        return _failed(
+            name,
+            f"the store could not be read for {key!r} ({type(err).__name__}: {err}); "
+            "try again later, or run the original tool again",
+        )
+    if text is not None and not isinstance(text, str):
+        return _failed(name, f"the store holds a {type(text).__name__} under {key!r}, not text")
+    if text is None:
+        hint = "" if key.startswith(KEY_PREFIX) else f' (ids look like "{KEY_PREFIX}" + 16 hex)'
+        return _failed(
+            name,
+            f"no text under id {key!r}{hint}; it is unknown here or no longer available "
+            "(evicted from the store). Work with what the conversation still shows, or "
+            "run the original tool again",
+        )
+    total = len(text)
+    if offset == 0 and length >= total:
+        return (text if text else f"[tidyctx: {key} is empty (0 characters)]"), False
+    if offset >= total:
+        return _failed(
+            name,
+            f"offset {offset:,} is past the end of {key} ({total:,} characters); use an "
+            f"offset below {total:,}",
+        )
+    end = min(total, offset + length)
+    more = f"; next offset {end}" if end < total else ""
+    head = f"[tidyctx: {key} characters {offset:,}–{end:,} of {total:,}{more}]\n"
+    return head + text[offset:end], False
+
+
 def expand_tool(store: Store, *, name: str = "tidyctx_expand") -> tuple[dict[str, Any], Handler]:
     """Return ``(tool, handler)``: a Messages API tool definition and the function behind it.
 
@@ -134,58 +192,7 @@ def expand_tool(store: Store, *, name: str = "tidyctx_expand") -> tuple[dict[str
     tool: dict[str, Any] = {"name": name, "description": _description(), "input_schema": _schema()}
 
     def handler(arguments: Mapping[str, Any]) -> str:
-        if not isinstance(arguments, Mapping):
-            return _error(name, f"expected an object of arguments, got {type(arguments).__name__}")
-        key = arguments.get("id")
-        if not isinstance(key, str) or not key.strip():
-            return _error(name, f'"id" must be the id string from a tidyctx marker, got {key!r}')
-        key = key.strip().strip('"')
-        offset = _integer(arguments.get("offset"), 0)
-        if offset is None or offset < 0:
-            return _error(
-                name, f'"offset" must be an integer >= 0, got {arguments.get("offset")!r}'
-            )
-        length = _integer(arguments.get("length"), DEFAULT_LENGTH)
-        if length is None or length < 1:
-            return _error(
-                name,
-                f'"length" must be an integer from 1 to {MAX_LENGTH:,}, got '
-                f"{arguments.get('length')!r}",
-            )
-        length = min(length, MAX_LENGTH)
-        try:
-            text = store.get(key)
-        except Exception as err:  # the store's backend failed (disk, Redis, a closed store)
-            return _error(
-                name,
-                f"the store could not be read for {key!r} ({type(err).__name__}: {err}); "
-                "try again later, or run the original tool again",
-            )
-        if text is not None and not isinstance(text, str):
-            return _error(name, f"the store holds a {type(text).__name__} under {key!r}, not text")
-        if text is None:
-            hint = "" if key.startswith(KEY_PREFIX) else f' (ids look like "{KEY_PREFIX}" + 16 hex)'
-            return _error(
-                name,
-                f"no text under id {key!r}{hint}; it is unknown here or no longer available "
-                "(evicted from the store). Work with what the conversation still shows, or "
-                "run the original tool again",
-            )
-        total = len(text)
-        if offset == 0 and length >= total:
-            return text if text else f"[tidyctx: {key} is empty (0 characters)]"
-        if offset >= total:
-            return _error(
-                name,
-                f"offset {offset:,} is past the end of {key} ({total:,} characters); use an "
-                f"offset below {total:,}",
-            )
-        end = min(total, offset + length)
-        more = f"; next offset {end}" if end < total else ""
-        return (
-            f"[tidyctx: {key} characters {offset:,}–{end:,} of {total:,}{more}]\n"
-            + text[offset:end]
-        )
+        return answer(store, name, arguments)[0]
 
     handler.__name__ = handler.__qualname__ = f"{name}_handler"
     return tool, handler
