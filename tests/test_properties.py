@@ -191,7 +191,7 @@ def test_a_system_message_is_named(request: dict[str, Any]) -> None:
 @PROPS
 @given(gen.requests(), st.sampled_from([None, 7, 2.5, {"a": 1}, b"bytes"]))
 def test_content_of_the_wrong_type_is_named(request: dict[str, Any], bad: Any) -> None:
-    last = len(request["messages"]) - 1
+    last = max(i for i, m in enumerate(request["messages"]) if m["role"] == "user")
     request["messages"][last]["content"] = bad
     if isinstance(bad, bytes):
         with pytest.raises(ValueError, match="cannot use a bytes"):
