@@ -60,10 +60,10 @@ def test_message_roles_are_the_sdks() -> None:
 
 
 def test_system_message_keys_and_values_are_the_sdks() -> None:
-    from anthropic.types.beta.beta_system_message_param import BetaSystemMessageParam
     from anthropic.types.beta.beta_system_message_output_config_param import (
         BetaSystemMessageOutputConfigParam,
     )
+    from anthropic.types.beta.beta_system_message_param import BetaSystemMessageParam
 
     assert set(_hints(BetaSystemMessageParam)) == _shapes.SYSTEM_MESSAGE_KEYS
     assert _literals(BetaSystemMessageParam, "clear_at") == _shapes.CLEAR_AT
@@ -115,7 +115,7 @@ def test_blocks_without_cache_control_are_the_sdks() -> None:
     }
     assert markerless == _shapes.MARKERLESS_BLOCKS
     # Every tool_change block type is a content block the SDK knows.
-    assert _shapes.TOOL_CHANGE_BLOCKS <= _types(beta.BetaContentBlockParam)
+    assert _types(beta.BetaContentBlockParam) >= _shapes.TOOL_CHANGE_BLOCKS
 
 
 def test_toolsets_without_a_name_are_the_sdks() -> None:

@@ -478,7 +478,7 @@ def can_carry_marker(block: Any) -> bool:
     if not isinstance(block, Mapping):
         return False
     kind = block.get("type")
-    if kind in MARKERLESS_BLOCKS:
+    if isinstance(kind, str) and kind in MARKERLESS_BLOCKS:
         return False
     if kind == "text":
         return bool(str(block.get("text") or "").strip())
@@ -690,7 +690,7 @@ class _Checker:
         if not isinstance(tool, dict):
             self.fail(path, f"must be a dict, got {type(tool).__name__}")
             return None
-        if tool.get("type") in NAMELESS_TOOLS:
+        if isinstance(tool.get("type"), str) and tool["type"] in NAMELESS_TOOLS:
             # Toolsets (MCP, browser, computer) name their server or kind, not a tool.
             self.check_marker_target(path, tool)
             return None
@@ -917,7 +917,11 @@ class _Checker:
         ``BetaRequestToolRemovalBlockParam``)."""
         tool = block.get("tool")
         refs = TOOL_ADDITION_REFS if kind == "tool_addition" else TOOL_REMOVAL_REFS
-        if not isinstance(tool, dict) or tool.get("type") not in refs:
+        if (
+            not isinstance(tool, dict)
+            or not isinstance(tool.get("type"), str)
+            or tool["type"] not in refs
+        ):
             got = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
             self.fail(
                 f"{path}.tool",
@@ -1077,7 +1081,7 @@ class _Checker:
         if marker is None:
             return
         kind = block.get("type")
-        if kind in MARKERLESS_BLOCKS:
+        if isinstance(kind, str) and kind in MARKERLESS_BLOCKS:
             self.fail(
                 f"{path}.cache_control",
                 f"a {kind} block cannot carry cache_control",

@@ -312,7 +312,8 @@ def leading_summary(messages: Sequence[Any]) -> tuple[int, str | None, str | Non
     """``(n, body, span)``: a tidyctx summary at the start of ``messages`` and its ack.
 
     ``n`` is how many messages it takes: the summary, the system messages kept with it and its
-    ack; ``body`` and ``span`` are None when there is none. A ``cache_control`` marker on the summary block does not matter.
+    ack; ``body`` and ``span`` are None when there is none. A ``cache_control`` marker on the
+    summary block does not matter.
     """
     if not messages:
         return 0, None, None
