@@ -415,7 +415,8 @@ def _text_blocks(text: str) -> list[dict[str, Any]]:
 
 
 def normalize(request: Mapping[str, Any]) -> Request:
-    """Return a copy with string ``system``/``content`` turned into text blocks.
+    """Return a copy with string ``system``/``content`` turned into text blocks (a
+    ``role: "system"`` message inside ``messages`` is left as it is).
 
     The model sees the same prompt either way. Idempotent. Empty and whitespace-only strings
     are left as they are: a text block of only whitespace is invalid (:func:`validate` reports
@@ -433,8 +434,8 @@ def normalize(request: Mapping[str, Any]) -> Request:
     messages = out.get("messages")
     if isinstance(messages, list):
         for message in messages:
-            if not isinstance(message, dict):
-                continue
+            if not isinstance(message, dict) or message.get("role") == "system":
+                continue  # a system message inside messages goes on as the client sent it
             content = message.get("content")
             if isinstance(content, str) and content.strip():
                 message["content"] = _text_blocks(content)

@@ -138,7 +138,18 @@ class Cache(Edge):
         budget = max(MAX_BREAKPOINTS - len(kept), 0)
         stable_ttl = self.stable_ttl or self.ttl
         index = {path: pos for pos, path in enumerate(lay.paths)}
-        blocks = _blocks_by_path(out)
+        # A system message inside messages is left as the client sent it (its string content
+        # is not made a block to carry a marker): breakpoints go on the turns around it.
+        instructions = {
+            f"messages[{i}]"
+            for i, m in enumerate(messages)
+            if isinstance(m, dict) and m.get("role") == "system"
+        }
+        blocks = {
+            path: block
+            for path, block in _blocks_by_path(out).items()
+            if path.split(".", 1)[0] not in instructions
+        }
 
         rolling_plan: list[tuple[int, str]] = []
         bridges: list[tuple[int, str]] = []
