@@ -13,6 +13,7 @@ import itertools
 import json
 from typing import Any
 
+import anthropic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ import strategies as gen
 import tidyctx as tc
 from tidyctx._request import errors
 from tidyctx.cachesim import layout
+from tidyctx.testing import LocalServer
 
 PROPS = settings(max_examples=60)
 
@@ -211,3 +213,40 @@ def test_the_rolling_breakpoint_stays_before_a_message_shown_once() -> None:
     out = tc.cache()(request)
     assert out["messages"][1] == request["messages"][1]
     assert out["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+
+
+# ---------------------------------------------------------------------------- LocalServer
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "xhigh"}}, None),
+        ({"thinking": {"type": "sometimes"}}, "thinking.type"),
+        ({"output_config": {"effort": "extreme"}}, "output_config.effort"),
+        ({"context_management": {"edits": [{"type": "clear_everything"}]}}, r"edits\[0\]\.type"),
+        (
+            {
+                "context_management": {
+                    "edits": [
+                        {"type": "clear_tool_uses_20250919"},
+                        {"type": "clear_thinking_20251015", "keep": "all"},
+                    ]
+                }
+            },
+            "must be listed first",
+        ),
+    ],
+)
+def test_the_local_server_checks_todays_settings(extra: dict[str, Any], words: str | None) -> None:
+    request = _request(_system("Be brief."), **extra)
+    with (
+        LocalServer() as server,
+        anthropic.Anthropic(base_url=server.base_url, api_key="t", max_retries=0) as client,
+    ):
+        if words is None:
+            reply = client.beta.messages.create(**request)
+            assert reply.content
+            return
+        with pytest.raises(anthropic.BadRequestError, match=words):
+            client.beta.messages.create(**request)
