@@ -617,28 +617,80 @@ def _assistant_message(
     return {"role": "assistant", "content": content}, ids
 
 
+def _system_message(draw: st.DrawFn, tool_defs: Sequence[Tool]) -> Message:
+    """A ``role: "system"`` message as clients put one after a user message: text, tool
+    additions or removals of declared tools, ``clear_at``, a per-turn effort (the SDK's
+    ``BetaSystemMessageParam``)."""
+    kind = draw(_ints(0, 4))
+    message: Message = {"role": "system"}
+    if kind == 0:
+        message["content"] = draw(_TEXTS)
+    elif kind in (1, 2) and tool_defs:
+        tool = tool_defs[draw(_ints(0, len(tool_defs) - 1))]
+        change = "tool_addition" if kind == 1 else "tool_removal"
+        block: Block = {"type": change, "tool": {"type": "tool_reference", "name": tool["name"]}}
+        message["content"] = [block]
+        if _one_in(draw, 3):
+            message["content"].insert(0, draw(_TEXT_BLOCKS))
+    else:
+        message["content"] = [draw(_TEXT_BLOCKS)]
+    if _one_in(draw, 3):
+        message["clear_at"] = draw(_choice(("next_user_message", "never")))
+    if _one_in(draw, 4):
+        message["output_config"] = {"effort": draw(_choice(("low", "medium", "high", "max")))}
+    return message
+
+
+def _with_system(
+    draw: st.DrawFn, user: Message, tool_defs: Sequence[Tool], system_messages: bool
+) -> list[Message]:
+    """The user message, followed by a system message one time in five."""
+    if system_messages and _one_in(draw, 5):
+        return [user, _system_message(draw, tool_defs)]
+    return [user]
+
+
 @st.composite
 def _turn(
-    draw: st.DrawFn, tool_defs: Sequence[Tool], thinking_style: str, used_ids: set[str]
+    draw: st.DrawFn,
+    tool_defs: Sequence[Tool],
+    thinking_style: str,
+    used_ids: set[str],
+    system_messages: bool = False,
 ) -> list[Message]:
-    """An assistant reply and the user message after it (one span, so it shrinks away)."""
+    """An assistant reply and the user message after it, with the system message that may
+    follow (one span, so it shrinks away)."""
     assistant, ids = _assistant_message(draw, tool_defs, thinking_style, used_ids)
-    return [assistant, _user_message(draw, ids)]
+    return [assistant, *_with_system(draw, _user_message(draw, ids), tool_defs, system_messages)]
 
 
 def _draw_conversation(
-    draw: st.DrawFn, min_turns: int, max_turns: int, tool_defs: Sequence[Tool]
+    draw: st.DrawFn,
+    min_turns: int,
+    max_turns: int,
+    tool_defs: Sequence[Tool],
+    system_messages: bool = False,
 ) -> list[Message]:
     thinking_style = draw(_choice(_THINKING_STYLES))
     used_ids: set[str] = set()
-    messages = [_user_message(draw, ())]
+    messages = _with_system(draw, _user_message(draw, ()), tool_defs, system_messages)
     for turn in range(2, max_turns + 1):
         # Like st.lists: a "more?" choice before each optional turn lets the shrinker delete
         # any turn, not only the last ones.
         if turn > min_turns and draw(_ints(0, 3)) == 0:
             break
-        messages += draw(_turn(tool_defs, thinking_style, used_ids))
+        messages += draw(_turn(tool_defs, thinking_style, used_ids, system_messages))
     return messages
+
+
+def turn_ends(messages: Sequence[Message]) -> list[int]:
+    """Where each request of a growing session ends: after each user message and the system
+    messages that follow it."""
+    ends: list[int] = []
+    for i, message in enumerate(messages):
+        if message["role"] == "assistant" and i > 0:
+            ends.append(i)
+    return [*ends, len(messages)]
 
 
 @st.composite
@@ -698,7 +750,7 @@ def _request_parts(
     position), and the messages."""
     model = draw(_choice(MODELS))
     tool_defs = draw(_TOOLS)
-    messages = _draw_conversation(draw, min_turns, max_turns, tool_defs)
+    messages = _draw_conversation(draw, min_turns, max_turns, tool_defs, system_messages=True)
     system = draw(_SYSTEMS)
     thinking = _thinking_compatible(messages) and draw(_BOOL)
 
@@ -738,7 +790,7 @@ def _cacheable_blocks(request: Request) -> list[Block]:
     if isinstance(request.get("system"), list):
         blocks += request["system"]
     for message in request["messages"]:
-        if isinstance(message["content"], list):
+        if isinstance(message.get("content"), list):
             blocks += [b for b in message["content"] if b["type"] in _CACHEABLE_TYPES]
     return blocks
 
@@ -785,10 +837,7 @@ def growing_conversations(draw: st.DrawFn, min_turns: int = 2, max_turns: int = 
     another.
     """
     fields, messages = _request_parts(draw, min_turns, max_turns)
-    return [
-        copy.deepcopy({**fields, "messages": messages[:end]})
-        for end in range(1, len(messages) + 1, 2)
-    ]
+    return [copy.deepcopy({**fields, "messages": messages[:end]}) for end in turn_ends(messages)]
 
 
 _ODD_PAYLOADS = st.sampled_from(sorted(set(payloads()) - {"one_mb_line"}))

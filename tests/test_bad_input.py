@@ -99,6 +99,58 @@ BAD = [
         "must be a string, got list",
         id="list-type-of-a-tool",
     ),
+    pytest.param(
+        _request(
+            messages=[
+                {"role": "user", "content": "go"},
+                {"role": "system", "content": "Be brief.", "clear_at": "later"},
+            ]
+        ),
+        "messages[1].clear_at",
+        "unknown clear_at 'later'",
+        id="unknown-clear-at",
+    ),
+    pytest.param(
+        _request(
+            messages=[
+                {"role": "user", "content": "go"},
+                {
+                    "role": "system",
+                    "content": [{"type": "tool_addition", "tool": {"type": ["tool_reference"]}}],
+                },
+            ]
+        ),
+        "messages[1].content[0].tool",
+        "a tool_addition needs a tool of type",
+        id="list-type-of-a-tool-reference",
+    ),
+    pytest.param(
+        _request(
+            messages=[
+                {"role": "user", "content": "go"},
+                {
+                    "role": "system",
+                    "content": [
+                        {"type": "tool_removal", "tool": {"type": "tool_reference", "name": "rm"}}
+                    ],
+                },
+            ]
+        ),
+        "messages[1].content[0].tool.name",
+        "names no tool declared in tools",
+        id="removal-of-an-unknown-tool",
+    ),
+    pytest.param(
+        _request(
+            messages=[
+                {"role": "user", "content": "go"},
+                {"role": "system", "content": [{"type": "image", "source": {"type": "url"}}]},
+            ]
+        ),
+        "messages[1].content[0]",
+        "a system message holds only text, tool_addition, tool_removal blocks",
+        id="image-in-a-system-message",
+    ),
 ]
 
 

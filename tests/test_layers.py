@@ -22,6 +22,7 @@ SRC = PACKAGE.parent
 
 CORE = (
     "tidyctx._request",
+    "tidyctx._shapes",
     "tidyctx._markers",
     "tidyctx._time",
     "tidyctx._memo",

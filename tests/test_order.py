@@ -199,9 +199,13 @@ def test_prefix_is_stable_while_the_conversation_grows(
     for before, after in itertools.pairwise(outs):
         assert _dump(before.get("tools")) == _dump(after.get("tools"))
         assert _dump(before.get("system")) == _dump(after.get("system"))
-        n = len(before["messages"])
+        # order() edits the latest user message only; system messages after it stay as sent.
+        n = max(i for i, m in enumerate(before["messages"]) if m["role"] == "user") + 1
         assert _dump(before["messages"][: n - 1]) == _dump(after["messages"][: n - 1])
-        last = copy.deepcopy(before["messages"][-1])
+        assert _dump(before["messages"][n:]) == _dump(
+            after["messages"][n : len(before["messages"])]
+        )
+        last = copy.deepcopy(before["messages"][n - 1])
         assert is_dynamic_block(last["content"][-1])
         last["content"] = [b for b in last["content"] if not is_dynamic_block(b)]
         # A string content made room for the dynamic block as its one text block: the

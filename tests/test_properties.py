@@ -147,6 +147,8 @@ def test_a_fifth_breakpoint_is_named(request: dict[str, Any]) -> None:
     count = len(rq.cache_markers(request))
     added: list[str] = []
     for i, m in enumerate(request["messages"]):
+        if not isinstance(m["content"], list):  # a system message's string stays a string
+            continue
         for j, b in enumerate(m["content"]):
             if count >= 5:
                 break
@@ -185,13 +187,13 @@ def test_cache_control_on_thinking_is_named(request: dict[str, Any]) -> None:
 @given(gen.requests())
 def test_a_system_message_is_named(request: dict[str, Any]) -> None:
     request["messages"].insert(0, {"role": "system", "content": "be brief"})
-    _fails_at(request, "messages[0].role", "'system' is not a message role")
+    _fails_at(request, "messages[0].role", "cannot open the conversation")
 
 
 @PROPS
 @given(gen.requests(), st.sampled_from([None, 7, 2.5, {"a": 1}, b"bytes"]))
 def test_content_of_the_wrong_type_is_named(request: dict[str, Any], bad: Any) -> None:
-    last = len(request["messages"]) - 1
+    last = max(i for i, m in enumerate(request["messages"]) if m["role"] == "user")
     request["messages"][last]["content"] = bad
     if isinstance(bad, bytes):
         with pytest.raises(ValueError, match="cannot use a bytes"):

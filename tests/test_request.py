@@ -82,14 +82,14 @@ def raises_at(request: Any, path: str, *words: str) -> ValidationError:
 def test_system_role_in_messages_hints_system_param() -> None:
     req = good()
     req["messages"].insert(0, {"role": "system", "content": "be nice"})
-    err = raises_at(req, "messages[0].role", "'system' is not a message role", "system=")
+    err = raises_at(req, "messages[0].role", "cannot open the conversation", "system=")
     assert err.hint
 
 
 def test_unknown_role() -> None:
     req = good()
     req["messages"][0]["role"] = "human"
-    raises_at(req, "messages[0].role", "unknown role 'human'", '"user" or "assistant"')
+    raises_at(req, "messages[0].role", "unknown role 'human'", '"user", "assistant" or "system"')
 
 
 def test_non_alternating_roles() -> None:

@@ -349,9 +349,9 @@ def _five_markers() -> dict[str, Any]:
 
 
 INVALID: dict[str, tuple[dict[str, Any], str]] = {
-    "system role": (
+    "system message first": (
         {"messages": [{"role": "system", "content": "be brief"}]},
-        r"messages\[0\]\.role: 'system' is not a message role",
+        r"messages\[0\]\.role: a system message cannot open the conversation",
     ),
     "missing tool_result": (
         {

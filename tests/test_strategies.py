@@ -203,9 +203,17 @@ def check_tools(tools: Any) -> dict[str, dict[str, Any]]:
 def check_messages(
     messages: Any, tools: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, list[str]]:
-    """Validate a conversation; ``tools=None`` skips the tool-name check."""
+    """Validate a conversation; ``tools=None`` skips the tool-name check.
+
+    System messages sit after a user message and are checked apart; the user and assistant
+    turns around them alternate as if they were not there."""
     require(isinstance(messages, list) and messages, "messages must be a non-empty list")
     require(messages[0]["role"] == "user", "first message must be from the user")
+    for i, message in enumerate(messages):
+        if message["role"] == "system":
+            check_system_message(message, f"messages[{i}]", tools)
+            require(messages[i - 1]["role"] in ("user", "system"), "system after a user message")
+    messages = [m for m in messages if m["role"] != "system"]
     require(messages[-1]["role"] == "user", "last message must be from the user")
     seen_ids: set[str] = set()
     pending: list[str] = []
@@ -256,6 +264,26 @@ def check_messages(
                         check_tool_input(b["input"], tools[b["name"]]["input_schema"], where)
     require(not pending, "unanswered tool_use at the end")
     return {"tool_use_ids": sorted(seen_ids)}
+
+
+def check_system_message(
+    message: dict[str, Any], where: str, tools: dict[str, dict[str, Any]] | None
+) -> None:
+    require(set(message) <= {"role", "content", "clear_at", "output_config"}, f"{where}: keys")
+    require(message.get("clear_at", "never") in ("next_user_message", "never"), f"{where}")
+    content = message["content"]
+    if isinstance(content, str):
+        check_text(content, where)
+        return
+    require(isinstance(content, list) and content, f"{where}: empty content")
+    for block in content:
+        if block["type"] == "text":
+            check_block(block, where)
+            continue
+        require(block["type"] in ("tool_addition", "tool_removal"), f"{where}: {block['type']}")
+        ref = block["tool"]
+        require(ref["type"] == "tool_reference", f"{where}: tool reference")
+        require(tools is None or ref["name"] in tools, f"{where}: unknown tool {ref['name']!r}")
 
 
 def iter_blocks(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -310,7 +338,9 @@ def check_request(request: Any, *, cache_control: bool = False) -> None:
         require(thinking["type"] == "enabled", "thinking type")
         require(1024 <= thinking["budget_tokens"] < max_tokens, "budget_tokens < max_tokens")
         require("temperature" not in request, "temperature is incompatible with thinking")
-        for message in request["messages"][1::2]:
+        for message in request["messages"]:
+            if message["role"] != "assistant":
+                continue
             types = [b["type"] for b in message["content"]]
             if "tool_use" in types:
                 require(types[0] in THINKING_TYPES, "tool-use turns must start with thinking")
@@ -516,7 +546,8 @@ def test_growing_conversations(requests: list[dict[str, Any]]) -> None:
     first = requests[0]
     for k, request in enumerate(requests):
         check_request(request)
-        assert len(request["messages"]) == 2 * k + 1
+        turns = [m for m in request["messages"] if m["role"] != "system"]
+        assert len(turns) == 2 * k + 1
         assert {key: v for key, v in request.items() if key != "messages"} == {
             key: v for key, v in first.items() if key != "messages"
         }
@@ -524,8 +555,8 @@ def test_growing_conversations(requests: list[dict[str, Any]]) -> None:
     for shorter, longer in itertools.pairwise(requests):
         n = len(shorter["messages"])
         assert longer["messages"][:n] == shorter["messages"]
-        assert len(longer["messages"]) == n + 2
-        assert [m["role"] for m in longer["messages"][n:]] == ["assistant", "user"]
+        roles = [m["role"] for m in longer["messages"][n:]]
+        assert roles in (["assistant", "user"], ["assistant", "user", "system"])
     # Independent copies: mutating one request leaves the others alone.
     last = copy.deepcopy(requests[-1])
     requests[0]["messages"][0]["content"] = "mutated"

@@ -53,6 +53,11 @@ def check_kept(request: dict[str, Any], out: dict[str, Any], keep: int) -> int:
     assert lead >= 1 and body
     kept = out["messages"][lead:]
     assert canonical_json(kept) == canonical_json(request["messages"][-len(kept) :])
+    # The system messages of the summarized part follow the summary, as sent and in order.
+    summarized = request["messages"][: len(request["messages"]) - len(kept)]
+    systems = [m for m in summarized if m["role"] == "system"]
+    assert [m for m in out["messages"][1:lead] if m["role"] == "system"] == systems
+    assert all(m["role"] == "system" for m in out["messages"][1:lead][: len(systems)])
     assert sum(m["role"] == "assistant" for m in kept) >= keep
     assert {k: v for k, v in out.items() if k != "messages"} == {
         k: v for k, v in request.items() if k != "messages"
@@ -159,6 +164,7 @@ def test_the_prefix_is_stable_between_summaries(
         max_payback_turns=payback,
     )
     previous: dict[str, Any] | None = None
+    sent = 0  # messages in the previous request
     made = 0
     for request in requests:
         out = t(request)
@@ -171,5 +177,5 @@ def test_the_prefix_is_stable_between_summaries(
             # No new summary: last turn's request is a prefix of this one, byte for byte.
             grown = previous["messages"]
             assert canonical_json(out["messages"][: len(grown)]) == canonical_json(grown)
-            assert out["messages"][len(grown) :] == request["messages"][-2:]
-        previous, made = out, now
+            assert out["messages"][len(grown) :] == request["messages"][sent:]
+        previous, made, sent = out, now, len(request["messages"])

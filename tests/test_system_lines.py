@@ -42,7 +42,8 @@ def _turn(
 
 
 def _moved(out: dict[str, Any]) -> bool:
-    last = out["messages"][-1]["content"]
+    """Whether order() moved lines to the latest user message (system messages may follow)."""
+    last = next(m for m in reversed(out["messages"]) if m["role"] == "user")["content"]
     return isinstance(last, list) and any(is_dynamic_block(b) for b in last)
 
 

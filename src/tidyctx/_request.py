@@ -10,10 +10,13 @@ plain data at the edge. Keys tidyctx does not know (``output_config``, ``diagnos
 >>> validate(req)
 >>> normalize(req)["messages"][0]["content"]
 [{'type': 'text', 'text': 'hi'}]
->>> validate({"messages": [{"role": "system", "content": "be brief"}]})
+>>> validate({"messages": [{"role": "user", "content": "hi"},
+...                        {"role": "system", "content": "Answer in French."}]})
+>>> validate({"messages": [{"role": "user", "content": "hi"},
+...                        {"role": "system", "content": "x", "clear_at": "soon"}]})
 Traceback (most recent call last):
 ...
-tidyctx._request.ValidationError: messages[0].role: 'system' is not a message role; ...
+tidyctx._request.ValidationError: messages[1].clear_at: unknown clear_at 'soon'. ...
 """
 
 from __future__ import annotations
@@ -26,6 +29,19 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from tidyctx._shapes import (
+    CLEAR_AT,
+    EFFORTS,
+    MARKERLESS_BLOCKS,
+    MESSAGE_ROLES,
+    NAMELESS_TOOLS,
+    SYSTEM_MESSAGE_BLOCKS,
+    SYSTEM_OUTPUT_CONFIG_KEYS,
+    TOOL_ADDITION_REFS,
+    TOOL_CHANGE_BLOCKS,
+    TOOL_REMOVAL_REFS,
+)
 
 __all__ = [
     "CACHEABLE_NEVER",
@@ -60,7 +76,6 @@ MAX_BREAKPOINTS = 4
 # such field).
 CACHEABLE_NEVER = frozenset({"thinking", "redacted_thinking"})
 
-_ROLES = ("user", "assistant")
 _TTLS = ("5m", "1h")
 _IMAGE_MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # Blocks that may sit inside a tool_result's content list (SDK ToolResultBlockParam).
@@ -400,7 +415,8 @@ def _text_blocks(text: str) -> list[dict[str, Any]]:
 
 
 def normalize(request: Mapping[str, Any]) -> Request:
-    """Return a copy with string ``system``/``content`` turned into text blocks.
+    """Return a copy with string ``system``/``content`` turned into text blocks (a
+    ``role: "system"`` message inside ``messages`` is left as it is).
 
     The model sees the same prompt either way. Idempotent. Empty and whitespace-only strings
     are left as they are: a text block of only whitespace is invalid (:func:`validate` reports
@@ -418,8 +434,8 @@ def normalize(request: Mapping[str, Any]) -> Request:
     messages = out.get("messages")
     if isinstance(messages, list):
         for message in messages:
-            if not isinstance(message, dict):
-                continue
+            if not isinstance(message, dict) or message.get("role") == "system":
+                continue  # a system message inside messages goes on as the client sent it
             content = message.get("content")
             if isinstance(content, str) and content.strip():
                 message["content"] = _text_blocks(content)
@@ -453,8 +469,8 @@ def block_hash(block: Any) -> str:
 
 
 def can_carry_marker(block: Any) -> bool:
-    """May this block carry ``cache_control``? Not thinking blocks, nor empty text (see
-    :data:`CACHEABLE_NEVER`).
+    """May this block carry ``cache_control``? Not thinking blocks nor the other blocks whose
+    param type has no such field (:data:`tidyctx._shapes.MARKERLESS_BLOCKS`), nor empty text.
 
     A bare string (string ``system`` or ``content``) may, as the text block it stands for.
     """
@@ -463,7 +479,7 @@ def can_carry_marker(block: Any) -> bool:
     if not isinstance(block, Mapping):
         return False
     kind = block.get("type")
-    if kind in CACHEABLE_NEVER:
+    if isinstance(kind, str) and kind in MARKERLESS_BLOCKS:
         return False
     if kind == "text":
         return bool(str(block.get("text") or "").strip())
@@ -632,6 +648,9 @@ class _Checker:
         self.request = request
         self.strict = strict
         self.found: list[ValidationError] = []
+        # Tool names a tool_reference may name: those in tools, then those defined inline by
+        # earlier tool_addition blocks (BetaToolChangeToolReferenceParam).
+        self.tool_names: set[str] = set()
 
     def fail(self, path: str, problem: str, hint: str = "") -> None:
         self.found.append(ValidationError(path, problem, hint))
@@ -655,12 +674,8 @@ class _Checker:
         seen: dict[str, int] = {}
         for i, tool in enumerate(tools):
             path = f"tools[{i}]"
-            if not isinstance(tool, dict):
-                self.fail(path, f"must be a dict, got {type(tool).__name__}")
-                continue
-            name = tool.get("name")
-            if not isinstance(name, str) or not name:
-                self.fail(f"{path}.name", "a tool needs a non-empty string name")
+            name = self.check_tool(path, tool)
+            if name is None:
                 continue
             if name in seen:
                 self.fail(
@@ -669,26 +684,40 @@ class _Checker:
                     "Give each tool a unique name, or drop the duplicate definition",
                 )
             seen.setdefault(name, i)
-            # Custom tools carry an input_schema; server tools (web_search_..., bash_...)
-            # carry a versioned "type" instead.
-            kind = tool.get("type")
-            if kind is not None and not isinstance(kind, str):
-                self.fail(
-                    f"{path}.type",
-                    f"must be a string, got {type(kind).__name__} {_snippet(kind)}",
-                    "Leave it out for a custom tool, or give a server tool's type such as "
-                    '"bash_20250124"',
-                )
-                continue
-            if (kind is None or kind == "custom") and not isinstance(
-                tool.get("input_schema"), dict
-            ):
-                self.fail(
-                    f"{path}.input_schema",
-                    f"tool {name!r} has no input_schema object",
-                    'Add "input_schema": {"type": "object", "properties": {...}}',
-                )
+        self.tool_names.update(seen)
+
+    def check_tool(self, path: str, tool: Any) -> str | None:
+        """Check one tool definition; its name, or None for a toolset or a broken tool."""
+        if not isinstance(tool, dict):
+            self.fail(path, f"must be a dict, got {type(tool).__name__}")
+            return None
+        if isinstance(tool.get("type"), str) and tool["type"] in NAMELESS_TOOLS:
+            # Toolsets (MCP, browser, computer) name their server or kind, not a tool.
             self.check_marker_target(path, tool)
+            return None
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            self.fail(f"{path}.name", "a tool needs a non-empty string name")
+            return None
+        # Custom tools carry an input_schema; server tools (web_search_..., bash_...)
+        # carry a versioned "type" instead.
+        kind = tool.get("type")
+        if kind is not None and not isinstance(kind, str):
+            self.fail(
+                f"{path}.type",
+                f"must be a string, got {type(kind).__name__} {_snippet(kind)}",
+                "Leave it out for a custom tool, or give a server tool's type such as "
+                '"bash_20250124"',
+            )
+            return name
+        if (kind is None or kind == "custom") and not isinstance(tool.get("input_schema"), dict):
+            self.fail(
+                f"{path}.input_schema",
+                f"tool {name!r} has no input_schema object",
+                'Add "input_schema": {"type": "object", "properties": {...}}',
+            )
+        self.check_marker_target(path, tool)
+        return name
 
     def check_system(self) -> None:
         system = self.request.get("system")
@@ -724,6 +753,16 @@ class _Checker:
         roles: list[str | None] = []
         for i, message in enumerate(messages):
             roles.append(self.check_message(i, message))
+        if roles[0] == "system":
+            # A system message goes where its instruction becomes relevant, after the turn it
+            # follows; the opening instructions belong in the top-level system
+            # (https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages).
+            self.fail(
+                "messages[0].role",
+                "a system message cannot open the conversation: it follows a user or assistant "
+                "turn",
+                "Move this text to the top-level system= parameter",
+            )
         self.check_alternation(messages, roles)
         self.check_pairing(messages, roles)
 
@@ -737,21 +776,22 @@ class _Checker:
             )
             return None
         role = message.get("role")
-        if role == "system":
-            self.fail(
-                f"{path}.role",
-                "'system' is not a message role; the Messages API takes the system prompt "
-                "apart from the messages",
-                "Move this text to the top-level system= parameter",
-            )
-            return None
-        if role not in _ROLES:
+        if role not in MESSAGE_ROLES:
             self.fail(
                 f"{path}.role",
                 f"unknown role {_snippet(role)}",
-                'Use "user" or "assistant"',
+                'Use "user", "assistant" or "system"',
             )
             return None
+        if role == "system":
+            self.check_system_message(path, message)
+            return "system"
+        if "clear_at" in message:
+            self.fail(
+                f"{path}.clear_at",
+                f"only a system message may carry clear_at, not a {role} message",
+                'Drop clear_at, or put the text in a {"role": "system"} message',
+            )
         if "content" not in message:
             self.fail(f"{path}.content", "missing", "Give the message a string or block list")
             return str(role)
@@ -793,6 +833,125 @@ class _Checker:
                 seen_other = True
         return str(role)
 
+    def check_system_message(self, path: str, message: dict[str, Any]) -> None:
+        """A ``role: "system"`` message inside ``messages`` (``BetaSystemMessageParam``), see
+        https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages
+        """
+        clear_at = message.get("clear_at")
+        if clear_at is not None and clear_at not in CLEAR_AT:
+            self.fail(
+                f"{path}.clear_at",
+                f"unknown clear_at {_snippet(clear_at)}",
+                f"Use one of {', '.join(map(repr, CLEAR_AT))}, or leave it out",
+            )
+        config = message.get("output_config")
+        has_config = False
+        if config is not None:
+            if not isinstance(config, dict):
+                self.fail(
+                    f"{path}.output_config",
+                    f"must be an object, got {type(config).__name__}",
+                    'Use {"effort": "high"}',
+                )
+            else:
+                has_config = any(v is not None for v in config.values())
+                for key in config:
+                    if key not in SYSTEM_OUTPUT_CONFIG_KEYS:
+                        self.fail(
+                            f"{path}.output_config.{key}",
+                            "a system message's output_config holds per-turn settings only "
+                            f"({', '.join(sorted(SYSTEM_OUTPUT_CONFIG_KEYS))})",
+                            "Set it in the top-level output_config",
+                        )
+                effort = config.get("effort")
+                if effort is not None and effort not in EFFORTS:
+                    self.fail(
+                        f"{path}.output_config.effort",
+                        f"unknown effort {_snippet(effort)}",
+                        f"Use one of {', '.join(map(repr, EFFORTS))}",
+                    )
+        if "content" not in message or message["content"] is None:
+            if not has_config:
+                self.fail(
+                    path,
+                    "a system message needs content or output_config fields",
+                    "Give it text, or drop the message",
+                )
+            return
+        content = message["content"]
+        if isinstance(content, str):
+            if not content.strip():
+                self.fail(
+                    f"{path}.content",
+                    "is empty or whitespace only",
+                    "Drop the message or give it text",
+                )
+            return
+        if not isinstance(content, list):
+            self.fail(
+                f"{path}.content",
+                f"must be a string or a list of blocks, got {type(content).__name__}",
+                'Wrap text as [{"type": "text", "text": "..."}]',
+            )
+            return
+        if not content and not has_config:
+            self.fail(f"{path}.content", "is an empty list", "Give the message at least a block")
+        for j, block in enumerate(content):
+            bpath = f"{path}.content[{j}]"
+            kind = block.get("type") if isinstance(block, dict) else None
+            if (
+                isinstance(block, dict)
+                and isinstance(kind, str)
+                and kind not in SYSTEM_MESSAGE_BLOCKS
+            ):
+                self.fail(
+                    bpath,
+                    f"a system message holds only {', '.join(sorted(SYSTEM_MESSAGE_BLOCKS))} "
+                    f"blocks, got {_snippet(kind)}",
+                    "Put other blocks in a user or assistant message",
+                )
+                continue
+            self.check_block(bpath, block, "system")
+
+    def check_tool_change(self, path: str, block: dict[str, Any], kind: str) -> None:
+        """A ``tool_addition`` or ``tool_removal`` block (``BetaRequestToolAdditionBlockParam``,
+        ``BetaRequestToolRemovalBlockParam``)."""
+        tool = block.get("tool")
+        refs = TOOL_ADDITION_REFS if kind == "tool_addition" else TOOL_REMOVAL_REFS
+        if (
+            not isinstance(tool, dict)
+            or not isinstance(tool.get("type"), str)
+            or tool["type"] not in refs
+        ):
+            got = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
+            self.fail(
+                f"{path}.tool",
+                f"a {kind} needs a tool of type {', '.join(sorted(refs))}, got {_snippet(got)}",
+                'Name a declared tool: {"type": "tool_reference", "name": "..."}',
+            )
+            return
+        ref = tool["type"]
+        if ref == "tool_definition":
+            name = self.check_tool(f"{path}.tool.definition", tool.get("definition"))
+            if name is not None:
+                self.tool_names.add(name)
+            return
+        for key in ("name", "server_name"):
+            needed = (key == "name" and ref != "mcp_toolset_reference") or (
+                key == "server_name" and ref != "tool_reference"
+            )
+            if needed and (not isinstance(tool.get(key), str) or not tool.get(key)):
+                self.fail(f"{path}.tool.{key}", f"a {ref} needs a non-empty string {key}")
+        name = tool.get("name")
+        known = not isinstance(name, str) or not name or name in self.tool_names
+        if ref == "tool_reference" and not known:
+            self.fail(
+                f"{path}.tool.name",
+                "names no tool declared in tools or defined by an earlier tool_addition: "
+                f"{_snippet(name)}",
+                "Declare the tool in tools, or add it inline with a tool_definition first",
+            )
+
     def check_block(self, path: str, block: Any, role: str) -> str | None:
         if not isinstance(block, dict):
             self.fail(
@@ -832,6 +991,8 @@ class _Checker:
             if "is_error" in block and not isinstance(block["is_error"], bool):
                 self.fail(f"{path}.is_error", "must be true or false", "")
             self.check_tool_result_content(path, block.get("content"))
+        elif kind in TOOL_CHANGE_BLOCKS:
+            self.check_tool_change(path, block, kind)
         elif kind in CACHEABLE_NEVER:
             if role != "assistant":
                 self.fail(path, f"{kind} blocks belong in assistant messages", "")
@@ -921,7 +1082,7 @@ class _Checker:
         if marker is None:
             return
         kind = block.get("type")
-        if kind in CACHEABLE_NEVER:
+        if isinstance(kind, str) and kind in MARKERLESS_BLOCKS:
             self.fail(
                 f"{path}.cache_control",
                 f"a {kind} block cannot carry cache_control",
@@ -941,6 +1102,9 @@ class _Checker:
             )
 
     def check_alternation(self, messages: list[Any], roles: list[str | None]) -> None:
+        # A system message inside messages is an instruction at its place in the
+        # conversation, not a turn: user and assistant turns alternate around it
+        # (https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages).
         if not self.strict:
             return
         if roles and roles[0] == "assistant":
@@ -949,19 +1113,24 @@ class _Checker:
                 "the conversation starts with an assistant message",
                 "Start with a user message",
             )
-        for i in range(1, len(roles)):
-            if roles[i] is not None and roles[i] == roles[i - 1]:
+        previous: int | None = None
+        for i, role in enumerate(roles):
+            if role == "system":
+                continue
+            if previous is not None and role is not None and role == roles[previous]:
                 self.fail(
                     f"messages[{i}].role",
-                    f"two {roles[i]} messages in a row (messages[{i - 1}] and messages[{i}])",
+                    f"two {role} messages in a row (messages[{previous}] and messages[{i}])",
                     "Roles must alternate user/assistant: merge the two messages' content",
                 )
+            previous = i
 
     def check_pairing(self, messages: list[Any], roles: list[str | None]) -> None:
         # Consecutive same-role messages are one turn to the API (merged), so pair by turn.
+        # A system message between them does not split a turn, nor pair anything.
         turns: list[tuple[str, list[int]]] = []
         for i, role in enumerate(roles):
-            if role is None:
+            if role is None or role == "system":
                 continue
             if turns and turns[-1][0] == role:
                 turns[-1][1].append(i)

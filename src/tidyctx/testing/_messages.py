@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeAlias
 
 from tidyctx._request import ValidationError, block_hash, canonical_json, validate
+from tidyctx._shapes import CONTEXT_EDITS, EFFORTS, THINKING_TYPES
 from tidyctx.cachesim import CacheModel, layout
 from tidyctx.testing._summarizer import is_summary_call, summary_responder
 from tidyctx.tokens import LocalCounter
@@ -217,7 +218,9 @@ class MessagesAPI:
                     return problem
         if "messages" not in body:
             return "messages: Field required"
-        problem = _thinking_problem(body, max_tokens if endpoint != "count" else None)
+        problem = _config_problem(body) or _thinking_problem(
+            body, max_tokens if endpoint != "count" else None
+        )
         if problem:
             return problem
         try:
@@ -430,6 +433,42 @@ def _prewarm_problem(body: Mapping[str, Any]) -> str | None:
         return "max_tokens: 0 (cache pre-warming) cannot be used with output_config.format"
     if isinstance(tool_choice, Mapping) and tool_choice.get("type") in ("any", "tool"):
         return f"max_tokens: 0 (cache pre-warming) cannot be used with tool_choice {tool_choice}"
+    return None
+
+
+def _config_problem(body: Mapping[str, Any]) -> str | None:
+    """The settings the API checks against its param types (the SDK's
+    ``BetaThinkingConfigParam``, ``BetaOutputConfigParam``, ``BetaContextManagementConfigParam``,
+    tabled in ``tidyctx._shapes``)."""
+    thinking = body.get("thinking")
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, Mapping) else None
+        if kind not in THINKING_TYPES:
+            return f"thinking.type: must be one of {', '.join(THINKING_TYPES)}, got {kind!r}"
+    output_config = body.get("output_config")
+    if output_config is not None:
+        if not isinstance(output_config, Mapping):
+            return f"output_config: must be an object, got {type(output_config).__name__}"
+        effort = output_config.get("effort")
+        if effort is not None and effort not in EFFORTS:
+            return f"output_config.effort: must be one of {', '.join(EFFORTS)}, got {effort!r}"
+    management = body.get("context_management")
+    if management is not None:
+        edits = management.get("edits") if isinstance(management, Mapping) else None
+        if edits is not None and not isinstance(edits, list):
+            return "context_management.edits: must be a list"
+        for i, edit in enumerate(edits or []):
+            kind = edit.get("type") if isinstance(edit, Mapping) else None
+            if kind not in CONTEXT_EDITS:
+                return (
+                    f"context_management.edits[{i}].type: must be one of "
+                    f"{', '.join(CONTEXT_EDITS)}, got {kind!r}"
+                )
+            # https://platform.claude.com/docs/en/build-with-claude/context-editing
+            if kind == "clear_thinking_20251015" and i > 0:
+                return (
+                    f"context_management.edits[{i}]: clear_thinking_20251015 must be listed first"
+                )
     return None
 
 

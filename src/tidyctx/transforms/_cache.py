@@ -138,20 +138,32 @@ class Cache(Edge):
         budget = max(MAX_BREAKPOINTS - len(kept), 0)
         stable_ttl = self.stable_ttl or self.ttl
         index = {path: pos for pos, path in enumerate(lay.paths)}
-        blocks = _blocks_by_path(out)
+        # A system message inside messages is left as the client sent it (its string content
+        # is not made a block to carry a marker): breakpoints go on the turns around it.
+        instructions = {
+            f"messages[{i}]"
+            for i, m in enumerate(messages)
+            if isinstance(m, dict) and m.get("role") == "system"
+        }
+        blocks = {
+            path: block
+            for path, block in _blocks_by_path(out).items()
+            if path.split(".", 1)[0] not in instructions
+        }
 
         rolling_plan: list[tuple[int, str]] = []
         bridges: list[tuple[int, str]] = []
         stable: list[tuple[int, str]] = []
         # 3. rolling: the last block of the messages that may carry a marker (walking back
-        # past thinking and order()'s dynamic block, as automatic caching walks back).
-        rolling = _last_in_section(lay, blocks, "messages")
+        # past thinking and order()'s dynamic block, as automatic caching walks back), and
+        # before what the next request will not send the same way.
+        changing = _changing(lay, blocks, messages)
+        rolling = _last_in_section(lay, blocks, "messages", changing)
         use_auto = False
         if rolling is not None:
-            tail_dynamic = any(
-                is_dynamic_block(blocks[p]) for p in lay.paths[rolling + 1 :] if p in blocks
-            )
-            if self.automatic and not tail_dynamic and "cache_control" not in out:
+            # Automatic caching would mark the very last block, past what changes.
+            tail_changes = changing is not None
+            if self.automatic and not tail_changes and "cache_control" not in out:
                 use_auto = True
                 budget = max(budget - 1, 0)
             elif "cache_control" not in out:
@@ -350,9 +362,37 @@ def _last_eligible(
     return None
 
 
-def _last_in_section(lay: Any, blocks: dict[str, Any], section: str) -> int | None:
-    for pos in range(len(lay.paths) - 1, -1, -1):
+def _last_in_section(
+    lay: Any, blocks: dict[str, Any], section: str, before: int | None = None
+) -> int | None:
+    end = len(lay.paths) if before is None else before
+    for pos in range(end - 1, -1, -1):
         if lay.sections[pos] == section and _eligible(blocks.get(lay.paths[pos])):
+            return pos
+    return None
+
+
+def _changing(lay: Any, blocks: dict[str, Any], messages: list[Any]) -> int | None:
+    """The first prefix position the next request of the conversation will not repeat: order()'s
+    dynamic block (its lines move on to the next user message), or a system message shown only
+    until the next user message (``clear_at: "next_user_message"``, see
+    https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages).
+    A breakpoint after it would write an entry no later request reads."""
+    last_user = max(
+        (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"),
+        default=-1,
+    )
+    shown_once = {
+        f"messages[{i}]"
+        for i in range(last_user + 1, len(messages))
+        if isinstance(messages[i], dict)
+        and messages[i].get("role") == "system"
+        and messages[i].get("clear_at") == "next_user_message"
+    }
+    for pos, path in enumerate(lay.paths):
+        if lay.sections[pos] != "messages":
+            continue
+        if is_dynamic_block(blocks.get(path)) or path.split(".", 1)[0] in shown_once:
             return pos
     return None
 

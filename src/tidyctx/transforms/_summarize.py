@@ -22,7 +22,9 @@ have no user message to cut at; the second kind of cut serves them. If no cut ke
 **What it produces.** ``[summary message, (ack,) kept messages...]``: the summary message is a
 user message with one text block that starts ``<tidyctx-summary v1 span=HASH>``; when the kept
 part starts with a user message, a short assistant acknowledgement (:data:`ACK`) follows the
-summary so roles alternate. Every other request key is left as it is.
+summary so roles alternate. System messages inside the summarized part (``role: "system"``,
+with their tool additions and removals) are never summarized away: they follow the summary,
+as sent and in their order. Every other request key is left as it is.
 
 **Rolling, in large steps.** When the request (with the summary in place) passes the trigger
 again, the current summary and the next span are summarized together, so the summary stays
@@ -309,8 +311,9 @@ def _ack() -> dict[str, Any]:
 def leading_summary(messages: Sequence[Any]) -> tuple[int, str | None, str | None]:
     """``(n, body, span)``: a tidyctx summary at the start of ``messages`` and its ack.
 
-    ``n`` is how many messages it takes (0, 1 or 2); ``body`` and ``span`` are None when there
-    is none. A ``cache_control`` marker on the summary block does not matter.
+    ``n`` is how many messages it takes: the summary, the system messages kept with it and its
+    ack; ``body`` and ``span`` are None when there is none. A ``cache_control`` marker on the
+    summary block does not matter.
     """
     if not messages:
         return 0, None, None
@@ -324,11 +327,12 @@ def leading_summary(messages: Sequence[Any]) -> tuple[int, str | None, str | Non
     )
     if match is None:
         return 0, None, None
-    n = 1
-    if len(messages) > 1 and _role(messages[1]) == "assistant":
-        second = [cache_content(b) for b in _content(messages[1])]
+    # The system messages kept with the summary (see _build) follow it, before its ack.
+    n = next((k for k in range(1, len(messages)) if _role(messages[k]) != "system"), 1)
+    if n < len(messages) and _role(messages[n]) == "assistant":
+        second = [cache_content(b) for b in _content(messages[n])]
         if second == [{"type": "text", "text": ACK}]:
-            n = 2
+            n += 1
     return n, match.group("body"), match.group("span")
 
 
@@ -1117,7 +1121,11 @@ def _model_of(request: Mapping[str, Any]) -> str | None:
 
 def _build(request: Request, cut: int, body: str, span: str) -> Request:
     messages = request["messages"]
-    head = [summary_message(body, span)]
+    # System messages are instructions (and tool additions or removals) the client placed in
+    # the conversation: never summarized away, they stay as sent and in their order, after the
+    # summary (a user message, as each followed a user message).
+    kept = [m for m in messages[:cut] if _role(m) == "system"]
+    head = [summary_message(body, span), *kept]
     if _role(messages[cut]) == "user":
         head.append(_ack())
     return {**request, "messages": head + list(messages[cut:])}
