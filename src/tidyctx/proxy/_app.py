@@ -165,11 +165,6 @@ class _Proxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        refusal = self._refusal(scope)
-        if refusal is not None:
-            status, message = refusal
-            await _answer(send, status, _error_body(status, "invalid_request_error", message))
-            return
         path: str = scope["path"]
         session = None
         match = _SESSION.fullmatch(path)
@@ -180,7 +175,7 @@ class _Proxy:
             return
         await self._forward(scope, receive, send, path, session)
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
         # Never an open proxy: a request target must be a path on the configured upstream.
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         if not raw_path.startswith(b"/") or scope["method"] == "CONNECT":
@@ -228,8 +223,6 @@ class _Proxy:
             row.update(
                 model=prepared.model,
                 transforms=prepared.changed,
-                tokens_before=prepared.tokens_before,
-                tokens_after=prepared.tokens_after,
                 fail_open=prepared.fail_open,
                 pipeline_ms=round(prepared.seconds * 1000, 3),
                 request_bytes=len(body),
@@ -238,6 +231,12 @@ class _Proxy:
         tap = UsageTap(streaming) if in_pipeline else None
         raw_send = scope.get(_RAW_SEND, send)
         relay = asyncio.ensure_future(self._relay(request, send, raw_send, tap, row, began))
+        # Tokens are counted for the ledger while the request is upstream, off the loop.
+        counting = (
+            asyncio.ensure_future(anyio.to_thread.run_sync(prepared.count))
+            if prepared is not None
+            else None
+        )
         left = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             await asyncio.wait({relay, left}, return_when=asyncio.FIRST_COMPLETED)
@@ -251,6 +250,10 @@ class _Proxy:
             with contextlib.suppress(asyncio.CancelledError):
                 await left
         row["latency_ms"] = round((time.perf_counter() - began) * 1000, 3)
+        if counting is not None and prepared is not None:
+            await counting
+            row["tokens_before"] = prepared.tokens_before
+            row["tokens_after"] = prepared.tokens_after
         if tap is not None:
             self._usage(row, tap)
         self._record(row)
@@ -382,7 +385,16 @@ async def _drop(send: Send, raw_send: Send) -> None:
 
 
 class _App(Starlette):
+    proxy: _Proxy
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Before any routing, so the proxy's own endpoints are guarded too.
+            refusal = self.proxy.refusal(scope)
+            if refusal is not None:
+                status, message = refusal
+                await _answer(send, status, _error_body(status, "invalid_request_error", message))
+                return
         # Starlette's error middleware wraps send; the proxy needs the server's own to drop a
         # connection (see _drop). Routing updates the scope in place, so the key reaches it.
         scope[_RAW_SEND] = send
@@ -417,5 +429,5 @@ def create_app(config: ProxyConfig) -> Starlette:
         ],
         lifespan=lifespan,
     )
-    app.state.proxy = proxy
+    app.proxy = proxy
     return app

@@ -96,6 +96,20 @@ class Prepared:
     fail_open: str | None = None
     """Why the original bytes went upstream although a pipeline is set; None otherwise."""
     seconds: float = 0.0
+    before: Request | None = field(default=None, repr=False)
+    after: Request | None = field(default=None, repr=False)
+
+    def count(self) -> None:
+        """Fill ``tokens_before`` and ``tokens_after`` (counted locally).
+
+        Separate from :func:`prepare` so the proxy counts while the request is upstream:
+        counting a large request takes longer than transforming it.
+        """
+        if self.before is not None:
+            self.tokens_before = _count(self.before, self.model)
+            after = self.after if self.changed else None
+            self.tokens_after = self.tokens_before if after is None else _count(after, self.model)
+        self.before = self.after = None
 
 
 def _count(request: Request, model: str | None) -> int | None:
@@ -165,9 +179,8 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
         if result != current:
             out.changed.append(name)
         current = result
-    out.tokens_before = _count(request, out.model)
+    out.before = request
     if not out.changed:
-        out.tokens_after = out.tokens_before
         return
     try:
         validate(current, strict=False)
@@ -183,5 +196,5 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
         out.changed = []
         out.fail_open = f"not serializable after the pipeline: {type(err).__name__}"
         return
-    out.tokens_after = _count(current, out.model)
+    out.after = current
     out.body = body
