@@ -81,13 +81,18 @@ def proxy_command(args: argparse.Namespace) -> int:
         print(f"tidyctx proxy: {err}", file=sys.stderr)
         return 2
     app = create_app(config)
-    print(
-        f"tidyctx proxy on http://{args.host}:{args.port} -> {config.upstream} "
-        f"(pipeline {args.pipeline}); set ANTHROPIC_BASE_URL=http://{args.host}:{args.port}",
-        file=sys.stderr,
-    )
+
+    def listening(port: int) -> None:
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(
+            f"tidyctx proxy on http://{host}:{port} -> {config.upstream} (pipeline "
+            f"{args.pipeline}); point agents at it: ANTHROPIC_BASE_URL=http://{host}:{port}",
+            file=sys.stderr,
+            flush=True,
+        )
+
     try:
-        serve(app, args.host, args.port)
+        serve(app, args.host, args.port, on_listen=listening)
     except OSError as err:
         print(f"tidyctx proxy: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -72,9 +73,19 @@ def _server(app: Starlette, log_level: str) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve(app: Starlette, host: str, port: int, *, log_level: str = "warning") -> None:
-    """Serve ``app`` on ``host:port`` until interrupted."""
+def serve(
+    app: Starlette,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "warning",
+    on_listen: Callable[[int], None] | None = None,
+) -> None:
+    """Serve ``app`` on ``host:port`` (0: a free port) until interrupted; ``on_listen`` gets
+    the port once the socket listens."""
     sock = _bind(host, port)
+    if on_listen is not None:
+        on_listen(sock.getsockname()[1])
     _server(app, log_level).run(sockets=[sock])
 
 
