@@ -401,5 +401,6 @@ def test_the_ledger_holds_no_key_header_or_content(
     text = path.read_text()
     assert secret not in text and words not in text and "x-api-key" not in text
     rows = [json.loads(line) for line in text.splitlines()]
-    assert [r["status"] for r in rows] == [200, 200, 200, 400]
+    # Rows are written as calls end (token counting may finish after the next call).
+    assert sorted(r["status"] for r in rows) == [200, 200, 200, 400]
     assert {r["path"] for r in rows} == {"/v1/messages", "/v1/messages/count_tokens"}
