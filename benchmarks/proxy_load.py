@@ -38,6 +38,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,11 @@ async def _session(
             ]
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _rss_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmRSS:\s+(\d+) kB", text)
@@ -216,6 +222,7 @@ def main() -> int:
 
     results = Results()
     memory: list[tuple[float, float]] = []
+    cpu: list[float] = []
 
     async def run() -> float:
         stop = asyncio.Event()
@@ -229,6 +236,7 @@ def main() -> int:
             )
         )
         wall = time.perf_counter() - began
+        cpu.append(_cpu_seconds(proxy.pid))
         stop.set()
         await sampler
         return wall
@@ -263,6 +271,9 @@ def main() -> int:
     say(f"ledger: {len(rows)} rows for {results.proxied} proxied calls, {bad_lines} unparsable "
         f"lines, {len(failed)} rows with an error or non-200 status, "
         f"{sum(1 for r in rows if r.get('fail_open'))} fail-open")  # fmt: skip
+    kinds = Counter(str(r.get("error") or r.get("status")) for r in failed)
+    for kind, count in kinds.most_common(5):
+        say(f"  ledger row: {kind} x {count}")
     say("")
     say(f"{'request size':>16} {'n':>6} {'added p50':>10} {'added p99':>10} "
         f"{'TTFB+ p50':>10} {'TTFB+ p99':>10} {'dumps p50':>10} {'p50/dumps':>10}")  # fmt: skip
@@ -282,6 +293,13 @@ def main() -> int:
     if pipeline_ms:
         p50, p99 = _pct(pipeline_ms, 0.5), _pct(pipeline_ms, 0.99)
         say(f"pipeline time in the proxy (ledger pipeline_ms): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    if cpu and rows:
+        per_call = cpu[0] / len(rows) * 1000
+        say(f"proxy CPU: {cpu[0]:.1f} s over the run, {per_call:.2f} ms per call (all its threads)")
+        inside = [r["latency_ms"] - r["ttfb_ms"] for r in rows if r.get("ttfb_ms") is not None]
+        say(f"upstream time as the proxy saw it (ledger ttfb_ms): p50 "
+            f"{_pct([r['ttfb_ms'] for r in rows if r.get('ttfb_ms')], 0.5):.2f} ms; relaying "
+            f"after the first byte p50 {_pct(inside, 0.5):.2f} ms")  # fmt: skip
     if memory:
         warm = [m for t, m in memory if t >= wall * 0.2]
         say(f"proxy RSS: start {memory[0][1]:.0f} MB, after warm-up (20% of the run) "

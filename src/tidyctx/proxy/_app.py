@@ -283,7 +283,13 @@ class _Proxy:
         began: float,
     ) -> None:
         try:
-            response = await self.client.send(request, stream=True)
+            try:
+                response = await self.client.send(request, stream=True)
+            except httpx.RemoteProtocolError:
+                # The upstream closed a pooled keep-alive connection as this request went out
+                # on it ("disconnected without sending a response"): a race of the proxy's own
+                # pool, which a direct call would not have met; send once more, on a new one.
+                response = await self.client.send(request, stream=True)
         except httpx.TransportError as err:
             row["error"] = f"upstream: {type(err).__name__}"
             await _drop(send, raw_send)
