@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import logging
 import re
 import socket
 import time
@@ -36,6 +37,8 @@ from tidyctx.proxy._pipeline import Prepared, Transform, prepare
 __all__ = ["DEFAULT_UPSTREAM", "ProxyConfig", "SessionTotals", "create_app"]
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
+
+_log = logging.getLogger("tidyctx.proxy")
 
 _PIPELINE_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
 # Hop-by-hop headers (RFC 9110 section 7.6.1) belong to one connection and are not forwarded;
@@ -256,7 +259,9 @@ class _Proxy:
         try:
             await asyncio.wait({relay, left}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not relay.done():  # the client went away: cancel the upstream call
+            # The server reports a disconnect as soon as the response is complete too; only a
+            # client that left before its answer ended cancels the upstream call.
+            if not relay.done() and not row.get("complete"):
                 relay.cancel()
                 row["error"] = "client disconnected"
             left.cancel()
@@ -264,6 +269,7 @@ class _Proxy:
                 await relay
             with contextlib.suppress(asyncio.CancelledError):
                 await left
+        row.pop("complete", None)
         row["latency_ms"] = round((time.perf_counter() - began) * 1000, 3)
         if counting is not None and prepared is not None:
             await counting
@@ -292,6 +298,8 @@ class _Proxy:
                 response = await self.client.send(request, stream=True)
         except httpx.TransportError as err:
             row["error"] = f"upstream: {type(err).__name__}"
+            # The client sees a dropped connection, as it would have; say why here (no content).
+            _log.warning("upstream %s failed: %s", self.config.upstream, type(err).__name__)
             await _drop(send, raw_send)
             return
         try:
@@ -312,6 +320,7 @@ class _Proxy:
                 await _drop(send, raw_send)
                 return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            row["complete"] = True
         finally:
             await response.aclose()
 
