@@ -58,9 +58,6 @@ _HOP = frozenset(
 )
 _SESSION = re.compile(r"/_tidyctx/s/([A-Za-z0-9_-]{1,64})(/.*)")
 _RAW_SEND = "tidyctx.raw_send"
-# With no transforms, a body up to this size is parsed (for the ledger's model) on the event
-# loop: faster than handing it to a worker thread; a larger one goes to the thread.
-_INLINE_PARSE = 64 * 1024
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
 
@@ -216,10 +213,10 @@ class _Proxy:
         headers = [(k, v) for k, v in headers if k != b"content-length"]
         if in_pipeline:
             transforms = self.config.transforms
-            if not transforms and len(body) <= _INLINE_PARSE:
-                prepared = prepare(body, transforms)  # a small parse: cheaper than a thread hop
-            else:
+            if transforms:
                 prepared = await anyio.to_thread.run_sync(prepare, body, transforms)
+            else:  # recording only: the model and usage are read from the response
+                prepared = Prepared(body)
             body = prepared.body
             # Usage is read from the response as it passes, so it must arrive uncompressed.
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"]
@@ -244,9 +241,7 @@ class _Proxy:
                 pipeline_ms=round(prepared.seconds * 1000, 3),
                 request_bytes=len(body),
             )
-        tap = None
-        if prepared is not None:
-            tap = UsageTap(path == "/v1/messages" and prepared.stream)
+        tap = UsageTap() if prepared is not None else None
         raw_send = scope.get(_RAW_SEND, send)
         relay = asyncio.ensure_future(self._relay(request, send, raw_send, tap, row, began))
         # Tokens are counted for the ledger while the request is upstream, off the loop.
@@ -304,6 +299,9 @@ class _Proxy:
             return
         try:
             row["status"] = response.status_code
+            if tap is not None:
+                content_type = response.headers.get("content-type", "")
+                tap.streaming = content_type.startswith("text/event-stream")
             row["ttfb_ms"] = round((time.perf_counter() - began) * 1000, 3)
             headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP]
             await send(
@@ -331,7 +329,7 @@ class _Proxy:
         usage = usage_fields(tap.usage)
         row["usage"] = usage or None
         if tap.error_type:
-            row["error"] = row.get("error") or f"stream error: {tap.error_type}"
+            row["error"] = row.get("error") or f"api error: {tap.error_type}"
         cost = cost_of(tap.usage, model) if usage else None
         row["cost_usd"] = cost
         row["saved_usd"] = _saved(row, usage, cost)

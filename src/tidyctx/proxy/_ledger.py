@@ -98,8 +98,9 @@ class UsageTap:
     for JSON it keeps the body (up to ``limit`` bytes) and parses it at the end.
     """
 
-    def __init__(self, streaming: bool, limit: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, streaming: bool = False, limit: int = 8 * 1024 * 1024) -> None:
         self.streaming = streaming
+        """Read as Server-Sent Events; set from the response's ``content-type``."""
         self.usage: dict[str, Any] = {}
         self.model: str | None = None
         self.error_type: str | None = None

@@ -89,8 +89,6 @@ class Prepared:
     body: bytes
     """The bytes to send: the pipeline's output, or the original bytes."""
     model: str | None = None
-    stream: bool = False
-    """Whether the request asks for a streamed answer (``"stream": true``)."""
     changed: list[str] = field(default_factory=list)
     """The transforms that changed the request, in order."""
     tokens_before: int | None = None
@@ -160,7 +158,6 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
         return
     model = parsed.get("model")
     out.model = model if isinstance(model, str) else None
-    out.stream = parsed.get("stream") is True
     if not transforms:
         return
     try:
