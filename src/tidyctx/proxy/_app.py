@@ -245,11 +245,9 @@ class _Proxy:
         raw_send = scope.get(_RAW_SEND, send)
         relay = asyncio.ensure_future(self._relay(request, send, raw_send, tap, row, began))
         # Tokens are counted for the ledger while the request is upstream, off the loop.
-        counting = (
-            asyncio.ensure_future(anyio.to_thread.run_sync(prepared.count))
-            if prepared is not None
-            else None
-        )
+        counting = None
+        if prepared is not None and prepared.before is not None:
+            counting = asyncio.ensure_future(anyio.to_thread.run_sync(prepared.count))
         left = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             await asyncio.wait({relay, left}, return_when=asyncio.FIRST_COMPLETED)
@@ -266,8 +264,9 @@ class _Proxy:
                 await left
         row.pop("complete", None)
         row["latency_ms"] = round((time.perf_counter() - began) * 1000, 3)
-        if counting is not None and prepared is not None:
+        if counting is not None:
             await counting
+        if prepared is not None:
             row["tokens_before"] = prepared.tokens_before
             row["tokens_after"] = prepared.tokens_after
         if tap is not None:
