@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anthropic
@@ -406,3 +408,32 @@ def test_the_ledger_holds_no_key_header_or_content(
     # Rows are written as calls end (token counting may finish after the next call).
     assert sorted(r["status"] for r in rows) == [200, 200, 200, 400]
     assert {r["path"] for r in rows} == {"/v1/messages", "/v1/messages/count_tokens"}
+
+
+def test_a_slow_pipeline_does_not_hold_other_sessions(local_server: LocalServer) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def slow_for_one(request: dict[str, Any]) -> dict[str, Any]:
+        # Blocks only the request marked "slow", as a long transform of a huge request would.
+        if request["messages"][0]["content"] == "slow":
+            entered.set()
+            release.wait(120)
+        return request
+
+    slow = {**tool_request("short"), "messages": [{"role": "user", "content": "slow"}]}
+    with (
+        proxy_to(local_server.base_url, [slow_for_one]) as (proxy, rows),
+        ThreadPoolExecutor(1) as pool,
+    ):
+        blocked = pool.submit(_client(proxy.base_url).messages.create, **slow)
+        try:
+            assert entered.wait(120)
+            # While the slow request is held in the pipeline, another session streams through.
+            with _client(proxy.base_url).messages.stream(**tool_request("short")) as stream:
+                assert stream.get_final_text() == "ok"
+            assert not blocked.done()
+        finally:
+            release.set()
+        assert blocked.result(timeout=120).content
+    assert len(rows) == 2
