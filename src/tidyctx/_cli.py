@@ -5,6 +5,8 @@
 ``tidyctx slice FILE SYMBOL...`` (or ``--line N``): the code of definitions, with line numbers.
 ``tidyctx outline FILE``: a file's classes, functions and methods, signatures only.
 ``tidyctx mcp [--store URL]``: an MCP server (stdio) whose ``tidyctx_expand`` tool reads cuts back.
+``tidyctx proxy``: the pipeline in front of any agent that reads ANTHROPIC_BASE_URL.
+``tidyctx run -- COMMAND...``: run COMMAND behind the proxy; print what it cost and saved.
 """
 
 from __future__ import annotations
@@ -408,6 +410,40 @@ def mcp_server(store_url: str | None, *, err: Any = None) -> int:
     return 0
 
 
+def _add_proxy_commands(sub: Any) -> None:
+    from tidyctx.proxy._command import add_proxy_options
+
+    px = sub.add_parser(
+        "proxy",
+        help="a local Anthropic API proxy that applies the pipeline to every request",
+        description="Serve a proxy for the Anthropic API: POST /v1/messages and count_tokens "
+        "go through the pipeline (failing open: any error sends the original request), "
+        "everything else is forwarded untouched; one ledger row per call. Point an agent at "
+        "it with ANTHROPIC_BASE_URL.",
+    )
+    add_proxy_options(px)
+    rn = sub.add_parser(
+        "run",
+        help="run a command behind the proxy and print what its API calls cost and saved",
+        description="Start a proxy (or reuse one running on --port with the same upstream and "
+        "pipeline), run COMMAND with ANTHROPIC_BASE_URL pointing at it, print the session's "
+        "cost and savings, and exit with COMMAND's exit code.",
+    )
+    add_proxy_options(rn)
+    rn.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND...")
+
+
+def _proxy_main(args: argparse.Namespace) -> int:
+    from tidyctx.proxy._command import proxy_command, run_command
+
+    if args.command == "proxy":
+        return proxy_command(args)
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    return run_command(args, argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidyctx", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -425,9 +461,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk.add_argument("--model", help="simulate as this model instead of each request's")
     _add_code_commands(sub)
     _add_mcp_command(sub)
+    _add_proxy_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "mcp":  # standard output carries the protocol
         return mcp_server(args.store)
+    if args.command in ("proxy", "run"):
+        return _proxy_main(args)
     if sys.stdout is None:  # started with its standard output closed (``>&-``)
         print(
             f"tidyctx {args.command}: standard output is closed; nothing to write to",

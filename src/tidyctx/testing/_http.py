@@ -182,6 +182,10 @@ class ThreadedServer(ThreadingHTTPServer):
     # starts its handler threads itself and stop() joins them.
     daemon_threads = True
     block_on_close = False
+    # socketserver's default listen backlog is 5: with dozens of clients connecting at once
+    # (a proxy's connection pool under load) the kernel drops connections past it, and each
+    # dropped one costs its client a SYN retransmission (1 s and up) or a reset.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], respond: Respond) -> None:
         self.respond = respond

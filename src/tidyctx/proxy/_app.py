@@ -1,0 +1,449 @@
+"""The proxy as an ASGI application (Starlette), forwarding to one upstream with httpx.
+
+``POST /v1/messages`` and ``POST /v1/messages/count_tokens`` go through the pipeline (in a
+worker thread, so one large request never stalls the streams of other sessions); every other
+request is forwarded as received. Responses (status, headers, body; JSON, Server-Sent Events
+and errors alike) are relayed chunk by chunk as they arrive. Paths under ``/_tidyctx/`` are
+the proxy's own: ``/_tidyctx/health``, ``/_tidyctx/sessions/ID`` (a session's totals) and the
+session prefix ``/_tidyctx/s/ID/`` that ``tidyctx run`` puts in ``ANTHROPIC_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.types import Message, Receive, Scope, Send
+
+from tidyctx.proxy._ledger import Record, UsageTap, cost_of, usage_fields
+from tidyctx.proxy._pipeline import Prepared, Transform, prepare
+
+__all__ = ["DEFAULT_UPSTREAM", "ProxyConfig", "SessionTotals", "create_app"]
+
+DEFAULT_UPSTREAM = "https://api.anthropic.com"
+
+_log = logging.getLogger("tidyctx.proxy")
+
+_PIPELINE_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
+# Hop-by-hop headers (RFC 9110 section 7.6.1) belong to one connection and are not forwarded;
+# host and content-length are set for the upstream request by httpx.
+_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_SESSION = re.compile(r"/_tidyctx/s/([A-Za-z0-9_-]{1,64})(/.*)")
+_RAW_SEND = "tidyctx.raw_send"
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+@dataclass
+class SessionTotals:
+    """Running totals of one session (the calls under one ``/_tidyctx/s/ID/`` prefix)."""
+
+    calls: int = 0
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    tokens_before: int = 0
+    tokens_after: int = 0
+    fail_open: int = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.calls += 1
+        self.cost_usd += row.get("cost_usd") or 0.0
+        self.saved_usd += row.get("saved_usd") or 0.0
+        if row.get("tokens_before") is not None and row.get("tokens_after") is not None:
+            self.tokens_before += row["tokens_before"]
+            self.tokens_after += row["tokens_after"]
+        if row.get("fail_open"):
+            self.fail_open += 1
+
+
+@dataclass
+class ProxyConfig:
+    """What a proxy needs: where to forward, which pipeline, where rows go."""
+
+    upstream: str = DEFAULT_UPSTREAM
+    transforms: Sequence[Transform] = ()
+    pipeline: str = "off"
+    """The pipeline's name, for the ledger and ``/_tidyctx/health``."""
+    record: Record | None = None
+    host: str = "127.0.0.1"
+    """The interface the proxy binds; with a loopback one only loopback Host names pass."""
+    allowed_hosts: Sequence[str] = ()
+    """More Host names the proxy answers to (for a non-loopback bind)."""
+    connect_timeout: float = 30.0
+    read_timeout: float | None = None
+    """None: the client's own timeout decides (a long generation may take minutes)."""
+    max_connections: int = 200
+    transport: httpx.AsyncBaseTransport | None = None
+    sessions: dict[str, SessionTotals] = field(default_factory=dict)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(value: str) -> str:
+    if value.startswith("["):  # [::1]:8788
+        return value[1:].partition("]")[0]
+    if value.count(":") == 1:
+        return value.partition(":")[0]
+    return value
+
+
+def _error_body(status: int, kind: str, message: str) -> bytes:
+    return json.dumps(
+        {"type": "error", "error": {"type": kind, "message": message}, "request_id": None}
+    ).encode()
+
+
+class _Proxy:
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        upstream = httpx.URL(config.upstream)
+        if upstream.scheme not in ("http", "https") or not upstream.host:
+            raise ValueError(f"upstream must be an http(s) URL, got {config.upstream!r}")
+        self.upstream = upstream
+        self.base_path = upstream.raw_path.rstrip(b"/")
+        allowed = {h.lower() for h in config.allowed_hosts}
+        if not _is_loopback(config.host) and config.host not in ("0.0.0.0", "::"):
+            allowed.add(config.host.lower())
+        self.allowed_hosts = allowed
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            limits = httpx.Limits(
+                max_connections=self.config.max_connections,
+                max_keepalive_connections=self.config.max_connections,
+            )
+            timeout = httpx.Timeout(
+                connect=self.config.connect_timeout,
+                read=self.config.read_timeout,
+                write=self.config.read_timeout,
+                pool=None,
+            )
+            # TCP_NODELAY: httpx writes a request's headers and body in separate sends, and
+            # the socket it opens does not disable Nagle's algorithm, so with the upstream's
+            # delayed ACK every POST would wait ~10-40 ms for the body to leave.
+            transport = self.config.transport or httpx.AsyncHTTPTransport(
+                limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            )
+            # trust_env=False: never route through an HTTP(S)_PROXY from the environment; the
+            # proxy forwards only to its configured upstream.
+            self._client = httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- ASGI entry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        session = None
+        match = _SESSION.fullmatch(path)
+        if match:
+            session, path = match.group(1), match.group(2)
+        elif path.startswith("/_tidyctx/"):
+            await _answer(send, 404, _error_body(404, "not_found_error", f"no such path: {path}"))
+            return
+        await self._forward(scope, receive, send, path, session)
+
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        # Never an open proxy: a request target must be a path on the configured upstream.
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        if not raw_path.startswith(b"/") or scope["method"] == "CONNECT":
+            return 400, "tidyctx proxy forwards only to its configured upstream"
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = _host_name(value.decode("latin-1")).lower()
+                if not _is_loopback(host) and host not in self.allowed_hosts:
+                    return 421, f"tidyctx proxy does not serve host {host!r}"
+        return None
+
+    # -- forwarding
+
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, path: str, session: str | None
+    ) -> None:
+        began = time.perf_counter()
+        body = await _read_body(receive)
+        if body is None:  # the client left before sending its request
+            return
+        method: str = scope["method"]
+        in_pipeline = method == "POST" and path in _PIPELINE_PATHS
+        prepared: Prepared | None = None
+        headers = [(k, v) for k, v in scope["headers"] if k not in _HOP and k != b"host"]
+        headers = [(k, v) for k, v in headers if k != b"content-length"]
+        if in_pipeline:
+            transforms = self.config.transforms
+            if transforms:
+                prepared = await anyio.to_thread.run_sync(prepare, body, transforms)
+            else:  # recording only: the model and usage are read from the response
+                prepared = Prepared(body)
+            body = prepared.body
+            # Usage is read from the response as it passes, so it must arrive uncompressed.
+            headers = [(k, v) for k, v in headers if k != b"accept-encoding"]
+            headers.append((b"accept-encoding", b"identity"))
+        query: bytes = scope.get("query_string") or b""
+        url = self.upstream.copy_with(
+            raw_path=self.base_path + path.encode() + (b"?" + query if query else b"")
+        )
+        request = self.client.build_request(method, url, headers=headers, content=body)
+        row: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "session": session,
+            "method": method,
+            "path": path,
+            "pipeline": self.config.pipeline if in_pipeline else None,
+        }
+        if prepared is not None:
+            row.update(
+                model=prepared.model,
+                transforms=prepared.changed,
+                fail_open=prepared.fail_open,
+                pipeline_ms=round(prepared.seconds * 1000, 3),
+                request_bytes=len(body),
+            )
+        tap = UsageTap() if prepared is not None else None
+        raw_send = scope.get(_RAW_SEND, send)
+        relay = asyncio.ensure_future(self._relay(request, send, raw_send, tap, row, began))
+        # Tokens are counted for the ledger while the request is upstream, off the loop.
+        counting = None
+        if prepared is not None and prepared.before is not None:
+            counting = asyncio.ensure_future(anyio.to_thread.run_sync(prepared.count))
+        left = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            await asyncio.wait({relay, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # The server reports a disconnect as soon as the response is complete too; only a
+            # client that left before its answer ended cancels the upstream call.
+            if not relay.done() and not row.get("complete"):
+                relay.cancel()
+                row["error"] = "client disconnected"
+            left.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+            with contextlib.suppress(asyncio.CancelledError):
+                await left
+        row.pop("complete", None)
+        row["latency_ms"] = round((time.perf_counter() - began) * 1000, 3)
+        if counting is not None:
+            await counting
+        if prepared is not None:
+            row["tokens_before"] = prepared.tokens_before
+            row["tokens_after"] = prepared.tokens_after
+        if tap is not None:
+            self._usage(row, tap)
+        self._record(row)
+
+    async def _relay(
+        self,
+        request: httpx.Request,
+        send: Send,
+        raw_send: Send,
+        tap: UsageTap | None,
+        row: dict[str, Any],
+        began: float,
+    ) -> None:
+        try:
+            try:
+                response = await self.client.send(request, stream=True)
+            except httpx.RemoteProtocolError:
+                # The upstream closed a pooled keep-alive connection as this request went out
+                # on it ("disconnected without sending a response"): a race of the proxy's own
+                # pool, which a direct call would not have met; send once more, on a new one.
+                response = await self.client.send(request, stream=True)
+        except httpx.TransportError as err:
+            row["error"] = f"upstream: {type(err).__name__}"
+            # The client sees a dropped connection, as it would have; say why here (no content).
+            _log.warning("upstream %s failed: %s", self.config.upstream, type(err).__name__)
+            await _drop(send, raw_send)
+            return
+        try:
+            row["status"] = response.status_code
+            if tap is not None:
+                content_type = response.headers.get("content-type", "")
+                tap.streaming = content_type.startswith("text/event-stream")
+            row["ttfb_ms"] = round((time.perf_counter() - began) * 1000, 3)
+            headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP]
+            await send(
+                {"type": "http.response.start", "status": response.status_code, "headers": headers}
+            )
+            try:
+                async for chunk in response.aiter_raw():
+                    if tap is not None:
+                        tap.feed(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.TransportError as err:
+                # The upstream broke off mid-response: break off too, as it would have looked.
+                row["error"] = f"upstream: {type(err).__name__}"
+                await _drop(send, raw_send)
+                return
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            row["complete"] = True
+        finally:
+            await response.aclose()
+
+    def _usage(self, row: dict[str, Any], tap: UsageTap) -> None:
+        tap.finish()
+        model = row.get("model") or tap.model
+        row["model"] = model
+        usage = usage_fields(tap.usage)
+        row["usage"] = usage or None
+        if tap.error_type:
+            row["error"] = row.get("error") or f"api error: {tap.error_type}"
+        cost = cost_of(tap.usage, model) if usage else None
+        row["cost_usd"] = cost
+        row["saved_usd"] = _saved(row, usage, cost)
+
+    def _record(self, row: dict[str, Any]) -> None:
+        session = row.get("session")
+        if session:
+            self.config.sessions.setdefault(session, SessionTotals()).add(row)
+        if self.config.record is not None:
+            self.config.record(row)
+
+
+def _saved(row: dict[str, Any], usage: dict[str, int], cost: float | None) -> float | None:
+    """What the removed tokens would have cost, billed at this call's mean input rate."""
+    before, after = row.get("tokens_before"), row.get("tokens_after")
+    if cost is None or before is None or after is None or before <= after:
+        return 0.0 if cost is not None else None
+    billed = sum(
+        usage.get(k, 0)
+        for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    )
+    if billed <= 0:
+        return 0.0
+    model = row.get("model")
+    output_cost = cost_of({"output_tokens": usage.get("output_tokens", 0)}, model) or 0.0
+    saved: float = round((cost - output_cost) / billed * (before - after), 8)
+    return saved
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _drop(send: Send, raw_send: Send) -> None:
+    """Close the client's connection without an answer, as a failed upstream connection would.
+
+    uvicorn hands the application its connection's ``send`` (a method of the request cycle,
+    which holds the transport); aborting that transport resets the connection. Under another
+    server the client gets a 502 in the API's error shape instead (or, mid-response, an
+    incomplete body).
+    """
+    transport = getattr(getattr(raw_send, "__self__", None), "transport", None)
+    if transport is not None and hasattr(transport, "abort"):
+        transport.abort()
+        await asyncio.sleep(0)
+        return
+    body = _error_body(502, "api_error", "tidyctx proxy: the upstream connection failed")
+    with contextlib.suppress(Exception):
+        await _answer(send, 502, body)
+
+
+class _App(Starlette):
+    proxy: _Proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Before any routing, so the proxy's own endpoints are guarded too.
+            refusal = self.proxy.refusal(scope)
+            if refusal is not None:
+                status, message = refusal
+                await _answer(send, status, _error_body(status, "invalid_request_error", message))
+                return
+        # Starlette's error middleware wraps send; the proxy needs the server's own to drop a
+        # connection (see _drop). Routing updates the scope in place, so the key reaches it.
+        scope[_RAW_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
+def create_app(config: ProxyConfig) -> Starlette:
+    """The proxy as a Starlette application: its own routes, then everything forwarded."""
+    proxy = _Proxy(config)
+
+    async def health(request: StarletteRequest) -> JSONResponse:
+        return JSONResponse(
+            {"tidyctx": "proxy", "upstream": config.upstream, "pipeline": config.pipeline}
+        )
+
+    async def session_totals(request: StarletteRequest) -> JSONResponse:
+        totals = config.sessions.get(request.path_params["session"], SessionTotals())
+        return JSONResponse(asdict(totals))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await proxy.aclose()
+
+    app = _App(
+        routes=[
+            Route("/_tidyctx/health", health),
+            Route("/_tidyctx/sessions/{session:str}", session_totals),
+            Mount("/", app=proxy),
+        ],
+        lifespan=lifespan,
+    )
+    app.proxy = proxy
+    return app

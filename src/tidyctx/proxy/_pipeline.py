@@ -1,0 +1,200 @@
+"""What the proxy does to one request body: parse, run the pipeline, validate, serialize.
+
+Everything here runs in a worker thread (see ``_app``), never on the event loop, and never
+raises: any failure gives back the original bytes and the reason, so the agent behind the
+proxy is never failed by tidyctx (fail open).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from tidyctx._edge import Edge, guarded, start, transform_name
+from tidyctx._request import Request, ValidationError, validate
+from tidyctx.store import Store
+from tidyctx.tokens import LocalCounter
+
+__all__ = ["PIPELINES", "Prepared", "prepare", "select_pipeline"]
+
+Transform = Callable[[Request], Request]
+
+PIPELINES = ("defaults", "cache-only", "off")
+"""The named pipelines; ``module:attr`` names a pipeline of your own."""
+
+
+def _code_extra() -> bool:
+    try:
+        importlib.import_module("tree_sitter")
+    except ImportError:
+        return False
+    return True
+
+
+def select_pipeline(spec: str, store: Store) -> list[Transform]:
+    """The transforms of pipeline ``spec``, keeping cut originals in ``store``.
+
+    ``defaults``: order, slice_code (when the ``code`` extra is installed), trim and cache;
+    ``cache-only``: order and cache; ``off``: nothing (a recording proxy); ``module:attr``: a
+    list of transforms, or a function of no arguments returning one (such as a factory of
+    your own), imported from an installed module.
+    """
+    # The one place that names the proxy's default pipeline: when the library grows a
+    # recommended pipeline of its own (tc.defaults), "defaults" becomes that call.
+    from tidyctx import cache, order, slice_code, trim
+
+    if spec == "off":
+        return []
+    if spec == "cache-only":
+        return [order(), cache()]
+    if spec == "defaults":
+        steps: list[Transform] = [order()]
+        if _code_extra():
+            steps.append(slice_code(store=store))
+        steps.append(trim(max_tokens=1500, head=0.6, slack=0.5, store=store))
+        steps.append(cache())
+        return steps
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(
+            f"--pipeline {spec!r}: expected one of {', '.join(PIPELINES)} or module:attr"
+        )
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"--pipeline {spec!r}: cannot import {module_name!r}: {err}") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"--pipeline {spec!r}: {module_name!r} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if callable(target) and not isinstance(target, list | tuple):
+        target = target()
+    if not isinstance(target, list | tuple) or not all(callable(t) for t in target):
+        raise ValueError(
+            f"--pipeline {spec!r}: {attr} must be a list of transforms, or a function of no "
+            "arguments returning one"
+        )
+    return list(target)
+
+
+@dataclass
+class Prepared:
+    """One request body after the pipeline: what to send upstream and what happened."""
+
+    body: bytes
+    """The bytes to send: the pipeline's output, or the original bytes."""
+    model: str | None = None
+    changed: list[str] = field(default_factory=list)
+    """The transforms that changed the request, in order."""
+    tokens_before: int | None = None
+    tokens_after: int | None = None
+    fail_open: str | None = None
+    """Why the original bytes went upstream although a pipeline is set; None otherwise."""
+    seconds: float = 0.0
+    before: Request | None = field(default=None, repr=False)
+    after: Request | None = field(default=None, repr=False)
+
+    def count(self) -> None:
+        """Fill ``tokens_before`` and ``tokens_after`` (counted locally).
+
+        Separate from :func:`prepare` so the proxy counts while the request is upstream:
+        counting a large request takes longer than transforming it.
+        """
+        if self.before is not None:
+            self.tokens_before = _count(self.before, self.model)
+            after = self.after if self.changed else None
+            self.tokens_after = self.tokens_before if after is None else _count(after, self.model)
+        self.before = self.after = None
+
+
+def _count(request: Request, model: str | None) -> int | None:
+    try:
+        return LocalCounter(model).count_request(request)
+    except Exception:  # counting is for the ledger only; never let it fail the request
+        return None
+
+
+def _where(err: BaseException) -> str:
+    # Name the place and the kind of error, never the message: a ValidationError's message can
+    # quote the request's content, which the ledger must not hold.
+    if isinstance(err, ValidationError):
+        return f"{type(err).__name__} at {err.path}"
+    return type(err).__name__
+
+
+def _step(t: Transform, request: Request) -> Any:
+    # tidyctx's own transforms run their body on the request converted once, as pipe() does.
+    return t.apply(request) if isinstance(t, Edge) else t(request)
+
+
+def prepare(raw: bytes, transforms: Sequence[Transform]) -> Prepared:
+    """Run ``transforms`` over the JSON request ``raw``; fail open on any error."""
+    began = time.perf_counter()
+    out = Prepared(raw)
+    try:
+        _prepare(raw, transforms, out)
+    except Exception as err:  # fail open whatever went wrong, and say what it was
+        out.body = raw
+        out.fail_open = out.fail_open or f"proxy error: {_where(err)}"
+    out.seconds = time.perf_counter() - began
+    return out
+
+
+def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None:
+    try:
+        parsed = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        if transforms:
+            out.fail_open = f"body is not JSON: {type(err).__name__}"
+        return
+    if not isinstance(parsed, dict):
+        if transforms:
+            out.fail_open = "body is not a JSON object"
+        return
+    model = parsed.get("model")
+    out.model = model if isinstance(model, str) else None
+    if not transforms:
+        return
+    try:
+        request, _ = start(parsed)
+    except Exception as err:
+        out.fail_open = f"request not read: {_where(err)}"
+        return
+    current = request
+    for t in transforms:
+        name = transform_name(t)
+        try:
+            result = guarded(current, partial(_step, t, current))
+        except Exception as err:
+            out.fail_open = f"transform {name} failed: {_where(err)}"
+            return
+        if not isinstance(result, dict):
+            out.fail_open = f"transform {name} returned {type(result).__name__}"
+            return
+        if result != current:
+            out.changed.append(name)
+        current = result
+    out.before = request
+    if not out.changed:
+        return
+    try:
+        validate(current, strict=False)
+    except Exception as err:
+        out.changed = []
+        out.fail_open = f"invalid after the pipeline: {_where(err)}"
+        return
+    try:
+        body = json.dumps(
+            current, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError) as err:
+        out.changed = []
+        out.fail_open = f"not serializable after the pipeline: {type(err).__name__}"
+        return
+    out.after = current
+    out.body = body

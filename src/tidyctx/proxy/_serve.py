@@ -1,0 +1,139 @@
+"""Serving the proxy: the store, uvicorn on a socket, in the foreground or in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+from starlette.applications import Starlette
+
+from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store
+
+__all__ = ["RunningProxy", "default_store_path", "open_store", "serve", "start_in_thread"]
+
+
+def default_store_path() -> Path:
+    """Where the proxy keeps cut originals by default: the user's cache directory."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tidyctx" / "proxy-store.sqlite"
+
+
+def open_store(url: str | None) -> Store:
+    """The store named by ``url``: ``redis://...`` (or ``rediss://``), ``memory:``, a SQLite
+    file path (or ``sqlite:///path``); None for the default SQLite file."""
+    if url is None:
+        path = default_store_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteStore(path)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(url)
+    if url == "memory:":
+        return MemoryStore()
+    if url.startswith("sqlite:///"):
+        url = url[len("sqlite://") :]
+    elif "://" in url:
+        raise ValueError(
+            f"--store {url!r}: expected redis://..., sqlite:///PATH, memory: or a path"
+        )
+    return SQLiteStore(url)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says
+    # TCP, and accepted connections inherit it; with proto 0, Nagle's algorithm and the
+    # client's delayed ACK add ~40 ms to every response written in two parts.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _server(app: Starlette, log_level: str) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,  # the ledger is the record; an access log adds nothing private-safe
+        # The upstream's own Date and Server headers are relayed; uvicorn must not add its own.
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=75,
+        lifespan="on",
+    )
+    return uvicorn.Server(config)
+
+
+def serve(
+    app: Starlette,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "warning",
+    on_listen: Callable[[int], None] | None = None,
+) -> None:
+    """Serve ``app`` on ``host:port`` (0: a free port) until interrupted; ``on_listen`` gets
+    the port once the socket listens."""
+    sock = _bind(host, port)
+    if on_listen is not None:
+        on_listen(sock.getsockname()[1])
+    _server(app, log_level).run(sockets=[sock])
+
+
+class RunningProxy:
+    """A proxy served by uvicorn in a background thread; :meth:`stop` ends it."""
+
+    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self._sock = _bind(host, port)
+        self.host = host
+        self.port: int = self._sock.getsockname()[1]
+        self._server = _server(app, "warning")
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
+            name=f"tidyctx-proxy-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the proxy stopped while starting")
+            self._thread.join(0.01)
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join()
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_in_thread(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> RunningProxy:
+    """Serve ``app`` in a background thread on ``host:port`` (0: a free port)."""
+    return RunningProxy(app, host, port)
