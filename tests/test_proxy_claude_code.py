@@ -1,0 +1,109 @@
+"""The real Claude Code CLI behind ``tidyctx proxy``: no code change, only ANTHROPIC_BASE_URL.
+
+The CLI (installed once per machine from npm, see ``claude_code.py``; skipped, saying why,
+where npm is absent) runs a scripted tool loop through a proxy with the default pipeline to a
+LocalServer. Every request it sends goes through the pipeline (none fails open), reaches the
+server valid, and the long Bash output arrives cut; the session ends with the scripted answer
+and the ledger holds one row per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import claude_code
+import tidyctx as tc
+from proxy_helpers import proxy_to
+from tidyctx.proxy._pipeline import select_pipeline
+from tidyctx.testing import LocalServer
+
+ANSWER = "All counted: DONE-7."
+LINES = 4000
+
+
+@pytest.fixture(scope="module")
+def claude_cli() -> Path:
+    found = claude_code.install()
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found
+
+
+def _responder(body: dict[str, Any]) -> Any:
+    if not body.get("tools"):
+        return "Counting"  # a side call (a title)
+    if claude_code.tool_results(body) == 0:
+        command = {"command": f"seq 1 {LINES}", "description": "Count"}
+        return [
+            {"type": "thinking", "thinking": "Count first."},
+            {"type": "tool_use", "name": "Bash", "input": command},
+        ]
+    return [{"type": "thinking", "thinking": "Done."}, {"type": "text", "text": ANSWER}]
+
+
+@pytest.fixture(scope="module")
+def session(
+    claude_cli: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, Any], list[Any], list[dict[str, Any]]]]:
+    """(the CLI's JSON result, the requests the server received, the proxy's ledger rows)."""
+    work = tmp_path_factory.mktemp("project")
+    transforms = select_pipeline("defaults", tc.MemoryStore())
+    with (
+        LocalServer(responder=_responder) as srv,
+        proxy_to(srv.base_url, transforms) as (
+            proxy,
+            rows,
+        ),
+    ):
+        result = claude_code.run(claude_cli, proxy.base_url, f"Count to {LINES} with seq.", work)
+        yield result, [r for r in srv.requests if r.path == "/v1/messages"], rows
+
+
+def test_claude_code_ends_its_session_through_the_proxy(
+    session: tuple[dict[str, Any], list[Any], list[dict[str, Any]]],
+) -> None:
+    result, requests, _ = session
+    assert result["is_error"] is False, result
+    assert result["result"] == ANSWER
+    tool_calls = [r for r in requests if r.body.get("tools")]
+    assert [claude_code.tool_results(r.body) for r in tool_calls] == [0, 1]
+
+
+def test_every_claude_code_request_goes_through_the_pipeline_and_arrives_valid(
+    session: tuple[dict[str, Any], list[Any], list[dict[str, Any]]],
+) -> None:
+    _, requests, rows = session
+    for recorded in requests:
+        tc.validate(recorded.body)
+        assert any(m.get("role") == "system" for m in recorded.body["messages"]) or not (
+            recorded.body.get("tools")
+        )
+    messages_rows = [
+        row for row in rows if row.get("path", "/v1/messages").startswith("/v1/messages")
+    ]
+    assert len(messages_rows) == len(requests), rows
+    assert not [row for row in messages_rows if row.get("fail_open")], messages_rows
+
+
+def test_the_long_bash_output_reaches_the_server_cut(
+    session: tuple[dict[str, Any], list[Any], list[dict[str, Any]]],
+) -> None:
+    _, requests, rows = session
+    last = [r for r in requests if r.body.get("tools")][-1].body
+    results = [
+        block
+        for message in last["messages"]
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+    (bash,) = results
+    text = bash["content"] if isinstance(bash["content"], str) else bash["content"][0]["text"]
+    assert "[tidyctx: " in text and "tidyctx_expand" in text
+    assert text.count("\n") < LINES / 4
+    cut = [row for row in rows if row.get("tokens_before") and row.get("tokens_after")]
+    assert any(row["tokens_after"] < row["tokens_before"] for row in cut), rows
