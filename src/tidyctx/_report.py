@@ -491,8 +491,9 @@ def _block_text(block: Any) -> str:
 def render_html(data: ReportData) -> str:
     """The self-contained page of ``data``."""
     payload = json.dumps(data.as_json(), ensure_ascii=True, separators=(",", ":"))
-    # In a <script> element only "</" can end it early; "<\/" reads the same in JSON.
-    payload = payload.replace("</", "<\\/")
+    # Inside a <script> element "</script" or "<!--" would end or bend it: no "<" at all
+    # (it occurs only in JSON strings, where "\\u003c" reads the same).
+    payload = payload.replace("<", "\\u003c")
     esc = html.escape
     facts = "".join(
         f"<div class=fact><b>{esc(v)}</b><span>{esc(k)}</span></div>" for k, v in data.facts
