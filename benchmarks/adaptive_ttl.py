@@ -8,7 +8,11 @@ tidyctx.cachesim, under three strategies that differ only in the TTL:
   5m        tc.pipe(r, tc.order(seen=memory), tc.cache())
   1h        the same with tc.cache(ttl="1h", stable_ttl="1h")
   adaptive  the same with tc.cache(ttl="adaptive", pauses=p), where p.record(r, at=t) runs
-            before each call, as a wrapper or proxy does
+            before each call, as a wrapper or proxy does; p = tc.Pauses()
+  prior     the same with p = tc.Pauses(prior=0.05): a pause expected in 1 gap in 20 until
+            the gaps seen say otherwise
+
+    --recorded   only the recorded timestamps (no pause models)
 
 and under pause patterns (the times the calls are sent at):
 
@@ -31,6 +35,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import replay
@@ -92,9 +97,9 @@ def fixed(ttl: str) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
 
 
 def adaptive(
-    requests: list[dict[str, Any]], ts: Sequence[float | None]
+    requests: list[dict[str, Any]], ts: Sequence[float | None], prior: float = 0.0
 ) -> tuple[list[dict[str, Any]], list[tc.TTLDecision | None]]:
-    pauses = tc.Pauses()
+    pauses = tc.Pauses(prior=prior)
     steps = [tc.order(seen=tc.SystemLines()), tc.cache(ttl="adaptive", pauses=pauses)]
     sent, decisions = [], []
     for r, t in zip(requests, ts, strict=True):
@@ -114,63 +119,98 @@ def verdict(five: float, hour: float, mine: float) -> str:
     return "tie"
 
 
-def main(argv: list[str]) -> int:
-    started = time.perf_counter()
-    paths = replay.replayable(replay.trace_paths(argv))
-    rows: list[tuple[str, str, int, float, float, float, float, str, str]] = []
-    for path in paths:
-        run = replay.load(path)
-        requests = replay.requests_of(run)
-        floor = replay.floor_cost(requests)
-        recorded = run.timestamps()
-        patterns: dict[str, list[float | None]] = {}
-        if sum(t is not None for t in recorded) >= 2:
-            patterns["recorded"] = list(recorded)
+Row = tuple[str, str, int, float, dict[str, float], str]
+
+
+def measure(path: Path, only_recorded: bool) -> list[Row]:
+    run = replay.load(path)
+    requests = replay.requests_of(run)
+    floor = replay.floor_cost(requests)
+    recorded = run.timestamps()
+    patterns: dict[str, list[float | None]] = {}
+    if sum(t is not None for t in recorded) >= 2:
+        patterns["recorded"] = list(recorded)
+    if not only_recorded:
         for name, model in PATTERNS.items():
             patterns[name] = model(len(requests))
-        sent_5m = fixed("5m")(requests)
-        sent_1h = fixed("1h")(requests)
-        for name, ts in patterns.items():
-            five = replay.input_cost(replay.simulate(sent_5m, ts)) / floor
-            hour = replay.input_cost(replay.simulate(sent_1h, ts)) / floor
-            sent, decisions = adaptive(requests, ts)
+    if not patterns:
+        return []
+    fixed_sent = {"5m": fixed("5m")(requests), "1h": fixed("1h")(requests)}
+    rows: list[Row] = []
+    for name, ts in patterns.items():
+        costs = {
+            k: replay.input_cost(replay.simulate(v, ts)) / floor for k, v in fixed_sent.items()
+        }
+        share = ""
+        for label, prior in (("adaptive", 0.0), ("prior", PRIOR)):
+            sent, decisions = adaptive(requests, ts, prior)
             for r in sent:
                 tc.validate(r, strict=False)
-            mine = replay.input_cost(replay.simulate(sent, ts)) / floor
-            hours = sum(1 for d in decisions if d is not None and d.rolling == "1h")
-            stable = sum(1 for d in decisions if d is not None and d.stable == "1h")
-            share = f"{stable}/{hours}/{len(decisions)}"
-            v = verdict(five, hour, mine)
-            rows.append((run.id, name, len(requests), floor, five, hour, mine, share, v))
-            print(f"  {run.id[:38]:<39}{name:<9}{five:8.3f}{hour:8.3f}{mine:8.3f}", file=sys.stderr)
-    print("input cost / floor per run and pause pattern; 1h calls: calls with the stable prefix")
-    print("at 1h / with the rolling breakpoint at 1h / all calls, under adaptive\n")
+            costs[label] = replay.input_cost(replay.simulate(sent, ts)) / floor
+            if label == "adaptive":
+                hours = sum(1 for d in decisions if d is not None and d.rolling == "1h")
+                share = f"{hours}/{len(decisions)}"
+        rows.append((run.id, name, len(requests), floor, costs, share))
+        print(
+            f"  {run.id[:38]:<39}{name:<9}" + "".join(f"{v:8.3f}" for v in costs.values()),
+            file=sys.stderr,
+        )
+    return rows
+
+
+PRIOR = 0.05
+"""The prior of the second adaptive column: a human in the loop, 1 gap in 20 a pause."""
+
+
+def main(argv: list[str]) -> int:
+    started = time.perf_counter()
+    only_recorded = "--recorded" in argv
+    rows: list[Row] = []
+    for path in replay.replayable(replay.trace_paths(argv)):
+        rows.extend(measure(path, only_recorded))
+    print(
+        "input cost / floor per run and pause pattern, claude-sonnet-4-6 prices; adaptive is "
+        f"Pauses(), prior is Pauses(prior={PRIOR});\n1h calls: the calls adaptive sent with the "
+        "rolling breakpoint at 1h; verdicts against the better fixed TTL (0.1%: tie)\n"
+    )
     head = (
         f"{'run':<40}{'pauses':<10}{'turns':>6}{'floor $':>9}{'5m':>8}{'1h':>8}"
-        f"{'adaptive':>10}  {'1h calls':<12}verdict"
+        f"{'adaptive':>10}{'prior':>8}  {'1h calls':<10}{'adaptive':<10}prior"
     )
     print(head)
     print("-" * len(head))
-    counts: dict[str, dict[str, int]] = {}
-    for rid, name, turns, floor, five, hour, mine, share, v in rows:
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for rid, name, turns, floor, c, share in rows:
+        va = verdict(c["5m"], c["1h"], c["adaptive"])
+        vp = verdict(c["5m"], c["1h"], c["prior"])
         print(
-            f"{rid[:39]:<40}{name:<10}{turns:>6}{floor:>9.3f}{five:>8.3f}{hour:>8.3f}"
-            f"{mine:>10.3f}  {share:<12}{v}"
+            f"{rid[:39]:<40}{name:<10}{turns:>6}{floor:>9.3f}{c['5m']:>8.3f}{c['1h']:>8.3f}"
+            f"{c['adaptive']:>10.3f}{c['prior']:>8.3f}  {share:<10}{va:<10}{vp}"
         )
-        counts.setdefault(name, {}).setdefault(v, 0)
-        counts[name][v] += 1
+        for label, v in (("adaptive", va), ("prior", vp)):
+            tally = counts.setdefault((name, label), {})
+            tally[v] = tally.get(v, 0) + 1
     print()
     for name in ("recorded", *PATTERNS):
         group = [r for r in rows if r[1] == name]
         if not group:
             continue
         total = sum(r[3] for r in group)
-        weighted = [sum(r[3] * r[k] for r in group) / total for k in (4, 5, 6)]
-        c = counts.get(name, {})
+        weighted = {
+            k: sum(r[3] * r[4][k] for r in group) / total for k in ("5m", "1h", "adaptive", "prior")
+        }
+        tallies = []
+        for label in ("adaptive", "prior"):
+            t = counts.get((name, label), {})
+            tallies.append(
+                f"{label} {t.get('better', 0)} better, {t.get('tie', 0)} tie, "
+                f"{t.get('LOSES', 0)} LOSES"
+            )
         print(
-            f"{name:<9} {len(group):>3} runs, cost-weighted ratio 5m {weighted[0]:.3f}  "
-            f"1h {weighted[1]:.3f}  adaptive {weighted[2]:.3f}; adaptive: "
-            f"{c.get('better', 0)} better, {c.get('tie', 0)} tie, {c.get('LOSES', 0)} LOSES"
+            f"{name:<9}{len(group):>3} runs, cost-weighted "
+            + "  ".join(f"{k} {v:.3f}" for k, v in weighted.items())
+            + "; "
+            + "; ".join(tallies)
         )
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return 0

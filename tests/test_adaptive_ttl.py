@@ -27,7 +27,7 @@ def ttls(request: dict[str, Any]) -> list[str]:
     return [m.get("ttl", "5m") for _, m in cache_markers(request)]
 
 
-def conversation(turns: int) -> list[dict[str, Any]]:
+def conversation(turns: int, result_words: int = 300) -> list[dict[str, Any]]:
     """A tool loop with a large system prompt: turn k holds k tool calls and their results."""
     first = {"role": "user", "content": "Audit the repository. " * 40}
     out, messages = [], [first]
@@ -47,7 +47,9 @@ def conversation(turns: int) -> list[dict[str, Any]]:
             },
             {
                 "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": f"t{k}", "content": "x " * 300}],
+                "content": [
+                    {"type": "tool_result", "tool_use_id": f"t{k}", "content": "x " * result_words}
+                ],
             },
         ]
     return out
@@ -282,3 +284,24 @@ def test_with_short_gaps_adaptive_is_byte_for_byte_the_5m_default(
     for k, r in enumerate(requests):
         pauses.record(r, at=30.0 * k)
         assert tc.pipe(r, *adaptive) == tc.pipe(r, *fixed)
+
+
+def test_a_prior_protects_a_large_prefix_before_the_first_pause() -> None:
+    requests = conversation(8, result_words=60)  # each call writes little beside its prefix
+    gaps = [15.0] * 5 + [900.0, 15.0]
+    plain, _ = run(requests, gaps)
+    assert plain == [tc.cache()(r) for r in requests[:6]] + plain[6:]
+    pauses = tc.Pauses(prior=0.05)
+    t = tc.cache(ttl="adaptive", pauses=pauses)
+    at, expecting = 1_000.0, []
+    for k, r in enumerate(requests):
+        at += gaps[k - 1] if k else 0.0
+        pauses.record(r, at=at)
+        expecting.append(t(r))
+    assert ttls(plain[5]) == ["5m", "5m"]  # no prior: the first pause is paid for
+    assert ttls(expecting[5]) == ["1h", "1h"]  # a prior: the prefix was kept through it
+    assert price(expecting, gaps) < price(plain, gaps)
+    decision = pauses.decision(requests[-1])
+    assert decision is not None and "5% expected" in decision.reason
+    with pytest.raises(ValueError, match="0 <= prior < 1"):
+        tc.Pauses(prior=1.5)

@@ -244,6 +244,7 @@ class Cache(Edge):
             prefix_tokens=lay.cum[end] if end >= 0 else 0,
             previous_tokens=lay.cum[previous_end] if previous_end is not None else 0,
             rates=_rates(self.model or model),
+            prior=self.pauses.prior,
         )
         if record:
             self.pauses.remember(key, decision)

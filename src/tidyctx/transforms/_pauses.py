@@ -90,6 +90,13 @@ class Pauses:
     history across it. At most ``max_conversations`` conversations are kept (the one used
     longest ago is forgotten first) and the last ``max_calls`` calls of each.
 
+    ``prior`` is the share of gaps between 5 minutes and an hour to expect before any is seen,
+    counted as :data:`PRIOR_WEIGHT` gaps: the observed gaps outweigh it as they come. The
+    default, 0, trusts only what is seen: until a conversation pauses it gets exactly the
+    5-minute breakpoints, and its first pause is paid for. With a human in the loop, a prior
+    such as 0.05 keeps the prefix at 1 hour from the first calls on where it is large beside
+    what each call writes (``benchmarks/adaptive_ttl.py`` measures both).
+
     Deterministic: the same calls at the same times in the same order leave the same state,
     and the same request with the same state gets the same breakpoints. Thread-safe. Picklable
     when ``key`` is None or a module-level function.
@@ -108,7 +115,10 @@ class Pauses:
         key: Callable[[Mapping[str, Any]], str] | None = None,
         max_conversations: int = 4096,
         max_calls: int = 512,
+        prior: float = 0.0,
     ) -> None:
+        if isinstance(prior, bool) or not isinstance(prior, int | float) or not 0 <= prior < 1:
+            raise ValueError(f"Pauses(prior={prior!r}): a share of gaps, 0 <= prior < 1")
         for name, value in (("max_conversations", max_conversations), ("max_calls", max_calls)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"Pauses({name}=...) takes an int, got {value!r}")
@@ -119,6 +129,7 @@ class Pauses:
         self.key = key
         self.max_conversations = max_conversations
         self.max_calls = max_calls
+        self.prior = float(prior)
         self._calls: OrderedDict[str, list[_Call]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -130,6 +141,8 @@ class Pauses:
             options.append(f"max_conversations={self.max_conversations}")
         if self.max_calls != 512:
             options.append(f"max_calls={self.max_calls}")
+        if self.prior:
+            options.append(f"prior={self.prior!r}")
         return f"Pauses({', '.join(options)})"
 
     def __len__(self) -> int:
@@ -143,6 +156,7 @@ class Pauses:
             self.key == other.key
             and self.max_conversations == other.max_conversations
             and self.max_calls == other.max_calls
+            and self.prior == other.prior
             and self._calls == other._calls
         )
 
@@ -224,6 +238,9 @@ class Pauses:
 
 _SHORT, _LONG = TTL_SECONDS["5m"], TTL_SECONDS["1h"]
 
+PRIOR_WEIGHT = 20
+"""How many observed gaps a :class:`Pauses` ``prior`` counts as."""
+
 
 @dataclass(frozen=True, slots=True)
 class Rates:
@@ -242,13 +259,15 @@ def choose(
     prefix_tokens: int,
     previous_tokens: int,
     rates: Rates,
+    prior: float = 0.0,
 ) -> TTLDecision:
     """The plan for one call: see the module's docstring.
 
     ``stable_tokens`` is the prefix up to the end of the tools and system, ``prefix_tokens`` up to
     the rolling breakpoint, ``previous_tokens`` up to where the previous call's rolling
     breakpoint sat; ``gaps`` ends with the gap before this call (empty on the first call);
-    ``previous`` is the decision made at the previous call.
+    ``previous`` is the decision made at the previous call; ``prior`` the share of pauses
+    expected before any is seen (see :class:`Pauses`).
     """
     n = len(gaps)
     mid = sum(1 for g in gaps if _SHORT < g <= _LONG)
@@ -267,7 +286,8 @@ def choose(
         if last <= TTL_SECONDS[entry] and stable:
             alive = max(alive, stable)
             old_stable_entry = entry
-    p_mid = mid / (n + 1)
+    weight = PRIOR_WEIGHT if prior else 0
+    p_mid = (mid + prior * weight) / (n + 1 + weight)
 
     plans: list[tuple[str, str, str]] = [("5m", "5m", "5m")]
     if stable:
@@ -289,7 +309,11 @@ def choose(
     best = min(costs, key=lambda c: round(c[0], 8))
     usd, name, s_ttl, r_ttl, entry = best
     base = costs[0][0]
-    if not n:
+    if prior:
+        why = f"{mid} of {n} gaps between 5 min and 1 h, {prior:.0%} expected"
+        if long:
+            why += f", {long} over 1 h"
+    elif not n:
         why = "first call of the conversation: no gap seen yet"
     elif not mid:
         why = f"no gap between 5 min and 1 h in {n}" + (f" ({long} over 1 h)" if long else "")
