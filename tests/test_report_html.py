@@ -134,3 +134,18 @@ def test_progress_stays_silent_off_a_terminal(capsys: pytest.CaptureFixture[str]
         bar.update(k + 1)
     bar.close()
     assert capsys.readouterr().err == ""
+
+
+def test_ledger_rows_stream_into_a_page_and_bad_lines_are_named(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    row = {"time": 1_796_637_600, "model": "claude-sonnet-4-6", "input": 3, "output": 1}
+    ledger.write_text(json.dumps(row) + "\n\n" + json.dumps({**row, "cost": 0.5}) + "\n")
+    data = ReportData.from_rows("ledger", _report.read_rows(ledger))
+    assert data.bars.count == 2 and dict(data.facts)["cost"] == "$0.5000"
+    assert embedded(render_html(data))["total"]["input"] == 6  # type: ignore[index]
+    ledger.write_text(json.dumps(row) + "\n" + '{"time": 17966')  # a crash mid-line
+    with pytest.raises(ValueError, match=r"ledger.jsonl:2: not JSON"):
+        list(_report.read_rows(ledger))
+    ledger.write_text(json.dumps({**row, "output": -1}) + "\n")
+    with pytest.raises(ValueError, match=r"ledger.jsonl:1: output: expected a count of tokens"):
+        list(_report.read_rows(ledger))

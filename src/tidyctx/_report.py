@@ -20,9 +20,10 @@ import hashlib
 import html
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from tidyctx import cachesim, pricing
@@ -37,6 +38,7 @@ __all__ = [
     "Progress",
     "ReportData",
     "from_run",
+    "read_rows",
     "render_html",
     "report_pipeline",
 ]
@@ -180,6 +182,24 @@ class ReportData:
         for k, row in enumerate(rows, 1):
             self.bars.add(row if isinstance(row, CallRow) else CallRow.from_mapping(row, k))
 
+    @classmethod
+    def from_rows(cls, title: str, rows: Iterable[Mapping[str, Any] | CallRow]) -> ReportData:
+        """A page of per-call rows alone (a ledger's): the charts and the totals."""
+        data = cls(title=title)
+        data.add_rows(rows)
+        total = data.bars.total
+        data.facts = [
+            ("calls", f"{data.bars.count:,}"),
+            ("cost", f"${total.cost:,.4f}"),
+            ("without the pipeline", f"${total.cost_without:,.4f}"),
+        ]
+        if total.cost_without:
+            data.facts.append(("saved", f"{100 * (1 - total.cost / total.cost_without):.1f}%"))
+        models = sorted(data.bars.models, key=lambda m: -data.bars.models[m])
+        if models:
+            data.facts.append(("models", ", ".join(models[:3])))
+        return data
+
     def as_json(self) -> dict[str, Any]:
         return {
             "title": self.title,
@@ -191,6 +211,27 @@ class ReportData:
             "transforms": self.transforms,
             "chunks": self.chunks,
         }
+
+
+def read_rows(path: str | Path) -> Iterator[CallRow]:
+    """The per-call rows of a JSONL file (a usage ledger: one JSON object per line), one at a
+    time: memory stays flat however long the file. A line that is not a JSON object, or whose
+    fields are wrong, is a ValueError naming the file and the line; blank lines are skipped."""
+    name = Path(path).name
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{name}:{number}: not JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{name}:{number}: expected a JSON object per line")
+            try:
+                yield CallRow.from_mapping(row, number)
+            except ValueError as err:
+                raise ValueError(f"{name}:{number}: {err}") from None
 
 
 # ---------------------------------------------------------------------------- progress
