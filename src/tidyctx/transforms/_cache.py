@@ -21,6 +21,11 @@ The API's rules (https://platform.claude.com/docs/en/build-with-claude/prompt-ca
 most 4 breakpoints, the top-level ``cache_control`` included; none on thinking or empty text
 blocks; 1h breakpoints must come before 5m ones.
 
+With ``ttl="adaptive"`` and a :class:`~tidyctx.transforms._pauses.Pauses` (the call times the
+sender records), the TTLs are chosen per call from the pauses seen in the conversation, on the
+cache model's rules at the model's prices (:mod:`tidyctx.transforms._pauses`); the placement is
+the same as with the chosen fixed TTLs.
+
 Markers the caller put on tools or system blocks are kept and count toward the 4; if they
 alone break the API's rules (more than 4 with the top-level one, a 1h marker after a 5m one)
 cache() raises :class:`~tidyctx._request.ValidationError` naming the marker. Markers in
