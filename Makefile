@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tidyctx report data/traces/cc-sessionshare-generaltoolcalls.json
+	$(BIN)/tidyctx report data/traces/cc-sessionshare-generaltoolcalls.json --html demo-report.html
 	@echo
 	$(BIN)/python examples/demo.py data/traces/cc-sessionshare-generaltoolcalls.json
 

@@ -22,9 +22,11 @@ from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, store_tex
 from tidyctx.tokens import LocalCounter, TokenCounter
 from tidyctx.transforms import (
     Clearing,
+    Pauses,
     SummaryEvent,
     SummaryWarning,
     SystemLines,
+    TTLDecision,
     asummarize,
     cache,
     clear,
@@ -42,6 +44,7 @@ __all__ = [
     "LocalCounter",
     "MemoStats",
     "MemoryStore",
+    "Pauses",
     "RedisStore",
     "Report",
     "Request",
@@ -54,6 +57,7 @@ __all__ = [
     "SummaryWarning",
     "SymbolNotFound",
     "SystemLines",
+    "TTLDecision",
     "TokenCounter",
     "Transform",
     "ValidationError",

@@ -1,6 +1,6 @@
 """The ``tidyctx`` command line.
 
-``tidyctx report TRACE``: a run's per-turn tokens and cost.
+``tidyctx report TRACE``: a run's per-turn tokens and cost (``--html OUT``: as a page).
 ``tidyctx cache-check LOG``: per request, the simulated cache hit rate and why each miss missed.
 ``tidyctx slice FILE SYMBOL...`` (or ``--line N``): the code of definitions, with line numbers.
 ``tidyctx outline FILE``: a file's classes, functions and methods, signatures only.
@@ -152,6 +152,28 @@ def report(run: Run, *, model: str | None = None, out: Any = None) -> dict[str, 
             file=out,
         )
     return totals
+
+
+def write_html(
+    runs: Sequence[Run], out: str, *, model: str | None = None, progress: bool = False
+) -> int:
+    """Write the HTML report of ``runs`` (one page; several runs are one after the other) to
+    ``out``; return the exit status (2, with the reason on stderr, when it cannot be written)."""
+    from tidyctx import _report
+
+    calls = sum(len(run.turns) for run in runs)
+    bar = _report.Progress(calls, "tidyctx report: replaying", force=progress)
+    try:
+        data = _report.from_run(runs, model=model, progress=bar.update)
+    finally:
+        bar.close()
+    try:
+        Path(out).write_text(_report.render_html(data), encoding="utf-8")
+    except OSError as err:
+        print(f"tidyctx report: cannot write {out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
 
 
 def _recorded_reason(diagnostics: Any) -> str:
@@ -450,6 +472,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep = sub.add_parser("report", help="per-turn tokens and cost of a recorded run")
     rep.add_argument("trace", help="a run .json or a request-log .jsonl")
     rep.add_argument("--model", help="price as this model instead of the recorded one")
+    rep.add_argument(
+        "--html",
+        metavar="OUT",
+        help="also write a self-contained HTML page (works offline): tokens per call by "
+        "billing class, cost per call with and without the pipeline, per-transform savings, "
+        "the largest repeated chunks",
+    )
+    rep.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress of --html on stderr even when it is not a terminal",
+    )
     chk = sub.add_parser(
         "cache-check",
         help="per request: simulated cache hit rate, and why each miss missed",
@@ -502,6 +536,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 cache_check(run, model=args.model)
         sys.stdout.flush()
+        if args.command == "report" and args.html:
+            status = write_html(runs, args.html, model=args.model, progress=args.progress)
+            if status:
+                return status
     except (ValueError, pricing.UnknownModelError) as err:
         # A bad usage record, timestamp or request in the trace (ValidationError is one).
         where = err.path if isinstance(err, ValidationError) else ""

@@ -5,15 +5,18 @@ from tidyctx.transforms._clear import Clearing, clear
 from tidyctx.transforms._compact import compact
 from tidyctx.transforms._expand import expand_tool
 from tidyctx.transforms._order import SystemLines, order
+from tidyctx.transforms._pauses import Pauses, TTLDecision
 from tidyctx.transforms._slice_code import slice_code
 from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, asummarize, summarize
 from tidyctx.transforms._trim import trim
 
 __all__ = [
     "Clearing",
+    "Pauses",
     "SummaryEvent",
     "SummaryWarning",
     "SystemLines",
+    "TTLDecision",
     "asummarize",
     "cache",
     "clear",

@@ -21,6 +21,11 @@ The API's rules (https://platform.claude.com/docs/en/build-with-claude/prompt-ca
 most 4 breakpoints, the top-level ``cache_control`` included; none on thinking or empty text
 blocks; 1h breakpoints must come before 5m ones.
 
+With ``ttl="adaptive"`` and a :class:`~tidyctx.transforms._pauses.Pauses` (the call times the
+sender records), the TTLs are chosen per call from the pauses seen in the conversation, on the
+cache model's rules at the model's prices (:mod:`tidyctx.transforms._pauses`); the placement is
+the same as with the chosen fixed TTLs.
+
 Markers the caller put on tools or system blocks are kept and count toward the 4; if they
 alone break the API's rules (more than 4 with the top-level one, a 1h marker after a 5m one)
 cache() raises :class:`~tidyctx._request.ValidationError` naming the marker. Markers in
@@ -49,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tidyctx._request
+from tidyctx import pricing
 from tidyctx._edge import Edge
 from tidyctx._request import (
     MAX_BREAKPOINTS,
@@ -62,10 +68,12 @@ from tidyctx._request import (
 from tidyctx.cachesim import LOOKBACK, CacheModel, layout
 from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
 from tidyctx.transforms._order import is_dynamic_block
+from tidyctx.transforms._pauses import Pauses, Rates, TTLDecision, choose
 
 __all__ = ["Cache", "cache"]
 
 _TTLS = ("5m", "1h")
+_ADAPTIVE = "adaptive"
 
 
 def _marker(ttl: str) -> dict[str, str]:
@@ -92,6 +100,7 @@ class Cache(Edge):
     model: str | None = None
     min_tokens: int | None = None
     counter: TokenCounter | None = field(default=None, compare=False)
+    pauses: Pauses | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -100,9 +109,21 @@ class Cache(Edge):
             opts.append(f"stable_ttl={self.stable_ttl!r}")
         if self.automatic:
             opts.append("automatic=True")
+        if self.pauses is not None:
+            opts.append(f"pauses={self.pauses!r}")
         return f"cache({', '.join(opts)})"
 
     def apply(self, request: Request) -> Request:
+        return self._apply(request, record=True)[0]
+
+    def decide(self, request: Request) -> TTLDecision | None:
+        """With ``ttl="adaptive"``, the TTLs this transform picks for ``request`` now (nothing
+        is recorded); else None."""
+        if self.ttl != _ADAPTIVE:
+            return None
+        return self._apply(request, record=False)[1]
+
+    def _apply(self, request: Request, *, record: bool) -> tuple[Request, TTLDecision | None]:
         # Block hashes need UTF-8; name a lone surrogate rather than fail deep inside.
         check_encodable(request)
         # A copy in the client's own form: only markers change below.
@@ -136,7 +157,6 @@ class Cache(Edge):
         lay = layout(out, counter, model or None)
         kept = cache_markers(out)
         budget = max(MAX_BREAKPOINTS - len(kept), 0)
-        stable_ttl = self.stable_ttl or self.ttl
         index = {path: pos for pos, path in enumerate(lay.paths)}
         # A system message inside messages is left as the client sent it (its string content
         # is not made a block to carry a marker): breakpoints go on the turns around it.
@@ -150,6 +170,12 @@ class Cache(Edge):
             for path, block in _blocks_by_path(out).items()
             if path.split(".", 1)[0] not in instructions
         }
+        decision: TTLDecision | None = None
+        if self.ttl == _ADAPTIVE:
+            decision = self._decide(out, lay, blocks, index, messages, model, record)
+            ttl, stable_ttl = decision.rolling, decision.stable
+        else:
+            ttl, stable_ttl = self.ttl, self.stable_ttl or self.ttl
 
         rolling_plan: list[tuple[int, str]] = []
         bridges: list[tuple[int, str]] = []
@@ -167,13 +193,13 @@ class Cache(Edge):
                 use_auto = True
                 budget = max(budget - 1, 0)
             elif "cache_control" not in out:
-                rolling_plan.append((rolling, self.ttl))
+                rolling_plan.append((rolling, ttl))
             # 4. bridges: the previous request ended at the user message before the last
             # reply; a chain of breakpoints less than LOOKBACK apart carries the read to here.
             previous_end = _previous_end(lay.paths, blocks, index, messages)
             if self.bridge and previous_end is not None and previous_end < rolling:
                 bridges = [
-                    (b, self.ttl) for b in _bridge_chain(lay.paths, blocks, previous_end, rolling)
+                    (b, ttl) for b in _bridge_chain(lay.paths, blocks, previous_end, rolling)
                 ]
         # 2. and 1.: the stable prefix, unless the caller marked it already.
         if not any(p.startswith("system") for p, _ in kept):
@@ -184,7 +210,8 @@ class Cache(Edge):
             end_tools = _last_in_section(lay, blocks, "tools")
             if end_tools is not None:
                 stable.append((end_tools, stable_ttl))
-        chosen = self._plan(out, lay, counter, budget, rolling_plan, bridges, stable)
+        placer = self if self.ttl != _ADAPTIVE else _fixed(self, ttl, stable_ttl)
+        chosen = placer._plan(out, lay, counter, budget, rolling_plan, bridges, stable)
         # Longer TTLs must come before shorter ones: one of ours before a 1h marker of the
         # caller's is raised to 1h (the write up to the last 1h marker is billed at the 1h
         # price anyway), and a 1h marker of ours after any 5m one is lowered to 5m.
@@ -203,8 +230,42 @@ class Cache(Edge):
             if ours:
                 _set_marker(out, lay.paths[pos], _marker(ttl))
         if use_auto:
-            out["cache_control"] = _marker(self.ttl)
-        return out
+            out["cache_control"] = _marker(ttl)
+        return out, decision
+
+    def _decide(
+        self,
+        request: Request,
+        lay: Any,
+        blocks: dict[str, Any],
+        index: dict[str, int],
+        messages: list[Any],
+        model: str,
+        record: bool,
+    ) -> TTLDecision:
+        """The adaptive choice for this call (:mod:`tidyctx.transforms._pauses`), kept in the
+        memory when ``record``."""
+        assert self.pauses is not None
+        key = self.pauses.key_of(request)
+        gaps, previous = self.pauses.history(key)
+        stable_end = _last_in_section(lay, blocks, "system")
+        if stable_end is None:
+            stable_end = _last_in_section(lay, blocks, "tools")
+        rolling = _last_in_section(lay, blocks, "messages")
+        previous_end = _previous_end(lay.paths, blocks, index, messages)
+        end = rolling if rolling is not None else len(lay.paths) - 1
+        decision = choose(
+            gaps,
+            previous,
+            stable_tokens=lay.cum[stable_end] if stable_end is not None else 0,
+            prefix_tokens=lay.cum[end] if end >= 0 else 0,
+            previous_tokens=lay.cum[previous_end] if previous_end is not None else 0,
+            rates=_rates(self.model or model),
+            prior=self.pauses.prior,
+        )
+        if record:
+            self.pauses.remember(key, decision)
+        return decision
 
     def _plan(
         self,
@@ -251,6 +312,7 @@ class Cache(Edge):
         messages = request["messages"]
         previous: Request | None = None
         if len(messages) >= 3:
+            assert self.ttl != _ADAPTIVE  # _fixed(...) prices the plans of an adaptive one
             previous = Cache(
                 ttl=self.ttl,
                 stable_ttl=self.stable_ttl,
@@ -281,7 +343,12 @@ class Cache(Edge):
     def describe(self, before: Request, after: Request) -> str:
         marks = cache_markers(after)
         placed = ", ".join(f"{p} ({m.get('ttl', '5m')})" for p, m in marks)
-        return f"{len(marks)} breakpoint{'s' if len(marks) != 1 else ''}: {placed or 'none'}"
+        text = f"{len(marks)} breakpoint{'s' if len(marks) != 1 else ''}: {placed or 'none'}"
+        if self.ttl == _ADAPTIVE:
+            decision = self._apply(before, record=False)[1]
+            if decision is not None:
+                text += f"; adaptive TTL {decision.reason}"
+        return text
 
 
 def cache(
@@ -293,6 +360,7 @@ def cache(
     model: str | None = None,
     min_tokens: int | None = None,
     counter: TokenCounter | None = None,
+    pauses: Pauses | None = None,
 ) -> Cache:
     """Place ``cache_control`` breakpoints: tools, system, rolling, and a lookback bridge.
 
@@ -311,13 +379,64 @@ def cache(
     hold; the block sizes this needs come from a LocalCounter, so another counter is not used
     here (:func:`~tidyctx.tokens.local_counter`). ``bridge=False`` never places the lookback
     bridge.
+
+    ``ttl="adaptive"`` with ``pauses`` (a :class:`~tidyctx.transforms._pauses.Pauses` the sender
+    fills with each call's time) chooses the TTLs per call from the gaps seen so far in the
+    request's conversation: the stable prefix, and the rolling breakpoint where it pays, go to
+    1 hour when the dearer write is expected to pay back at the model's prices, and back to 5
+    minutes when not (:mod:`tidyctx.transforms._pauses`). With no pause seen it is exactly
+    ``ttl="5m"``. ``describe()`` gives the choice and its reason, ``pauses.decision(request)``
+    the record of the latest call for a ledger.
+
+    >>> pauses = tidyctx.Pauses()
+    >>> t = cache(ttl="adaptive", pauses=pauses)
+    >>> req = {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": "Be brief. " * 900,
+    ...        "messages": [{"role": "user", "content": "hi"}]}
+    >>> turn = lambda k: {**req, "messages": req["messages"] + [
+    ...     {"role": "assistant", "content": "Yes?"}, {"role": "user", "content": "go on"}] * k}
+    >>> for k, at in enumerate([0, 20, 40, 1240, 1260]):   # a 20-minute pause after call 3
+    ...     pauses.record(turn(k), at=at)
+    ...     out = t(turn(k))
+    >>> [m.get("ttl", "5m") for _, m in tidyctx._request.cache_markers(out)]
+    ['1h', '1h']
+    >>> pauses.decision(turn(4)).reason[:42]
+    '1h: 1 of 4 gaps between 5 min and 1 h; exp'
     """
     check_counter(counter, "cache(counter=...)")
     if min_tokens is not None and min_tokens < 0:
         raise ValueError(f"cache(min_tokens={min_tokens}): must be >= 0")
+    if pauses is not None and not isinstance(pauses, Pauses):
+        raise TypeError(f"cache(pauses=...) takes a tidyctx.Pauses, got {type(pauses).__name__}")
+    if ttl == _ADAPTIVE:
+        if pauses is None:
+            raise ValueError(
+                "cache(ttl='adaptive') needs pauses=tidyctx.Pauses(), the call times the "
+                "sender records (Pauses.record) before each call"
+            )
+        if stable_ttl is not None:
+            raise ValueError(
+                "cache(ttl='adaptive', stable_ttl=...): the adaptive TTL chooses both; "
+                "drop stable_ttl"
+            )
+        return Cache(
+            ttl=ttl,
+            automatic=automatic,
+            bridge=bridge,
+            model=model,
+            min_tokens=min_tokens,
+            counter=counter,
+            pauses=pauses,
+        )
+    if pauses is not None:
+        raise ValueError(
+            f"cache(ttl={ttl!r}, pauses=...): pauses are read only with ttl='adaptive'"
+        )
     for name, value in (("ttl", ttl), ("stable_ttl", stable_ttl or ttl)):
         if value not in _TTLS:
-            raise ValueError(f"cache({name}={value!r}): the API knows only '5m' and '1h'")
+            raise ValueError(
+                f"cache({name}={value!r}): the API knows only '5m' and '1h' "
+                "(or ttl='adaptive' with pauses=...)"
+            )
     if ttl == "1h" and (stable_ttl or ttl) == "5m":
         raise ValueError(
             "cache(ttl='1h', stable_ttl='5m'): 1h breakpoints must come before 5m ones; "
@@ -335,6 +454,33 @@ def cache(
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _fixed(adaptive: Cache, ttl: str, stable_ttl: str) -> Cache:
+    """The fixed-TTL transform an adaptive one acts as for one call."""
+    return Cache(
+        ttl=ttl,
+        stable_ttl=stable_ttl,
+        automatic=adaptive.automatic,
+        bridge=adaptive.bridge,
+        model=adaptive.model,
+        min_tokens=adaptive.min_tokens,
+        counter=adaptive.counter,
+    )
+
+
+def _rates(model: str) -> Rates:
+    """USD per token of the model's cache writes and reads; for a model with no price, the
+    API's usual multipliers of an input price of 1 (1.25x, 2x, 0.1x)."""
+    try:
+        price = pricing.lookup(model)
+    except (pricing.UnknownModelError, ValueError, TypeError):
+        return Rates(write_5m=1.25e-6, write_1h=2e-6, read=1e-7)
+    return Rates(
+        write_5m=price.cache_write_5m / 1e6,
+        write_1h=price.cache_write_1h / 1e6,
+        read=price.cache_read / 1e6,
+    )
 
 
 def _unmarked(block: dict[str, Any]) -> dict[str, Any]:
