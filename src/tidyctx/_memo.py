@@ -50,6 +50,8 @@ __all__ = [
     "memoized",
     "prefix_tokens",
     "result_key",
+    "resume",
+    "suspend",
     "set_memo_limit",
     "text_size",
 ]
@@ -98,6 +100,16 @@ class _Store:
             self.data.move_to_end(key)
             self.hits += 1
             return hit
+
+    def take(self, key: tuple[str, Hashable]) -> Any:
+        with self.lock:
+            hit = self.data.pop(key, None)
+            if hit is None:
+                self.misses += 1
+                return None
+            self._forget(key[0], hit[1])
+            self.hits += 1
+            return hit[0]
 
     def put(self, key: tuple[str, Hashable], value: Any, size: int) -> None:
         size += ENTRY_OVERHEAD
@@ -266,6 +278,36 @@ def prefix_tokens(items: Sequence[Hashable]) -> list[int]:
         token = memoized("prefix", key, _new_token, text_size(item) + 16)
         out.append(token)
     return out
+
+
+def resume(kind: str, tokens: Sequence[int], least: int = 0) -> tuple[int, Any]:
+    """The state of a chained computation that :func:`suspend` left for the longest prefix
+    of a sequence, taken out of the memo: ``(k, state)``, where ``state`` stands for the
+    first ``k`` items (``tokens`` are the sequence's :func:`prefix_tokens`); ``(0, None)``
+    when none is held for a prefix longer than ``least`` items.
+
+    A state is mutable: the caller owns what it takes (no other call can see it while it is
+    out, so two threads on one conversation never share one; the second starts over) and
+    gives it back, extended, with :func:`suspend`. Looked for from the longest prefix down,
+    so a conversation that grew by a turn finds its state at once.
+
+    >>> t = prefix_tokens(["a", "b", "c"])
+    >>> suspend("doc-chain", t[1], ["a", "b"], 2)
+    >>> resume("doc-chain", t), resume("doc-chain", t)
+    ((2, ['a', 'b']), (0, None))
+    """
+    for k in range(len(tokens), least, -1):
+        state = _STORE.take((kind, tokens[k - 1]))
+        if state is not None:
+            return k, state
+    return 0, None
+
+
+def suspend(kind: str, token: int, state: Any, size: int) -> None:
+    """Hold ``state`` (the caller's, handed over: never changed while held) for the prefix
+    ``token`` stands for, until :func:`resume` takes it or the memo evicts it. ``size``:
+    its estimated bytes, as for :func:`memoized`."""
+    _STORE.put((kind, token), state, size)
 
 
 def result_key(*parts: Any) -> Hashable:

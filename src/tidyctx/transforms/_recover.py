@@ -70,10 +70,31 @@ def block_ids(block: Any) -> list[str]:
     else:
         return []
     found: dict[str, None] = {}
-    for text in _strings(source):
-        if "tc_" in text:
-            found.update(dict.fromkeys(store_ids(text)))
+    for text in _marked(source):
+        found.update(dict.fromkeys(store_ids(text)))
     return list(found)
+
+
+def _marked(source: Any) -> list[str]:
+    """The strings of ``source`` (as :func:`_strings` walks them, in order) that hold
+    ``tc_``. The usual shapes (a string; a list of blocks whose values are strings) are read
+    without a generator per value: this runs over every tool block of every request."""
+    if type(source) is str:
+        return [source] if "tc_" in source else []
+    if type(source) is not list:
+        return [t for t in _strings(source) if "tc_" in t]
+    out: list[str] = []
+    for item in source:
+        if type(item) is dict:
+            for value in item.values():
+                if type(value) is str:
+                    if "tc_" in value:
+                        out.append(value)
+                else:
+                    out += [t for t in _strings(value, 2) if "tc_" in t]
+        else:
+            out += [t for t in _strings(item, 1) if "tc_" in t]
+    return out
 
 
 class _Guarded:

@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
-from tidyctx._memo import memoized, prefix_tokens, result_key
+from tidyctx._memo import memoized, prefix_tokens
 from tidyctx._request import Request, ValidationError, normalize
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, keep_text
@@ -312,6 +312,11 @@ class Conversation:
             prose = tuple(_block_texts(content))
             self.said.append(_Said(str(message.get("role")), prose, tuple(code), tuple(results)))
         self._prefix = prefix_tokens(self.said)  # a view's references depend on its prefix
+
+    def prefix(self, view: FileView) -> int:
+        """A token for the messages up to ``view``'s call (:func:`~tidyctx._memo.prefix_tokens`):
+        equal on two calls exactly when those messages said the same."""
+        return self._prefix[view.message]
 
     def references(self, view: FileView) -> References:
         """The names and lines of ``view.path`` pointed at up to the call, weighted: the call's
@@ -782,8 +787,10 @@ class SliceCode(Edge):
             return Outcome(view.path, None, "already cut by tidyctx")
         if len(text) <= self.max_tokens:  # a token is at least one character
             return Outcome(view.path, None, "within budget")
-        refs = conversation.references(view)
-        key = result_key(text, view.path, refs.terms, refs.lines, self.max_tokens)
+        # The references are a function of the prefix up to the call, the path and the input:
+        # keyed by those (one prefix token, not the references' thousands of terms), a hit
+        # costs no walk over the conversation.
+        key = (text, view.path, conversation.prefix(view), view.input, self.max_tokens, counter.factor())
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None:
@@ -792,6 +799,7 @@ class SliceCode(Edge):
             if hit.text is not None:
                 keep_text(store, text)  # renewed, or put back if the store evicted it
             return hit
+        refs = conversation.references(view)
         hit = slice_view(text, view.path, refs, self.max_tokens, counter=counter, store=store)
         with self._lock:
             self._memo[key] = hit
