@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import re
 
+from tidyctx._memo import memoized
+
 __all__ = [
     "EXPAND_TOOL",
     "GAP",
@@ -158,7 +160,11 @@ def store_ids(text: str) -> list[str]:
     """
     if "tc_" not in text:
         return []
-    return list(dict.fromkeys(_STORE_ID.findall(text)))
+    # Remembered by text: every transform reads the ids of every marked result on each turn.
+    found = memoized(
+        "store-ids", text, lambda: tuple(dict.fromkeys(_STORE_ID.findall(text))), len(text) + 64
+    )
+    return list(found)
 
 
 def json_marker(mark: str) -> str:

@@ -44,6 +44,7 @@ __all__ = [
     "iter_blocks",
     "marker_errors",
     "normalize",
+    "normalized",
     "to_plain",
     "to_request",
     "too_deep",
@@ -432,6 +433,49 @@ def normalize(request: Mapping[str, Any]) -> Request:
                     if isinstance(inner, str) and inner.strip():
                         block["content"] = _text_blocks(inner)
     return out
+
+
+def normalized(request: Mapping[str, Any]) -> Request:
+    """What :func:`normalize` returns, with less copied: new containers for the request, its
+    system and tools (as :func:`normalize`), the messages list, each message and its content
+    list; the blocks themselves shared with ``request`` (a tool_result whose content is a
+    string gets a new block). For a transform that replaces blocks and never edits one: it
+    copies a few containers per message instead of every block and what lies in it.
+    """
+    messages = request.get("messages") if type(request) is dict else None
+    if not isinstance(messages, list) or any(type(m) is not dict for m in messages):
+        return normalize(request)
+    out: Request = dict(request)
+    for key in ("system", "tools"):
+        if key in out:
+            out[key] = _REQUEST[key](out[key])
+    system = out.get("system")
+    if isinstance(system, str) and system.strip():
+        out["system"] = _text_blocks(system)
+    new: list[Any] = []
+    for message in messages:
+        copied = dict(message)
+        content = message.get("content")
+        if isinstance(content, str):
+            if content.strip():
+                copied["content"] = _text_blocks(content)
+        elif isinstance(content, list | tuple):
+            if any(type(b) is not dict and type(b) is not str for b in content):
+                return normalize(request)  # data the edge did not make plain: convert it
+            copied["content"] = [_normalized_block(b) for b in content]
+        new.append(copied)
+    out["messages"] = new
+    return out
+
+
+def _normalized_block(block: Any) -> Any:
+    if type(block) is dict and block.get("type") == "tool_result":
+        inner = block.get("content")
+        if isinstance(inner, str) and inner.strip():
+            return {**block, "content": _text_blocks(inner)}
+        if isinstance(inner, tuple):
+            return {**block, "content": list(inner)}
+    return block
 
 
 # ---------------------------------------------------------------------------- bytes

@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
 from tidyctx._memo import memoized, prefix_tokens
-from tidyctx._request import Request, ValidationError, normalize
+from tidyctx._request import Request, ValidationError, normalized
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, keep_text
 from tidyctx.tokens import (
@@ -739,7 +739,7 @@ class SliceCode(Edge):
         return "; ".join(parts)
 
     def _run(self, request: Request) -> tuple[Request, list[Outcome]]:
-        out = normalize(request)
+        out = normalized(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "slice_code() needs a list of messages")

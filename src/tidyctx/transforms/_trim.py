@@ -57,7 +57,7 @@ from typing import Any
 from tidyctx._edge import Edge
 from tidyctx._markers import MARKER_PREFIX, NOTE_START, is_marker, repeat_note
 from tidyctx._memo import prefix_tokens, result_key, resume, suspend
-from tidyctx._request import Request, ValidationError, block_hash, normalize
+from tidyctx._request import Request, ValidationError, block_hash, normalized
 from tidyctx.store import MemoryStore, Store, keep_text, store_key
 from tidyctx.text._compaction import compact_kept, compact_result
 from tidyctx.text._hints import hints_from
@@ -166,7 +166,7 @@ class Trim(Edge):
     def _steps(self, request: Request, store: Store) -> tuple[Request, LocalCounter]:
         """A copy of the request with each result projected, compacted and truncated (steps
         2-4)."""
-        out = normalize(request)
+        out = normalized(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "trim() needs a list of messages")
