@@ -51,8 +51,8 @@ __all__ = [
     "prefix_tokens",
     "result_key",
     "resume",
-    "suspend",
     "set_memo_limit",
+    "suspend",
     "text_size",
 ]
 

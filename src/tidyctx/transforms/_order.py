@@ -60,7 +60,6 @@ True
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -77,6 +76,7 @@ from tidyctx._request import (
     cache_content,
     canonical_json,
     check_encodable,
+    plain_copy,
 )
 
 __all__ = [
@@ -613,7 +613,7 @@ class Order(Edge):
         # Tools are sorted by their canonical JSON, which needs UTF-8: name a lone surrogate.
         check_encodable(request)
         # A copy in the client's own form: strings stay strings, keys keep their order.
-        out = copy.deepcopy(request)
+        out = plain_copy(request)
         stats = _Stats()
         if self.sort_tools and isinstance(out.get("tools"), list) and out["tools"]:
             out["tools"] = self._order_tools(out["tools"], stats)

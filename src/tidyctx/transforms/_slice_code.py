@@ -790,7 +790,14 @@ class SliceCode(Edge):
         # The references are a function of the prefix up to the call, the path and the input:
         # keyed by those (one prefix token, not the references' thousands of terms), a hit
         # costs no walk over the conversation.
-        key = (text, view.path, conversation.prefix(view), view.input, self.max_tokens, counter.factor())
+        key = (
+            text,
+            view.path,
+            conversation.prefix(view),
+            view.input,
+            self.max_tokens,
+            counter.factor(),
+        )
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None:

@@ -511,8 +511,7 @@ def _result_texts(block: dict[str, Any]) -> tuple[str | None, ...] | None:
     if not isinstance(content, list):
         return None
     return tuple(
-        b.get("text") if isinstance(b, dict) and b.get("type") == "text" else None
-        for b in content
+        b.get("text") if isinstance(b, dict) and b.get("type") == "text" else None for b in content
     )
 
 
