@@ -275,7 +275,7 @@ def prefix_tokens(items: Sequence[Hashable]) -> list[int]:
     token = 0
     for item in items:
         key = (token, item)
-        token = memoized("prefix", key, _new_token, text_size(item) + 16)
+        token = memoized("prefix", key, _new_token, lambda _, item=item: text_size(item) + 16)
         out.append(token)
     return out
 

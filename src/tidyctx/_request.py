@@ -28,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tidyctx._memo import content_key, memoized
+
 __all__ = [
     "CACHEABLE_NEVER",
     "MAX_BREAKPOINTS",
@@ -41,6 +43,7 @@ __all__ = [
     "canonical_json",
     "check_encodable",
     "errors",
+    "input_json",
     "invalid",
     "iter_blocks",
     "marker_errors",
@@ -435,6 +438,21 @@ def normalize(request: Mapping[str, Any]) -> Request:
                     if isinstance(inner, str) and inner.strip():
                         block["content"] = _text_blocks(inner)
     return out
+
+
+def input_json(value: Any) -> str:
+    """A tool input as the transforms read it: JSON, keys sorted, non-ASCII as it is.
+    Remembered by content: every earlier call's input is read again on each turn."""
+    try:
+        key = content_key(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return memoized(
+        "input-json",
+        key,
+        lambda: json.dumps(value, ensure_ascii=False, sort_keys=True),
+        lambda text: 2 * len(text) + 64,
+    )
 
 
 def plain_copy(value: Any) -> Any:

@@ -677,7 +677,7 @@ def _content_hash(content: Any) -> str | None:
             "content-hash",
             key,
             lambda: block_hash([cache_content(b) for b in content]),
-            text_size(key) + 64,
+            lambda _: text_size(key) + 64,
         )
     return None
 

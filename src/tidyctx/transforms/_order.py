@@ -216,6 +216,20 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _is_canonical(value: Any) -> bool:
+    """Whether ``value`` serializes as its :func:`_canonical` copy does: every dict's keys
+    already in sorted order (distinct keys serialize differently, so the bytes differ exactly
+    when some order does)."""
+    if isinstance(value, Mapping):
+        keys = list(value)
+        if keys != sorted(keys):
+            return False
+        return all(_is_canonical(v) for v in value.values() if isinstance(v, Mapping | list))
+    if isinstance(value, list):
+        return all(_is_canonical(v) for v in value if isinstance(v, Mapping | list))
+    return True
+
+
 def _ttl_rank(marker: Any) -> int:
     if not isinstance(marker, Mapping):
         return 0
@@ -659,15 +673,16 @@ class Order(Edge):
             if not isinstance(content, list):
                 continue
             for block in content:
+                # An input already canonical (the usual case, and every input on a later
+                # turn) is left as it is, without building and serializing its canonical copy.
                 if (
                     isinstance(block, dict)
                     and block.get("type") == "tool_use"
                     and isinstance(block.get("input"), dict)
+                    and not _is_canonical(block["input"])
                 ):
-                    canonical = _canonical(block["input"])
-                    if json.dumps(canonical) != json.dumps(block["input"]):
-                        stats.inputs += 1
-                        block["input"] = canonical
+                    stats.inputs += 1
+                    block["input"] = _canonical(block["input"])
 
     def _move_volatile(self, request: Request, out: Request, stats: _Stats, record: bool) -> None:
         system = out.get("system")

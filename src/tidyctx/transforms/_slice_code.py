@@ -67,7 +67,6 @@ earlier tool results as they were recorded.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -78,7 +77,7 @@ from typing import TYPE_CHECKING, Any
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
 from tidyctx._memo import memoized, prefix_tokens
-from tidyctx._request import Request, ValidationError, normalized
+from tidyctx._request import Request, ValidationError, input_json, normalized
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, keep_text
 from tidyctx.tokens import (
@@ -298,7 +297,7 @@ class Conversation:
                     continue
                 if b.get("type") == "tool_use":
                     ident = str(b.get("id"))
-                    text = json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True)
+                    text = input_json(b.get("input"))
                     inputs[ident] = text
                     code.append(text)
                     path = view_path(tools, b)

@@ -46,8 +46,6 @@ True
 
 from __future__ import annotations
 
-import copy
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -57,7 +55,14 @@ from typing import Any
 from tidyctx._edge import Edge
 from tidyctx._markers import MARKER_PREFIX, NOTE_START, is_marker, repeat_note
 from tidyctx._memo import prefix_tokens, result_key, resume, suspend
-from tidyctx._request import Request, ValidationError, block_hash, normalized
+from tidyctx._request import (
+    Request,
+    ValidationError,
+    block_hash,
+    input_json,
+    normalized,
+    plain_copy,
+)
 from tidyctx.store import MemoryStore, Store, keep_text, store_key
 from tidyctx.text._compaction import compact_kept, compact_result
 from tidyctx.text._hints import hints_from
@@ -234,7 +239,7 @@ class Trim(Edge):
             recent = [*recent, *texts][-_RECENT_TURNS * 4 :]
             for b in blocks:
                 if isinstance(b, dict) and b.get("type") == "tool_use":
-                    args = json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True)
+                    args = input_json(b.get("input"))
                     hints = hints_from(args, *recent, *task) if self.smart else frozenset()
                     calls[str(b.get("id"))] = _Call(str(b.get("name")), b.get("input"), hints)
         return calls
@@ -269,13 +274,13 @@ class Trim(Edge):
             if hit is not None:
                 self._memo.move_to_end(key)
         if hit is None:
-            hit = copy.deepcopy(self._trim_content(content, call, spec, budget, counter, store))
+            hit = plain_copy(self._trim_content(content, call, spec, budget, counter, store))
             with self._lock:
                 self._memo[key] = hit
                 while len(self._memo) > 20_000:
                     self._memo.popitem(last=False)
         # Copies: the memo's blocks must not be shared with the caller (nested ones included).
-        return {**block, "content": copy.deepcopy(hit)}
+        return {**block, "content": plain_copy(hit)}
 
     def _input(
         self,
