@@ -168,7 +168,11 @@ def settle(
     own: dict[Position, list[str]] = {}
     passed: dict[str, None] = {}
     for where, block in _blocks(after):
-        known = set(block_ids(_at(before, where)))
+        old = _at(before, where)
+        if old is block:  # passed on as it came (shared): every id it names was known
+            passed.update(dict.fromkeys(block_ids(block)))
+            continue
+        known = set(block_ids(old))
         for key in block_ids(block):
             if key in known:
                 passed[key] = None

@@ -279,6 +279,10 @@ class Trim(Edge):
                 self._memo[key] = hit
                 while len(self._memo) > 20_000:
                     self._memo.popitem(last=False)
+        if hit == content:
+            # Nothing cut (hit was made from a content with this one's exact bytes, as its
+            # key says): the block goes on as it came, shared, as an unchanged block should.
+            return block
         # Copies: the memo's blocks must not be shared with the caller (nested ones included).
         return {**block, "content": plain_copy(hit)}
 
