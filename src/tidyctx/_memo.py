@@ -274,10 +274,21 @@ def prefix_tokens(items: Sequence[Hashable]) -> list[int]:
     out: list[int] = []
     token = 0
     for item in items:
-        key = (token, item)
-        token = memoized("prefix", key, _new_token, lambda _, item=item: text_size(item) + 16)
+        token = memoized("prefix", (token, item), _new_token, _Sized(item))
         out.append(token)
     return out
+
+
+class _Sized:
+    """The size of a prefix entry, measured only when one is stored (most calls find it)."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Hashable) -> None:
+        self.item = item
+
+    def __call__(self, _: object) -> int:
+        return text_size(self.item) + 16
 
 
 def resume(kind: str, tokens: Sequence[int], least: int = 0) -> tuple[int, Any]:

@@ -106,7 +106,7 @@ class Cache(Edge):
         # Block hashes need UTF-8; name a lone surrogate rather than fail deep inside.
         check_encodable(request)
         # A copy in the client's own form: only markers change below.
-        out = plain_copy(request)
+        out: Request = plain_copy(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise tidyctx._request.ValidationError(

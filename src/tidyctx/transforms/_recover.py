@@ -102,9 +102,17 @@ class _Guarded:
     passes on), so that what the transform writes evicts its own entries (which it can put
     back) before those of an earlier transform that shares the store."""
 
-    def __init__(self, store: Store, keys: list[str]) -> None:
+    def __init__(self, store: Store, keys: list[str] | Request) -> None:
         self.store = store
-        self.keys = keys
+        self._keys = keys
+
+    @property
+    def keys(self) -> list[str]:
+        """The ids to renew, read from the request at the first put: most calls put nothing
+        (every cut memoized), and then never walk the request's markers."""
+        if not isinstance(self._keys, list):
+            self._keys = _request_ids(self._keys)
+        return self._keys
 
     def get(self, key: str) -> str | None:
         return self.store.get(key)
@@ -122,11 +130,20 @@ class _Guarded:
 
 def guarded(store: Store, request: Request) -> Store:
     """``store`` for the writes of one call on ``request``: as it is, or, when markers of the
-    request's tool blocks already name ids, a store whose puts renew those first."""
+    request's tool blocks already name ids, a store whose puts renew those first. With a
+    store that has ``touch`` (the three here) the ids are read at the first put, if any (the
+    request is never changed during a call, so they are the same)."""
+    if callable(getattr(store, "touch", None)):
+        return _Guarded(store, request)  # renews nothing when no marker names an id: as store
+    keys = _request_ids(request)
+    return _Guarded(store, keys) if keys else store
+
+
+def _request_ids(request: Request) -> list[str]:
     keys: dict[str, None] = {}
     for _, block in _blocks(request):
         keys.update(dict.fromkeys(block_ids(block)))
-    return _Guarded(store, list(keys)) if keys else store
+    return list(keys)
 
 
 def _blocks(request: Mapping[str, Any]) -> Iterator[tuple[Position, Any]]:
