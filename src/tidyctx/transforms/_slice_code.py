@@ -72,7 +72,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
@@ -219,10 +219,10 @@ def _path_lines(text: str) -> Iterator[re.Match[str]]:
         pos = m.end()
 
 
-@dataclass(frozen=True, slots=True)
-class _Said:
+class _Said(NamedTuple):
     """What one message said: its text, its tool inputs (as JSON) and its tool results (with
-    the input of the call behind each); results of file views are left out."""
+    the input of the call behind each); results of file views are left out. A tuple: hashed
+    and compared in C, once per message per call (the key of its prefix token)."""
 
     role: str
     prose: tuple[str, ...]
