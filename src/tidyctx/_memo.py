@@ -18,7 +18,11 @@ Rules that keep a memo from ever changing an output:
 - **Eviction only costs time**: a missing entry is recomputed, and equal to the evicted one.
 
 Sizes are estimates: the characters of the strings an entry holds (its key included: a key
-may hold a tool result's text) plus :data:`ENTRY_OVERHEAD` bytes.
+may hold a tool result's text) plus :data:`ENTRY_OVERHEAD` bytes. A key that only indexes
+the request's own strings (a message, a block's content, a text whose ids are read) holds
+those very objects, not copies: one text is held once however many kinds of work are keyed
+by it, so such keys count 8 bytes per item (:func:`shared_size`), and the text is counted
+where it is held as itself (its token count's entry, a cut's value).
 
 >>> calls = []
 >>> def work(text):
@@ -52,6 +56,7 @@ __all__ = [
     "result_key",
     "resume",
     "set_memo_limit",
+    "shared_size",
     "suspend",
     "text_size",
 ]
@@ -288,7 +293,7 @@ class _Sized:
         self.item = item
 
     def __call__(self, _: object) -> int:
-        return text_size(self.item) + 16
+        return shared_size(self.item) + 16
 
 
 def resume(kind: str, tokens: Sequence[int], least: int = 0) -> tuple[int, Any]:
@@ -331,6 +336,24 @@ def result_key(*parts: Any) -> Hashable:
         from tidyctx._request import block_hash
 
         return block_hash([sorted(p) if isinstance(p, frozenset) else p for p in parts])
+
+
+def shared_size(*values: Any) -> int:
+    """Estimated bytes of the tuples, lists and dicts of ``values`` whose strings are shared
+    with the request (see the module notes): 8 per item at every level, no characters."""
+    total = 0
+    stack = list(values)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, tuple | list | frozenset | set):
+            total += 8 * len(v)
+            stack.extend(x for x in v if not isinstance(x, str))
+        elif isinstance(v, dict):
+            total += 16 * len(v)
+            stack.extend(x for x in v.values() if not isinstance(x, str))
+        else:
+            total += 8
+    return total
 
 
 def text_size(*values: Any) -> int:

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tidyctx._memo import content_key, memoized
+from tidyctx._memo import content_key, memoized, shared_size
 
 __all__ = [
     "CACHEABLE_NEVER",
@@ -451,7 +451,7 @@ def input_json(value: Any) -> str:
         "input-json",
         key,
         lambda: json.dumps(value, ensure_ascii=False, sort_keys=True),
-        lambda text: 2 * len(text) + 64,
+        lambda text: len(text) + shared_size(key),
     )
 
 

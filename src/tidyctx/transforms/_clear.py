@@ -56,7 +56,7 @@ from typing import Any
 
 from tidyctx._edge import Edge, shaped, start
 from tidyctx._markers import expand_call
-from tidyctx._memo import content_key, memoized, text_size
+from tidyctx._memo import content_key, memoized, shared_size
 from tidyctx._request import (
     Request,
     ValidationError,
@@ -677,7 +677,7 @@ def _content_hash(content: Any) -> str | None:
             "content-hash",
             key,
             lambda: block_hash([cache_content(b) for b in content]),
-            lambda _: text_size(key) + 64,
+            lambda _: shared_size(key) + 64,
         )
     return None
 

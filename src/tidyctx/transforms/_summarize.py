@@ -103,7 +103,7 @@ from typing import Any, overload
 
 from tidyctx import pricing
 from tidyctx._edge import Edge, shaped, start, transform_name
-from tidyctx._memo import content_key, memoized, text_size
+from tidyctx._memo import content_key, memoized, shared_size
 from tidyctx._request import (
     Request,
     ValidationError,
@@ -508,7 +508,7 @@ def _message_hash(message: Any) -> str:
     except TypeError:
         return _hash_message(message)
     return memoized(
-        "message-hash", key, lambda: _hash_message(message), lambda _: text_size(key) + 64
+        "message-hash", key, lambda: _hash_message(message), lambda _: shared_size(key) + 64
     )
 
 
