@@ -23,7 +23,9 @@ For each size (messages in the request):
   the bytes the memo holds after the warm turns (``tc.memo_stats()``).
 
 The growth exponent is the slope of log(time) against log(messages) fitted over the sizes
-from 100 up. Peers, on the same requests: LangChain v1's middleware stack
+from 100 up. Beside them, the floors (:func:`floors`): tiktoken over every text of the
+request, one exact walk of its messages, and ``==`` against a private copy. Peers, on the
+same requests: LangChain v1's middleware stack
 (``SummarizationMiddleware`` + ``ContextEditingMiddleware`` + ``AnthropicPromptCachingMiddleware``
 in ``create_agent``, with a ChatAnthropic whose model call returns at once) and Headroom's
 ``compress()`` where it is installed (``--headroom-python``, a separate interpreter). Then the
