@@ -23,7 +23,9 @@ For each size (messages in the request):
   the bytes the memo holds after the warm turns (``tc.memo_stats()``).
 
 The growth exponent is the slope of log(time) against log(messages) fitted over the sizes
-from 100 up. Peers, on the same requests: LangChain v1's middleware stack
+from 100 up. Beside them, the floors (:func:`floors`): tiktoken over every text of the
+request, one exact walk of its messages, and ``==`` against a private copy. Peers, on the
+same requests: LangChain v1's middleware stack
 (``SummarizationMiddleware`` + ``ContextEditingMiddleware`` + ``AnthropicPromptCachingMiddleware``
 in ``create_agent``, with a ChatAnthropic whose model call returns at once) and Headroom's
 ``compress()`` where it is installed (``--headroom-python``, a separate interpreter). Then the
@@ -34,6 +36,7 @@ its first ten turns against its last ten. Method and results: docs/benchmarks.md
 from __future__ import annotations
 
 import argparse
+import copy
 import cProfile
 import gc
 import io
@@ -445,6 +448,49 @@ def _cold_child(size: int, memory: bool) -> None:
     print(json.dumps({"peak_mb": peak / 1e6}))
 
 
+def floors(request: dict[str, Any]) -> dict[str, float]:
+    """What bounds the figures from below, on one request (best of 3, CPU seconds):
+
+    - ``tokenize``: tiktoken's cl100k encoding of every text of the request once, what a cold
+      run cannot avoid (every block's tokens are counted to place budgets and breakpoints);
+    - ``scan``: one walk of the messages that tells an edited history from an unchanged one
+      (:func:`tidyctx._memo.content_key` of each message, exact to the byte: what any
+      incremental path has to pay before it may trust what it remembers);
+    - ``compare``: ``==`` of the messages against a private copy (C speed, but not exact:
+      ``1 == 1.0 == True`` and dicts equal in any key order, so it cannot stand alone).
+    """
+    from tidyctx._memo import content_key
+    from tidyctx.tokens import get_encoding
+
+    encode = get_encoding().encode
+    texts: list[str] = []
+    stack: list[Any] = [request]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    messages = request["messages"]
+    private = copy.deepcopy(messages)
+
+    def best(run: Callable[[], Any]) -> float:
+        times = []
+        for _ in range(3):
+            start = _clock()
+            run()
+            times.append(_clock() - start)
+        return min(times)
+
+    return {
+        "tokenize": best(lambda: [encode(t, disallowed_special=()) for t in texts]),
+        "scan": best(lambda: [content_key(m) for m in messages]),
+        "compare": best(lambda: private == messages),
+    }
+
+
 def exponent(points: Sequence[tuple[int, float]]) -> float:
     """Least-squares slope of log(seconds) against log(messages)."""
     xs = [math.log(n) for n, _ in points]
@@ -654,6 +700,7 @@ def main(argv: Sequence[str]) -> None:
             "warm": warm(pipeline, full, size, turns, parsed=False),
             "parsed": warm(pipeline, full, size, turns, parsed=True),
             "memo": memo_bytes(),
+            "floors": floors(request),
         }
         row.update(cold(size))
         if not args.no_peers:
@@ -711,6 +758,23 @@ def report(rows: list[dict[str, Any]]) -> str:
             f"growth exponent of warm time, {fit[0][0]:,} to {fit[-1][0]:,} messages: "
             f"{exponent(fit):.2f}"
         )
+    lines += [
+        "",
+        "floors on the same requests: tiktoken over every text once (a cold run counts each "
+        "block), one exact walk of the messages (content keys), == against a private copy",
+        f"{'messages':>9}{'tokenize ms':>13}{'ms/MB':>8}{'scan ms':>9}{'x dumps':>8}"
+        f"{'== ms':>8}{'x dumps':>8}",
+    ]
+    for r in rows:
+        f = r["floors"]
+        lines.append(
+            f"{r['size']:>9,}{_ms(f['tokenize']):>13}{f['tokenize'] * 1e3 / r['mb']:>8.0f}"
+            f"{_ms(f['scan']):>9}{f['scan'] / r['dumps']:>8.2f}{f['compare'] * 1e3:>8.2f}"
+            f"{f['compare'] / r['dumps']:>8.2f}"
+        )
+    scan = [(r["size"], r["floors"]["scan"]) for r in rows if r["size"] >= 99]
+    if len(scan) >= 2:
+        lines.append(f"growth exponent of the exact walk alone: {exponent(scan):.2f}")
     if any("lc_warm" in r for r in rows):
         lines += ["", "peers on the same requests (ratio: peer time / tidyctx time)"]
         lines.append(

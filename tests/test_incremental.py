@@ -20,9 +20,17 @@ from hypothesis import strategies as st
 
 import strategies
 import tidyctx as tc
-from builders import BUNDLED_TRACES, SHARED_TRACES, agent_run, turns
+from builders import BUNDLED_TRACES, SHARED_TRACES, agent_run, tool_messages, turns
 from tidyctx import tokens
-from tidyctx._memo import DEFAULT_MAX_BYTES, clear_memo, memo_stats, set_memo_limit
+from tidyctx._memo import (
+    DEFAULT_MAX_BYTES,
+    clear_memo,
+    memo_stats,
+    prefix_tokens,
+    resume,
+    set_memo_limit,
+    suspend,
+)
 from tidyctx.traces import load_run
 
 Pipeline = Callable[[], list[Any]]
@@ -159,3 +167,46 @@ def test_shared_traces_replay_warm_as_fresh() -> None:
         got = _incremental(requests, recommended)
         for k in sorted({len(requests) // 2, len(requests) - 1}):
             assert got[k] == from_scratch(requests[k], recommended), f"{path.stem} turn {k}"
+
+
+def _repeating_run(steps: int) -> dict[str, Any]:
+    """A tool loop whose logs repeat the lines of earlier ones (a test suite run again and
+    again), so that trim's repeat notes depend on every earlier result."""
+    shared = [f"tests/test_module_{k}.py::test_case_{k} PASSED [{k:>3}%]" for k in range(60)]
+    calls = [
+        ("run_tests", {"k": k}, "\n".join([*shared[k : k + 30], f"run {k}: {k * 7} passed"]))
+        for k in range(steps)
+    ]
+    messages = tool_messages("Make the suite pass.", calls, say="Run {k}.")
+    return {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": messages}
+
+
+def test_repeat_notes_resume_from_the_last_turn_as_a_fresh_run_would() -> None:
+    run = _repeating_run(8)
+    transforms = [tc.trim(max_tokens=2000)]
+    outs = [_bytes(tc.pipe(r, *transforms)) for r in turns(run)]
+    assert b"lines as in earlier results" in outs[-1]
+    for request, out in zip(turns(run), outs, strict=True):
+        assert out == from_scratch(request, lambda: [tc.trim(max_tokens=2000)])
+
+
+def test_repeat_notes_follow_an_earlier_result_edited_in_place() -> None:
+    run = _repeating_run(6)
+    transforms = [tc.trim(max_tokens=2000)]
+    tc.pipe(run, *transforms)
+    # The first result no longer holds the lines the later ones repeat.
+    first = run["messages"][2]["content"][0]
+    first["content"] = "nothing to see"
+    out = _bytes(tc.pipe(run, *transforms))
+    assert out == from_scratch(run, lambda: [tc.trim(max_tokens=2000)])
+
+
+def test_a_resumed_state_goes_to_one_caller_and_only_for_its_own_prefix() -> None:
+    clear_memo()
+    mine = prefix_tokens(["config", "a", "b"])
+    other = prefix_tokens(["config", "a", "x"])
+    suspend("doc-state", mine[-1], ["a", "b"], 10)
+    assert resume("doc-state", other) == (0, None)  # a different last item: not this state
+    longer = prefix_tokens(["config", "a", "b", "c"])  # the conversation grew by one item
+    assert resume("doc-state", longer) == (3, ["a", "b"])
+    assert resume("doc-state", mine) == (0, None)  # taken: a second caller starts over

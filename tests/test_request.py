@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
+import strategies
 import tidyctx as tc
 from tidyctx._request import (
     ValidationError,
@@ -16,6 +19,8 @@ from tidyctx._request import (
     errors,
     iter_blocks,
     normalize,
+    normalized,
+    plain_copy,
     to_plain,
     to_request,
     validate,
@@ -397,3 +402,38 @@ def test_deep_json_is_named_not_a_recursion_error() -> None:
         with pytest.raises(ValidationError, match="levels deep") as err:
             call()
         assert err.value.path.startswith("messages[1].content[0].input.a.a")
+
+
+@settings(max_examples=60)
+@given(strategies.requests())
+def test_normalized_equals_normalize_and_shares_the_blocks_it_leaves(
+    request: dict[str, Any],
+) -> None:
+    before = copy.deepcopy(request)
+    out = normalized(request)
+    assert out == normalize(request)
+    assert request == before  # the input is left alone
+    assert out["messages"] is not request["messages"]
+    for old, new in zip(request["messages"], out["messages"], strict=True):
+        assert new is not old  # each message and its content list are the caller's to change
+        if isinstance(old["content"], list):
+            assert new["content"] is not old["content"]
+            for a, b in zip(old["content"], new["content"], strict=True):
+                string_result = a.get("type") == "tool_result" and isinstance(a.get("content"), str)
+                assert (b is a) or string_result
+
+
+@settings(max_examples=60)
+@given(strategies.requests(with_cache_control=True))
+def test_plain_copy_is_an_equal_copy_that_shares_no_container(request: dict[str, Any]) -> None:
+    out = plain_copy(request)
+    assert out == request and json.dumps(out) == json.dumps(request)
+
+    def containers(value: Any) -> list[int]:
+        if isinstance(value, dict):
+            return [id(value), *(i for v in value.values() for i in containers(v))]
+        if isinstance(value, list):
+            return [id(value), *(i for v in value for i in containers(v))]
+        return []
+
+    assert not set(containers(out)) & set(containers(request))

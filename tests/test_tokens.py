@@ -20,6 +20,7 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import strategies
 from builders import BUNDLED_TRACES, SHARED_TRACES
 from tidyctx import tokens
 from tidyctx._request import canonical_json, iter_blocks
@@ -715,3 +716,17 @@ def test_text_without_long_runs_is_counted_exactly() -> None:
     text = "def f(x):\n    return x  # " + "é" * 5_000 + "\n" + "ab " * 3_000
     exact = len(ENC.encode(text, disallowed_special=()))
     assert LocalCounter(calibration=1.0).count_text(text) == exact
+
+
+# One model that keeps earlier thinking blocks and two that drop them (counted 0).
+MODELS_FOR_TOTALS = ("claude-opus-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6")
+
+
+@settings(max_examples=80)
+@given(strategies.requests(with_cache_control=True), st.sampled_from(MODELS_FOR_TOTALS))
+def test_a_request_total_is_its_blocks_plus_the_overhead(
+    request: dict[str, Any], model: str
+) -> None:
+    counter = LocalCounter(model)
+    blocks = counter.count_blocks(request)
+    assert counter.count_request(request) == sum(n for _, n in blocks) + counter.overhead(request)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import re
 
+from tidyctx._memo import memoized
+
 __all__ = [
     "EXPAND_TOOL",
     "GAP",
@@ -149,6 +151,11 @@ def repeat_note(hidden: int, key: str) -> str:
 _STORE_ID = re.compile(r'\bid=\\?"(tc_[0-9a-f]{16})\\?"')
 
 
+def _ids_size(ids: tuple[str, ...]) -> int:
+    # The key is the request's own text (shared, see tidyctx._memo): the ids are what it adds.
+    return 8 + 27 * len(ids)
+
+
 def store_ids(text: str) -> list[str]:
     """The store ids that the markers and notes of ``text`` name, in order, each once.
 
@@ -158,7 +165,11 @@ def store_ids(text: str) -> list[str]:
     """
     if "tc_" not in text:
         return []
-    return list(dict.fromkeys(_STORE_ID.findall(text)))
+    # Remembered by text: every transform reads the ids of every marked result on each turn.
+    found = memoized(
+        "store-ids", text, lambda: tuple(dict.fromkeys(_STORE_ID.findall(text))), _ids_size
+    )
+    return list(found)
 
 
 def json_marker(mark: str) -> str:

@@ -18,7 +18,11 @@ Rules that keep a memo from ever changing an output:
 - **Eviction only costs time**: a missing entry is recomputed, and equal to the evicted one.
 
 Sizes are estimates: the characters of the strings an entry holds (its key included: a key
-may hold a tool result's text) plus :data:`ENTRY_OVERHEAD` bytes.
+may hold a tool result's text) plus :data:`ENTRY_OVERHEAD` bytes. A key that only indexes
+the request's own strings (a message, a block's content, a text whose ids are read) holds
+those very objects, not copies: one text is held once however many kinds of work are keyed
+by it, so such keys count 8 bytes per item (:func:`shared_size`), and the text is counted
+where it is held as itself (its token count's entry, a cut's value).
 
 >>> calls = []
 >>> def work(text):
@@ -50,7 +54,10 @@ __all__ = [
     "memoized",
     "prefix_tokens",
     "result_key",
+    "resume",
     "set_memo_limit",
+    "shared_size",
+    "suspend",
     "text_size",
 ]
 
@@ -98,6 +105,16 @@ class _Store:
             self.data.move_to_end(key)
             self.hits += 1
             return hit
+
+    def take(self, key: tuple[str, Hashable]) -> Any:
+        with self.lock:
+            hit = self.data.pop(key, None)
+            if hit is None:
+                self.misses += 1
+                return None
+            self._forget(key[0], hit[1])
+            self.hits += 1
+            return hit[0]
 
     def put(self, key: tuple[str, Hashable], value: Any, size: int) -> None:
         size += ENTRY_OVERHEAD
@@ -262,10 +279,51 @@ def prefix_tokens(items: Sequence[Hashable]) -> list[int]:
     out: list[int] = []
     token = 0
     for item in items:
-        key = (token, item)
-        token = memoized("prefix", key, _new_token, text_size(item) + 16)
+        token = memoized("prefix", (token, item), _new_token, _Sized(item))
         out.append(token)
     return out
+
+
+class _Sized:
+    """The size of a prefix entry, measured only when one is stored (most calls find it)."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Hashable) -> None:
+        self.item = item
+
+    def __call__(self, _: object) -> int:
+        return shared_size(self.item) + 16
+
+
+def resume(kind: str, tokens: Sequence[int], least: int = 0) -> tuple[int, Any]:
+    """The state of a chained computation that :func:`suspend` left for the longest prefix
+    of a sequence, taken out of the memo: ``(k, state)``, where ``state`` stands for the
+    first ``k`` items (``tokens`` are the sequence's :func:`prefix_tokens`); ``(0, None)``
+    when none is held for a prefix longer than ``least`` items.
+
+    A state is mutable: the caller owns what it takes (no other call can see it while it is
+    out, so two threads on one conversation never share one; the second starts over) and
+    gives it back, extended, with :func:`suspend`. Looked for from the longest prefix down,
+    so a conversation that grew by a turn finds its state at once.
+
+    >>> t = prefix_tokens(["a", "b", "c"])
+    >>> suspend("doc-chain", t[1], ["a", "b"], 2)
+    >>> resume("doc-chain", t), resume("doc-chain", t)
+    ((2, ['a', 'b']), (0, None))
+    """
+    for k in range(len(tokens), least, -1):
+        state = _STORE.take((kind, tokens[k - 1]))
+        if state is not None:
+            return k, state
+    return 0, None
+
+
+def suspend(kind: str, token: int, state: Any, size: int) -> None:
+    """Hold ``state`` (the caller's, handed over: never changed while held) for the prefix
+    ``token`` stands for, until :func:`resume` takes it or the memo evicts it. ``size``:
+    its estimated bytes, as for :func:`memoized`."""
+    _STORE.put((kind, token), state, size)
 
 
 def result_key(*parts: Any) -> Hashable:
@@ -278,6 +336,24 @@ def result_key(*parts: Any) -> Hashable:
         from tidyctx._request import block_hash
 
         return block_hash([sorted(p) if isinstance(p, frozenset) else p for p in parts])
+
+
+def shared_size(*values: Any) -> int:
+    """Estimated bytes of the tuples, lists and dicts of ``values`` whose strings are shared
+    with the request (see the module notes): 8 per item at every level, no characters."""
+    total = 0
+    stack = list(values)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, tuple | list | frozenset | set):
+            total += 8 * len(v)
+            stack.extend(x for x in v if not isinstance(x, str))
+        elif isinstance(v, dict):
+            total += 16 * len(v)
+            stack.extend(x for x in v.values() if not isinstance(x, str))
+        else:
+            total += 8
+    return total
 
 
 def text_size(*values: Any) -> int:

@@ -21,6 +21,7 @@ tidyctx._request.ValidationError: messages[1].clear_at: unknown clear_at 'soon'.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -30,6 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tidyctx._memo import content_key, memoized, shared_size
 from tidyctx._shapes import (
     CLEAR_AT,
     EFFORTS,
@@ -56,10 +58,13 @@ __all__ = [
     "canonical_json",
     "check_encodable",
     "errors",
+    "input_json",
     "invalid",
     "iter_blocks",
     "marker_errors",
     "normalize",
+    "normalized",
+    "plain_copy",
     "to_plain",
     "to_request",
     "too_deep",
@@ -450,6 +455,77 @@ def normalize(request: Mapping[str, Any]) -> Request:
     return out
 
 
+def input_json(value: Any) -> str:
+    """A tool input as the transforms read it: JSON, keys sorted, non-ASCII as it is.
+    Remembered by content: every earlier call's input is read again on each turn."""
+    try:
+        key = content_key(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return memoized(
+        "input-json",
+        key,
+        lambda: json.dumps(value, ensure_ascii=False, sort_keys=True),
+        lambda text: len(text) + shared_size(key),
+    )
+
+
+def plain_copy(value: Any) -> Any:
+    """A deep copy of plain JSON data, strings and numbers shared (they are immutable): what
+    ``copy.deepcopy`` gives for it, in a fifth of the time. Anything else is deep-copied."""
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) is str else plain_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) is str else plain_copy(v) for v in value]
+    if value is None or kind is str or kind is int or kind is float or kind is bool:
+        return value
+    return copy.deepcopy(value)
+
+
+def normalized(request: Mapping[str, Any]) -> Request:
+    """What :func:`normalize` returns, with less copied: new containers for the request, its
+    system and tools (as :func:`normalize`), the messages list, each message and its content
+    list; the blocks themselves shared with ``request`` (a tool_result whose content is a
+    string gets a new block). For a transform that replaces blocks and never edits one: it
+    copies a few containers per message instead of every block and what lies in it.
+    """
+    messages = request.get("messages") if type(request) is dict else None
+    if not isinstance(messages, list) or any(type(m) is not dict for m in messages):
+        return normalize(request)
+    out: Request = dict(request)
+    for key in ("system", "tools"):
+        if key in out:
+            out[key] = _REQUEST[key](out[key])
+    system = out.get("system")
+    if isinstance(system, str) and system.strip():
+        out["system"] = _text_blocks(system)
+    new: list[Any] = []
+    for message in messages:
+        copied = dict(message)
+        content = message.get("content")
+        if isinstance(content, str):
+            if content.strip():
+                copied["content"] = _text_blocks(content)
+        elif isinstance(content, list | tuple):
+            if any(type(b) is not dict and type(b) is not str for b in content):
+                return normalize(request)  # data the edge did not make plain: convert it
+            copied["content"] = [_normalized_block(b) for b in content]
+        new.append(copied)
+    out["messages"] = new
+    return out
+
+
+def _normalized_block(block: Any) -> Any:
+    if type(block) is dict and block.get("type") == "tool_result":
+        inner = block.get("content")
+        if isinstance(inner, str) and inner.strip():
+            return {**block, "content": _text_blocks(inner)}
+        if isinstance(inner, tuple):
+            return {**block, "content": list(inner)}
+    return block
+
+
 # ---------------------------------------------------------------------------- bytes
 
 
@@ -607,7 +683,10 @@ def validate(request: Any, *, strict: bool = True) -> None:
 def errors(request: Any, *, strict: bool = True) -> list[ValidationError]:
     """Every problem :func:`validate` would report, in request order."""
     try:
-        req, _ = to_request(request)
+        # A plain request dict (what a transform gets) is checked as it is: the checks only
+        # read, and copying every block of a long conversation cost more than checking it.
+        plain = type(request) is dict and _is_plain(request)
+        req = request if plain else to_request(request)[0]
     except ValidationError as err:
         return [err]
     except TypeError as err:

@@ -723,7 +723,42 @@ class LocalCounter:
     def count_request(self, request: Any) -> int:
         """Total input tokens of a request dict, a bare message list or an SDK object."""
         req = _as_request(request)
-        return sum(n for _, n in self._counted(req)) + self.overhead(req)
+        return self._total(req) + self.overhead(req)
+
+    def _total(self, request: Mapping[str, Any]) -> int:
+        """``sum`` of :meth:`_counted`'s counts, the same blocks in the same order, without
+        writing a path per block (a request is counted whole on every turn)."""
+        model = self.model or request.get("model")
+        factor = self.factor(model)
+        cutoff = 0 if keeps_prior_thinking(model) else thinking_cutoff(request.get("messages"))
+        scale = self._scale
+        total = 0
+        tools = request.get("tools")
+        if isinstance(tools, list):
+            total += sum(scale(_memo_raw("t", tool), factor) for tool in tools)
+        system = request.get("system")
+        if isinstance(system, str):
+            if system:
+                total += scale(_memo_raw("b", system), factor)
+        elif isinstance(system, list):
+            total += sum(scale(_memo_raw("b", block), factor) for block in system)
+        messages = request.get("messages")
+        for i, message in enumerate(messages if isinstance(messages, list) else ()):
+            if not isinstance(message, Mapping):
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                total += scale(_memo_raw("b", content), factor)
+            elif isinstance(content, list):
+                for block in content:
+                    if (
+                        i < cutoff
+                        and isinstance(block, Mapping)
+                        and block.get("type") in ("thinking", "redacted_thinking")
+                    ):
+                        continue
+                    total += scale(_memo_raw("b", block), factor)
+        return total
 
 
 def check_counter(counter: Any, where: str) -> None:

@@ -48,7 +48,6 @@ left a string.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +63,7 @@ from tidyctx._request import (
     can_carry_marker,
     check_encodable,
     marker_errors,
+    plain_copy,
 )
 from tidyctx.cachesim import LOOKBACK, CacheModel, layout
 from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
@@ -127,7 +127,7 @@ class Cache(Edge):
         # Block hashes need UTF-8; name a lone surrogate rather than fail deep inside.
         check_encodable(request)
         # A copy in the client's own form: only markers change below.
-        out = copy.deepcopy(request)
+        out: Request = plain_copy(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise tidyctx._request.ValidationError(
@@ -323,7 +323,7 @@ class Cache(Edge):
             ).apply({**request, "messages": messages[:-2]})
 
         def cost(plan: list[tuple[int, str]]) -> float:
-            current = copy.deepcopy(request)
+            current = plain_copy(request)
             for pos, ttl in plan:
                 _set_marker(current, lay.paths[pos], _marker(ttl))
             model = CacheModel(model=self.model, min_cacheable=self.min_tokens, counter=counter)

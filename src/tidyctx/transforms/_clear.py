@@ -56,6 +56,7 @@ from typing import Any
 
 from tidyctx._edge import Edge, shaped, start
 from tidyctx._markers import expand_call
+from tidyctx._memo import content_key, memoized, shared_size
 from tidyctx._request import (
     Request,
     ValidationError,
@@ -665,7 +666,19 @@ def _content_hash(content: Any) -> str | None:
     if isinstance(content, str):
         return block_hash([{"type": "text", "text": content}]) if content else None
     if isinstance(content, list) and content:
-        return block_hash([cache_content(b) for b in content])
+        try:
+            key = content_key(content)
+        except TypeError:
+            key = None
+        if key is None:
+            return block_hash([cache_content(b) for b in content])
+        # Remembered by content: the hash of every earlier result is asked for on each turn.
+        return memoized(
+            "content-hash",
+            key,
+            lambda: block_hash([cache_content(b) for b in content]),
+            lambda _: shared_size(key) + 64,
+        )
     return None
 
 

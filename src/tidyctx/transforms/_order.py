@@ -60,7 +60,6 @@ True
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -77,6 +76,7 @@ from tidyctx._request import (
     cache_content,
     canonical_json,
     check_encodable,
+    plain_copy,
 )
 
 __all__ = [
@@ -214,6 +214,20 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, list):
         return [_canonical(v) for v in value]
     return value
+
+
+def _is_canonical(value: Any) -> bool:
+    """Whether ``value`` serializes as its :func:`_canonical` copy does: every dict's keys
+    already in sorted order (distinct keys serialize differently, so the bytes differ exactly
+    when some order does)."""
+    if isinstance(value, Mapping):
+        keys = list(value)
+        if keys != sorted(keys):
+            return False
+        return all(_is_canonical(v) for v in value.values() if isinstance(v, Mapping | list))
+    if isinstance(value, list):
+        return all(_is_canonical(v) for v in value if isinstance(v, Mapping | list))
+    return True
 
 
 def _ttl_rank(marker: Any) -> int:
@@ -613,7 +627,7 @@ class Order(Edge):
         # Tools are sorted by their canonical JSON, which needs UTF-8: name a lone surrogate.
         check_encodable(request)
         # A copy in the client's own form: strings stay strings, keys keep their order.
-        out = copy.deepcopy(request)
+        out = plain_copy(request)
         stats = _Stats()
         if self.sort_tools and isinstance(out.get("tools"), list) and out["tools"]:
             out["tools"] = self._order_tools(out["tools"], stats)
@@ -659,15 +673,16 @@ class Order(Edge):
             if not isinstance(content, list):
                 continue
             for block in content:
+                # An input already canonical (the usual case, and every input on a later
+                # turn) is left as it is, without building and serializing its canonical copy.
                 if (
                     isinstance(block, dict)
                     and block.get("type") == "tool_use"
                     and isinstance(block.get("input"), dict)
+                    and not _is_canonical(block["input"])
                 ):
-                    canonical = _canonical(block["input"])
-                    if json.dumps(canonical) != json.dumps(block["input"]):
-                        stats.inputs += 1
-                        block["input"] = canonical
+                    stats.inputs += 1
+                    block["input"] = _canonical(block["input"])
 
     def _move_volatile(self, request: Request, out: Request, stats: _Stats, record: bool) -> None:
         system = out.get("system")

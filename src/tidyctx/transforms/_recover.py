@@ -70,10 +70,31 @@ def block_ids(block: Any) -> list[str]:
     else:
         return []
     found: dict[str, None] = {}
-    for text in _strings(source):
-        if "tc_" in text:
-            found.update(dict.fromkeys(store_ids(text)))
+    for text in _marked(source):
+        found.update(dict.fromkeys(store_ids(text)))
     return list(found)
+
+
+def _marked(source: Any) -> list[str]:
+    """The strings of ``source`` (as :func:`_strings` walks them, in order) that hold
+    ``tc_``. The usual shapes (a string; a list of blocks whose values are strings) are read
+    without a generator per value: this runs over every tool block of every request."""
+    if type(source) is str:
+        return [source] if "tc_" in source else []
+    if type(source) is not list:
+        return [t for t in _strings(source) if "tc_" in t]
+    out: list[str] = []
+    for item in source:
+        if type(item) is dict:
+            for value in item.values():
+                if type(value) is str:
+                    if "tc_" in value:
+                        out.append(value)
+                else:
+                    out += [t for t in _strings(value, 2) if "tc_" in t]
+        else:
+            out += [t for t in _strings(item, 1) if "tc_" in t]
+    return out
 
 
 class _Guarded:
@@ -81,9 +102,17 @@ class _Guarded:
     passes on), so that what the transform writes evicts its own entries (which it can put
     back) before those of an earlier transform that shares the store."""
 
-    def __init__(self, store: Store, keys: list[str]) -> None:
+    def __init__(self, store: Store, keys: list[str] | Request) -> None:
         self.store = store
-        self.keys = keys
+        self._keys = keys
+
+    @property
+    def keys(self) -> list[str]:
+        """The ids to renew, read from the request at the first put: most calls put nothing
+        (every cut memoized), and then never walk the request's markers."""
+        if not isinstance(self._keys, list):
+            self._keys = _request_ids(self._keys)
+        return self._keys
 
     def get(self, key: str) -> str | None:
         return self.store.get(key)
@@ -101,11 +130,20 @@ class _Guarded:
 
 def guarded(store: Store, request: Request) -> Store:
     """``store`` for the writes of one call on ``request``: as it is, or, when markers of the
-    request's tool blocks already name ids, a store whose puts renew those first."""
+    request's tool blocks already name ids, a store whose puts renew those first. With a
+    store that has ``touch`` (the three here) the ids are read at the first put, if any (the
+    request is never changed during a call, so they are the same)."""
+    if callable(getattr(store, "touch", None)):
+        return _Guarded(store, request)  # renews nothing when no marker names an id: as store
+    keys = _request_ids(request)
+    return _Guarded(store, keys) if keys else store
+
+
+def _request_ids(request: Request) -> list[str]:
     keys: dict[str, None] = {}
     for _, block in _blocks(request):
         keys.update(dict.fromkeys(block_ids(block)))
-    return _Guarded(store, list(keys)) if keys else store
+    return list(keys)
 
 
 def _blocks(request: Mapping[str, Any]) -> Iterator[tuple[Position, Any]]:
@@ -147,7 +185,11 @@ def settle(
     own: dict[Position, list[str]] = {}
     passed: dict[str, None] = {}
     for where, block in _blocks(after):
-        known = set(block_ids(_at(before, where)))
+        old = _at(before, where)
+        if old is block:  # passed on as it came (shared): every id it names was known
+            passed.update(dict.fromkeys(block_ids(block)))
+            continue
+        known = set(block_ids(old))
         for key in block_ids(block):
             if key in known:
                 passed[key] = None

@@ -67,18 +67,17 @@ earlier tool results as they were recorded.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
-from tidyctx._memo import memoized, prefix_tokens, result_key
-from tidyctx._request import Request, ValidationError, normalize
+from tidyctx._memo import memoized, prefix_tokens
+from tidyctx._request import Request, ValidationError, input_json, normalized
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, keep_text
 from tidyctx.tokens import (
@@ -220,10 +219,10 @@ def _path_lines(text: str) -> Iterator[re.Match[str]]:
         pos = m.end()
 
 
-@dataclass(frozen=True, slots=True)
-class _Said:
+class _Said(NamedTuple):
     """What one message said: its text, its tool inputs (as JSON) and its tool results (with
-    the input of the call behind each); results of file views are left out."""
+    the input of the call behind each); results of file views are left out. A tuple: hashed
+    and compared in C, once per message per call (the key of its prefix token)."""
 
     role: str
     prose: tuple[str, ...]
@@ -298,7 +297,7 @@ class Conversation:
                     continue
                 if b.get("type") == "tool_use":
                     ident = str(b.get("id"))
-                    text = json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True)
+                    text = input_json(b.get("input"))
                     inputs[ident] = text
                     code.append(text)
                     path = view_path(tools, b)
@@ -312,6 +311,11 @@ class Conversation:
             prose = tuple(_block_texts(content))
             self.said.append(_Said(str(message.get("role")), prose, tuple(code), tuple(results)))
         self._prefix = prefix_tokens(self.said)  # a view's references depend on its prefix
+
+    def prefix(self, view: FileView) -> int:
+        """A token for the messages up to ``view``'s call (:func:`~tidyctx._memo.prefix_tokens`):
+        equal on two calls exactly when those messages said the same."""
+        return self._prefix[view.message]
 
     def references(self, view: FileView) -> References:
         """The names and lines of ``view.path`` pointed at up to the call, weighted: the call's
@@ -740,7 +744,7 @@ class SliceCode(Edge):
         return "; ".join(parts)
 
     def _run(self, request: Request) -> tuple[Request, list[Outcome]]:
-        out = normalize(request)
+        out = normalized(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "slice_code() needs a list of messages")
@@ -788,8 +792,17 @@ class SliceCode(Edge):
             return Outcome(view.path, None, "already cut by tidyctx")
         if len(text) <= self.max_tokens:  # a token is at least one character
             return Outcome(view.path, None, "within budget")
-        refs = conversation.references(view)
-        key = result_key(text, view.path, refs.terms, refs.lines, self.max_tokens)
+        # The references are a function of the prefix up to the call, the path and the input:
+        # keyed by those (one prefix token, not the references' thousands of terms), a hit
+        # costs no walk over the conversation.
+        key = (
+            text,
+            view.path,
+            conversation.prefix(view),
+            view.input,
+            self.max_tokens,
+            counter.factor(),
+        )
         with self._lock:
             hit = self._memo.get(key)
             if hit is not None:
@@ -798,6 +811,7 @@ class SliceCode(Edge):
             if hit.text is not None:
                 keep_text(store, text)  # renewed, or put back if the store evicted it
             return hit
+        refs = conversation.references(view)
         hit = slice_view(text, view.path, refs, self.max_tokens, counter=counter, store=store)
         with self._lock:
             self._memo[key] = hit

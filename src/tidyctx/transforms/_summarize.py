@@ -105,6 +105,7 @@ from typing import Any, overload
 
 from tidyctx import pricing
 from tidyctx._edge import Edge, shaped, start, transform_name
+from tidyctx._memo import content_key, memoized, shared_size
 from tidyctx._request import (
     Request,
     ValidationError,
@@ -504,10 +505,28 @@ def _costs(p: Payback, summary_model: str) -> str:
 
 
 def _message_hash(message: Any) -> str:
-    """Content hash of a message: markers left out, string content as a text block."""
+    """Content hash of a message: markers left out, string content as a text block.
+    Remembered by content: the chain asks for every earlier message's on each turn."""
+    try:
+        key = content_key(message)
+    except TypeError:
+        return _hash_message(message)
+    return memoized(
+        "message-hash", key, lambda: _hash_message(message), lambda _: shared_size(key) + 64
+    )
+
+
+def _hash_message(message: Any) -> str:
     if not isinstance(message, Mapping):
         return block_hash(message)
     return block_hash([message.get("role"), [cache_content(b) for b in _content(message)]])
+
+
+def _link(previous: str, message_hash: str) -> str:
+    """The chain's next hash (remembered: two short strings in, one out)."""
+    return memoized(
+        "chain", (previous, message_hash), lambda: block_hash([previous, message_hash]), 200
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -643,7 +662,7 @@ class Summarize(Edge):
     def _chain(self, messages: Sequence[Any]) -> tuple[str, ...]:
         chain = [self.settings]
         for message in messages:
-            chain.append(block_hash([chain[-1], _message_hash(message)]))
+            chain.append(_link(chain[-1], _message_hash(message)))
         return tuple(chain)
 
     def _stored_cut(self, key: str, k: int) -> tuple[str, str] | None:

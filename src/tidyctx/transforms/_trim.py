@@ -46,8 +46,6 @@ True
 
 from __future__ import annotations
 
-import copy
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -56,8 +54,15 @@ from typing import Any
 
 from tidyctx._edge import Edge
 from tidyctx._markers import MARKER_PREFIX, NOTE_START, is_marker, repeat_note
-from tidyctx._memo import result_key
-from tidyctx._request import Request, ValidationError, block_hash, normalize
+from tidyctx._memo import prefix_tokens, result_key, resume, suspend
+from tidyctx._request import (
+    Request,
+    ValidationError,
+    block_hash,
+    input_json,
+    normalized,
+    plain_copy,
+)
 from tidyctx.store import MemoryStore, Store, keep_text, store_key
 from tidyctx.text._compaction import compact_kept, compact_result
 from tidyctx.text._hints import hints_from
@@ -166,7 +171,7 @@ class Trim(Edge):
     def _steps(self, request: Request, store: Store) -> tuple[Request, LocalCounter]:
         """A copy of the request with each result projected, compacted and truncated (steps
         2-4)."""
-        out = normalize(request)
+        out = normalized(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "trim() needs a list of messages")
@@ -234,7 +239,7 @@ class Trim(Edge):
             recent = [*recent, *texts][-_RECENT_TURNS * 4 :]
             for b in blocks:
                 if isinstance(b, dict) and b.get("type") == "tool_use":
-                    args = json.dumps(b.get("input"), ensure_ascii=False, sort_keys=True)
+                    args = input_json(b.get("input"))
                     hints = hints_from(args, *recent, *task) if self.smart else frozenset()
                     calls[str(b.get("id"))] = _Call(str(b.get("name")), b.get("input"), hints)
         return calls
@@ -269,13 +274,17 @@ class Trim(Edge):
             if hit is not None:
                 self._memo.move_to_end(key)
         if hit is None:
-            hit = copy.deepcopy(self._trim_content(content, call, spec, budget, counter, store))
+            hit = plain_copy(self._trim_content(content, call, spec, budget, counter, store))
             with self._lock:
                 self._memo[key] = hit
                 while len(self._memo) > 20_000:
                     self._memo.popitem(last=False)
+        if hit == content:
+            # Nothing cut (hit was made from a content with this one's exact bytes, as its
+            # key says): the block goes on as it came, shared, as an unchanged block should.
+            return block
         # Copies: the memo's blocks must not be shared with the caller (nested ones included).
-        return {**block, "content": copy.deepcopy(hit)}
+        return {**block, "content": plain_copy(hit)}
 
     def _input(
         self,
@@ -494,35 +503,90 @@ def _repeatable(line: str) -> bool:
     return len(key) >= _REPEAT_MIN_CHARS and not is_marker(key) and not key.startswith(NOTE_START)
 
 
+class _Repeats:
+    """Where :func:`_drop_repeats` stands after some results: the lines seen so far and, per
+    result, its new texts and the texts its notes name (put in the store again on replay)."""
+
+    __slots__ = ("outs", "seen", "size")
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.outs: list[tuple[tuple[str | None, ...] | None, tuple[str, ...]]] = []
+        self.size = 0
+
+
+def _result_texts(block: dict[str, Any]) -> tuple[str | None, ...] | None:
+    """What :func:`_drop_repeats` reads of a result: the text of each content block (None for
+    a block of another kind), or None when its content is no list."""
+    content = block.get("content")
+    if not isinstance(content, list):
+        return None
+    return tuple(
+        b.get("text") if isinstance(b, dict) and b.get("type") == "text" else None for b in content
+    )
+
+
 def _drop_repeats(request: Request, counter: LocalCounter, store: Store) -> Request:
     """Each run of 2+ lines of a tool result that earlier results (as sent) hold becomes one
     note naming the store id of the run's lines (not the earlier call: it may be summarized
     away or cleared later), when the note costs fewer tokens than the run. Texts that start as
     JSON are left whole (their lines are not rows). Depends only on earlier results, so the
-    prefix stays byte-identical."""
-    seen: set[str] = set()  # the lines of earlier results, as sent
+    prefix stays byte-identical.
+
+    Incremental: the state after the results of the last call (the lines seen, each result's
+    new texts) is kept in the memo under the token of those results' texts, so a turn that
+    adds results processes only those; the earlier ones are rebuilt from their recorded texts
+    and their notes' texts put in the store again, in order, as a fresh run would."""
+    places: list[tuple[list[Any], int, dict[str, Any]]] = []
+    items: list[Any] = [("\0repeats", _REPEAT_MIN_CHARS, counter.factor())]
     for message in request["messages"]:
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
         for j, block in enumerate(content):
             if isinstance(block, dict) and block.get("type") == "tool_result":
-                content[j] = _drop_repeated_lines(block, seen, counter, store)
+                places.append((content, j, block))
+                items.append(_result_texts(block))
+    tokens = prefix_tokens(items)
+    k, state = resume("repeats", tokens)
+    if state is None:
+        state = _Repeats()
+    done = max(0, k - 1)
+    for n, (content, j, block) in enumerate(places):
+        if n < done:
+            texts, notes = state.outs[n]
+            for text in notes:
+                keep_text(store, text)
+        else:
+            texts, notes = _drop_repeated_lines(items[n + 1], state, counter, store)
+            state.outs.append((texts, notes))
+            state.size += 16 + sum(len(t) for t in texts or () if t is not None)
+        if texts is not None:
+            content[j] = _with_texts(block, texts)
+    suspend("repeats", tokens[-1], state, state.size)
     return request
 
 
+def _with_texts(block: dict[str, Any], texts: tuple[str | None, ...]) -> dict[str, Any]:
+    """``block`` with the text of each content block whose entry in ``texts`` is not None."""
+    content = block["content"]
+    out = [b if t is None else {**b, "text": t} for b, t in zip(content, texts, strict=True)]
+    return {**block, "content": out}
+
+
 def _drop_repeated_lines(
-    block: dict[str, Any], seen: set[str], counter: LocalCounter, store: Store
-) -> dict[str, Any]:
-    content = block.get("content")
-    if not isinstance(content, list):
-        return block
-    out: list[Any] = []
-    changed = False
-    for b in content:
-        text = b.get("text") if isinstance(b, dict) and b.get("type") == "text" else None
+    texts: tuple[str | None, ...] | None, state: _Repeats, counter: LocalCounter, store: Store
+) -> tuple[tuple[str | None, ...] | None, tuple[str, ...]]:
+    """The new text of each of a result's texts (None: unchanged; None for all when nothing
+    changed) and the texts its notes name, the result's lines added to ``state.seen``."""
+    if texts is None:
+        return None, ()
+    seen = state.seen
+    out: list[str | None] = []
+    notes: list[str] = []
+    for text in texts:
         if not isinstance(text, str):
-            out.append(b)
+            out.append(None)
             continue
         lines = text.split("\n")
         new: list[str] = []
@@ -543,6 +607,7 @@ def _drop_repeated_lines(
                         note = None
                     else:
                         keep_text(store, lines_text)
+                        notes.append(lines_text)
                 if note is not None:
                     new.append(note)
                 else:
@@ -552,13 +617,17 @@ def _drop_repeated_lines(
                     new.append(line)
         for line in lines:
             if _repeatable(line):
-                seen.add(line.strip())
+                key = line.strip()
+                if key not in seen:
+                    seen.add(key)
+                    state.size += len(key) + 60
         if new and new != lines:
-            out.append({**b, "text": "\n".join(new)})
-            changed = True
+            out.append("\n".join(new))
         else:
-            out.append(b)
-    return {**block, "content": out} if changed else block
+            out.append(None)
+    if all(t is None for t in out):
+        return None, tuple(notes)
+    return tuple(out), tuple(notes)
 
 
 def trim(
