@@ -505,7 +505,7 @@ def normalized(request: Mapping[str, Any]) -> Request:
         copied = dict(message)
         content = message.get("content")
         if isinstance(content, str):
-            if content.strip():
+            if content.strip() and message.get("role") != "system":  # as normalize() leaves it
                 copied["content"] = _text_blocks(content)
         elif isinstance(content, list | tuple):
             if any(type(b) is not dict and type(b) is not str for b in content):
