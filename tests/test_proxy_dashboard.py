@@ -9,6 +9,7 @@ the token; none of them shows an API key, a header or message content.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from browser import chromium, open_page, png_colors
 from proxy_helpers import MODEL, big_output, tool_request
 from tidyctx.proxy import ProxyConfig, RunningProxy, create_app, select_pipeline
 from tidyctx.proxy._board import BILLING_CLASSES, Board, _Last, billing, miss_reason
+from tidyctx.proxy._command import _config, add_proxy_options
+from tidyctx.proxy._dashboard import TOKEN_ENV
 from tidyctx.testing import LocalServer
 
 SECRET_KEY = "sk-ant-secret-key-0123456789"
@@ -325,3 +328,22 @@ def test_model_names_that_are_not_model_ids_are_labelled_other() -> None:
     assert board.model_label("<script>alert(1)</script>") == "other"
     assert board.model_label(None) == "none"
     assert board.model_label(MODEL) == MODEL
+
+
+# -- the command line
+
+
+def _parsed(*argv: str) -> Any:
+    parser = argparse.ArgumentParser()
+    add_proxy_options(parser)
+    return parser.parse_args([*argv, "--store", "memory:", "--pipeline", "off"])
+
+
+def test_the_token_comes_from_the_option_else_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    assert _config(_parsed()).dashboard_token is None
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    assert _config(_parsed()).dashboard_token == "from-env"
+    assert _config(_parsed("--dashboard-token", "from-flag")).dashboard_token == "from-flag"

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, create_app
+from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, _is_loopback, create_app
 from tidyctx.proxy._dashboard import TOKEN_ENV
 from tidyctx.proxy._ledger import JsonlLedger
 from tidyctx.proxy._pipeline import PIPELINES, select_pipeline
@@ -143,6 +143,9 @@ def run_command(args: argparse.Namespace, command: Sequence[str]) -> int:
         print("tidyctx run: give the command after --: tidyctx run -- claude", file=sys.stderr)
         return 2
     upstream = args.upstream or os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM
+    if not _token(args) and not _is_loopback(args.host):
+        # Off loopback the session totals need a token: the proxy this command starts gets one.
+        args.dashboard_token = secrets.token_urlsafe(24)
     own: RunningProxy | None = None
     if _running(args.host, args.port, upstream, args.pipeline):
         base = f"http://{args.host}:{args.port}"
