@@ -186,8 +186,9 @@ def test_the_dashboard_renders_the_totals_in_headless_chromium(
     binary = chromium()
     assert binary is not None
     with open_page(binary, tmp_path / "profile", f"{proxy.base_url}/_tidyctx/") as page:
-        calls = page.wait_for("document.getElementById('calls').textContent")
+        # The status line says "updated" once the first poll's answer is rendered.
         assert page.wait_for("document.getElementById('status').textContent.startsWith('upd')")
+        calls = page.evaluate("document.getElementById('calls').textContent")
         text = page.evaluate("document.body.innerText")
         shot = page.screenshot()
         page.pump(0.5)
@@ -247,12 +248,19 @@ def test_on_loopback_without_a_token_the_pages_are_served() -> None:
             assert httpx.get(proxy.base_url + path).status_code == 200
 
 
+def test_the_dashboard_without_its_slash_redirects_to_it() -> None:
+    with _guarded("127.0.0.1", None) as proxy:
+        answer = httpx.get(proxy.base_url + "/_tidyctx", params={"token": "t"})
+    assert answer.status_code == 308
+    assert answer.headers["location"] == "/_tidyctx/?token=t"
+
+
 def test_the_page_allows_no_other_origin() -> None:
     with _guarded("127.0.0.1", None) as proxy:
         answer = httpx.get(proxy.base_url + "/_tidyctx/")
     policy = answer.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
-    assert "http" not in answer.text.replace('"http', "")  # no absolute URL in the page
+    assert "://" not in answer.text  # no absolute URL in the page
 
 
 # -- cache misses

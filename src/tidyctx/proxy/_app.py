@@ -28,7 +28,7 @@ import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
@@ -458,6 +458,11 @@ def create_app(config: ProxyConfig) -> Starlette:
     async def dashboard(request: StarletteRequest) -> Response:
         return guard.refusal(request) or dashboard_page()
 
+    async def to_dashboard(request: StarletteRequest) -> Response:
+        # The page fetches stats.json relative to itself, so it must be served under the slash.
+        query = request.url.query
+        return RedirectResponse("/_tidyctx/" + ("?" + query if query else ""), status_code=308)
+
     async def stats(request: StarletteRequest) -> Response:
         return guard.refusal(request) or stats_response(proxy.board)
 
@@ -476,6 +481,7 @@ def create_app(config: ProxyConfig) -> Starlette:
         routes=[
             Route("/_tidyctx/health", health),
             Route("/_tidyctx/sessions/{session:str}", session_totals),
+            Route("/_tidyctx", to_dashboard),
             Route("/_tidyctx/", dashboard),
             Route("/_tidyctx/dashboard", dashboard),
             Route("/_tidyctx/stats.json", stats),
