@@ -191,10 +191,18 @@ def test_the_dashboard_renders_the_totals_in_headless_chromium(
         calls = page.evaluate("document.getElementById('calls').textContent")
         text = page.evaluate("document.body.innerText")
         shot = page.screenshot()
+        shown = list(rows)
+        # Live: one more call shows up at a later poll, without reloading the page.
+        client = anthropic.Anthropic(base_url=proxy.base_url, api_key=SECRET_KEY, max_retries=0)
+        client.messages.create(**tool_request("ok"))
+        later = page.wait_for(
+            f"document.getElementById('calls').textContent === '{len(shown) + 1}'"
+        )
         page.pump(0.5)
         errors, requests = page.errors, page.requests
-    assert calls == str(len(rows))
-    total = sum(r.get("cost_usd") or 0.0 for r in rows)
+    assert calls == str(len(shown))
+    assert later is True
+    total = sum(r.get("cost_usd") or 0.0 for r in shown)
     assert f"${total:.4f}" in text
     for expected in (SESSION, MODEL, "claude-haiku-4-5", "cache write 5m", "cold start", "trim("):
         assert expected in text
