@@ -4,7 +4,8 @@
 worker thread, so one large request never stalls the streams of other sessions); every other
 request is forwarded as received. Responses (status, headers, body; JSON, Server-Sent Events
 and errors alike) are relayed chunk by chunk as they arrive. Paths under ``/_tidyctx/`` are
-the proxy's own: ``/_tidyctx/health``, ``/_tidyctx/sessions/ID`` (a session's totals) and the
+the proxy's own: ``/_tidyctx/health``, ``/_tidyctx/sessions/ID`` (a session's totals), the
+dashboard ``/_tidyctx/`` with its ``/_tidyctx/stats.json``, ``/metrics`` (Prometheus) and the
 session prefix ``/_tidyctx/s/ID/`` that ``tidyctx run`` puts in ``ANTHROPIC_BASE_URL``.
 """
 
@@ -27,10 +28,12 @@ import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
+from tidyctx.proxy._board import Board, ProxyMetrics
+from tidyctx.proxy._dashboard import Guard, dashboard_page, metrics_response, stats_response
 from tidyctx.proxy._ledger import Record, UsageTap, cost_of, usage_fields
 from tidyctx.proxy._pipeline import Prepared, Transform, prepare
 
@@ -102,6 +105,10 @@ class ProxyConfig:
     max_connections: int = 200
     transport: httpx.AsyncBaseTransport | None = None
     sessions: dict[str, SessionTotals] = field(default_factory=dict)
+    dashboard_token: str | None = None
+    """What the dashboard, its JSON, the session totals and ``/metrics`` require when set
+    (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``); without one, they are served on a
+    loopback bind only."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -140,6 +147,8 @@ class _Proxy:
             allowed.add(config.host.lower())
         self.allowed_hosts = allowed
         self._client: httpx.AsyncClient | None = None
+        self.board = Board(config.pipeline)
+        self.metrics = ProxyMetrics()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -206,6 +215,7 @@ class _Proxy:
         body = await _read_body(receive)
         if body is None:  # the client left before sending its request
             return
+        received = time.perf_counter()
         method: str = scope["method"]
         in_pipeline = method == "POST" and path in _PIPELINE_PATHS
         prepared: Prepared | None = None
@@ -243,7 +253,9 @@ class _Proxy:
             )
         tap = UsageTap() if prepared is not None else None
         raw_send = scope.get(_RAW_SEND, send)
-        relay = asyncio.ensure_future(self._relay(request, send, raw_send, tap, row, began))
+        relay = asyncio.ensure_future(
+            self._relay(request, send, raw_send, tap, row, began, received)
+        )
         # Tokens are counted for the ledger while the request is upstream, off the loop.
         counting = None
         if prepared is not None and prepared.before is not None:
@@ -281,7 +293,10 @@ class _Proxy:
         tap: UsageTap | None,
         row: dict[str, Any],
         began: float,
+        received: float,
     ) -> None:
+        # What the proxy adds before the upstream sees the request: the pipeline and its own work.
+        row["added_ms"] = round((time.perf_counter() - received) * 1000, 3)
         try:
             try:
                 response = await self.client.send(request, stream=True)
@@ -337,6 +352,11 @@ class _Proxy:
         session = row.get("session")
         if session:
             self.config.sessions.setdefault(session, SessionTotals()).add(row)
+        try:
+            self.board.add(row)
+            self.metrics.add(row, self.board.model_label(row.get("model")))
+        except Exception:  # the live totals are for display; never lose the row for them
+            _log.exception("tidyctx proxy: a row could not be added to the live totals")
         if self.config.record is not None:
             self.config.record(row)
 
@@ -426,9 +446,29 @@ def create_app(config: ProxyConfig) -> Starlette:
             {"tidyctx": "proxy", "upstream": config.upstream, "pipeline": config.pipeline}
         )
 
-    async def session_totals(request: StarletteRequest) -> JSONResponse:
+    guard = Guard(config.dashboard_token, _is_loopback(config.host))
+
+    async def session_totals(request: StarletteRequest) -> Response:
+        refused = guard.refusal(request)
+        if refused is not None:
+            return refused
         totals = config.sessions.get(request.path_params["session"], SessionTotals())
         return JSONResponse(asdict(totals))
+
+    async def dashboard(request: StarletteRequest) -> Response:
+        return guard.refusal(request) or dashboard_page()
+
+    async def to_dashboard(request: StarletteRequest) -> Response:
+        # The page fetches stats.json relative to itself, so it must be served under the slash.
+        query = request.url.query
+        return RedirectResponse("/_tidyctx/" + ("?" + query if query else ""), status_code=308)
+
+    async def stats(request: StarletteRequest) -> Response:
+        return guard.refusal(request) or stats_response(proxy.board)
+
+    async def metrics(request: StarletteRequest) -> Response:
+        refused = guard.refusal(request)
+        return refused or metrics_response(proxy.metrics, request.headers.get("accept"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -441,6 +481,12 @@ def create_app(config: ProxyConfig) -> Starlette:
         routes=[
             Route("/_tidyctx/health", health),
             Route("/_tidyctx/sessions/{session:str}", session_totals),
+            Route("/_tidyctx", to_dashboard),
+            Route("/_tidyctx/", dashboard),
+            Route("/_tidyctx/dashboard", dashboard),
+            Route("/_tidyctx/stats.json", stats),
+            Route("/_tidyctx/metrics", metrics),
+            Route("/metrics", metrics),
             Mount("/", app=proxy),
         ],
         lifespan=lifespan,

@@ -13,7 +13,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, create_app
+from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, _is_loopback, create_app
+from tidyctx.proxy._dashboard import TOKEN_ENV
 from tidyctx.proxy._ledger import JsonlLedger
 from tidyctx.proxy._pipeline import PIPELINES, select_pipeline
 from tidyctx.proxy._serve import RunningProxy, default_store_path, open_store, serve
@@ -57,6 +58,11 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="another Host name to answer to (for a non-loopback --host)",
     )
+    parser.add_argument(
+        "--dashboard-token",
+        help=f"what the dashboard and /metrics require (default: ${TOKEN_ENV}); without one "
+        "they are served on a loopback --host only",
+    )
 
 
 def _config(args: argparse.Namespace) -> ProxyConfig:
@@ -71,7 +77,12 @@ def _config(args: argparse.Namespace) -> ProxyConfig:
         record=record,
         host=args.host,
         allowed_hosts=args.allow_host,
+        dashboard_token=_token(args),
     )
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    return getattr(args, "dashboard_token", None) or os.environ.get(TOKEN_ENV) or None
 
 
 def proxy_command(args: argparse.Namespace) -> int:
@@ -86,7 +97,8 @@ def proxy_command(args: argparse.Namespace) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         print(
             f"tidyctx proxy on http://{host}:{port} -> {config.upstream} (pipeline "
-            f"{args.pipeline}); point agents at it: ANTHROPIC_BASE_URL=http://{host}:{port}",
+            f"{args.pipeline}); point agents at it: ANTHROPIC_BASE_URL=http://{host}:{port} "
+            f"(dashboard: http://{host}:{port}/_tidyctx/)",
             file=sys.stderr,
             flush=True,
         )
@@ -103,8 +115,11 @@ def proxy_command(args: argparse.Namespace) -> int:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _get_json(url: str) -> Any:
-    with _OPENER.open(url, timeout=5) as response:
+def _get_json(url: str, token: str | None = None) -> Any:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with _OPENER.open(request, timeout=5) as response:
         return json.loads(response.read())
 
 
@@ -128,6 +143,9 @@ def run_command(args: argparse.Namespace, command: Sequence[str]) -> int:
         print("tidyctx run: give the command after --: tidyctx run -- claude", file=sys.stderr)
         return 2
     upstream = args.upstream or os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM
+    if not _token(args) and not _is_loopback(args.host):
+        # Off loopback the session totals need a token: the proxy this command starts gets one.
+        args.dashboard_token = secrets.token_urlsafe(24)
     own: RunningProxy | None = None
     if _running(args.host, args.port, upstream, args.pipeline):
         base = f"http://{args.host}:{args.port}"
@@ -154,7 +172,7 @@ def run_command(args: argparse.Namespace, command: Sequence[str]) -> int:
         except KeyboardInterrupt:
             code = 130
         try:
-            totals = _get_json(f"{base}/_tidyctx/sessions/{session}")
+            totals = _get_json(f"{base}/_tidyctx/sessions/{session}", _token(args))
         except (OSError, ValueError, urllib.error.URLError):
             totals = None
         if isinstance(totals, dict):
