@@ -1,6 +1,7 @@
 """The ``tidyctx`` command line.
 
-``tidyctx report TRACE``: a run's per-turn tokens and cost.
+``tidyctx report TRACE``: a run's per-turn tokens and cost; of a ledger (``tc.wrap``), its
+totals per run, model and day. ``--json`` for machines.
 ``tidyctx cache-check LOG``: per request, the simulated cache hit rate and why each miss missed.
 ``tidyctx slice FILE SYMBOL...`` (or ``--line N``): the code of definitions, with line numbers.
 ``tidyctx outline FILE``: a file's classes, functions and methods, signatures only.
@@ -9,13 +10,15 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tidyctx import cachesim, pricing
+from tidyctx import cachesim, ledger, pricing
 from tidyctx._request import ValidationError
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run, _read_limited, load
@@ -241,6 +244,31 @@ def cache_check(run: Run, *, model: str | None = None, out: Any = None) -> list[
     return results
 
 
+def _ledger_report(path: str, *, as_json: bool, model: str | None) -> int:
+    """``tidyctx report LEDGER``: the totals of a usage ledger (text, or JSON)."""
+    if model:
+        print(
+            "tidyctx report: --model does not apply to a ledger (each row was priced with the "
+            "model that answered)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        summary = ledger.summarize_ledger(path)
+    except OSError as err:
+        print(f"tidyctx report: {path}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except ledger.LedgerError as err:
+        print(f"tidyctx report: {err}", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(summary.as_dict(), indent=2) if as_json else str(summary))
+        sys.stdout.flush()
+    except OSError as exc:
+        return _output_failed("report", exc, sys.stdout, sys.stderr)
+    return 0
+
+
 def _pct(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "-"
 
@@ -366,9 +394,17 @@ def _add_code_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidyctx", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="per-turn tokens and cost of a recorded run")
-    rep.add_argument("trace", help="a run .json or a request-log .jsonl")
+    rep = sub.add_parser(
+        "report",
+        help="per-turn tokens and cost of a recorded run, or the totals of a usage ledger",
+        description="Read a run .json, a request-log .jsonl, a Claude Code session log, or a "
+        "usage ledger written by tc.wrap(client, ledger=...) (one JSON row per API call), and "
+        "print its tokens and cost: per turn for a run, totals per run, model and day for a "
+        "ledger.",
+    )
+    rep.add_argument("trace", help="a run .json, a request-log .jsonl or a ledger .jsonl")
     rep.add_argument("--model", help="price as this model instead of the recorded one")
+    rep.add_argument("--json", action="store_true", help="print the totals as JSON")
     chk = sub.add_parser(
         "cache-check",
         help="per request: simulated cache hit rate, and why each miss missed",
@@ -400,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             line_numbers=not args.no_line_numbers,
         )
     path = args.trace if args.command == "report" else args.log
+    if args.command == "report" and ledger.is_ledger(path):
+        return _ledger_report(path, as_json=args.json, model=args.model)
     try:
         runs = load_any(path)
     except OSError as err:
@@ -409,11 +447,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tidyctx {args.command}: {err}", file=sys.stderr)
         return 2
     try:
+        found: list[dict[str, Any]] = []
         for run in runs:
-            if args.command == "report":
+            if args.command == "report" and args.json:
+                totals = report(run, model=args.model, out=io.StringIO())
+                found.append({"run": run.id, "model": run.model, "calls": len(run.turns)})
+                found[-1].update({k: round(v, 6) for k, v in totals.items()})
+            elif args.command == "report":
                 report(run, model=args.model)
             else:
                 cache_check(run, model=args.model)
+        if found:
+            print(json.dumps({"runs": found}, indent=2))
         sys.stdout.flush()
     except (ValueError, pricing.UnknownModelError) as err:
         # A bad usage record, timestamp or request in the trace (ValidationError is one).
