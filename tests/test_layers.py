@@ -32,6 +32,8 @@ CORE = (
     "tidyctx.traces",
     "tidyctx.recall",
     "tidyctx._pipeline",
+    "tidyctx._calls",
+    "tidyctx.ledger",
 )
 ENGINES = ("tidyctx.code", "tidyctx.text")
 
