@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -19,7 +20,9 @@ from typing import Any
 
 import anthropic
 import pytest
+from hypothesis import given, settings
 
+import strategies as gen
 import tidyctx as tc
 from tidyctx import cachesim, pricing
 from tidyctx.ledger import read_ledger, summarize_ledger
@@ -488,3 +491,40 @@ def test_defaults_names_what_it_cannot_do() -> None:
         tc.defaults(trim=700)
     server_side = tc.defaults(summarize={"server_side": True}, slice_code=False)
     assert "server_side=True" in server_side[-2].name
+
+
+# ---------------------------------------------------------------------------- properties
+
+PROPS = settings(max_examples=30)
+
+
+def pipeline() -> list[Any]:
+    """defaults() without a client, with breakpoints on short prefixes too (generated
+    conversations are small), and a 200-token trim budget so that results are cut."""
+    return tc.defaults(trim={"max_tokens": 200}, cache={"min_tokens": 0})
+
+
+@PROPS
+@given(gen.requests())
+def test_the_defaults_pipeline_is_pure_idempotent_and_valid(request: dict[str, Any]) -> None:
+    snapshot = copy.deepcopy(request)
+    steps = pipeline()
+    once = tc.pipe(request, *steps)
+    assert request == snapshot
+    tc.validate(once)
+    assert tc.pipe(once, *steps) == once
+    assert tc.pipe(request, *pipeline()) == once  # a fresh pipeline gives the same bytes
+
+
+@PROPS
+@given(gen.growing_conversations(min_turns=2, max_turns=6))
+def test_the_defaults_pipeline_keeps_each_cached_prefix_on_the_next_turn(
+    requests: list[dict[str, Any]],
+) -> None:
+    steps = pipeline()
+    layouts = [cachesim.layout(tc.pipe(r, *steps)) for r in requests]
+    for a, b in itertools.pairwise(layouts):
+        if dict(a.seeds).get("images") != dict(b.seeds).get("images"):
+            continue  # adding or removing an image invalidates the messages (API docs)
+        for pos, _ in a.breakpoints:
+            assert a.keys[pos] in b.keys, a.paths[pos]
