@@ -187,3 +187,8 @@ def test_trim_and_compact_run_without_tree_sitter() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_only_the_package_imports_the_wrapper() -> None:
+    importers = sorted(m for m in MODULES if "tidyctx._wrap" in imports_of(m))
+    assert importers == ["tidyctx"]
