@@ -142,7 +142,7 @@ class _Recorder:
             current = request
             for t in self.transforms:
                 out = guarded(current, functools.partial(self._step, t, current))
-                if _changed(current, out):
+                if self.ledger is not None and _changed(current, out):
                     prep.changed.append((transform_name(t), current, out))
                 current = out
         prep.after = current
@@ -163,7 +163,7 @@ class _Recorder:
                 else:
                     # The context (and so the watcher) goes with the call into the thread.
                     out = await asyncio.to_thread(self._guarded_step, t, current)
-                if _changed(current, out):
+                if self.ledger is not None and _changed(current, out):
                     prep.changed.append((transform_name(t), current, out))
                 current = out
         prep.after = current
@@ -685,6 +685,8 @@ class _Client:
         return type(self._tidyctx_unwrapped)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_tidyctx_unwrapped":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self._tidyctx_unwrapped, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
