@@ -250,3 +250,10 @@ def test_iter_ledger_streams(tmp_path: Path) -> None:
     assert next(rows)["kind"] == "call"  # a generator: one row at a time
     assert sum(1 for _ in rows) == 4
     assert tc.read_ledger is read_ledger and tc.LedgerError is LedgerError
+
+
+def test_report_json_of_a_recorded_run(capsys: pytest.CaptureFixture[str]) -> None:
+    trace = SRC.parent / "data" / "traces" / "openhands-sdk-claude-sonnet4-hello-world.json"
+    assert main(["report", "--json", str(trace)]) == 0
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert run["calls"] > 0 and run["cost"] > 0 and run["nocache"] >= run["cost"]
