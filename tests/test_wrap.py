@@ -528,3 +528,16 @@ def test_the_defaults_pipeline_keeps_each_cached_prefix_on_the_next_turn(
             continue  # adding or removing an image invalidates the messages (API docs)
         for pos, _ in a.breakpoints:
             assert a.keys[pos] in b.keys, a.paths[pos]
+
+
+def test_a_response_the_ledger_cannot_read_is_a_row_not_a_failed_call(tmp_path: Path) -> None:
+    from tidyctx._wrap import _Outcome, _Prepared, _Recorder
+
+    path = tmp_path / "usage.jsonl"
+    recorder = _Recorder([tc.order()], tc.Ledger(path))
+    request = first_request()
+    bogus = {"model": MODEL, "usage": {"input_tokens": -1, "output_tokens": 1}}
+    recorder.finish("messages", "create", False, _Prepared(request, request), _Outcome(bogus))
+    (row,) = read_ledger(path)
+    assert "could not be read" in row["ledger_error"]
+    assert summarize_ledger(path).total.unreadable == 1

@@ -180,7 +180,10 @@ class _Recorder:
         if self.ledger is None:
             return
         outcome = _Outcome(call.response, call.error, True, call.started, call.seconds)
-        row = self._row(call.kind, "messages", "create", False, call.request, outcome)
+        try:
+            row = self._row(call.kind, "messages", "create", False, call.request, outcome)
+        except Exception as err:  # the summary call has been made: never fail it here
+            row = _unreadable(call.kind, "messages", "create", False, err)
         row["baseline_cost"] = 0.0  # without the pipeline this call would not have been made
         self.ledger.record(row)
 
@@ -189,18 +192,17 @@ class _Recorder:
     ) -> None:
         if self.ledger is None:
             return
+        # The agent's call has been made: whatever fails here must not fail it.
         try:
             row = self._row("call", api, method, stream, prep.after, outcome)
+        except Exception as err:
+            row = _unreadable("call", api, method, stream, err)
+        else:
             if prep.ran:
-                row.update(self._compare(prep, outcome, row))
-        except Exception as err:  # the agent's call has succeeded: never fail it here
-            row = {
-                "kind": "call",
-                "api": api,
-                "method": method,
-                "stream": stream,
-                "ledger_error": f"{type(err).__name__}: the row could not be computed",
-            }
+                try:
+                    row.update(self._compare(prep, outcome, row))
+                except Exception as err:
+                    row["ledger_error"] = f"{type(err).__name__}: no comparison with no pipeline"
         self.ledger.record(row)
 
     def _row(
@@ -281,6 +283,17 @@ class _Recorder:
         sim_usage = {**pricing.usage_dict(sent.usage), "output_tokens": output}
         out["sim_cost"] = _price(sim_usage, row["model"] or model)
         return out
+
+
+def _unreadable(kind: str, api: str, method: str, stream: bool, err: Exception) -> dict[str, Any]:
+    """The row of a call whose response could not be read: what is known, and why not more."""
+    return {
+        "kind": kind,
+        "api": api,
+        "method": method,
+        "stream": stream,
+        "ledger_error": f"{type(err).__name__}: the response's usage could not be read",
+    }
 
 
 def _changed(before: Request, after: Request) -> bool:

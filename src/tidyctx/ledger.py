@@ -383,6 +383,9 @@ class Totals:
     """Rows with no cost (a model with no price): left out of ``cost`` and ``baseline_cost``."""
     tokens_before: int = 0
     tokens_after: int = 0
+    unreadable: int = 0
+    """Rows with a ``ledger_error``: a response whose usage (or comparison) the writer could
+    not compute; their missing numbers are not in the sums."""
 
     @property
     def saved(self) -> float:
@@ -396,6 +399,8 @@ class Totals:
             self.calls += 1
         if row.get("error"):
             self.errors += 1
+        if row.get("ledger_error"):
+            self.unreadable += 1
         usage = row.get("usage") or {}
         for key in _USAGE_KEYS:
             self.usage[key] += int(usage.get(key) or 0)
@@ -419,6 +424,7 @@ class Totals:
             "baseline_cost": round(self.baseline_cost, 6),
             "saved": round(self.saved, 6),
             "unpriced": self.unpriced,
+            "unreadable": self.unreadable,
             "tokens_before": self.tokens_before,
             "tokens_after": self.tokens_after,
         }
@@ -490,6 +496,11 @@ class LedgerSummary:
             )
         if t.unpriced:
             lines.append(f"note     {t.unpriced:,} rows of models with no price are not in $")
+        if t.unreadable:
+            lines.append(
+                f"note     {t.unreadable:,} rows have a ledger_error: numbers the writer could "
+                "not compute are not in the sums"
+            )
         for title, table in (("run", self.by_run), ("model", self.by_model), ("day", self.by_day)):
             lines.append("")
             head = f"{'by ' + title:<28}{'calls':>7}{'summary':>8}{'input':>13}{'output':>10}"
