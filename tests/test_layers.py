@@ -33,6 +33,8 @@ CORE = (
     "tidyctx.traces",
     "tidyctx.recall",
     "tidyctx._pipeline",
+    "tidyctx._calls",
+    "tidyctx.ledger",
 )
 ENGINES = ("tidyctx.code", "tidyctx.text")
 
@@ -186,3 +188,8 @@ def test_trim_and_compact_run_without_tree_sitter() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_only_the_package_imports_the_wrapper() -> None:
+    importers = sorted(m for m in MODULES if "tidyctx._wrap" in imports_of(m))
+    assert importers == ["tidyctx"]

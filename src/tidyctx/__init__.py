@@ -8,6 +8,7 @@
 from tidyctx._memo import MemoStats, clear_memo, memo_stats, set_memo_limit
 from tidyctx._pipeline import Report, Step, Transform, explain, pipe
 from tidyctx._request import Request, ValidationError, normalize, validate
+from tidyctx._wrap import wrap
 from tidyctx.code import (
     Definition,
     Slice,
@@ -18,6 +19,7 @@ from tidyctx.code import (
     slice_lines,
     slice_symbol,
 )
+from tidyctx.ledger import Ledger, LedgerError, read_ledger
 from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, store_text
 from tidyctx.tokens import LocalCounter, TokenCounter
 from tidyctx.transforms import (
@@ -31,6 +33,7 @@ from tidyctx.transforms import (
     cache,
     clear,
     compact,
+    defaults,
     expand_tool,
     order,
     slice_code,
@@ -41,6 +44,8 @@ from tidyctx.transforms import (
 __all__ = [
     "Clearing",
     "Definition",
+    "Ledger",
+    "LedgerError",
     "LocalCounter",
     "MemoStats",
     "MemoryStore",
@@ -66,6 +71,7 @@ __all__ = [
     "clear",
     "clear_memo",
     "compact",
+    "defaults",
     "definitions",
     "expand_tool",
     "explain",
@@ -74,6 +80,7 @@ __all__ = [
     "order",
     "outline",
     "pipe",
+    "read_ledger",
     "set_memo_limit",
     "slice_code",
     "slice_lines",
@@ -82,5 +89,6 @@ __all__ = [
     "summarize",
     "trim",
     "validate",
+    "wrap",
 ]
 __version__ = "0.1.0.dev0"

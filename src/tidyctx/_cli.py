@@ -1,6 +1,7 @@
 """The ``tidyctx`` command line.
 
-``tidyctx report TRACE``: a run's per-turn tokens and cost (``--html OUT``: as a page).
+``tidyctx report TRACE``: a run's per-turn tokens and cost (``--html OUT``: as a page); of a
+ledger (``tc.wrap``), its totals per run, model and day. ``--json`` for machines.
 ``tidyctx cache-check LOG``: per request, the simulated cache hit rate and why each miss missed.
 ``tidyctx slice FILE SYMBOL...`` (or ``--line N``): the code of definitions, with line numbers.
 ``tidyctx outline FILE``: a file's classes, functions and methods, signatures only.
@@ -12,14 +13,16 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tidyctx import cachesim, pricing
+from tidyctx import cachesim, ledger, pricing
 from tidyctx._request import ValidationError
 from tidyctx.store import STORE_ENV, default_store_path, open_store
 from tidyctx.tokens import LocalCounter
@@ -176,6 +179,41 @@ def write_html(
     return 0
 
 
+def ledger_rows(path: str) -> Iterator[dict[str, Any]]:
+    """A ledger's rows as the HTML report's per-call rows: the billed usage, its cost, and
+    ``baseline_cost`` (the same call with no pipeline) as the cost without."""
+    for row in ledger.iter_ledger(path):
+        usage = row.get("usage") or {}
+        yield {
+            "ts": row.get("ts"),
+            "model": row.get("model"),
+            **{k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)},
+            "cost": row.get("cost") or 0.0,
+            "cost_without": row.get("baseline_cost") or 0.0,
+        }
+
+
+def write_ledger_html(path: str, out: str) -> int:
+    """Write the HTML report of a usage ledger to ``out`` (its rows are read in one pass,
+    memory flat); return the exit status."""
+    from tidyctx import _report
+
+    try:
+        data = _report.ReportData.from_rows(f"Usage ledger {Path(path).name}", ledger_rows(path))
+        Path(out).write_text(_report.render_html(data), encoding="utf-8")
+    except ledger.LedgerError as err:
+        print(f"tidyctx report: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # a row's field of the wrong type, named by CallRow
+        print(f"tidyctx report: {Path(path).name}: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"tidyctx report: cannot write {out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def _recorded_reason(diagnostics: Any) -> str:
     if not isinstance(diagnostics, dict):
         return ""
@@ -266,6 +304,31 @@ def cache_check(run: Run, *, model: str | None = None, out: Any = None) -> list[
             file=out,
         )
     return results
+
+
+def _ledger_report(path: str, *, as_json: bool, model: str | None) -> int:
+    """``tidyctx report LEDGER``: the totals of a usage ledger (text, or JSON)."""
+    if model:
+        print(
+            "tidyctx report: --model does not apply to a ledger (each row was priced with the "
+            "model that answered)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        summary = ledger.summarize_ledger(path)
+    except OSError as err:
+        print(f"tidyctx report: {path}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except ledger.LedgerError as err:
+        print(f"tidyctx report: {err}", file=sys.stderr)
+        return 2
+    try:
+        print(json.dumps(summary.as_dict(), indent=2) if as_json else str(summary))
+        sys.stdout.flush()
+    except OSError as exc:
+        return _output_failed("report", exc, sys.stdout, sys.stderr)
+    return 0
 
 
 def _pct(part: float, whole: float) -> str:
@@ -469,8 +532,15 @@ def _proxy_main(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidyctx", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="per-turn tokens and cost of a recorded run")
-    rep.add_argument("trace", help="a run .json or a request-log .jsonl")
+    rep = sub.add_parser(
+        "report",
+        help="per-turn tokens and cost of a recorded run, or the totals of a usage ledger",
+        description="Read a run .json, a request-log .jsonl, a Claude Code session log, or a "
+        "usage ledger written by tc.wrap(client, ledger=...) (one JSON row per API call), and "
+        "print its tokens and cost: per turn for a run, totals per run, model and day for a "
+        "ledger.",
+    )
+    rep.add_argument("trace", help="a run .json, a request-log .jsonl or a ledger .jsonl")
     rep.add_argument("--model", help="price as this model instead of the recorded one")
     rep.add_argument(
         "--html",
@@ -484,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="show the progress of --html on stderr even when it is not a terminal",
     )
+    rep.add_argument("--json", action="store_true", help="print the totals as JSON")
     chk = sub.add_parser(
         "cache-check",
         help="per request: simulated cache hit rate, and why each miss missed",
@@ -521,6 +592,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             line_numbers=not args.no_line_numbers,
         )
     path = args.trace if args.command == "report" else args.log
+    if args.command == "report" and ledger.is_ledger(path):
+        status = _ledger_report(path, as_json=args.json, model=args.model)
+        if status == 0 and args.html:
+            status = write_ledger_html(path, args.html)
+        return status
     try:
         runs = load_any(path)
     except OSError as err:
@@ -530,11 +606,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tidyctx {args.command}: {err}", file=sys.stderr)
         return 2
     try:
+        found: list[dict[str, Any]] = []
         for run in runs:
-            if args.command == "report":
+            if args.command == "report" and args.json:
+                totals = report(run, model=args.model, out=io.StringIO())
+                found.append({"run": run.id, "model": run.model, "calls": len(run.turns)})
+                found[-1].update({k: round(v, 6) for k, v in totals.items()})
+            elif args.command == "report":
                 report(run, model=args.model)
             else:
                 cache_check(run, model=args.model)
+        if found:
+            print(json.dumps({"runs": found}, indent=2))
         sys.stdout.flush()
         if args.command == "report" and args.html:
             status = write_html(runs, args.html, model=args.model, progress=args.progress)

@@ -3,6 +3,7 @@
 from tidyctx.transforms._cache import cache
 from tidyctx.transforms._clear import Clearing, clear
 from tidyctx.transforms._compact import compact
+from tidyctx.transforms._defaults import defaults
 from tidyctx.transforms._expand import expand_tool
 from tidyctx.transforms._order import SystemLines, order
 from tidyctx.transforms._pauses import Pauses, TTLDecision
@@ -21,6 +22,7 @@ __all__ = [
     "cache",
     "clear",
     "compact",
+    "defaults",
     "expand_tool",
     "order",
     "slice_code",

@@ -90,6 +90,7 @@ Put summarize before ``cache()``, so that breakpoints are placed on the summariz
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import math
@@ -104,6 +105,7 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from tidyctx import pricing
+from tidyctx._calls import aobserved, observed
 from tidyctx._edge import Edge, shaped, start, transform_name
 from tidyctx._memo import content_key, memoized, shared_size
 from tidyctx._request import (
@@ -946,8 +948,11 @@ class Summarize(Edge):
     def _call(self, previous: str | None, transcript: str) -> tuple[str | None, dict[str, Any]]:
         import anthropic
 
+        request = self.summary_request(previous, transcript)
         try:
-            message = self._client().messages.create(**self.summary_request(previous, transcript))
+            message = observed(
+                "summary", request, lambda: self._client().messages.create(**request)
+            )
         except anthropic.APIError as err:
             self._warn(f"the summary call failed ({type(err).__name__}: {err})")
             return None, {}
@@ -997,9 +1002,12 @@ class Summarize(Edge):
                     async with self._alock(key):
                         text = self._memo(key)
                         if text is None:
+                            request = self.summary_request(previous, transcript)
                             try:
-                                message = await self._client().messages.create(
-                                    **self.summary_request(previous, transcript)
+                                message = await aobserved(
+                                    "summary",
+                                    request,
+                                    functools.partial(self._client().messages.create, **request),
                                 )
                             except anthropic.APIError as err:
                                 self._warn(f"the summary call failed ({type(err).__name__}: {err})")
