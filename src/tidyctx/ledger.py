@@ -258,8 +258,13 @@ def _first_line(path: Path, limit: int = 1 << 20) -> bytes:
 
 
 def is_ledger(path: str | os.PathLike[str]) -> bool:
-    """Does the file's first line look like a ledger row (a JSON object with ``ledger``)?"""
+    """Does the file's first line look like a ledger row (a JSON object with ``ledger``)?
+
+    Only a regular file is looked at: reading the first line of a pipe or a device would take
+    it from the reader that comes next."""
     try:
+        if not Path(path).is_file():
+            return False
         head = _first_line(Path(path))
     except OSError:
         return False
