@@ -163,9 +163,9 @@ def test_stats_json_totals_match_the_ledger(
     assert trims and trims[0]["calls"] == 3 and trims[0]["tokens_cut"] > 0
     assert len(stats["recent"]) == len(rows)
     assert stats["recent"][0]["fail_open"] == "body is not JSON: JSONDecodeError"
-    # The session's first call wrote the cache: a cold start, and the later ones read it all.
+    # The agent's first call wrote the cache: a cold start, and the later ones read it all.
     reasons = [m["reason"] for m in stats["misses"] if m["session"] == SESSION]
-    assert reasons == ["cold start: nothing cached yet for this session and model"]
+    assert reasons == ["cold start: nothing cached yet for this agent and model"]
 
 
 def test_no_page_shows_a_key_a_header_or_content(

@@ -511,7 +511,7 @@ def _add_proxy_commands(sub: Any) -> None:
         "run",
         help="run a command behind the proxy and print what its API calls cost and saved",
         description="Start a proxy (or reuse one running on --port with the same upstream and "
-        "pipeline), run COMMAND with ANTHROPIC_BASE_URL pointing at it, print the session's "
+        "pipeline), run COMMAND with ANTHROPIC_BASE_URL pointing at it, print the command's "
         "cost and savings, and exit with COMMAND's exit code.",
     )
     add_proxy_options(rn)

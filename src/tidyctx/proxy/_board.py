@@ -103,7 +103,7 @@ def miss_reason(tokens: dict[str, int], previous: _Last | None, at: datetime | N
         if read:
             return None
         if written:
-            return "cold start: nothing cached yet for this session and model"
+            return "cold start: nothing cached yet for this agent and model"
         return (
             "not cached: no cache_control breakpoint, or the prefix is shorter than the "
             "model's minimum cacheable length"

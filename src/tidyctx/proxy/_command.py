@@ -138,7 +138,7 @@ def _running(host: str, port: int, upstream: str, pipeline: str) -> bool:
 
 
 def run_command(args: argparse.Namespace, command: Sequence[str]) -> int:
-    """Run ``command`` behind a proxy; return its exit code; print the session's totals."""
+    """Run ``command`` behind a proxy; return its exit code; print the command's totals."""
     if not command:
         print("tidyctx run: give the command after --: tidyctx run -- claude", file=sys.stderr)
         return 2
