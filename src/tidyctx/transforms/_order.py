@@ -85,6 +85,7 @@ __all__ = [
     "DYNAMIC_FOOTER",
     "DYNAMIC_HEADER",
     "DYNAMIC_OPEN",
+    "ConversationMemory",
     "Order",
     "SystemLines",
     "conversation_key",
@@ -350,7 +351,35 @@ def conversation_key(request: Mapping[str, Any]) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-class SystemLines:
+class ConversationMemory:
+    """What the memories a wrapper or proxy passes in share (:class:`SystemLines`,
+    :class:`~tidyctx.transforms._pauses.Pauses`): state per conversation, known by
+    ``key(request)`` (default :func:`conversation_key`), guarded by a lock that pickling
+    leaves out and unpickling makes anew."""
+
+    key: Callable[[Mapping[str, Any]], str] | None
+    _lock: threading.Lock
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def key_of(self, request: Mapping[str, Any]) -> str:
+        """The conversation ``request`` belongs to."""
+        key = conversation_key(request) if self.key is None else self.key(request)
+        if not isinstance(key, str):
+            raise TypeError(f"{type(self).__name__}(key=...) must return a str, got {key!r}")
+        return key
+
+
+class SystemLines(ConversationMemory):
     """What :func:`order` has seen of the system prompt's volatile-looking lines, per
     conversation: pass one to ``order(seen=...)``.
 
@@ -443,24 +472,6 @@ class SystemLines:
             and self._conversations == other._conversations
             and self._ticking == other._ticking
         )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def key_of(self, request: Mapping[str, Any]) -> str:
-        """The conversation ``request`` belongs to."""
-        key = conversation_key(request) if self.key is None else self.key(request)
-        if not isinstance(key, str):
-            raise TypeError(f"SystemLines(key=...) must return a str, got {key!r}")
-        return key
 
     def moves(
         self,

@@ -39,7 +39,7 @@ from typing import Any
 
 from tidyctx._time import parse_ts
 from tidyctx.cachesim import TTL_SECONDS
-from tidyctx.transforms._order import conversation_key
+from tidyctx.transforms._order import ConversationMemory
 
 __all__ = ["Pauses", "TTLDecision"]
 
@@ -78,7 +78,7 @@ class TTLDecision:
 _Call = list[Any]  # [time, TTLDecision | None]
 
 
-class Pauses:
+class Pauses(ConversationMemory):
     """The times of each conversation's API calls, and the TTL chosen at each: pass one to
     ``cache(ttl="adaptive", pauses=...)`` and call :meth:`record` once per API call, just before
     the pipeline runs.
@@ -159,24 +159,6 @@ class Pauses:
             and self.prior == other.prior
             and self._calls == other._calls
         )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def key_of(self, request: Mapping[str, Any]) -> str:
-        """The conversation ``request`` belongs to."""
-        key = conversation_key(request) if self.key is None else self.key(request)
-        if not isinstance(key, str):
-            raise TypeError(f"Pauses(key=...) must return a str, got {key!r}")
-        return key
 
     def record(self, request: Mapping[str, Any], at: float | str | datetime) -> None:
         """Note that a call of ``request``'s conversation is sent at ``at`` (epoch seconds, an
