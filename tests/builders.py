@@ -9,6 +9,7 @@ the request's other keys, which the tests that use them depend on.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import random
@@ -127,6 +128,19 @@ def request(*turns: list[Message]) -> Request:
     for turn in turns:
         messages += turn
     return {"model": MODEL, "max_tokens": 100, "messages": messages}
+
+
+def with_system_line(request: Request, line: str) -> Request:
+    """A copy of ``request`` whose system prompt has ``line`` appended (as a new line)."""
+    out = copy.deepcopy(request)
+    system = out.get("system")
+    if system is None:
+        out["system"] = line
+    elif isinstance(system, str):
+        out["system"] = system + "\n" + line
+    else:
+        system[-1]["text"] += "\n" + line
+    return out
 
 
 def first_texts(request: Request) -> list[str]:

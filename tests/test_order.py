@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from builders import with_system_line
 from tidyctx import _request as rq
 from tidyctx._request import ValidationError, validate
 from tidyctx.transforms._order import (
@@ -28,19 +29,6 @@ PROPS = settings(max_examples=60)
 
 TIME_LINE = "Current time: 2026-11-25T14:03:22Z"
 EC = {"type": "ephemeral"}
-
-
-def _with_system_line(request: dict[str, Any], line: str) -> dict[str, Any]:
-    """A copy of ``request`` whose system prompt has ``line`` appended (as a new line)."""
-    out = copy.deepcopy(request)
-    system = out.get("system")
-    if system is None:
-        out["system"] = line
-    elif isinstance(system, str):
-        out["system"] = system + "\n" + line
-    else:
-        system[-1]["text"] += "\n" + line
-    return out
 
 
 def _as_blocks(message: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +81,7 @@ def _request(system: Any, content: Any = "Hello.") -> dict[str, Any]:
 def _maybe_volatile(draw: st.DrawFn) -> dict[str, Any]:
     request: dict[str, Any] = draw(gen.requests(with_cache_control=True))
     if draw(st.booleans()):
-        request = _with_system_line(request, TIME_LINE)
+        request = with_system_line(request, TIME_LINE)
     return request
 
 
@@ -189,7 +177,7 @@ def test_prefix_is_stable_while_the_conversation_grows(
     outs = []
     for k, request in enumerate(turns):
         # A timestamp that changes every turn, and tools rebuilt in another order every turn.
-        request = _with_system_line(request, f"Now: 2026-11-25T14:{k:02d}:{7 * k % 60:02d}Z")
+        request = with_system_line(request, f"Now: 2026-11-25T14:{k:02d}:{7 * k % 60:02d}Z")
         if request.get("tools"):
             shuffled = data.draw(st.permutations(request["tools"]))
             request["tools"] = [_reversed_keys(t) if k % 2 else t for t in shuffled]

@@ -3,7 +3,6 @@ within the conversation; the memory is explicit, deterministic and picklable."""
 
 from __future__ import annotations
 
-import copy
 import json
 import pickle
 import threading
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from builders import with_system_line
 from tidyctx import cachesim
 from tidyctx.transforms._order import conversation_key, is_dynamic_block
 
@@ -205,18 +205,6 @@ def test_threads_sharing_one_memory_see_their_own_conversations() -> None:
 # ---------------------------------------------------------------------------- properties
 
 
-def _with_clock(request: dict[str, Any], line: str) -> dict[str, Any]:
-    out = copy.deepcopy(request)
-    system = out.get("system")
-    if system is None:
-        out["system"] = line
-    elif isinstance(system, str):
-        out["system"] = system + "\n" + line
-    else:
-        system[-1]["text"] += "\n" + line
-    return out
-
-
 @PROPS
 @given(gen.growing_conversations(min_turns=3, max_turns=6), st.booleans())
 def test_with_a_memory_the_prefix_is_stable_once_the_line_has_changed(
@@ -228,7 +216,7 @@ def test_with_a_memory_the_prefix_is_stable_once_the_line_has_changed(
     seen = tc.SystemLines()
     steps = (tc.order(seen=seen), tc.cache(min_tokens=0))
     requests = [
-        _with_clock(r, f"Now: 2026-11-25T14:{k if ticking else 0:02d}:00Z")
+        with_system_line(r, f"Now: 2026-11-25T14:{k if ticking else 0:02d}:00Z")
         for k, r in enumerate(turns)
     ]
     sent = []
@@ -255,8 +243,8 @@ def test_with_a_memory_order_is_idempotent_pure_and_valid(
 ) -> None:
     seen = tc.SystemLines()
     t = tc.order(seen=seen)
-    t(_with_clock(request, "Now: 2026-11-25T14:00:00Z"))
-    request = _with_clock(request, f"Now: 2026-11-25T14:0{int(tick)}:00Z")
+    t(with_system_line(request, "Now: 2026-11-25T14:00:00Z"))
+    request = with_system_line(request, f"Now: 2026-11-25T14:0{int(tick)}:00Z")
     snapshot = _dump(request)
     once = t(request)
     assert _dump(request) == snapshot
