@@ -154,6 +154,15 @@ def first_texts(request: Request) -> list[str]:
     return out
 
 
+def result_of(message: Message, index: int = 0) -> str:
+    """The text of the tool result at ``index`` of ``message``: its content if a string (as the
+    client sent it), else its first block's text."""
+    content = message["content"][index]["content"]
+    text = content if isinstance(content, str) else content[0]["text"]
+    assert isinstance(text, str)
+    return text
+
+
 def one_call(tool: str, call_input: dict[str, Any], result: str) -> Request:
     """A question, one call of ``tool`` (id ``t1``) and its result."""
     messages = tool_messages(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
-from builders import one_call, payloads, tool_loop
+from builders import one_call, payloads, result_of, tool_loop
 from tidyctx._markers import original_note
 from tidyctx._request import canonical_json
 from tidyctx.store import MemoryStore, store_key
@@ -375,7 +375,7 @@ def test_compact_only_named_tools_and_bad_input() -> None:
     out = compact(tools=["sql"])(request)
     results = out["messages"][2]["content"]
     assert results[0]["content"][0]["text"] == '{"x":1}'
-    assert results[1]["content"][0]["text"] == '{"x":  1}'
+    assert results[1]["content"] == '{"x":  1}'  # not named: left a string, as sent
     with pytest.raises(ValueError, match="list of tool names"):
         compact(tools="sql")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="needs a str"):
@@ -386,9 +386,7 @@ def test_compact_only_named_tools_and_bad_input() -> None:
 
 def result_text(request: dict[str, Any]) -> str:
     """The text of the one tool result of a :func:`builders.one_call` request."""
-    text = request["messages"][2]["content"][0]["content"][0]["text"]
-    assert isinstance(text, str)
-    return text
+    return result_of(request["messages"][2])
 
 
 def test_compact_is_idempotent_when_echoed_lines_carry_colour_codes() -> None:
@@ -496,7 +494,7 @@ def test_compact_keeps_carriage_return_line_endings() -> None:
     assert compact_text("header\n" + mac) == "header\n" + mac
     request = tool_loop("Read the export.", [mac], ("fetch",))
     out = tc.pipe(request, tc.trim())
-    assert out["messages"][2]["content"][0]["content"][0]["text"] == mac
+    assert result_of(out["messages"][2]) == mac
 
 
 def test_compact_keeps_binary_text_with_carriage_returns() -> None:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from tidyctx._markers import MARKER_PREFIX
 from tidyctx._request import canonical_json
 from tidyctx.transforms._order import DYNAMIC_FOOTER, DYNAMIC_HEADER, is_dynamic_block
 
@@ -269,3 +270,83 @@ def test_the_api_blocks_go_back_byte_for_byte(request: dict[str, Any]) -> None:
         ]
 
     assert api_blocks(out) == api_blocks(request)
+
+
+# ---------------------------------------------------------------------------- cutting transforms
+
+_CUTTERS: dict[str, Any] = {
+    "trim()": lambda: [tc.trim()],
+    "trim(max_tokens=40)": lambda: [tc.trim(max_tokens=40, head=0.6, slack=0.5)],
+    "slice_code(max_tokens=100)": lambda: [tc.slice_code(max_tokens=100)],
+    "compact()": lambda: [tc.compact()],
+    "slice_code(max_tokens=100)+trim(max_tokens=40)": lambda: [
+        tc.slice_code(max_tokens=100),
+        tc.trim(max_tokens=40, head=0.6, slack=0.5),
+    ],
+}
+
+
+def _as_blocks(value: Any) -> Any:
+    """``value`` with string contents read as the one text block they stand for."""
+    if isinstance(value, dict):
+        out = {k: _as_blocks(v) for k, v in value.items()}
+        if isinstance(value.get("content"), str) and value["content"]:
+            out["content"] = [{"type": "text", "text": value["content"]}]
+        return out
+    if isinstance(value, list):
+        return [_as_blocks(v) for v in value]
+    return value
+
+
+def _same_text(got: Any, given: Any) -> bool:
+    return _dump(_as_blocks(got)) == _dump(_as_blocks(given))
+
+
+@PROPS
+@given(client_requests(), st.sampled_from(sorted(_CUTTERS)))
+def test_cutting_transforms_leave_every_block_they_do_not_change_as_given(
+    request: dict[str, Any], name: str
+) -> None:
+    """Whatever a transform leaves with the same text keeps its bytes: a string stays a
+    string, keys keep their order."""
+    snapshot = _dump(request)
+    out = tc.pipe(request, *_CUTTERS[name]())
+    assert _dump(request) == snapshot
+    tc.validate(out)
+    rest = {k: v for k, v in out.items() if k != "messages"}
+    assert _dump(rest) == _dump({k: v for k, v in request.items() if k != "messages"})
+    assert len(out["messages"]) == len(request["messages"])
+    for got, sent in zip(out["messages"], request["messages"], strict=True):
+        if _same_text(got, sent):
+            assert _dump(got) == _dump(sent)
+            continue
+        assert isinstance(got["content"], list)
+        assert isinstance(sent["content"], list)  # only tool blocks change
+        assert len(got["content"]) == len(sent["content"])
+        for block, was in zip(got["content"], sent["content"], strict=True):
+            if _same_text(block, was):
+                assert _dump(block) == _dump(was)
+
+
+def test_a_string_tool_result_stays_a_string_unless_it_is_cut() -> None:
+    log = "\n".join(f"line {k}: compiling module_{k}.c ... ok" for k in range(400))
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 100,
+        "system": "You are terse.",
+        "messages": [
+            {"role": "user", "content": "Build it."},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "make"}},
+                {"type": "tool_use", "id": "t2", "name": "Bash", "input": {"command": "pwd"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": log},
+                {"type": "tool_result", "tool_use_id": "t2", "content": "/src"}]},
+        ],
+    }  # fmt: skip
+    out = tc.pipe(request, *tc.defaults()[:-1])  # all but cache(): no markers
+    assert out["system"] == "You are terse."
+    assert out["messages"][0] == {"role": "user", "content": "Build it."}
+    cut, short = out["messages"][2]["content"]
+    assert short == {"type": "tool_result", "tool_use_id": "t2", "content": "/src"}
+    assert MARKER_PREFIX in _dump(cut) and len(_dump(cut)) < len(log)

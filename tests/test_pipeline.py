@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import strategies as gen
 import tidyctx as tc
 from builders import POLICY
+from tidyctx._pipeline import transform_name
 from tidyctx._request import Request, normalize
 from tidyctx.tokens import LocalCounter
 
@@ -198,3 +199,23 @@ def test_explain_a_tool_choice_change_keeps_tools_and_system() -> None:
     without_messages = counter.count_request({**force(request), "messages": []})
     assert step.prefix_kept_tokens == without_messages
     assert step.prefix_broken_tokens == step.tokens_after - without_messages
+
+
+def test_a_list_of_transforms_counts_as_its_transforms_in_order() -> None:
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "Summarize the repository layout."}],
+    }
+    steps = tc.defaults()
+    assert tc.pipe(request, steps) == tc.pipe(request, *steps)
+    assert tc.pipe(request, tuple(steps[:1]), *steps[1:]) == tc.pipe(request, *steps)
+    names = [s.name for s in tc.explain(request, steps).steps]
+    assert names == [transform_name(t) for t in steps]
+
+
+def test_a_non_transform_is_named_in_the_error() -> None:
+    with pytest.raises(TypeError, match=r"got str 'trim'; did you mean tc\.trim\(\)\?"):
+        tc.pipe([{"role": "user", "content": "hi"}], "trim")
+    with pytest.raises(TypeError, match=r"got int 3$"):
+        tc.pipe([{"role": "user", "content": "hi"}], 3)

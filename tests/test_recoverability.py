@@ -45,7 +45,7 @@ from hypothesis import event, given, settings
 
 import strategies as gen
 import tidyctx as tc
-from builders import BUNDLED_TRACES, PNG, SHARED_TRACES, agent_run, exchange, tool_loop
+from builders import BUNDLED_TRACES, PNG, SHARED_TRACES, agent_run, exchange, result_of, tool_loop
 from tidyctx._markers import NOTE_START, store_ids
 from tidyctx._request import cache_content, canonical_json
 from tidyctx.store import (
@@ -529,7 +529,7 @@ def test_a_file_shown_by_any_command_comes_back_exactly(command: str) -> None:
     request["messages"][1]["content"][1]["input"] = {"command": command}
     for t in (tc.trim(store=store), tc.compact(store=store)):
         sent = t(request)
-        text = sent["messages"][2]["content"][0]["content"][0]["text"]
+        text = result_of(sent["messages"][2])
         _, expand = tc.expand_tool(store)
         assert text == SOURCE or recovers(text, SOURCE, expand)
         assert '"=========="' in text or "original id=" in text
@@ -539,7 +539,7 @@ def test_compaction_that_keeps_the_json_value_needs_no_note() -> None:
     rows = [{"id": i, "status": "open", "qty": i * 3} for i in range(20)]
     text = json.dumps(rows, indent=2)
     request = tool_loop("Orders.", [text], ("sql",))
-    sent = tc.trim()(request)["messages"][2]["content"][0]["content"][0]["text"]
+    sent = result_of(tc.trim()(request)["messages"][2])
     assert "[tidyctx:" not in sent and lossless(text, sent) and len(sent) < len(text) / 2
 
 

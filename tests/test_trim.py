@@ -58,7 +58,11 @@ def result_texts(request: dict[str, Any]) -> list[str]:
     for ref in iter_blocks(request):
         b = ref.block
         if isinstance(b, dict) and b.get("type") == "tool_result":
-            out.append("".join(x.get("text", "") for x in b["content"]))
+            inner = b["content"]
+            if isinstance(inner, str):  # left as the client sent it
+                out.append(inner)
+            else:
+                out.append("".join(x.get("text", "") for x in inner))
     return out
 
 

@@ -39,6 +39,17 @@ _PARAMS_THAT_MISS = ("model", "tool_choice", "thinking")
 _PARAMS_THAT_MISS_MESSAGES = frozenset({"tool_choice", "thinking"})
 
 
+def _flat(transforms: Sequence[Any]) -> list[Any]:
+    """The transforms, a list or tuple of them (``tc.defaults()``) taken as its items."""
+    out: list[Any] = []
+    for t in transforms:
+        if isinstance(t, list | tuple):
+            out.extend(t)
+        else:
+            out.append(t)
+    return out
+
+
 def _apply(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, Request]]:
     return guarded(request, lambda: _run(request, transforms))
 
@@ -47,9 +58,10 @@ def _run(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, R
     out: list[tuple[str, Request]] = []
     for t in transforms:
         if not callable(t):
+            hint = f"; did you mean tc.{t}()?" if isinstance(t, str) and t.isidentifier() else ""
             raise TypeError(
                 f"pipe() takes transforms (callables Request -> Request), got "
-                f"{type(t).__name__} {t!r}; did you mean tc.{t}()?"
+                f"{type(t).__name__} {t!r:.200}{hint}"
             )
         name = transform_name(t)
         # tidyctx's transforms run their body on the request pipe() converted once.
@@ -64,8 +76,11 @@ def _run(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, R
     return out
 
 
-def pipe(x: Any, *transforms: Transform) -> Any:
+def pipe(x: Any, *transforms: Transform | Sequence[Transform]) -> Any:
     """Apply ``transforms`` left to right and return the result in the shape given.
+
+    A list or tuple of transforms (``tc.defaults()``) counts as its transforms in order:
+    ``pipe(x, tc.defaults())`` is ``pipe(x, *tc.defaults())``.
 
     ``x`` is a request dict (the kwargs of ``client.messages.create``), a bare list of
     messages, or an SDK object; a list gives back a list, anything else a dict. The input is
@@ -73,7 +88,7 @@ def pipe(x: Any, *transforms: Transform) -> Any:
     comes back.
     """
     request, was_list = start(x)
-    steps = _apply(request, transforms)
+    steps = _apply(request, _flat(transforms))
     if not steps:
         return shaped(request, was_list)
     name, final = steps[-1]
@@ -206,7 +221,9 @@ def _prefix_tokens(
 
 
 def explain(
-    x: Any, *transforms: Transform, counter: LocalCounter | TokenCounter | None = None
+    x: Any,
+    *transforms: Transform | Sequence[Transform],
+    counter: LocalCounter | TokenCounter | None = None,
 ) -> Report:
     """Run the pipeline like :func:`pipe` and report, per step, tokens and cache effect.
 
@@ -216,6 +233,7 @@ def explain(
     served by a cache written before this step) and after it (to be written again).
     A transform may add a line of its own with a ``describe(before, after) -> str`` method.
     """
+    transforms = tuple(_flat(transforms))
     request, was_list = start(x)
     if counter is None:
         counter = LocalCounter(request.get("model"))

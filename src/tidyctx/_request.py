@@ -51,6 +51,7 @@ __all__ = [
     "BlockRef",
     "Request",
     "ValidationError",
+    "as_given",
     "block_hash",
     "cache_content",
     "cache_markers",
@@ -514,6 +515,46 @@ def normalized(request: Mapping[str, Any]) -> Request:
         new.append(copied)
     out["messages"] = new
     return out
+
+
+def as_given(before: Mapping[str, Any], after: Request) -> Request:
+    """``after`` (a transform's own output on ``before``, built from :func:`normalized` or
+    :func:`normalize`) with each string the client sent as a string put back where only
+    normalizing changed it: a string ``system``, a message's string ``content``, a tool result's
+    string ``content`` left whole. The transform's work stays; its conversion of untouched
+    strings into text blocks goes, so those bytes leave as the client sent them. Changes
+    ``after`` in place (its own containers only) and returns it.
+
+    >>> given = {"messages": [{"role": "user", "content": "hi"}]}
+    >>> as_given(given, normalize(given))["messages"][0]["content"]
+    'hi'
+    """
+    system = before.get("system")
+    if isinstance(system, str) and after.get("system") == _text_blocks(system):
+        after["system"] = system
+    old, new = before.get("messages"), after.get("messages")
+    if not isinstance(old, list) or not isinstance(new, list) or len(old) != len(new):
+        return after  # messages added or removed: no place-by-place match to restore
+    for given, made in zip(old, new, strict=True):
+        if made is given or type(given) is not dict or type(made) is not dict:
+            continue
+        was, now = given.get("content"), made.get("content")
+        if isinstance(was, str):
+            if now == _text_blocks(was):
+                made["content"] = was
+            continue
+        if type(was) is not list or type(now) is not list or now is was or len(now) != len(was):
+            continue
+        for j, (b_was, b_now) in enumerate(zip(was, now, strict=True)):
+            if (
+                b_now is not b_was
+                and type(b_was) is dict
+                and b_was.get("type") == "tool_result"
+                and isinstance(b_was.get("content"), str)
+                and b_now == {**b_was, "content": _text_blocks(b_was["content"])}
+            ):
+                now[j] = b_was
+    return after
 
 
 def _normalized_block(block: Any) -> Any:

@@ -26,7 +26,7 @@ from typing import Any
 
 from tidyctx._edge import Edge
 from tidyctx._markers import MARKER_PREFIX
-from tidyctx._request import Request, ValidationError, normalize
+from tidyctx._request import Request, ValidationError, as_given, normalize
 from tidyctx.store import MemoryStore, Store
 from tidyctx.text._compaction import compact_kept, compact_text
 from tidyctx.tokens import LocalCounter
@@ -98,7 +98,7 @@ class Compact(Edge):
                         for b in block["content"]
                     ]
                     content[j] = {**block, "content": parts}
-        return settle(self.store, request, out, what="compact")
+        return as_given(request, settle(self.store, request, out, what="compact"))
 
     def _compacted(
         self, text: str, name: str, call_input: Any, store: Store, counter: LocalCounter

@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
 from tidyctx._memo import memoized, prefix_tokens
-from tidyctx._request import Request, ValidationError, input_json, normalized
+from tidyctx._request import Request, ValidationError, as_given, input_json, normalized
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, keep_text
 from tidyctx.tokens import (
@@ -751,7 +751,7 @@ class SliceCode(Edge):
         conversation = Conversation(messages, self.tools)
         outcomes: list[Outcome] = []
         if not conversation.views:
-            return out, outcomes
+            return as_given(request, out), outcomes
         counter = local_counter(self.counter, self.model or out.get("model"))
         store = guarded(self.store, request)  # renews first what markers passed on name
         for message in messages:
@@ -777,7 +777,7 @@ class SliceCode(Edge):
                     content[j] = {**block, "content": new}
         # A view whose original the store lost within this call (a store too small for the
         # request) goes whole: its note would name nothing.
-        return settle(self.store, request, out, what="slice_code"), outcomes
+        return as_given(request, settle(self.store, request, out, what="slice_code")), outcomes
 
     def _outcome(
         self,

@@ -58,6 +58,7 @@ from tidyctx._memo import prefix_tokens, result_key, resume, suspend
 from tidyctx._request import (
     Request,
     ValidationError,
+    as_given,
     block_hash,
     input_json,
     normalized,
@@ -122,6 +123,10 @@ class Trim(Edge):
     # -- the transform
 
     def apply(self, request: Request) -> Request:
+        # Strings the client sent stay strings where nothing was cut from them.
+        return as_given(request, self._apply(request))
+
+    def _apply(self, request: Request) -> Request:
         # The edge (Edge.__call__, or pipe) made SDK objects dicts: a ToolUseBlock is no dict,
         # so its result would otherwise be passed over untrimmed. ``out`` is this call's own
         # copy (normalize copies), so the steps below change it in place.
@@ -214,7 +219,8 @@ class Trim(Edge):
             # the cached prefix, so clearing is priced against the request cut but not cleared
             # (and against last turn's batch, see Clear.describe).
             cut = self._steps(before, self.store)[0]
-            text += "; " + self._clearer(self.store).priced(cut, after, source=before)
+            # Compared in the normalized form the cut was made in (the output keeps strings).
+            text += "; " + self._clearer(self.store).priced(cut, normalized(after), source=before)
         return text
 
     # -- per result
