@@ -39,9 +39,9 @@ _PARAMS_THAT_MISS = ("model", "tool_choice", "thinking")
 _PARAMS_THAT_MISS_MESSAGES = frozenset({"tool_choice", "thinking"})
 
 
-def _flat(transforms: Sequence[Any]) -> list[Any]:
+def _flat(transforms: Sequence[Any]) -> list[Transform]:
     """The transforms, a list or tuple of them (``tc.defaults()``) taken as its items."""
-    out: list[Any] = []
+    out: list[Transform] = []
     for t in transforms:
         if isinstance(t, list | tuple):
             out.extend(t)
@@ -233,14 +233,14 @@ def explain(
     served by a cache written before this step) and after it (to be written again).
     A transform may add a line of its own with a ``describe(before, after) -> str`` method.
     """
-    transforms = tuple(_flat(transforms))
+    flat = _flat(transforms)
     request, was_list = start(x)
     if counter is None:
         counter = LocalCounter(request.get("model"))
     steps: list[Step] = []
     before = request
     before_tokens = counter.count_request(before)
-    for (name, after), t in zip(_apply(request, transforms), transforms, strict=True):
+    for (name, after), t in zip(_apply(request, flat), flat, strict=True):
         after_tokens = counter.count_request(after)
         changed, first, kept, broken = _diff(before, after, counter, after_tokens)
         note = ""

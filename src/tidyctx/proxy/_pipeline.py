@@ -28,37 +28,24 @@ PIPELINES = ("defaults", "cache-only", "off")
 """The named pipelines; ``module:attr`` names a pipeline of your own."""
 
 
-def _code_extra() -> bool:
-    try:
-        importlib.import_module("tree_sitter")
-    except ImportError:
-        return False
-    return True
-
-
 def select_pipeline(spec: str, store: Store) -> list[Transform]:
     """The transforms of pipeline ``spec``, keeping cut originals in ``store``.
 
-    ``defaults``: order, slice_code (when the ``code`` extra is installed), trim and cache;
+    ``defaults``: :func:`tidyctx.defaults` (order, slice_code when the ``code`` extra is
+    installed, trim and cache);
     ``cache-only``: order and cache; ``off``: nothing (a recording proxy); ``module:attr``: a
     list of transforms, or a function of no arguments returning one (such as a factory of
     your own), imported from an installed module.
     """
-    # The one place that names the proxy's default pipeline: when the library grows a
-    # recommended pipeline of its own (tc.defaults), "defaults" becomes that call.
-    from tidyctx import cache, order, slice_code, trim
+    from tidyctx import cache, defaults, order
 
     if spec == "off":
         return []
     if spec == "cache-only":
         return [order(), cache()]
     if spec == "defaults":
-        steps: list[Transform] = [order()]
-        if _code_extra():
-            steps.append(slice_code(store=store))
-        steps.append(trim(max_tokens=1500, head=0.6, slack=0.5, store=store))
-        steps.append(cache())
-        return steps
+        # The library's recommended pipeline (no client: the proxy makes no summary calls).
+        return defaults(store=store)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(
