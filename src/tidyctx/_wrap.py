@@ -58,6 +58,7 @@ HEADER_KEYS = frozenset({"betas", "user_profile_id", "workspace_id"})
 """Parameters the SDK sends as HTTP headers (``anthropic-beta``, ``anthropic-user-profile-id``,
 ``anthropic-workspace-id``): passed on as given, never shown to the pipeline or the ledger."""
 
+
 def _absent(value: Any) -> bool:
     """The SDK's ``omit`` / ``NOT_GIVEN`` markers: the same as leaving the argument out."""
     return type(value).__name__ in ("Omit", "NotGiven")
