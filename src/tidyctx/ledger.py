@@ -42,6 +42,17 @@ only, never an API key, a header or any message content:
     a call that raised: ``{"type": "RateLimitError", "status": 429}`` (no message: an error
     message can quote the request); a stream closed before its end: ``complete: false``.
 
+Other writers add fields of their own; a reader ignores the fields it does not know. The
+proxy (``tidyctx proxy --ledger``) writes the same rows for the calls it relays, its
+``run`` the ``tidyctx run`` session (else the proxy's own id), and adds ``session``,
+``http_method``, ``path``, ``pipeline`` (the pipeline's name), ``status``, ``fail_open``,
+``ttfb_s``, ``added_s`` and ``request_bytes``; its ``error`` names where the error came from
+(``"source"``: ``api``, ``upstream`` or ``client``). A call no pipeline ran on (the proxy's
+``--pipeline off``, a body it could not read) has ``baseline_cost`` equal to ``cost``.
+
+:func:`price`, :func:`changed_steps` and :class:`Baseline` compute ``cost``, ``changed`` and
+the comparison with no pipeline, for any writer of rows.
+
 **Appending safely.** Each row is one ``write`` of one line to a file opened with ``O_APPEND``,
 under an exclusive ``flock`` where the platform has one: several processes (and threads)
 appending to one ledger never interleave or lose a row, and a row is on disk (in the operating
