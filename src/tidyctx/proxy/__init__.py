@@ -11,7 +11,7 @@ relayed as they arrive, and each call becomes a ``tidyctx/1`` ledger row. See ``
 """
 
 from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, SessionTotals, create_app
-from tidyctx.proxy._ledger import Record, Rows, UsageTap
+from tidyctx.proxy._ledger import Record, UsageTap
 from tidyctx.proxy._pipeline import PIPELINES, Prepared, prepare, select_pipeline
 from tidyctx.proxy._serve import RunningProxy, open_store, serve, start_in_thread
 
@@ -21,7 +21,6 @@ __all__ = [
     "Prepared",
     "ProxyConfig",
     "Record",
-    "Rows",
     "RunningProxy",
     "SessionTotals",
     "UsageTap",
