@@ -289,16 +289,17 @@ def main() -> int:
         say(f"{label:>16} {len(band):>6} {p50:>8.2f}ms {_pct(added, 0.99):>8.2f}ms "
             f"{_pct(ttfb, 0.5):>8.2f}ms {_pct(ttfb, 0.99):>8.2f}ms {dumps:>8.3f}ms "
             f"{p50 / dumps if dumps else float('nan'):>10.1f}")  # fmt: skip
-    pipeline_ms = [r["pipeline_ms"] for r in rows if r.get("pipeline_ms") is not None]
+    pipeline_ms = [r["pipeline_s"] * 1000 for r in rows if r.get("pipeline_s") is not None]
     if pipeline_ms:
         p50, p99 = _pct(pipeline_ms, 0.5), _pct(pipeline_ms, 0.99)
-        say(f"pipeline time in the proxy (ledger pipeline_ms): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        say(f"pipeline time in the proxy (ledger pipeline_s): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     if cpu and rows:
         per_call = cpu[0] / len(rows) * 1000
         say(f"proxy CPU: {cpu[0]:.1f} s over the run, {per_call:.2f} ms per call (all its threads)")
-        inside = [r["latency_ms"] - r["ttfb_ms"] for r in rows if r.get("ttfb_ms") is not None]
-        say(f"upstream time as the proxy saw it (ledger ttfb_ms): p50 "
-            f"{_pct([r['ttfb_ms'] for r in rows if r.get('ttfb_ms')], 0.5):.2f} ms; relaying "
+        timed = [r for r in rows if r.get("ttfb_s") is not None]
+        inside = [(r["latency_s"] - r["ttfb_s"]) * 1000 for r in timed]
+        say(f"upstream time as the proxy saw it (ledger ttfb_s): p50 "
+            f"{_pct([r['ttfb_s'] * 1000 for r in timed], 0.5):.2f} ms; relaying "
             f"after the first byte p50 {_pct(inside, 0.5):.2f} ms")  # fmt: skip
     if memory:
         warm = [m for t, m in memory if t >= wall * 0.2]

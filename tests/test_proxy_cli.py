@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -67,9 +66,12 @@ def test_run_passes_the_exit_code_through_and_prints_cost_and_savings(tmp_path: 
         )  # fmt: skip
         assert len(server.requests) == 1 and len(server.requests[0].raw) < 10_000
     assert done.returncode == 5, done.stderr
-    assert re.search(r"tidyctx: 1 API calls, cost \$0\.\d+, saved ~\$0\.\d+ \(", done.stderr)
-    (row,) = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert re.search(r"tidyctx: 1 API calls, cost \$0\.\d+, saved \$0\.\d+ \(", done.stderr)
+    (row,) = tc.read_ledger(ledger)
     assert row["session"] and row["status"] == 200 and row["tokens_after"] < row["tokens_before"]
+    assert row["run"] == row["session"]
+    # Its owner's only: the rows name sessions.
+    assert ledger.stat().st_mode & 0o777 == 0o600
 
 
 def test_run_reuses_a_proxy_running_on_its_port() -> None:
@@ -128,5 +130,6 @@ def test_proxy_command_serves_until_interrupted(tmp_path: Path) -> None:
         # uvicorn ends on SIGINT as an interrupted program does: killed by the signal it got.
         assert process.returncode in (0, -signal.SIGINT)
         assert "cache_control" in server.requests[0].raw.decode()
-    (row,) = [json.loads(line) for line in ledger.read_text().splitlines()]
-    assert row["pipeline"] == "cache-only" and row["transforms"] == ["cache()"]
+    (row,) = tc.read_ledger(ledger)
+    assert row["pipeline"] == "cache-only"
+    assert [step["transform"] for step in row["changed"]] == ["cache()"]

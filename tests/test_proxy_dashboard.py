@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import tidyctx as tc
 from browser import chromium, open_page, png_colors
 from proxy_helpers import MODEL, big_output, tool_request
+from tidyctx import ledger, pricing
 from tidyctx.proxy import ProxyConfig, RunningProxy, create_app, select_pipeline
 from tidyctx.proxy._board import BILLING_CLASSES, Board, _Last, billing, miss_reason
 from tidyctx.proxy._command import _config, add_proxy_options
@@ -104,11 +105,12 @@ def test_metrics_counters_equal_the_ledger_rows_sums(
         expected = sum(billing(r.get("usage"))[name] for r in rows)
         assert _total(families, "tidyctx_proxy_tokens", billing_class=name) == expected
     assert _total(families, "tidyctx_proxy_tokens", billing_class="cache_read") > 0
-    cost = sum(r.get("cost_usd") or 0.0 for r in rows)
-    saved = sum(r.get("saved_usd") or 0.0 for r in rows)
-    assert cost > 0 and saved > 0
-    assert _total(families, "tidyctx_proxy_cost_usd") == pytest.approx(cost)
-    assert _total(families, "tidyctx_proxy_saved_usd") == pytest.approx(saved)
+    totals = ledger.summarize_ledger(rows).total
+    assert totals.cost > 0 and totals.baseline_cost > totals.cost
+    assert _total(families, "tidyctx_proxy_cost_usd") == pytest.approx(totals.cost)
+    assert _total(families, "tidyctx_proxy_baseline_cost_usd") == pytest.approx(
+        totals.baseline_cost
+    )
     cut = sum(
         r["tokens_before"] - r["tokens_after"] for r in rows if r.get("tokens_before") is not None
     )
@@ -119,7 +121,7 @@ def test_metrics_counters_equal_the_ledger_rows_sums(
 
     latency = families["tidyctx_proxy_added_latency_seconds"]
     counts = [s.value for s in latency.samples if s.name.endswith("_count")]
-    assert sum(counts) == sum(r.get("added_ms") is not None for r in rows) == len(rows)
+    assert sum(counts) == sum(r.get("added_s") is not None for r in rows) == len(rows)
 
 
 def test_metrics_carry_no_session_key_or_content(
@@ -150,9 +152,15 @@ def test_stats_json_totals_match_the_ledger(
     proxy, rows = traffic
     stats = httpx.get(f"{proxy.base_url}/_tidyctx/stats.json").json()
     total = stats["total"]
-    assert total["calls"] == len(rows)
-    assert total["cost_usd"] == pytest.approx(sum(r.get("cost_usd") or 0.0 for r in rows))
+    # The ledger's own totals of the same rows, as `tidyctx report` computes them.
+    totals = ledger.summarize_ledger(rows).total
+    assert total["calls"] == totals.calls == len(rows)
+    assert total["errors"] == totals.errors
+    assert total["cost_usd"] == pytest.approx(totals.cost)
+    assert total["cost_without_usd"] == pytest.approx(totals.baseline_cost)
+    assert total["saved_usd"] == pytest.approx(totals.saved)
     assert total["cost_without_usd"] == pytest.approx(total["cost_usd"] + total["saved_usd"])
+    assert total["tokens_before"] == totals.tokens_before > total["tokens_after"]
     prompt = sum(v for k, v in total["tokens"].items() if k != "output")
     assert total["cache_hit_share"] == pytest.approx(total["tokens"]["cache_read"] / prompt)
     sessions = {s["session"]: s for s in stats["sessions"]}
@@ -161,6 +169,9 @@ def test_stats_json_totals_match_the_ledger(
     assert {m["model"] for m in stats["models"]} == {MODEL, "claude-haiku-4-5", "none"}
     trims = [t for t in stats["transforms"] if t["name"].startswith("trim(")]
     assert trims and trims[0]["calls"] == 3 and trims[0]["tokens_cut"] > 0
+    # Each transform's own cut, as the report's tokens removed per transform.
+    by_name = ledger.summarize_ledger(rows).transforms
+    assert {t["name"]: t["tokens_cut"] for t in stats["transforms"]} == by_name
     assert len(stats["recent"]) == len(rows)
     assert stats["recent"][0]["fail_open"] == "body is not JSON: JSONDecodeError"
     # The agent's first call wrote the cache: a cold start, and the later ones read it all.
@@ -202,7 +213,7 @@ def test_the_dashboard_renders_the_totals_in_headless_chromium(
         errors, requests = page.errors, page.requests
     assert calls == str(len(shown))
     assert later is True
-    total = sum(r.get("cost_usd") or 0.0 for r in shown)
+    total = sum(r.get("cost") or 0.0 for r in shown)
     assert f"${total:.4f}" in text
     for expected in (SESSION, MODEL, "claude-haiku-4-5", "cache write 5m", "cold start", "trim("):
         assert expected in text
@@ -314,10 +325,11 @@ def test_a_write_without_ttl_split_counts_as_five_minutes() -> None:
     )
     split = {
         "cache_creation_input_tokens": 70,
-        "cache_creation_5m_input_tokens": 20,
-        "cache_creation_1h_input_tokens": 50,
+        "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 50},
     }
     assert billing(split) == _tokens(cache_write_5m=20, cache_write_1h=50)
+    # A ledger row's usage (pricing.usage_dict's keys) reads the same.
+    assert billing(pricing.usage_dict(split)) == billing(split)
 
 
 def test_the_board_keeps_bounded_lists_of_recent_calls_and_misses() -> None:
@@ -325,11 +337,13 @@ def test_the_board_keeps_bounded_lists_of_recent_calls_and_misses() -> None:
     for i in range(20):
         board.add(
             {
-                "time": (NOW + timedelta(seconds=i)).isoformat(),
+                "ledger": ledger.FORMAT,
+                "ts": (NOW + timedelta(seconds=i)).isoformat(),
                 "session": f"s{i}",
                 "model": MODEL,
                 "usage": {"input_tokens": 10},
-                "cost_usd": 0.001,
+                "cost": 0.001,
+                "baseline_cost": 0.001,
             }
         )
     snapshot = board.snapshot()

@@ -536,7 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report",
         help="per-turn tokens and cost of a recorded run, or the totals of a usage ledger",
         description="Read a run .json, a request-log .jsonl, a Claude Code session log, or a "
-        "usage ledger written by tc.wrap(client, ledger=...) (one JSON row per API call), and "
+        "usage ledger written by tc.wrap(client, ledger=...) or tidyctx proxy --ledger (one "
+        "JSON row per API call), and "
         "print its tokens and cost: per turn for a run, totals per run, model and day for a "
         "ledger.",
     )

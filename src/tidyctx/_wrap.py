@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,9 +36,7 @@ from tidyctx._calls import Call, in_pipeline, watching
 from tidyctx._edge import Edge, guarded, start, transform_name
 from tidyctx._pipeline import Transform
 from tidyctx._request import Request, normalize, to_plain
-from tidyctx.cachesim import CacheModel
-from tidyctx.ledger import Ledger
-from tidyctx.tokens import LocalCounter
+from tidyctx.ledger import Baseline, Ledger, changed_steps, price
 from tidyctx.transforms._defaults import defaults
 from tidyctx.transforms._summarize import Summarize, _is_async
 
@@ -60,9 +57,6 @@ given, never shown to the pipeline or written to the ledger."""
 HEADER_KEYS = frozenset({"betas", "user_profile_id", "workspace_id"})
 """Parameters the SDK sends as HTTP headers (``anthropic-beta``, ``anthropic-user-profile-id``,
 ``anthropic-workspace-id``): passed on as given, never shown to the pipeline or the ledger."""
-
-_PRUNE_EVERY = 500
-"""Calls between sweeps of expired entries from the cache models (bounded memory)."""
 
 
 def _absent(value: Any) -> bool:
@@ -111,11 +105,7 @@ class _Recorder:
     def __init__(self, transforms: Sequence[Transform], ledger: Ledger | None) -> None:
         self.transforms = tuple(transforms)
         self.ledger = ledger
-        self._lock = threading.Lock()
-        self._baseline = CacheModel()
-        self._sent = CacheModel()
-        self._last = 0.0
-        self._calls = 0
+        self._baseline = Baseline()
 
     # -- the pipeline
 
@@ -229,7 +219,7 @@ class _Recorder:
         }
         usage = pricing.usage_dict(plain.get("usage") or {})
         row["usage"] = usage
-        row["cost"] = _price(usage, model) if outcome.error is None or any(usage.values()) else 0.0
+        row["cost"] = price(usage, model) if outcome.error is None or any(usage.values()) else 0.0
         if outcome.error is not None:
             err = outcome.error
             status = getattr(err, "status_code", None)
@@ -248,40 +238,20 @@ class _Recorder:
         """What the call would have cost with no pipeline; tokens before and after; what each
         changing step removed."""
         model = str(prep.after.get("model") or "")
-        counter = LocalCounter(model or None)
         out: dict[str, Any] = {"pipeline_s": round(prep.pipeline_s, 4)}
-        out["changed"] = [
-            {
-                "transform": name,
-                "tokens_saved": counter.count_request(before) - counter.count_request(after),
-            }
-            for name, before, after in prep.changed
-        ]
-        if outcome.error is not None and not any(row["usage"].values()):
-            # Refused before any work: no cache was read or written.
-            out["tokens_before"] = counter.count_request(prep.before)
-            out["tokens_after"] = counter.count_request(prep.after)
-            out["baseline_cost"] = 0.0
-            return out
-        with self._lock:
-            # The cache models see the calls in the order they were sent; a call finishing
-            # out of order is placed at the latest time seen.
-            now = max(self._last, outcome.started)
-            self._last = now
-            base = self._baseline.call(prep.before, now)
-            sent = self._sent.call(prep.after, now)
-            self._calls += 1
-            if self._calls % _PRUNE_EVERY == 0:
-                _prune(self._baseline, now)
-                _prune(self._sent, now)
-        output = row["usage"]["output_tokens"]
-        out["tokens_before"] = base.layout.total
-        out["tokens_after"] = sent.layout.total
-        baseline_usage = {**pricing.usage_dict(base.usage), "output_tokens": output}
-        out["baseline_usage"] = baseline_usage
-        out["baseline_cost"] = _price(baseline_usage, row["model"] or model)
-        sim_usage = {**pricing.usage_dict(sent.usage), "output_tokens": output}
-        out["sim_cost"] = _price(sim_usage, row["model"] or model)
+        out["changed"] = changed_steps(prep.changed, model)
+        # Refused before any work (an error with no usage): no cache was read or written.
+        billed = outcome.error is None or any(row["usage"].values())
+        out.update(
+            self._baseline.compare(
+                prep.before,
+                prep.after,
+                started=outcome.started,
+                usage=row["usage"],
+                model=row["model"] or model,
+                billed=billed,
+            )
+        )
         return out
 
 
@@ -300,20 +270,6 @@ def _changed(before: Request, after: Request) -> bool:
     """Did a step change the request? A string content written as the same text block is no
     change (the API reads both alike)."""
     return before != after and normalize(before) != normalize(after)
-
-
-def _prune(model: CacheModel, now: float) -> None:
-    """Drop the cache model's expired entries: a long-running client would keep them all."""
-    entries = model._entries
-    for key in [k for k, e in entries.items() if e.expires < now]:
-        del entries[key]
-
-
-def _price(usage: Mapping[str, Any], model: str) -> float | None:
-    try:
-        return round(pricing.cost(usage, model).total, 8)
-    except pricing.UnknownModelError:
-        return None
 
 
 def _plain_message(message: Any) -> dict[str, Any]:

@@ -42,6 +42,17 @@ only, never an API key, a header or any message content:
     a call that raised: ``{"type": "RateLimitError", "status": 429}`` (no message: an error
     message can quote the request); a stream closed before its end: ``complete: false``.
 
+Other writers add fields of their own; a reader ignores the fields it does not know. The
+proxy (``tidyctx proxy --ledger``) writes the same rows for the calls it relays, its
+``run`` the ``tidyctx run`` session (else the proxy's own id), and adds ``session``,
+``http_method``, ``path``, ``pipeline`` (the pipeline's name), ``status``, ``fail_open``,
+``ttfb_s``, ``added_s`` and ``request_bytes``; its ``error`` names where the error came from
+(``"source"``: ``api``, ``upstream`` or ``client``). A call no pipeline ran on (the proxy's
+``--pipeline off``, a body it could not read) has ``baseline_cost`` equal to ``cost``.
+
+:func:`price`, :func:`changed_steps` and :class:`Baseline` compute ``cost``, ``changed`` and
+the comparison with no pipeline, for any writer of rows.
+
 **Appending safely.** Each row is one ``write`` of one line to a file opened with ``O_APPEND``,
 under an exclusive ``flock`` where the platform has one: several processes (and threads)
 appending to one ledger never interleave or lose a row, and a row is on disk (in the operating
@@ -83,6 +94,8 @@ from pathlib import Path
 from typing import Any
 
 from tidyctx import pricing
+from tidyctx.cachesim import CacheCall, CacheModel
+from tidyctx.tokens import LocalCounter
 
 try:  # POSIX: an advisory lock around each append
     import fcntl
@@ -91,13 +104,16 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = [
     "FORMAT",
+    "Baseline",
     "Ledger",
     "LedgerError",
     "LedgerSummary",
     "LedgerWarning",
     "Totals",
+    "changed_steps",
     "is_ledger",
     "iter_ledger",
+    "price",
     "read_ledger",
     "summarize_ledger",
 ]
@@ -245,6 +261,106 @@ class Ledger:
         if fd is not None and getattr(self, "_pid", 0) == os.getpid():
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+# ---------------------------------------------------------------------------- row fields
+
+_PRUNE_EVERY = 500
+"""Calls between sweeps of expired entries from the cache models (bounded memory)."""
+
+
+def price(usage: Mapping[str, Any], model: str | None) -> float | None:
+    """A row's ``cost``: ``usage`` priced by :func:`tidyctx.pricing.cost` in USD, rounded to 8
+    places; None for a model with no price."""
+    try:
+        return round(pricing.cost(usage, model or "").total, 8)
+    except pricing.UnknownModelError:
+        return None
+
+
+def changed_steps(
+    steps: Iterable[tuple[str, Mapping[str, Any], Mapping[str, Any]]], model: str | None
+) -> list[dict[str, Any]]:
+    """A row's ``changed``: per ``(transform name, request before, request after)`` of a step
+    that changed the request, the input tokens it removed (:class:`tidyctx.tokens.LocalCounter`)."""
+    counter = LocalCounter(model or None)
+    return [
+        {
+            "transform": name,
+            "tokens_saved": counter.count_request(before) - counter.count_request(after),
+        }
+        for name, before, after in steps
+    ]
+
+
+class Baseline:
+    """What each call would have cost with no pipeline: a row's ``tokens_before``,
+    ``tokens_after``, ``baseline_usage``, ``baseline_cost`` and ``sim_cost``.
+
+    Two :class:`tidyctx.cachesim.CacheModel` of one workspace's prompt cache, one fed the
+    requests as the agent built them, one as they were sent, at the times they were sent (a
+    call reported out of order is placed at the latest time seen). Thread-safe; expired cache
+    entries are swept every few hundred calls, so memory stays bounded.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._built = CacheModel()
+        self._sent = CacheModel()
+        self._last = 0.0
+        self._calls = 0
+
+    def compare(
+        self,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        *,
+        started: float,
+        usage: Mapping[str, Any],
+        model: str | None = None,
+        billed: bool = True,
+    ) -> dict[str, Any]:
+        """The comparison fields of the row of a call built as ``before`` and sent as
+        ``after`` at ``started`` (seconds since the epoch), whose response reported ``usage``
+        (its output tokens are the baseline's too) from ``model`` (default: the request's).
+
+        ``billed=False``: a call refused before any work (an error with no usage): no cache
+        was read or written, so the cache models do not see it and ``baseline_cost`` is 0.
+        """
+        name = str(model or after.get("model") or "")
+        if not billed:
+            counter = LocalCounter(name or None)
+            return {
+                "tokens_before": counter.count_request(before),
+                "tokens_after": counter.count_request(after),
+                "baseline_cost": 0.0,
+            }
+        with self._lock:
+            now = max(self._last, started)
+            self._last = now
+            base: CacheCall = self._built.call(before, now)
+            sent: CacheCall = self._sent.call(after, now)
+            self._calls += 1
+            if self._calls % _PRUNE_EVERY == 0:
+                _prune(self._built, now)
+                _prune(self._sent, now)
+        output = pricing.usage_dict(usage)["output_tokens"]
+        baseline_usage = {**pricing.usage_dict(base.usage), "output_tokens": output}
+        sim_usage = {**pricing.usage_dict(sent.usage), "output_tokens": output}
+        return {
+            "tokens_before": base.layout.total,
+            "tokens_after": sent.layout.total,
+            "baseline_usage": baseline_usage,
+            "baseline_cost": price(baseline_usage, name),
+            "sim_cost": price(sim_usage, name),
+        }
+
+
+def _prune(model: CacheModel, now: float) -> None:
+    """Drop the cache model's expired entries: a long-running writer would keep them all."""
+    entries = model._entries
+    for key in [k for k, e in entries.items() if e.expires < now]:
+        del entries[key]
 
 
 # ---------------------------------------------------------------------------- reading

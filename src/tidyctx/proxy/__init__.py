@@ -2,7 +2,7 @@
 
 A local HTTP proxy for the Anthropic API: ``POST /v1/messages`` and ``count_tokens`` go
 through a pipeline of tidyctx transforms, everything else is forwarded untouched, responses are
-relayed as they arrive, and each call becomes a ledger row. See ``docs/proxy.md``.
+relayed as they arrive, and each call becomes a ``tidyctx/1`` ledger row. See ``docs/proxy.md``.
 
 >>> from tidyctx.proxy import ProxyConfig, create_app
 >>> app = create_app(ProxyConfig(upstream="http://127.0.0.1:9"))
@@ -11,14 +11,13 @@ relayed as they arrive, and each call becomes a ledger row. See ``docs/proxy.md`
 """
 
 from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, SessionTotals, create_app
-from tidyctx.proxy._ledger import JsonlLedger, Record, UsageTap
+from tidyctx.proxy._ledger import Record, UsageTap
 from tidyctx.proxy._pipeline import PIPELINES, Prepared, prepare, select_pipeline
 from tidyctx.proxy._serve import RunningProxy, open_store, serve, start_in_thread
 
 __all__ = [
     "DEFAULT_UPSTREAM",
     "PIPELINES",
-    "JsonlLedger",
     "Prepared",
     "ProxyConfig",
     "Record",

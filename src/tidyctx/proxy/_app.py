@@ -20,8 +20,7 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
@@ -33,8 +32,9 @@ from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from tidyctx.proxy._board import Board, ProxyMetrics
+from tidyctx.proxy._board import Totals as SessionTotals
 from tidyctx.proxy._dashboard import Guard, dashboard_page, metrics_response, stats_response
-from tidyctx.proxy._ledger import Record, UsageTap, cost_of, usage_fields
+from tidyctx.proxy._ledger import Record, Rows, UsageTap
 from tidyctx.proxy._pipeline import Prepared, Transform, prepare
 
 __all__ = ["DEFAULT_UPSTREAM", "ProxyConfig", "SessionTotals", "create_app"]
@@ -65,28 +65,6 @@ _LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 @dataclass
-class SessionTotals:
-    """Running totals of one session (the calls under one ``/_tidyctx/s/ID/`` prefix)."""
-
-    calls: int = 0
-    cost_usd: float = 0.0
-    saved_usd: float = 0.0
-    tokens_before: int = 0
-    tokens_after: int = 0
-    fail_open: int = 0
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.calls += 1
-        self.cost_usd += row.get("cost_usd") or 0.0
-        self.saved_usd += row.get("saved_usd") or 0.0
-        if row.get("tokens_before") is not None and row.get("tokens_after") is not None:
-            self.tokens_before += row["tokens_before"]
-            self.tokens_after += row["tokens_after"]
-        if row.get("fail_open"):
-            self.fail_open += 1
-
-
-@dataclass
 class ProxyConfig:
     """What a proxy needs: where to forward, which pipeline, where rows go."""
 
@@ -95,6 +73,7 @@ class ProxyConfig:
     pipeline: str = "off"
     """The pipeline's name, for the ledger and ``/_tidyctx/health``."""
     record: Record | None = None
+    """Receives each call's ledger row (``tidyctx.Ledger(path).record`` appends it to a file)."""
     host: str = "127.0.0.1"
     """The interface the proxy binds; with a loopback one only loopback Host names pass."""
     allowed_hosts: Sequence[str] = ()
@@ -149,6 +128,7 @@ class _Proxy:
         self._client: httpx.AsyncClient | None = None
         self.board = Board(config.pipeline)
         self.metrics = ProxyMetrics()
+        self.rows = Rows()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -211,7 +191,7 @@ class _Proxy:
     async def _forward(
         self, scope: Scope, receive: Receive, send: Send, path: str, session: str | None
     ) -> None:
-        began = time.perf_counter()
+        began, arrived = time.perf_counter(), time.time()
         body = await _read_body(receive)
         if body is None:  # the client left before sending its request
             return
@@ -236,21 +216,13 @@ class _Proxy:
             raw_path=self.base_path + path.encode() + (b"?" + query if query else b"")
         )
         request = self.client.build_request(method, url, headers=headers, content=body)
+        # What the relay sees of the call; its ledger row is made of it at the end.
         row: dict[str, Any] = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "session": session,
             "method": method,
             "path": path,
             "pipeline": self.config.pipeline if in_pipeline else None,
         }
-        if prepared is not None:
-            row.update(
-                model=prepared.model,
-                transforms=prepared.changed,
-                fail_open=prepared.fail_open,
-                pipeline_ms=round(prepared.seconds * 1000, 3),
-                request_bytes=len(body),
-            )
         tap = UsageTap() if prepared is not None else None
         raw_send = scope.get(_RAW_SEND, send)
         relay = asyncio.ensure_future(
@@ -274,16 +246,18 @@ class _Proxy:
                 await relay
             with contextlib.suppress(asyncio.CancelledError):
                 await left
-        row.pop("complete", None)
         row["latency_ms"] = round((time.perf_counter() - began) * 1000, 3)
         if counting is not None:
             await counting
-        if prepared is not None:
-            row["tokens_before"] = prepared.tokens_before
-            row["tokens_after"] = prepared.tokens_after
-        if tap is not None:
-            self._usage(row, tap)
-        self._record(row)
+        ended = time.time()
+        if prepared is not None and prepared.before is not None:
+            # The cache models behind the row's cost without the pipeline: off the loop too.
+            record = await anyio.to_thread.run_sync(
+                self.rows.row, row, prepared, tap, arrived, ended
+            )
+        else:
+            record = self.rows.row(row, prepared, tap, arrived, ended)
+        self._record(record)
 
     async def _relay(
         self,
@@ -336,18 +310,6 @@ class _Proxy:
         finally:
             await response.aclose()
 
-    def _usage(self, row: dict[str, Any], tap: UsageTap) -> None:
-        tap.finish()
-        model = row.get("model") or tap.model
-        row["model"] = model
-        usage = usage_fields(tap.usage)
-        row["usage"] = usage or None
-        if tap.error_type:
-            row["error"] = row.get("error") or f"api error: {tap.error_type}"
-        cost = cost_of(tap.usage, model) if usage else None
-        row["cost_usd"] = cost
-        row["saved_usd"] = _saved(row, usage, cost)
-
     def _record(self, row: dict[str, Any]) -> None:
         session = row.get("session")
         if session:
@@ -359,23 +321,6 @@ class _Proxy:
             _log.exception("tidyctx proxy: a row could not be added to the live totals")
         if self.config.record is not None:
             self.config.record(row)
-
-
-def _saved(row: dict[str, Any], usage: dict[str, int], cost: float | None) -> float | None:
-    """What the removed tokens would have cost, billed at this call's mean input rate."""
-    before, after = row.get("tokens_before"), row.get("tokens_after")
-    if cost is None or before is None or after is None or before <= after:
-        return 0.0 if cost is not None else None
-    billed = sum(
-        usage.get(k, 0)
-        for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-    )
-    if billed <= 0:
-        return 0.0
-    model = row.get("model")
-    output_cost = cost_of({"output_tokens": usage.get("output_tokens", 0)}, model) or 0.0
-    saved: float = round((cost - output_cost) / billed * (before - after), 8)
-    return saved
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -453,7 +398,7 @@ def create_app(config: ProxyConfig) -> Starlette:
         if refused is not None:
             return refused
         totals = config.sessions.get(request.path_params["session"], SessionTotals())
-        return JSONResponse(asdict(totals))
+        return JSONResponse(totals.view())
 
     async def dashboard(request: StarletteRequest) -> Response:
         return guard.refusal(request) or dashboard_page()

@@ -13,13 +13,16 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict, deque
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-__all__ = ["BILLING_CLASSES", "Board", "ProxyMetrics", "billing"]
+from tidyctx import ledger, pricing
+
+__all__ = ["BILLING_CLASSES", "Board", "ProxyMetrics", "Totals", "billing", "error_text", "saved"]
 
 BILLING_CLASSES = ("uncached_input", "cache_write_5m", "cache_write_1h", "cache_read", "output")
 """How the API bills a call's tokens (https://docs.claude.com/en/docs/about-claude/pricing)."""
@@ -30,55 +33,87 @@ _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,63}")
 _TTL_5M, _TTL_1H = 300.0, 3600.0
 
 
-def billing(usage: dict[str, int] | None) -> dict[str, int]:
-    """A row's ``usage`` as tokens per billing class (a cache write with no TTL split is 5m,
-    the API's default lifetime)."""
-    usage = usage or {}
-    written = usage.get("cache_creation_input_tokens", 0)
-    hour = usage.get("cache_creation_1h_input_tokens", 0)
-    five = usage.get("cache_creation_5m_input_tokens", max(written - hour, 0))
+def billing(usage: Mapping[str, Any] | None) -> dict[str, int]:
+    """A row's ``usage`` as tokens per billing class (:func:`tidyctx.pricing.usage_dict`: a
+    cache write with no TTL split is 5m, the API's default lifetime)."""
+    counts = pricing.usage_dict(usage or {})
     return {
-        "uncached_input": usage.get("input_tokens", 0),
-        "cache_write_5m": five,
-        "cache_write_1h": hour,
-        "cache_read": usage.get("cache_read_input_tokens", 0),
-        "output": usage.get("output_tokens", 0),
+        "uncached_input": counts["input_tokens"],
+        "cache_write_5m": counts["ephemeral_5m_input_tokens"],
+        "cache_write_1h": counts["ephemeral_1h_input_tokens"],
+        "cache_read": counts["cache_read_input_tokens"],
+        "output": counts["output_tokens"],
     }
+
+
+def started(row: Mapping[str, Any]) -> datetime | None:
+    """When the call's request arrived: the row's ``ts`` (its end) less its latency."""
+    try:
+        end = datetime.fromisoformat(str(row["ts"]))
+    except (KeyError, ValueError):
+        return None
+    latency = row.get("latency_s")
+    if isinstance(latency, int | float) and not isinstance(latency, bool):
+        return end - timedelta(seconds=latency)
+    return end
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat(timespec="milliseconds") if at is not None else None
+
+
+def saved(row: Mapping[str, Any]) -> float | None:
+    """What the pipeline saved on one call: its cost with no pipeline less its cost."""
+    cost, baseline = row.get("cost"), row.get("baseline_cost")
+    if cost is None or baseline is None:
+        return None
+    return float(baseline) - float(cost)
+
+
+def error_text(error: Any) -> str | None:
+    """A row's ``error`` as the dashboard says it: ``api error: overloaded_error``,
+    ``upstream: ReadError``, ``client disconnected``."""
+    if not isinstance(error, Mapping):
+        return str(error) if error else None
+    kind, source = error.get("type"), error.get("source")
+    if source == "client":
+        return "client disconnected"
+    if source == "upstream":
+        return f"upstream: {kind}"
+    return f"api error: {kind}"
 
 
 @dataclass
 class Totals:
-    """Running totals of a group of calls (a session, a model, the whole proxy)."""
+    """Running totals of a group of calls (a session, a model, the whole proxy): the ledger's
+    own :class:`tidyctx.ledger.Totals`, and the calls that failed open."""
 
-    calls: int = 0
-    errors: int = 0
+    totals: ledger.Totals = field(default_factory=ledger.Totals)
     fail_open: int = 0
-    cost_usd: float = 0.0
-    saved_usd: float = 0.0
-    tokens_before: int = 0
-    tokens_after: int = 0
-    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BILLING_CLASSES, 0))
     last: str | None = None
 
-    def add(self, row: dict[str, Any], tokens: dict[str, int]) -> None:
-        self.calls += 1
-        self.errors += bool(row.get("error")) or (row.get("status") or 0) >= 400
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.totals.add(row)
         self.fail_open += bool(row.get("fail_open"))
-        self.cost_usd += row.get("cost_usd") or 0.0
-        self.saved_usd += row.get("saved_usd") or 0.0
-        if row.get("tokens_before") is not None and row.get("tokens_after") is not None:
-            self.tokens_before += row["tokens_before"]
-            self.tokens_after += row["tokens_after"]
-        for name, value in tokens.items():
-            self.tokens[name] += value
-        self.last = row.get("time")
+        self.last = _iso(started(row))
 
     def view(self) -> dict[str, Any]:
-        out = asdict(self)
-        prompt = sum(v for k, v in self.tokens.items() if k != "output")
-        out["cache_hit_share"] = self.tokens["cache_read"] / prompt if prompt else None
-        out["cost_without_usd"] = self.cost_usd + self.saved_usd
-        return out
+        t = self.totals
+        tokens = billing(t.usage)
+        prompt = sum(v for k, v in tokens.items() if k != "output")
+        return {
+            "calls": t.calls,
+            "errors": t.errors,
+            "fail_open": self.fail_open,
+            "cost_usd": t.cost,
+            "saved_usd": t.saved,
+            "cost_without_usd": t.baseline_cost,
+            "tokens_before": t.tokens_before,
+            "tokens_after": t.tokens_after,
+            "tokens": tokens,
+            "cache_hit_share": tokens["cache_read"] / prompt if prompt else None,
+            "last": self.last,
+        }
 
 
 @dataclass
@@ -86,13 +121,6 @@ class _Last:
     at: datetime | None
     cached: int  # the prompt tokens the call left in the cache (read + written)
     ttl: float
-
-
-def _when(row: dict[str, Any]) -> datetime | None:
-    try:
-        return datetime.fromisoformat(row["time"])
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def miss_reason(tokens: dict[str, int], previous: _Last | None, at: datetime | None) -> str | None:
@@ -152,54 +180,66 @@ class Board:
         with self._lock:
             return _model_name(value, self._known)
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: Mapping[str, Any]) -> None:
         tokens = billing(row.get("usage"))
         session = row.get("session") or "(none)"
+        at = started(row)
+        latency = row.get("latency_s")
         with self._lock:
             model = _model_name(row.get("model"), self._known)
-            self.total.add(row, tokens)
+            self.total.add(row)
             totals = self.sessions.pop(session, None) or Totals()
-            totals.add(row, tokens)
+            totals.add(row)
             self.sessions[session] = totals
             if len(self.sessions) > _MAX_KEYS:
                 self.sessions.popitem(last=False)
-            self.models.setdefault(model, Totals()).add(row, tokens)
+            self.models.setdefault(model, Totals()).add(row)
             self._transforms(row)
+            steps = [s for s in row.get("changed") or () if isinstance(s, Mapping)]
             call = {
-                "time": row.get("time"),
+                "time": _iso(at),
                 "session": row.get("session"),
                 "model": model,
                 "path": row.get("path"),
                 "status": row.get("status"),
                 "tokens": tokens,
-                "cost_usd": row.get("cost_usd"),
-                "saved_usd": row.get("saved_usd"),
+                "cost_usd": row.get("cost"),
+                "saved_usd": saved(row),
                 "tokens_before": row.get("tokens_before"),
                 "tokens_after": row.get("tokens_after"),
-                "transforms": row.get("transforms") or [],
+                "transforms": [str(s.get("transform")) for s in steps],
                 "fail_open": row.get("fail_open"),
-                "error": row.get("error"),
-                "latency_ms": row.get("latency_ms"),
+                "error": error_text(row.get("error")),
+                "latency_ms": latency * 1000 if isinstance(latency, int | float) else None,
             }
             self.recent.append(call)
-            if row.get("usage"):
-                self._cache(row, session, model, tokens)
+            if any(tokens.values()):
+                self._cache(row, session, model, tokens, at)
 
-    def _transforms(self, row: dict[str, Any]) -> None:
-        # A row names the transforms that changed the request, not each one's share: a call's
-        # cut is credited to every transform that changed it.
-        cut = (row.get("tokens_before") or 0) - (row.get("tokens_after") or 0)
-        for name in row.get("transforms") or []:
+    def _transforms(self, row: Mapping[str, Any]) -> None:
+        # Each transform's own cut (``tokens_saved``); the call's saving in dollars is not
+        # split by transform, so it is credited to every transform that changed the call.
+        for step in row.get("changed") or ():
+            if not isinstance(step, Mapping):
+                continue
+            name = str(step.get("transform"))
             entry = self.transforms.setdefault(
                 name, {"name": name, "calls": 0, "tokens_cut": 0, "saved_usd": 0.0}
             )
             entry["calls"] += 1
-            entry["tokens_cut"] += max(cut, 0)
-            entry["saved_usd"] += row.get("saved_usd") or 0.0
+            cut = step.get("tokens_saved")
+            entry["tokens_cut"] += cut if isinstance(cut, int) else 0
+            entry["saved_usd"] += saved(row) or 0.0
 
-    def _cache(self, row: dict[str, Any], session: str, model: str, tokens: dict[str, int]) -> None:
+    def _cache(
+        self,
+        row: Mapping[str, Any],
+        session: str,
+        model: str,
+        tokens: dict[str, int],
+        at: datetime | None,
+    ) -> None:
         key = (session, model)
-        at = _when(row)
         previous = self._last.pop(key, None)
         reason = miss_reason(tokens, previous, at)
         if reason is not None:
@@ -207,7 +247,7 @@ class Board:
                 reason += "; the request was sent unchanged (fail open)"
             self.misses.append(
                 {
-                    "time": row.get("time"),
+                    "time": _iso(at),
                     "session": row.get("session"),
                     "model": model,
                     "reason": reason,
@@ -275,9 +315,9 @@ class ProxyMetrics:
         self.cost = Counter(
             "tidyctx_proxy_cost_usd", "what the calls cost (USD)", _LABELS, registry=r
         )
-        self.saved = Counter(
-            "tidyctx_proxy_saved_usd",
-            "what the tokens the pipeline removed would have cost (USD, an estimate)",
+        self.baseline = Counter(
+            "tidyctx_proxy_baseline_cost_usd",
+            "what the calls would have cost with no pipeline (USD, the prompt-cache model)",
             _LABELS,
             registry=r,
         )
@@ -295,19 +335,22 @@ class ProxyMetrics:
             registry=r,
         )
 
-    def add(self, row: dict[str, Any], model: str) -> None:
+    def add(self, row: Mapping[str, Any], model: str) -> None:
         labels = (model, row.get("pipeline") or "none")
         self.calls.labels(*labels).inc()
-        if row.get("error") or (row.get("status") or 0) >= 400:
+        if row.get("error"):
             self.errors.labels(*labels).inc()
         if row.get("fail_open"):
             self.fail_open.labels(*labels).inc()
         for name, value in billing(row.get("usage")).items():
             self.tokens.labels(*labels, name).inc(value)
-        self.cost.labels(*labels).inc(row.get("cost_usd") or 0.0)
-        self.saved.labels(*labels).inc(row.get("saved_usd") or 0.0)
+        # As the ledger's totals count them: a row with no price adds to neither.
+        cost = row.get("cost")
+        if cost is not None:
+            self.cost.labels(*labels).inc(cost)
+            self.baseline.labels(*labels).inc(row.get("baseline_cost") or 0.0)
         before, after = row.get("tokens_before"), row.get("tokens_after")
         if before is not None and after is not None:
             self.cut.labels(*labels).inc(max(before - after, 0))
-        if row.get("added_ms") is not None:
-            self.added.labels(*labels).observe(row["added_ms"] / 1000)
+        if row.get("added_s") is not None:
+            self.added.labels(*labels).observe(row["added_s"])

@@ -13,9 +13,9 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from tidyctx.ledger import Ledger
 from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, _is_loopback, create_app
 from tidyctx.proxy._dashboard import TOKEN_ENV
-from tidyctx.proxy._ledger import JsonlLedger
 from tidyctx.proxy._pipeline import PIPELINES, select_pipeline
 from tidyctx.proxy._serve import RunningProxy, default_store_path, open_store, serve
 
@@ -50,7 +50,10 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
         help=f"where cut originals are kept: a SQLite path (default {default_store_path()}), "
         "sqlite:///PATH, redis://HOST:PORT/DB for a shared proxy, or memory:",
     )
-    parser.add_argument("--ledger", help="append one JSON line per API call to this file")
+    parser.add_argument(
+        "--ledger",
+        help="append one tidyctx/1 ledger row per API call to this file (tidyctx report reads it)",
+    )
     parser.add_argument(
         "--allow-host",
         action="append",
@@ -69,7 +72,7 @@ def _config(args: argparse.Namespace) -> ProxyConfig:
     upstream = args.upstream or os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM
     store = open_store(args.store)
     transforms = select_pipeline(args.pipeline, store)
-    record = JsonlLedger(args.ledger) if args.ledger else None
+    record = _ledger(args.ledger).record if args.ledger else None
     return ProxyConfig(
         upstream=upstream,
         transforms=transforms,
@@ -79,6 +82,12 @@ def _config(args: argparse.Namespace) -> ProxyConfig:
         allowed_hosts=args.allow_host,
         dashboard_token=_token(args),
     )
+
+
+def _ledger(path: str) -> Ledger:
+    """The ``--ledger`` file, created readable by its owner only when missing."""
+    os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+    return Ledger(path)
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -187,7 +196,7 @@ def _summary(totals: dict[str, Any]) -> str:
     before, after = totals.get("tokens_before", 0), totals.get("tokens_after", 0)
     line = (
         f"tidyctx: {totals.get('calls', 0)} API calls, cost ${totals.get('cost_usd', 0.0):.4f}, "
-        f"saved ~${totals.get('saved_usd', 0.0):.4f}"
+        f"saved ${totals.get('saved_usd', 0.0):.4f}"
     )
     if before:
         line += f" ({before - after:,} of {before:,} input tokens cut, {1 - after / before:.0%})"

@@ -1,93 +1,155 @@
-"""The proxy's ledger: one row per API call, handed to a ``record(row)`` callable.
+"""The proxy's ledger rows: one ``tidyctx/1`` row per API call, handed to a ``record(row)``.
 
-A row holds numbers and names only: the time, endpoint, status, model, the usage the
-response reported (cache writes split by TTL), its cost, the latency, the tokens before and
-after the pipeline, the transforms that changed the request and why the proxy failed open.
-Never an API key, a header or message content.
-
-:class:`JsonlLedger` is the default ``record``: it appends each row as one JSON line with a
-single ``os.write`` on a file opened with ``O_APPEND``, so a crash loses no completed row and
-several proxies can append to one file.
+A row is what :class:`tidyctx.Ledger` writes for :func:`tidyctx.wrap` (see
+:mod:`tidyctx.ledger`): the model, the usage the response reported and its cost, the latency,
+the tokens before and after the pipeline, the transforms that changed the request, the
+response's diagnostics, and what the call would have cost with no pipeline (the same
+:class:`tidyctx.ledger.Baseline` as the wrapper's), plus the proxy's own facts: the session,
+the HTTP method and path, the pipeline's name, the status, why it failed open, the time to
+the first byte and the time the proxy held the request. Numbers and names only: never an API
+key, a header or message content. ``tidyctx proxy --ledger PATH`` appends the rows to a
+:class:`tidyctx.Ledger`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from tidyctx import pricing
+from tidyctx.ledger import FORMAT, Baseline, price
+from tidyctx.proxy._pipeline import Prepared
 
-__all__ = ["JsonlLedger", "Record", "UsageTap", "cost_of", "usage_fields"]
+__all__ = ["Record", "Rows", "UsageTap"]
 
-Record = Callable[[dict[str, Any]], None]
-"""Receives each ledger row (plain JSON data)."""
+Record = Callable[[dict[str, Any]], object]
+"""Receives each ledger row (plain JSON data), such as ``tidyctx.Ledger(path).record``."""
 
-
-class JsonlLedger:
-    """Append ledger rows to ``path`` as JSON lines (created with mode 0600 if missing)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._lock = threading.Lock()
-
-    def __call__(self, row: dict[str, Any]) -> None:
-        line = json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
-        data = line.encode("utf-8")
-        with self._lock:
-            if self._fd < 0:
-                raise ValueError(f"ledger {self.path} is closed")
-            # One write per row: with O_APPEND the line lands whole at the end of the file,
-            # whatever other processes append meanwhile.
-            written = os.write(self._fd, data)
-            while written < len(data):  # a short write (a full disk, a signal): finish it
-                written += os.write(self._fd, data[written:])
-
-    def close(self) -> None:
-        with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+_MESSAGES = "/v1/messages"
 
 
-def usage_fields(usage: Any) -> dict[str, int]:
-    """The usage counts a row keeps, with cache writes split into 5-minute and 1-hour."""
-    if not isinstance(usage, dict):
-        return {}
-    out: dict[str, int] = {}
-    for key in (
-        "input_tokens",
-        "cache_read_input_tokens",
-        "cache_creation_input_tokens",
-        "output_tokens",
-    ):
-        value = usage.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            out[key] = value
-    creation = usage.get("cache_creation")
-    if isinstance(creation, dict):
-        for key, name in (
-            ("ephemeral_5m_input_tokens", "cache_creation_5m_input_tokens"),
-            ("ephemeral_1h_input_tokens", "cache_creation_1h_input_tokens"),
-        ):
-            value = creation.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                out[name] = value
-    return out
+def _utc(seconds: float) -> str:
+    return (
+        datetime.fromtimestamp(seconds, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
-def cost_of(usage: Any, model: str | None) -> float | None:
-    """The cost in USD of ``usage`` on ``model``, or None for an unknown model or usage."""
-    if not model or not isinstance(usage, dict):
-        return None
-    try:
-        total: float = pricing.cost(usage, model).total
-        return total
-    except (ValueError, TypeError, pricing.UnknownModelError):
-        return None
+def _seconds(ms: Any) -> float | None:
+    return round(ms / 1000, 6) if isinstance(ms, int | float) else None
+
+
+def _error(facts: dict[str, Any], tap: UsageTap | None) -> dict[str, Any] | None:
+    """The row's ``error``: the wrapper's ``{"type", "status"}``, with where it came from."""
+    status = facts.get("status")
+    said = facts.get("error")
+    if said == "client disconnected":
+        return {"type": "client_disconnected", "status": status, "source": "client"}
+    if isinstance(said, str) and said.startswith("upstream: "):
+        return {"type": said.removeprefix("upstream: "), "status": status, "source": "upstream"}
+    kind = tap.error_type if tap is not None else None
+    if kind is None and isinstance(status, int) and status >= 400:
+        kind = f"HTTP {status}"
+    if kind is not None:
+        return {"type": kind, "status": status, "source": "api"}
+    return None
+
+
+class Rows:
+    """Turns what the proxy saw of each call into its ledger row.
+
+    One per proxy: ``run`` names the rows of calls outside a ``tidyctx run`` session (a
+    session's rows are the run of that session), and one :class:`tidyctx.ledger.Baseline`
+    models the prompt cache of the calls it relays, as one workspace's.
+    """
+
+    def __init__(self, run: str | None = None) -> None:
+        self.run = run or uuid.uuid4().hex[:12]
+        self.baseline = Baseline()
+
+    def row(
+        self,
+        facts: dict[str, Any],
+        prepared: Prepared | None,
+        tap: UsageTap | None,
+        arrived: float,
+        ended: float,
+    ) -> dict[str, Any]:
+        """The row of one call. ``facts``: what the relay recorded (``session``, ``method``,
+        ``path``, ``pipeline``, ``status``, ``error``, ``complete``, ``latency_ms``,
+        ``ttfb_ms``, ``added_ms``); ``arrived`` and ``ended`` in seconds since the epoch.
+        Runs the cache models: call it off the event loop."""
+        session = facts.get("session")
+        row: dict[str, Any] = {
+            "ledger": FORMAT,
+            "ts": _utc(ended),
+            "run": session or self.run,
+            "kind": "call",
+            "session": session,
+            "http_method": facts.get("method"),
+            "path": facts.get("path"),
+            "pipeline": facts.get("pipeline"),
+        }
+        if tap is not None:
+            tap.finish()
+            row["stream"] = tap.streaming
+        model = tap.model if tap is not None else None
+        if model is None and prepared is not None:
+            model = prepared.model
+        row["model"] = model
+        if tap is not None:
+            row["id"] = tap.id
+            row["stop_reason"] = tap.stop_reason
+        if facts.get("status") is not None:
+            row["status"] = facts["status"]
+        row["latency_s"] = _seconds(facts.get("latency_ms"))
+        for key in ("ttfb", "added"):
+            if facts.get(f"{key}_ms") is not None:
+                row[f"{key}_s"] = _seconds(facts[f"{key}_ms"])
+        try:
+            usage = pricing.usage_dict(tap.usage if tap is not None else {})
+        except (TypeError, ValueError):
+            usage = pricing.usage_dict({})
+            row["ledger_error"] = "the response's usage could not be read"
+        error = _error(facts, tap)
+        row["usage"] = usage
+        billed = error is None or any(usage.values())
+        row["cost"] = price(usage, model) if billed else 0.0
+        if error is not None:
+            row["error"] = error
+        if facts.get("status") is not None and not facts.get("complete"):
+            row["complete"] = False
+        if tap is not None and isinstance(tap.diagnostics, dict):
+            row["diagnostics"] = tap.diagnostics
+            row["cache_miss_reason"] = tap.diagnostics.get("cache_miss_reason")
+        if prepared is None:
+            row["baseline_cost"] = row["cost"]
+            return row
+        row["fail_open"] = prepared.fail_open
+        row["pipeline_s"] = round(prepared.seconds, 6)
+        row["request_bytes"] = len(prepared.body)
+        row["changed"] = prepared.steps
+        if prepared.tokens_before is not None:
+            row["tokens_before"] = prepared.tokens_before
+            row["tokens_after"] = prepared.tokens_after
+        before, sent = prepared.before, prepared.sent
+        prepared.before = prepared.after = None  # the requests are not kept past their row
+        if before is None or sent is None or facts.get("path") != _MESSAGES or not billed:
+            # Not a billed call the pipeline read (count_tokens, a refused call, a body it
+            # could not read, no pipeline): without the pipeline it would have cost the same.
+            row["baseline_cost"] = row["cost"] if billed else 0.0
+            return row
+        try:
+            row.update(
+                self.baseline.compare(before, sent, started=arrived, usage=usage, model=model)
+            )
+        except Exception as err:
+            row["ledger_error"] = f"{type(err).__name__}: no comparison with no pipeline"
+        return row
 
 
 class UsageTap:
@@ -103,6 +165,9 @@ class UsageTap:
         """Read as Server-Sent Events; set from the response's ``content-type``."""
         self.usage: dict[str, Any] = {}
         self.model: str | None = None
+        self.id: str | None = None
+        self.stop_reason: str | None = None
+        self.diagnostics: dict[str, Any] | None = None
         self.error_type: str | None = None
         self._limit = limit
         self._parts: list[bytes] = []
@@ -144,19 +209,26 @@ class UsageTap:
     def _read(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
         if kind == "message_start" and isinstance(data.get("message"), dict):
-            message = data["message"]
-            self._merge(message.get("usage"))
-            if isinstance(message.get("model"), str):
-                self.model = message["model"]
+            self._message(data["message"])
         elif kind == "message_delta":
             self._merge(data.get("usage"))
+            delta = data.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
+                self.stop_reason = delta["stop_reason"]
         elif kind == "error" and isinstance(data.get("error"), dict):
             error_type = data["error"].get("type")
             self.error_type = error_type if isinstance(error_type, str) else "error"
         elif kind == "message":
-            self._merge(data.get("usage"))
-            if isinstance(data.get("model"), str):
-                self.model = data["model"]
+            self._message(data)
+
+    def _message(self, message: dict[str, Any]) -> None:
+        # The message's names and numbers only; its content never leaves here.
+        self._merge(message.get("usage"))
+        for key in ("model", "id", "stop_reason"):
+            if isinstance(message.get(key), str):
+                setattr(self, key, message[key])
+        if isinstance(message.get("diagnostics"), dict):
+            self.diagnostics = message["diagnostics"]
 
     def _merge(self, usage: Any) -> None:
         # message_delta's usage is cumulative: its counts replace message_start's.

@@ -17,6 +17,7 @@ from typing import Any
 
 from tidyctx._edge import Edge, guarded, start, transform_name
 from tidyctx._request import Request, ValidationError, validate
+from tidyctx.ledger import changed_steps
 from tidyctx.store import Store
 from tidyctx.tokens import LocalCounter
 
@@ -78,32 +79,45 @@ class Prepared:
     model: str | None = None
     changed: list[str] = field(default_factory=list)
     """The transforms that changed the request, in order."""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    """Each changing transform and the input tokens it removed (the ledger's ``changed``);
+    filled by :meth:`count`."""
     tokens_before: int | None = None
     tokens_after: int | None = None
     fail_open: str | None = None
     """Why the original bytes went upstream although a pipeline is set; None otherwise."""
     seconds: float = 0.0
     before: Request | None = field(default=None, repr=False)
+    """The request as the client sent it, once the pipeline could read it."""
     after: Request | None = field(default=None, repr=False)
+    """The request as sent, when the pipeline changed it."""
+    _changes: list[tuple[str, Request, Request]] = field(default_factory=list, repr=False)
+
+    @property
+    def sent(self) -> Request | None:
+        """The request that went upstream, as read (None: the pipeline could not read it)."""
+        return self.after if self.changed and self.after is not None else self.before
 
     def count(self) -> None:
-        """Fill ``tokens_before`` and ``tokens_after`` (counted locally).
+        """Fill ``tokens_before``, ``tokens_after`` and ``steps`` (counted locally).
 
         Separate from :func:`prepare` so the proxy counts while the request is upstream:
         counting a large request takes longer than transforming it.
         """
-        if self.before is not None:
-            self.tokens_before = _count(self.before, self.model)
-            after = self.after if self.changed else None
-            self.tokens_after = self.tokens_before if after is None else _count(after, self.model)
-        self.before = self.after = None
-
-
-def _count(request: Request, model: str | None) -> int | None:
-    try:
-        return LocalCounter(model).count_request(request)
-    except Exception:  # counting is for the ledger only; never let it fail the request
-        return None
+        changes, self._changes = self._changes, []
+        sent = self.sent
+        if self.before is None or sent is None:
+            return
+        try:
+            if self.changed:
+                self.steps = changed_steps(changes, self.model)
+            counter = LocalCounter(self.model)
+            self.tokens_before = counter.count_request(self.before)
+            self.tokens_after = (
+                self.tokens_before if sent is self.before else counter.count_request(sent)
+            )
+        except Exception:  # counting is for the ledger only; never let it fail the request
+            self.steps = [{"transform": name, "tokens_saved": None} for name in self.changed]
 
 
 def _where(err: BaseException) -> str:
@@ -127,6 +141,7 @@ def prepare(raw: bytes, transforms: Sequence[Transform]) -> Prepared:
         _prepare(raw, transforms, out)
     except Exception as err:  # fail open whatever went wrong, and say what it was
         out.body = raw
+        out.changed, out._changes = [], []
         out.fail_open = out.fail_open or f"proxy error: {_where(err)}"
     out.seconds = time.perf_counter() - began
     return out
@@ -152,27 +167,29 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
     except Exception as err:
         out.fail_open = f"request not read: {_where(err)}"
         return
-    current = request
+    out.before = current = request
     for t in transforms:
         name = transform_name(t)
         try:
             result = guarded(current, partial(_step, t, current))
         except Exception as err:
+            out.changed, out._changes = [], []
             out.fail_open = f"transform {name} failed: {_where(err)}"
             return
         if not isinstance(result, dict):
+            out.changed, out._changes = [], []
             out.fail_open = f"transform {name} returned {type(result).__name__}"
             return
         if result != current:
             out.changed.append(name)
+            out._changes.append((name, current, result))
         current = result
-    out.before = request
     if not out.changed:
         return
     try:
         validate(current, strict=False)
     except Exception as err:
-        out.changed = []
+        out.changed, out._changes = [], []
         out.fail_open = f"invalid after the pipeline: {_where(err)}"
         return
     try:
@@ -180,7 +197,7 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
             current, ensure_ascii=False, allow_nan=False, separators=(",", ":")
         ).encode("utf-8")
     except (ValueError, TypeError, UnicodeEncodeError) as err:
-        out.changed = []
+        out.changed, out._changes = [], []
         out.fail_open = f"not serializable after the pipeline: {type(err).__name__}"
         return
     out.after = current
