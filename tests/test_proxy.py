@@ -84,7 +84,9 @@ def test_sync_sdk_gets_the_upstream_answer_with_the_tool_result_trimmed(
     assert row["status"] == 200 and row["fail_open"] is None
     assert row["tokens_after"] < row["tokens_before"] / 5
     names = [step["transform"] for step in row["changed"]]
-    assert "cache()" in names
+    assert "cache(ttl='adaptive', pauses=Pauses())" in names
+    # The proxy times each call for the adaptive TTL: a first call gets the 5-minute plan.
+    assert row["ttl"]["stable"] == "5m" and "first call" in row["ttl"]["reason"]
     (trim,) = [step for step in row["changed"] if step["transform"].startswith("trim(")]
     assert trim["tokens_saved"] > 0
 

@@ -25,6 +25,7 @@ from hypothesis import given, settings
 import strategies as gen
 import tidyctx as tc
 from tidyctx import cachesim, pricing
+from tidyctx._request import cache_markers
 from tidyctx.ledger import read_ledger, summarize_ledger
 from tidyctx.testing import Fail, LocalServer, is_summary_call, summary_responder
 from tidyctx.transforms._summarize import Summarize
@@ -211,7 +212,8 @@ def check_ledger(
     # The pipeline ran: the long logs were cut, breakpoints placed.
     assert all(r["tokens_after"] < r["tokens_before"] for r in calls[1:])
     names = {c["transform"] for r in calls for c in r["changed"]}
-    assert any(n.startswith("trim(") for n in names) and "cache()" in names
+    assert any(n.startswith("trim(") for n in names)
+    assert "cache(ttl='adaptive', pauses=Pauses())" in names
     assert all(r["latency_s"] >= 0 and r["pipeline_s"] >= 0 for r in calls)
     return rows
 
@@ -567,3 +569,47 @@ def test_a_ledger_reports_as_a_page_with_the_billed_totals(
     assert total["cache_read"] == sum(u["cache_read_input_tokens"] for u in billed)
     assert total["cost"] == pytest.approx(sum(r["cost"] for r in rows), abs=1e-6)
     assert total["cost_without"] == pytest.approx(sum(r["baseline_cost"] for r in rows), abs=1e-6)
+
+
+# ---------------------------------------------------------------------------- adaptive TTL
+
+
+def test_defaults_cache_is_adaptive_and_a_fixed_ttl_is_one_keyword_away() -> None:
+    cache = tc.defaults(slice_code=False)[-1]
+    assert cache.ttl == "adaptive" and isinstance(cache.pauses, tc.Pauses)
+    assert tc.defaults(cache={"ttl": "5m"})[-1].name == "cache()"
+    assert tc.defaults(cache={"ttl": "1h"})[-1].name == "cache(ttl='1h')"
+    mine = tc.Pauses(prior=0.05)
+    assert tc.defaults(cache={"pauses": mine})[-1].pauses is mine
+
+
+def test_the_wrapper_times_each_call_for_the_adaptive_ttl_and_records_its_choice(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls 15 s apart, then a 20-minute pause: the wrapper records each call's time, the
+    cache keeps the prefix at 1 hour once that pays, and each row says so and why."""
+    now = [1_767_225_600.0]
+    monkeypatch.setattr("tidyctx.transforms._pauses.time.time", lambda: now[0])
+    ledger = tmp_path / "usage.jsonl"
+    client = tc.wrap(raw_client(server), *tc.defaults(cache={"min_tokens": 0}), ledger=ledger)
+    request: dict[str, Any] | None = first_request()
+    gaps = iter([15.0, 15.0, 1_200.0, 15.0, 15.0] + [15.0] * TURNS)
+    sent_ttls = []
+    while request is not None:
+        response = client.messages.create(**request)
+        sent = server.requests[-1].body
+        sent_ttls.append({m.get("ttl", "5m") for _, m in cache_markers(sent)})
+        now[0] += next(gaps)
+        request = next_turn(request, blocks(response))
+    rows = [r for r in read_ledger(ledger) if r["kind"] == "call"]
+    ttls = [r["ttl"] for r in rows]
+    assert [t["gaps"] for t in ttls] == list(range(len(rows)))
+    assert all(t["stable"] == "5m" and t["rolling"] == "5m" for t in ttls[:3])
+    assert "first call" in ttls[0]["reason"] and ttls[3]["last_gap"] == 1_200.0
+    # The call after the pause rewrites its whole prefix anyway (the 5-minute entries expired):
+    # a 1-hour write of all of it would not pay back. From the next call on, each writes a
+    # little onto a large prefix, and one gap in a few has been a pause: an hour pays.
+    assert ttls[3]["pauses"] == 1 and ttls[3]["stable"] == "5m"
+    assert "would not pay back" in ttls[3]["reason"]
+    assert all(t["pauses"] == 1 and t["stable"] == t["rolling"] == "1h" for t in ttls[4:])
+    assert all(t == {"5m"} for t in sent_ttls[:4]) and all(t == {"1h"} for t in sent_ttls[4:])

@@ -38,6 +38,7 @@ from tidyctx._pipeline import Transform
 from tidyctx._request import Request, normalize, to_plain
 from tidyctx.ledger import Baseline, Ledger, changed_steps, price
 from tidyctx.transforms._defaults import defaults
+from tidyctx.transforms._pauses import TTLDecision, record_call
 from tidyctx.transforms._summarize import Summarize, _is_async
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class _Prepared:
     pipeline_s: float = 0.0
     ran: bool = True
     """False: the pipeline did not run (a request the SDK itself will refuse)."""
+    ttl: TTLDecision | None = None
+    """What ``cache(ttl="adaptive")`` chose for this call, for the ledger."""
 
 
 @dataclass(slots=True)
@@ -128,6 +131,7 @@ class _Recorder:
         clock = time.perf_counter()
         request, _ = start(body)
         prep = _Prepared(request, request)
+        decided = record_call(self.transforms, request)
         with watching(self._on_call):
             current = request
             for t in self.transforms:
@@ -136,6 +140,7 @@ class _Recorder:
                     prep.changed.append((transform_name(t), current, out))
                 current = out
         prep.after = current
+        prep.ttl = decided()
         prep.pipeline_s = time.perf_counter() - clock
         return prep
 
@@ -145,6 +150,7 @@ class _Recorder:
         clock = time.perf_counter()
         request, _ = start(body)
         prep = _Prepared(request, request)
+        decided = record_call(self.transforms, request)
         with watching(self._on_call):
             current = request
             for t in self.transforms:
@@ -157,6 +163,7 @@ class _Recorder:
                     prep.changed.append((transform_name(t), current, out))
                 current = out
         prep.after = current
+        prep.ttl = decided()
         prep.pipeline_s = time.perf_counter() - clock
         return prep
 
@@ -240,6 +247,8 @@ class _Recorder:
         model = str(prep.after.get("model") or "")
         out: dict[str, Any] = {"pipeline_s": round(prep.pipeline_s, 4)}
         out["changed"] = changed_steps(prep.changed, model)
+        if prep.ttl is not None:
+            out["ttl"] = prep.ttl.as_dict()
         # Refused before any work (an error with no usage): no cache was read or written.
         billed = outcome.error is None or any(row["usage"].values())
         out.update(

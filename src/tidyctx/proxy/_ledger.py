@@ -133,6 +133,8 @@ class Rows:
         row["pipeline_s"] = round(prepared.seconds, 6)
         row["request_bytes"] = len(prepared.body)
         row["changed"] = prepared.steps
+        if prepared.ttl is not None:
+            row["ttl"] = prepared.ttl.as_dict()
         if prepared.tokens_before is not None:
             row["tokens_before"] = prepared.tokens_before
             row["tokens_after"] = prepared.tokens_after

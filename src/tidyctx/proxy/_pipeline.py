@@ -20,6 +20,7 @@ from tidyctx._request import Request, ValidationError, validate
 from tidyctx.ledger import changed_steps
 from tidyctx.store import Store
 from tidyctx.tokens import LocalCounter
+from tidyctx.transforms._pauses import TTLDecision, record_call
 
 __all__ = ["PIPELINES", "Prepared", "prepare", "select_pipeline"]
 
@@ -86,6 +87,8 @@ class Prepared:
     tokens_after: int | None = None
     fail_open: str | None = None
     """Why the original bytes went upstream although a pipeline is set; None otherwise."""
+    ttl: TTLDecision | None = None
+    """What ``cache(ttl="adaptive")`` chose for this call, for the ledger."""
     seconds: float = 0.0
     before: Request | None = field(default=None, repr=False)
     """The request as the client sent it, once the pipeline could read it."""
@@ -168,6 +171,7 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
         out.fail_open = f"request not read: {_where(err)}"
         return
     out.before = current = request
+    decided = record_call(transforms, request)
     for t in transforms:
         name = transform_name(t)
         try:
@@ -184,6 +188,7 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
             out.changed.append(name)
             out._changes.append((name, current, result))
         current = result
+    out.ttl = decided()
     if not out.changed:
         return
     try:

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -41,7 +42,7 @@ from tidyctx._time import parse_ts
 from tidyctx.cachesim import TTL_SECONDS
 from tidyctx.transforms._order import ConversationMemory
 
-__all__ = ["Pauses", "TTLDecision"]
+__all__ = ["Pauses", "TTLDecision", "record_call"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,3 +322,36 @@ def choose(
         stable_entry=entry if stable else None,
         costs=tuple((c[1], c[0]) for c in costs),
     )
+
+
+# ---------------------------------------------------------------------------- the sender's side
+
+
+def _adaptive(transforms: Sequence[Any]) -> list[Pauses]:
+    """The :class:`Pauses` of each ``cache(ttl="adaptive", pauses=...)`` in ``transforms``,
+    each once."""
+    found: list[Pauses] = []
+    for t in transforms:
+        pauses = getattr(t, "pauses", None)
+        if not isinstance(pauses, Pauses) or getattr(t, "ttl", None) != "adaptive":
+            continue
+        if not any(p is pauses for p in found):
+            found.append(pauses)
+    return found
+
+
+def record_call(
+    transforms: Sequence[Any], request: Mapping[str, Any], at: float | None = None
+) -> Callable[[], TTLDecision | None]:
+    """What a sender (the client wrapper, the proxy) does for ``cache(ttl="adaptive")``: note
+    that ``request`` is sent now (``at``, default the clock) in the :class:`Pauses` of every
+    adaptive cache of ``transforms``, before they run. Returns a function that, once they have
+    run, gives the TTL decision made for this call (None: no adaptive cache, or it made none),
+    for the ledger row."""
+    found = _adaptive(transforms)
+    if not found:
+        return lambda: None
+    moment = time.time() if at is None else at
+    for pauses in found:
+        pauses.record(request, at=moment)
+    return lambda: found[0].decision(request)
