@@ -39,21 +39,25 @@ def _code_extra() -> bool:
 def select_pipeline(spec: str, store: Store) -> list[Transform]:
     """The transforms of pipeline ``spec``, keeping cut originals in ``store``.
 
-    ``defaults``: order, slice_code (when the ``code`` extra is installed), trim and cache;
-    ``cache-only``: order and cache; ``off``: nothing (a recording proxy); ``module:attr``: a
+    ``defaults``: order (with a :class:`~tidyctx.SystemLines` memory), slice_code (when the
+    ``code`` extra is installed), trim and cache; ``cache-only``: order (with its memory) and
+    cache; ``off``: nothing (a recording proxy); ``module:attr``: a
     list of transforms, or a function of no arguments returning one (such as a factory of
     your own), imported from an installed module.
     """
     # The one place that names the proxy's default pipeline: when the library grows a
     # recommended pipeline of its own (tc.defaults), "defaults" becomes that call.
-    from tidyctx import cache, order, slice_code, trim
+    from tidyctx import SystemLines, cache, order, slice_code, trim
 
     if spec == "off":
         return []
+    # The proxy sees every request of a conversation, so order() remembers the system prompt's
+    # volatile-looking lines and moves one only once it has changed: a fixed "The current time
+    # is ..." stays in the cached system prompt rather than be sent uncached every turn.
     if spec == "cache-only":
-        return [order(), cache()]
+        return [order(seen=SystemLines()), cache()]
     if spec == "defaults":
-        steps: list[Transform] = [order()]
+        steps: list[Transform] = [order(seen=SystemLines())]
         if _code_extra():
             steps.append(slice_code(store=store))
         steps.append(trim(max_tokens=1500, head=0.6, slack=0.5, store=store))
