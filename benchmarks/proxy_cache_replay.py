@@ -24,9 +24,13 @@ cache_read_input_tokens / (input_tokens + cache_creation_input_tokens +
 cache_read_input_tokens).
 
 The condition checked: on every turn, each proxied route's share is at least the best direct
-share of that turn (the higher of ``as sent`` and ``auto``). A turn below it is listed with
-the tokens read both ways, the transforms that changed the request (the proxy's ledger row)
-and why the proxied request missed (tidyctx.cachesim on the bodies the proxy sent). Input
+share of that turn (the higher of ``as sent`` and ``auto``). A turn below it is counted, with
+whether the proxied request read less than the proxy's previous request had left cached (a
+miss: tidyctx.cachesim on the bodies the proxy sent, the model LocalServer runs) and the
+transforms that changed it (the proxy's ledger row). A pipeline that trims makes the cached
+history shorter, so its share can be lower on a turn that misses nothing; the second condition
+is the one that prices: no turn leaves more prompt tokens uncached (input and cache writes)
+than the direct route with the fewest. Turns that miss or leave more uncached are listed. Input
 cost is priced with tidyctx.pricing on REPLAY_MODEL. A session log whose requests are the
 same as an earlier run's (the conversion beside it) is not sent again: its row repeats them.
 """
@@ -340,11 +344,23 @@ def report(results: list[RunResult], pipelines: Sequence[str]) -> list[str]:
             xs = [r.routes[pipeline, c] for r in results]
             mean = sum(x.mean_share * x.turns for x in xs) / max(1, turns)
             cost = sum(x.cost for x in xs)
+            named = [
+                (r.name, b)
+                for r in results
+                if r.same_as is None
+                for b in r.routes[pipeline, c].below
+                if b.lower
+            ]
             lower = [b for x in xs for b in x.below if b.lower]
             missed = sum(1 for b in lower if b.missed)
             more = sum(x.more_uncached for x in xs)
             fail = sum(x.fail_open for x in xs)
             dips = [b.direct_share - b.proxy_share for b in lower if not b.missed]
+            deepest = max(
+                ((b.direct_share - b.proxy_share, name, b) for name, b in named if not b.missed),
+                default=None,
+                key=lambda item: item[0],
+            )
             lines.append(
                 f"  {pipeline:<10} {c:<8} (proxy)  mean share {mean:.4f}  input ${cost:.3f}  "
                 f"failed open: {fail}"
@@ -355,6 +371,14 @@ def report(results: list[RunResult], pipelines: Sequence[str]) -> list[str]:
                 f"lower by {max(dips, default=0):.3f} at most, {sum(dips) / max(1, len(dips)):.4f}"
                 f" on average; turns with more tokens uncached than direct: {more}"
             )
+            if deepest is not None:
+                _, name, b = deepest
+                lines.append(
+                    f"      the lowest: {name} turn {b.turn}, share {b.direct_share:.3f} -> "
+                    f"{b.proxy_share:.3f}, read {b.direct_read:,} -> {b.proxy_read:,}, uncached "
+                    f"{b.direct_uncached:,} -> {b.proxy_uncached:,} (changed by "
+                    f"{', '.join(b.transforms) or 'nothing'})"
+                )
     listed = [
         (r.name, pipeline, c, b)
         for r in results
