@@ -239,7 +239,8 @@ def analyse(
     times = clock_times(timestamps)
     clients = list(CLIENTS)
     direct = {c: replayed.usages["direct", c] for c in clients}
-    best = [max(clients, key=lambda c, t=t: share(direct[c][t])) for t in range(len(requests))]
+    # Per turn, the direct usage with the higher share.
+    best = [max((direct[c][t] for c in clients), key=share) for t in range(len(requests))]
     routes: dict[tuple[str, str], RouteResult] = {}
     for pipeline in pipelines:
         for client in clients:
@@ -249,7 +250,7 @@ def analyse(
             why: list[cachesim.Miss | None] = []
             more = 0
             for t, usage in enumerate(usages):
-                base = direct[best[t]][t]
+                base = best[t]
                 lower = share(usage) < share(base) - EPSILON
                 worse = uncached(usage) > min(uncached(direct[c][t]) for c in clients)
                 more += worse
@@ -329,8 +330,8 @@ def report(results: list[RunResult], pipelines: Sequence[str]) -> list[str]:
         for pipeline in pipelines:
             for c in clients:
                 x = r.routes[pipeline, c]
-                lower = sum(b.lower for b in x.below)
-                cells += f"{x.mean_share:>8.3f} {x.cost:>8.3f}$ ({lower:>2})"
+                count = sum(b.lower for b in x.below)
+                cells += f"{x.mean_share:>8.3f} {x.cost:>8.3f}$ ({count:>2})"
         lines.append(cells + (f"  = {r.same_as}" if r.same_as else ""))
     turns = sum(r.turns for r in results)
     lines.append("")
