@@ -45,6 +45,7 @@ bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python slice_replay.py
 	cd benchmarks && ../$(BIN)/python summarize_replay.py
 	cd benchmarks && ../$(BIN)/python summary_calibration.py
+	cd benchmarks && ../$(BIN)/python proxy_cache_replay.py --out results/proxy_cache_replay.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis site

@@ -588,3 +588,87 @@ def test_any_user_markers_give_a_valid_request_or_a_named_error(
     tc.validate(out)
     assert len(cache_markers(out)) <= 4
     assert tc.pipe(out, tc.order(), tc.cache(min_tokens=0)) == out
+
+
+# ---------------------------------------------------------------------------- automatic caching
+
+
+def _clocked(request: dict[str, Any], k: int) -> dict[str, Any]:
+    """``request`` asking for automatic caching, its system prompt ending with a clock line that
+    changes every turn (order() moves it to the end of the newest user message)."""
+    system = request.get("system") or ""
+    text = system if isinstance(system, str) else "\n".join(b["text"] for b in system)
+    return {
+        **request,
+        "system": f"{text}\nCurrent time: 2026-01-01T10:00:{k:02d}Z",
+        "cache_control": EC,
+    }
+
+
+def test_a_callers_automatic_caching_still_reads_the_history_past_a_moved_line() -> None:
+    # The automatic breakpoint lands on the moved line, which the next request sends elsewhere:
+    # cache() adds its rolling breakpoint before the line, so each turn reads the one before.
+    sent, plain = [], []
+    for k, turns in enumerate((3, 4, 5, 6)):
+        request = _clocked(big_request(turns=turns), k)
+        out = tc.pipe(request, tc.order(), tc.cache())
+        tc.validate(out)
+        assert out["cache_control"] == EC  # the caller's own, kept
+        assert tc.cache()(out) == out
+        sent.append(out)
+        plain.append(
+            tc.pipe(
+                {k: v for k, v in request.items() if k != "cache_control"}, tc.order(), tc.cache()
+            )
+        )
+    with_auto = cachesim.simulate(sent)
+    without = cachesim.simulate(plain)
+    for k in range(1, len(sent)):
+        read = with_auto[k]["cache_read_input_tokens"]
+        assert read == without[k]["cache_read_input_tokens"] > 0
+        assert (
+            read > cachesim.layout(sent[k]).cum[cachesim.layout(sent[k]).sections.index("messages")]
+        ), f"turn {k} read no message"
+
+
+@settings(max_examples=40)
+@given(
+    messages=gen.conversations(min_turns=2, max_turns=6),
+    tool_defs=gen.tools(min_size=1),
+    system=gen.systems(),
+)
+def test_automatic_caching_with_a_moved_line_keeps_each_turns_entry_in_the_next(
+    messages: list[Any], tool_defs: list[Any], system: Any
+) -> None:
+    ends = [i + 1 for i, m in enumerate(messages) if m["role"] == "user"]
+    layouts = []
+    for k, end in enumerate(ends):
+        request: dict[str, Any] = {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 64,
+            "tools": tool_defs,
+            "messages": messages[:end],
+        }
+        if system is not None:
+            request["system"] = system
+        request = _clocked(request, k)
+        before = copy.deepcopy(request)
+        out = tc.pipe(request, tc.order(), tc.cache())
+        assert request == before  # pure
+        tc.validate(out)
+        assert tc.pipe(out, tc.order(), tc.cache()) == out  # idempotent
+        lay = cachesim.layout(out)
+        moved = [p for p, block in enumerate(lay.content) if is_dynamic_block(block)]
+        ours = [p for p, _ in lay.breakpoints if lay.sections[p] == "messages"]
+        if moved:
+            # A breakpoint of ours before the moved line, on the last block that may carry one.
+            eligible = [
+                p for p in range(moved[0]) if lay.sections[p] == "messages" and lay.tokens[p] > 0
+            ]
+            assert not eligible or max(p for p in ours if p < moved[0]) >= 0
+        layouts.append((lay, [p for p in ours if not moved or p < moved[0]]))
+    for (lay, entries), (after, _) in pairwise(layouts):
+        # The entry the history's breakpoint wrote is in the next turn's prefix (the automatic
+        # one, on the moved line, is never read). An image added invalidates the messages.
+        if entries and dict(lay.seeds)["images"] == dict(after.seeds)["images"]:
+            assert lay.keys[max(entries)] in after.keys, "the history's entry is not read next"

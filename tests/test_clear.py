@@ -378,6 +378,24 @@ def test_dedupe_small_results_are_repeated() -> None:
     assert dedupe(req) == req
 
 
+def test_dedupe_repeats_a_result_its_reference_would_not_shorten() -> None:
+    # A 57-token result under a long tool name: "same result as ..." with the read-back call
+    # is longer than the result itself, so the result is sent again as it is.
+    name = "mcp__filesystem__read_text_file_with_line_numbers"
+    body = text_of(4, "x")
+    req = conversation([(name, {"p": 1}, body), (name, {"p": 1}, body)])
+    store = MemoryStore()
+    note = (
+        f"[tidyctx: same result as toolu_000 ({name}, messages[2]), 57 tokens; read it back "
+        f'with tidyctx_expand(id="{store_key(body)}")]'
+    )
+    assert COUNTER.count_text(note) >= COUNTER.count_text(body) >= 50
+    assert dedupe(req, store=store, counter=COUNTER) == req
+    assert store.get(store_key(body)) is None  # nothing referenced, nothing kept
+    # Without the read-back call the reference is shorter, and used.
+    assert placeholder(dedupe(req, counter=COUNTER), 1).startswith("[tidyctx: same result as")
+
+
 def test_dedupe_keeps_the_first_copy_that_is_not_cleared() -> None:
     body = text_of(30, "same")
     req = conversation([("read", {"p": 1}, body), ("x", {}, "filler " * 80)] * 3)

@@ -77,3 +77,41 @@ def test_each_upstream_body_keeps_the_previous_ones_prefix(
             assert _compact(after["messages"][i]) == _compact(before["messages"][i]), (
                 f"message {i} changed between turns"
             )
+
+
+@pytest.mark.parametrize("pipeline", ["defaults", "cache-only"])
+def test_a_fixed_time_line_stays_in_the_system_prompt_and_a_changing_one_moves(
+    pipeline: str,
+) -> None:
+    # A benchmark's prompt states a fixed "current time": moved out, it would be sent uncached
+    # on every turn. The proxy's order() moves such a line only once it has changed.
+    transforms = select_pipeline(pipeline, tc.MemoryStore())
+    messages: list[Any] = [{"role": "user", "content": "Book the flight."}]
+    systems = []
+    for k in range(3):
+        system = "You are an airline agent.\nThe current time is 2024-05-15 15:00:00 EST."
+        raw = _compact(
+            {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": system, "messages": messages}
+        )
+        systems.append(_unmarked(json.loads(prepare(raw, transforms).body))["system"])
+        messages = [
+            *messages,
+            {"role": "assistant", "content": f"Step {k}."},
+            {"role": "user", "content": "Go on."},
+        ]
+    assert all("2024-05-15 15:00:00" in json.dumps(s) for s in systems)
+    assert _compact(systems[0]) == _compact(systems[1]) == _compact(systems[2])
+    messages = [{"role": "user", "content": "Another task."}]
+    for k in range(3):
+        system = f"You are an airline agent.\nThe current time is 2024-05-15 15:00:0{k} EST."
+        raw = _compact(
+            {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": system, "messages": messages}
+        )
+        body = json.loads(prepare(raw, transforms).body)
+        # Left in place on first sight; moved once it has changed, and on every later turn.
+        assert ("15:00:0" in json.dumps(body["system"])) == (k == 0), f"request {k}"
+        messages = [
+            *messages,
+            {"role": "assistant", "content": "Done."},
+            {"role": "user", "content": "Next."},
+        ]

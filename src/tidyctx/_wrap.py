@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from tidyctx import pricing
 from tidyctx._calls import Call, in_pipeline, watching
 from tidyctx._edge import Edge, guarded, start, transform_name
-from tidyctx._pipeline import Transform
+from tidyctx._pipeline import Transform, _flat
 from tidyctx._request import Request, normalize, to_plain
 from tidyctx.ledger import Baseline, Ledger, changed_steps, price
 from tidyctx.transforms._defaults import defaults
+from tidyctx.transforms._order import SystemLines
 from tidyctx.transforms._pauses import TTLDecision, record_call
 from tidyctx.transforms._summarize import Summarize, _is_async
 
@@ -715,9 +716,13 @@ def _ledger(ledger: Any) -> Ledger | None:
 
 
 def wrap(
-    client: ClientT, *transforms: Transform, ledger: Ledger | str | os.PathLike[str] | None = None
+    client: ClientT,
+    *transforms: Transform | Sequence[Transform],
+    ledger: Ledger | str | os.PathLike[str] | None = None,
 ) -> ClientT:
-    """``client`` with ``transforms`` (default: :func:`tidyctx.defaults` of the client) applied
+    """``client`` with ``transforms`` (default: :func:`tidyctx.defaults` of the client, its
+    ``order()`` with a :class:`~tidyctx.SystemLines` memory; a list of transforms counts as its
+    transforms, as in :func:`~tidyctx.pipe`) applied
     to every ``messages.create`` / ``messages.stream`` call, on ``messages`` and
     ``beta.messages``, and each call written to ``ledger`` (a path or a
     :class:`~tidyctx.Ledger`; None: no ledger). See the module documentation.
@@ -734,7 +739,9 @@ def wrap(
             "wrap() takes an anthropic.Anthropic or anthropic.AsyncAnthropic client (an object "
             f"with .messages.create), got {type(client).__name__}"
         )
-    chosen: list[Transform] = list(transforms) if transforms else defaults(raw)
+    # The wrapper sees every call of a conversation, so order() can remember the system
+    # prompt's volatile-looking lines and move one only once it has changed (SystemLines).
+    chosen = _flat(transforms) if transforms else defaults(raw, order={"seen": SystemLines()})
     is_async = _is_async(raw)
     for t in chosen:
         if not callable(t):

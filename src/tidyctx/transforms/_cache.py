@@ -192,7 +192,10 @@ class Cache(Edge):
             if self.automatic and not tail_changes and "cache_control" not in out:
                 use_auto = True
                 budget = max(budget - 1, 0)
-            elif "cache_control" not in out:
+            elif "cache_control" not in out or tail_changes:
+                # The caller's own automatic breakpoint serves as the rolling one, unless the
+                # tail changes: it lands on the last block, past what the next request sends
+                # otherwise, so its entry is never read again; ours goes before the change.
                 rolling_plan.append((rolling, ttl))
             # 4. bridges: the previous request ended at the user message before the last
             # reply; a chain of breakpoints less than LOOKBACK apart carries the read to here.

@@ -67,7 +67,7 @@ from tidyctx._request import (
     to_plain,
 )
 from tidyctx.cachesim import layout
-from tidyctx.store import Store, keep_text
+from tidyctx.store import Store, keep_text, store_key
 from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
 from tidyctx.transforms._recover import guarded, settle
 
@@ -757,16 +757,23 @@ def dedupe_owned(
         if anchor is None:
             anchors[group] = call
             continue
-        if _content_tokens(content, counter) < min_tokens:
+        size = _content_tokens(content, counter)
+        if size < min_tokens:
             continue
         assert anchor.result_path is not None
         text = (
             f"{_SAME_HEAD}{anchor.id} ({anchor.name}, messages[{anchor.result_path[0]}]), "
             f"{call.tokens:,} tokens"
         )
+        original = result_text(sources.result(call.id, content)) if store is not None else ""
         if store is not None:
-            original = result_text(sources.result(call.id, content))
-            text += f"; read it back with {_expand(keep_text(store, original))}"
+            text += f"; read it back with {_expand(store_key(original))}"
+        # A reference as long as the result it stands for (long call ids, a short result)
+        # saves nothing: the result is repeated.
+        if counter.count_text(text + "]") >= size:
+            continue
+        if store is not None:
+            keep_text(store, original)
         messages[i]["content"][j] = _with_text(block, text + "]", _inner_marker(content))
 
 
