@@ -146,38 +146,45 @@ class _Proxy:
         if not _is_loopback(config.host) and config.host not in ("0.0.0.0", "::"):
             allowed.add(config.host.lower())
         self.allowed_hosts = allowed
-        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncBaseTransport | None = None
         self.board = Board(config.pipeline)
         self.metrics = ProxyMetrics()
+        # None: the client's own timeout decides (a long generation may take minutes).
+        self.timeout = httpx.Timeout(
+            connect=config.connect_timeout,
+            read=config.read_timeout,
+            write=config.read_timeout,
+            pool=None,
+        ).as_dict()
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """The connection pool to the upstream, created on first use (or at startup).
+
+        Requests go to it directly, not through an ``httpx.AsyncClient``: a client would add
+        its default headers (``user-agent``, ``accept``, ``accept-encoding``) to requests that
+        did not carry them, keep the upstream's cookies in one jar for every agent, and spend
+        more time per call on redirects, auth and cookies than the forwarding itself.
+        """
+        if self._transport is None:
             limits = httpx.Limits(
                 max_connections=self.config.max_connections,
                 max_keepalive_connections=self.config.max_connections,
             )
-            timeout = httpx.Timeout(
-                connect=self.config.connect_timeout,
-                read=self.config.read_timeout,
-                write=self.config.read_timeout,
-                pool=None,
-            )
             # TCP_NODELAY: httpx writes a request's headers and body in separate sends, and
             # the socket it opens does not disable Nagle's algorithm, so with the upstream's
             # delayed ACK every POST would wait ~10-40 ms for the body to leave.
-            transport = self.config.transport or httpx.AsyncHTTPTransport(
+            # A transport never reads HTTP(S)_PROXY from the environment (a client would): the
+            # proxy forwards only to its configured upstream.
+            self._transport = self.config.transport or httpx.AsyncHTTPTransport(
                 limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
             )
-            # trust_env=False: never route through an HTTP(S)_PROXY from the environment; the
-            # proxy forwards only to its configured upstream.
-            self._client = httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)
-        return self._client
+        return self._transport
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
 
     # -- ASGI entry
 
@@ -235,7 +242,9 @@ class _Proxy:
         url = self.upstream.copy_with(
             raw_path=self.base_path + path.encode() + (b"?" + query if query else b"")
         )
-        request = self.client.build_request(method, url, headers=headers, content=body)
+        request = httpx.Request(
+            method, url, headers=headers, content=body, extensions={"timeout": self.timeout}
+        )
         row: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "session": session,
@@ -299,12 +308,12 @@ class _Proxy:
         row["added_ms"] = round((time.perf_counter() - received) * 1000, 3)
         try:
             try:
-                response = await self.client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
             except httpx.RemoteProtocolError:
                 # The upstream closed a pooled keep-alive connection as this request went out
                 # on it ("disconnected without sending a response"): a race of the proxy's own
                 # pool, which a direct call would not have met; send once more, on a new one.
-                response = await self.client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
         except httpx.TransportError as err:
             row["error"] = f"upstream: {type(err).__name__}"
             # The client sees a dropped connection, as it would have; say why here (no content).
@@ -431,10 +440,23 @@ class _App(Starlette):
                 status, message = refusal
                 await _answer(send, status, _error_body(status, "invalid_request_error", message))
                 return
+            if _forwarded(scope["path"]):
+                # Straight to the proxy: Starlette's middleware and routing would wrap every
+                # chunk sent and cost more than the forwarding itself.
+                await self.proxy(scope, receive, send)
+                return
         # Starlette's error middleware wraps send; the proxy needs the server's own to drop a
         # connection (see _drop). Routing updates the scope in place, so the key reaches it.
         scope[_RAW_SEND] = send
         await super().__call__(scope, receive, send)
+
+
+def _forwarded(path: str) -> bool:
+    """Whether ``path`` goes upstream: not one of the proxy's own pages (a session prefix
+    ``/_tidyctx/s/ID/...`` goes upstream too)."""
+    if path.startswith("/_tidyctx"):
+        return path.startswith("/_tidyctx/s/")
+    return path != "/metrics"
 
 
 def create_app(config: ProxyConfig) -> Starlette:
@@ -472,6 +494,7 @@ def create_app(config: ProxyConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        proxy.transport  # noqa: B018 - its TLS context takes ~50 ms to load: not on a call
         try:
             yield
         finally:
