@@ -16,7 +16,10 @@ yardstick of the targets: p50 added latency at most 3x that, and under 2 ms belo
 proxy's resident memory sampled every second; the CPU time each process spent per call; the
 machine's load average; and the ledger checked line by line (one row per proxied call, every
 row parsed, no error). ``--max-seconds`` bounds the run: no turn starts after it, and the
-report says how many turns were done.
+report says how many turns were done. ``--think`` paces each session as an agent is paced
+(the model's answer and the tool's run between two calls); without it every session sends its
+next turn the moment the last one ends, and the machine is saturated by design: the added
+latency then measures waiting for a CPU more than the proxy's work.
 
 The upstream answers at once, so the added latency is all the proxy's: reading the body,
 the pipeline in its worker thread, the upstream connection, relaying the events. With
@@ -113,13 +116,24 @@ async def _stream(client: httpx.AsyncClient, url: str, body: bytes) -> tuple[flo
 
 
 async def _session(
-    n: int, turns: int, direct: str, proxied: str, results: Results, deadline: float
+    n: int,
+    turns: int,
+    direct: str,
+    proxied: str,
+    results: Results,
+    deadline: float,
+    think: float,
 ) -> None:
     rng = random.Random(n)
+    pause = random.Random(-1 - n)  # its own stream: the conversation is the same at any --think
     messages: list[dict[str, Any]] = [{"role": "user", "content": f"session {n}: build it"}]
     limits = httpx.Limits(max_connections=2)
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        if think:  # sessions start apart, as agents do
+            await asyncio.sleep(pause.uniform(0, think))
         for turn in range(turns):
+            if think and turn:  # the model's answer and the agent's tool, between two calls
+                await asyncio.sleep(pause.uniform(0.5, 1.5) * think)
             if time.monotonic() > deadline:
                 return
             request = {
@@ -260,6 +274,12 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=40)
     parser.add_argument("--pipeline", default="defaults")
     parser.add_argument("--max-seconds", type=float, default=900, help="stop starting turns after")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds between a session's turns (0: each turn starts as the last ends)",
+    )
     parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()
 
@@ -282,7 +302,7 @@ def main() -> int:
         began = time.perf_counter()
         await asyncio.gather(
             *(
-                _session(n, args.turns, direct, proxied, results, deadline)
+                _session(n, args.turns, direct, proxied, results, deadline, args.think)
                 for n in range(args.sessions)
             )
         )
@@ -304,8 +324,14 @@ def main() -> int:
     out: list[str] = []
     say = out.append
     planned = args.sessions * args.turns
+    pace = (
+        f"{args.think:g} s (0.5-1.5x) between a session's turns"
+        if args.think
+        else "each turn as soon as the last ends"
+    )
     say(f"proxy_load: {args.sessions} concurrent streaming sessions x up to {args.turns} turns, "
-        f"pipeline {args.pipeline}, against LocalServer(cache=False) on loopback")  # fmt: skip
+        f"{pace}, pipeline {args.pipeline}, against LocalServer(cache=False) on "
+        f"loopback")  # fmt: skip
     say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; proxy: {stack.serving}")  # fmt: skip
     loads = [load for _, _, load in samples]

@@ -330,17 +330,23 @@ class _Proxy:
             await send(
                 {"type": "http.response.start", "status": response.status_code, "headers": headers}
             )
+            ahead = _ReadAhead(response.aiter_raw())
             try:
-                async for chunk in response.aiter_raw():
+                while True:
+                    try:
+                        chunk, last = await ahead.next()
+                    except httpx.TransportError as err:
+                        # The upstream broke off mid-response: break off too, at the same point.
+                        row["error"] = f"upstream: {type(err).__name__}"
+                        await _drop(send, raw_send)
+                        return
                     if tap is not None:
                         tap.feed(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.TransportError as err:
-                # The upstream broke off mid-response: break off too, as it would have looked.
-                row["error"] = f"upstream: {type(err).__name__}"
-                await _drop(send, raw_send)
-                return
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                    if last:
+                        break
+            finally:
+                await ahead.aclose()
             row["complete"] = True
         finally:
             await response.aclose()
@@ -368,6 +374,62 @@ class _Proxy:
             _log.exception("tidyctx proxy: a row could not be added to the live totals")
         if self.config.record is not None:
             self.config.record(row)
+
+
+class _ReadAhead:
+    """A response's chunks, read in a task of their own while the previous ones are sent.
+
+    What arrived meanwhile goes to the client in one write (an upstream that sends a burst of
+    events costs one write, not one per event), and the end of the body goes with the last
+    bytes. Nothing waits for more bytes than have arrived, and at most ``limit`` bytes are
+    held: past that the reading waits for the client, as a direct relay would.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int = 1 << 20) -> None:
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._limit = limit
+        self._done = False
+        self._error: Exception | None = None
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._task = asyncio.ensure_future(self._pump(chunks))
+
+    async def _pump(self, chunks: AsyncIterator[bytes]) -> None:
+        try:
+            async for chunk in chunks:
+                self._pending.append(chunk)
+                self._size += len(chunk)
+                self._ready.set()
+                if self._size >= self._limit:
+                    self._room.clear()
+                    await self._room.wait()
+        except Exception as err:  # raised to the reader once what came before is sent
+            self._error = err
+        finally:
+            self._done = True
+            self._ready.set()
+
+    async def next(self) -> tuple[bytes, bool]:
+        """The bytes read since the last call (waiting for some), and whether they end it."""
+        while not self._pending and not self._done:
+            self._ready.clear()
+            await self._ready.wait()
+        if not self._pending:
+            if self._error is not None:
+                raise self._error
+            return b"", True
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        self._room.set()
+        return data, self._done and self._error is None
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def _saved(row: dict[str, Any], usage: dict[str, int], cost: float | None) -> float | None:
