@@ -84,7 +84,7 @@ def _http_protocol() -> Any:
         # `POST http://elsewhere/v1/messages` would look like `/v1/messages`; h11 passes the
         # target as sent. Keep it as h11 does, so the proxy refuses it (never an open proxy).
         def on_headers_complete(self) -> None:
-            url: bytes = self.url
+            url: bytes = getattr(self, "url", b"/")
             super().on_headers_complete()
             if not url.startswith(b"/"):
                 self.scope["raw_path"] = url.partition(b"?")[0]
