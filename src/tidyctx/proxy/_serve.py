@@ -1,8 +1,9 @@
 """Serving the proxy: the store, uvicorn on a socket, in the foreground or in a thread.
 
 uvicorn runs on uvloop and parses HTTP with httptools (both C extensions, in the ``proxy``
-extra) when they are installed, else on asyncio with its pure-Python parser (h11): per call,
-the proxy's own CPU time is mostly parsing and writing HTTP, and these halve it.
+extra) when they are installed, else on asyncio with its pure-Python parser (h11): the proxy's
+own CPU per call is mostly reading and writing HTTP, and these take it down by up to half
+(docs/benchmarks.md, "The proxy under load").
 """
 
 from __future__ import annotations
