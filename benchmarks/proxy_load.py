@@ -1,7 +1,7 @@
 """The proxy under load: concurrent streaming sessions, the latency it adds, its memory.
 
     python benchmarks/proxy_load.py                              # 50 sessions x 40 turns
-    python benchmarks/proxy_load.py --sessions 50 --turns 200 --pipeline off
+    python benchmarks/proxy_load.py --sessions 50 --turns 200 --pipeline off --max-seconds 900
     python benchmarks/proxy_load.py --out benchmarks/results/proxy_load.txt
 
 Three processes: a LocalServer (the upstream), ``tidyctx proxy`` (its own process, so its
@@ -12,9 +12,14 @@ stream, once straight to the LocalServer and once through the proxy, in a random
 difference of the two times is the latency the proxy adds to that request (both see the same
 machine load at that moment). Reported per request-size band: the added latency (p50, p99),
 the added time to first byte, and one ``json.dumps`` of the request on this machine (the
-issue's yardstick: p50 added latency at most 3x that, and under 2 ms below 20 kB); the proxy's
-resident memory sampled every second (after warm-up and at the end); and the ledger checked
-line by line (one row per proxied call, every row parsed, no error).
+yardstick of the targets: p50 added latency at most 3x that, and under 2 ms below 20 kB); the
+proxy's resident memory sampled every second; the CPU time each process spent per call; the
+machine's load average; and the ledger checked line by line (one row per proxied call, every
+row parsed, no error). ``--max-seconds`` bounds the run: no turn starts after it, and the
+report says how many turns were done. ``--think`` paces each session as an agent is paced
+(the model's answer and the tool's run between two calls); without it every session sends its
+next turn the moment the last one ends, and the machine is saturated by design: the added
+latency then measures waiting for a CPU more than the proxy's work.
 
 The upstream answers at once, so the added latency is all the proxy's: reading the body,
 the pipeline in its worker thread, the upstream connection, relaying the events. With
@@ -48,14 +53,27 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 BANDS = ((0, 20_000), (20_000, 100_000), (100_000, 500_000), (500_000, 10**9))
 
+# The LocalServer records every request it answers; over thousands of megabyte requests that
+# would fill the machine's memory, so the recording is cleared every second (nothing reads it).
 UPSTREAM = textwrap.dedent(
     """
     import sys, threading
     from tidyctx.testing import LocalServer
     with LocalServer(cache=False) as server:
+        done = threading.Event()
+        def forget():
+            while not done.wait(1.0):
+                server.reset()
+        threading.Thread(target=forget, daemon=True).start()
         print(server.port, flush=True)
         sys.stdin.read()
+        done.set()
     """
+)
+SERVING = (
+    "import importlib.util as u; "
+    "print('uvicorn on ' + ('uvloop' if u.find_spec('uvloop') else 'asyncio') + ' with ' "
+    "+ ('httptools' if u.find_spec('httptools') else 'h11'))"
 )
 
 
@@ -98,13 +116,24 @@ async def _stream(client: httpx.AsyncClient, url: str, body: bytes) -> tuple[flo
 
 
 async def _session(
-    n: int, turns: int, direct: str, proxied: str, results: Results, deadline: float
+    n: int,
+    turns: int,
+    direct: str,
+    proxied: str,
+    results: Results,
+    deadline: float,
+    think: float,
 ) -> None:
     rng = random.Random(n)
+    pause = random.Random(-1 - n)  # its own stream: the conversation is the same at any --think
     messages: list[dict[str, Any]] = [{"role": "user", "content": f"session {n}: build it"}]
     limits = httpx.Limits(max_connections=2)
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        if think:  # sessions start apart, as agents do
+            await asyncio.sleep(pause.uniform(0, think))
         for turn in range(turns):
+            if think and turn:  # the model's answer and the agent's tool, between two calls
+                await asyncio.sleep(pause.uniform(0.5, 1.5) * think)
             if time.monotonic() > deadline:
                 return
             request = {
@@ -157,6 +186,61 @@ async def _session(
             ]
 
 
+class Stack:
+    """A LocalServer and a ``tidyctx proxy`` in front of it, each in its own process."""
+
+    def __init__(self, pipeline: str) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
+        env.pop("ANTHROPIC_BASE_URL", None)
+        self._tmp = tempfile.TemporaryDirectory()
+        self.ledger = Path(self._tmp.name) / "ledger.jsonl"
+        self.upstream = subprocess.Popen(
+            [sys.executable, "-c", UPSTREAM],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.upstream.stdout is not None
+        self.direct = f"http://127.0.0.1:{self.upstream.stdout.readline().strip()}"
+        self.proxy = subprocess.Popen(
+            [sys.executable, "-m", "tidyctx", "proxy", "--port", "0", "--upstream", self.direct,
+             "--pipeline", pipeline, "--store", "memory:", "--ledger", str(self.ledger)],
+            stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        assert self.proxy.stderr is not None
+        line = self.proxy.stderr.readline()
+        match = re.search(r"ANTHROPIC_BASE_URL=(http://\S+)", line)
+        if not match:
+            self.close()
+            raise SystemExit(f"the proxy did not start: {line}")
+        self.proxied = match.group(1)
+        self.serving = subprocess.check_output([sys.executable, "-c", SERVING], env=env, text=True)
+        self.serving = self.serving.strip()
+
+    def close(self) -> None:
+        self.proxy.terminate()
+        self.proxy.wait(60)
+        if self.upstream.stdin is not None:
+            self.upstream.stdin.close()
+        self.upstream.wait(60)
+
+    def rows(self) -> tuple[list[dict[str, Any]], int]:
+        """The ledger's rows and the number of lines that did not parse; removes the ledger."""
+        rows = []
+        bad_lines = 0
+        for text in self.ledger.read_text().splitlines():
+            try:
+                rows.append(json.loads(text))
+            except ValueError:
+                bad_lines += 1
+        self._tmp.cleanup()
+        return rows, bad_lines
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
@@ -168,10 +252,11 @@ def _rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-async def _sample_memory(pid: int, out: list[tuple[float, float]], stop: asyncio.Event) -> None:
+async def _sample(pid: int, out: list[tuple[float, float, float]], stop: asyncio.Event) -> None:
+    """Every second: (seconds into the run, the proxy's RSS in MB, the 1-minute load)."""
     began = time.monotonic()
     while not stop.is_set():
-        out.append((time.monotonic() - began, _rss_mb(pid)))
+        out.append((time.monotonic() - began, _rss_mb(pid), os.getloadavg()[0]))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
 
@@ -189,54 +274,42 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=40)
     parser.add_argument("--pipeline", default="defaults")
     parser.add_argument("--max-seconds", type=float, default=900, help="stop starting turns after")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds between a session's turns (0: each turn starts as the last ends)",
+    )
     parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()
 
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    env.pop("ANTHROPIC_BASE_URL", None)
-    tmp = tempfile.TemporaryDirectory()
-    ledger = Path(tmp.name) / "ledger.jsonl"
-    upstream = subprocess.Popen(
-        [sys.executable, "-c", UPSTREAM],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert upstream.stdout is not None
-    direct = f"http://127.0.0.1:{upstream.stdout.readline().strip()}"
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "tidyctx", "proxy", "--port", "0", "--upstream", direct,
-         "--pipeline", args.pipeline, "--store", "memory:", "--ledger", str(ledger)],
-        stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    assert proxy.stderr is not None
-    line = proxy.stderr.readline()
-    match = re.search(r"ANTHROPIC_BASE_URL=(http://\S+)", line)
-    if not match:
-        raise SystemExit(f"the proxy did not start: {line}{proxy.stderr.read()}")
-    proxied = match.group(1)
+    stack = Stack(args.pipeline)
+    direct, proxied, proxy = stack.direct, stack.proxied, stack.proxy
 
     results = Results()
-    memory: list[tuple[float, float]] = []
-    cpu: list[float] = []
+    samples: list[tuple[float, float, float]] = []
+    cpu: dict[str, float] = {}
+    load_began = os.getloadavg()
 
     async def run() -> float:
         stop = asyncio.Event()
-        sampler = asyncio.create_task(_sample_memory(proxy.pid, memory, stop))
+        sampler = asyncio.create_task(_sample(proxy.pid, samples, stop))
         deadline = time.monotonic() + args.max_seconds
+        # CPU from here on: the processes' start (imports) is not the calls' work.
+        cpu["proxy"] = -_cpu_seconds(proxy.pid)
+        cpu["upstream"] = -_cpu_seconds(stack.upstream.pid)
+        cpu["client"] = -time.process_time()
         began = time.perf_counter()
         await asyncio.gather(
             *(
-                _session(n, args.turns, direct, proxied, results, deadline)
+                _session(n, args.turns, direct, proxied, results, deadline, args.think)
                 for n in range(args.sessions)
             )
         )
         wall = time.perf_counter() - began
-        cpu.append(_cpu_seconds(proxy.pid))
+        cpu["proxy"] += _cpu_seconds(proxy.pid)
+        cpu["upstream"] += _cpu_seconds(stack.upstream.pid)
+        cpu["client"] += time.process_time()
         stop.set()
         await sampler
         return wall
@@ -245,26 +318,31 @@ def main() -> int:
         wall = asyncio.run(run())
         time.sleep(0.5)  # the last rows are written after their response ends
     finally:
-        proxy.terminate()
-        proxy.wait(60)
-        upstream.stdin.close()  # type: ignore[union-attr]
-        upstream.wait(60)
-    rows = []
-    bad_lines = 0
-    for text in ledger.read_text().splitlines():
-        try:
-            rows.append(json.loads(text))
-        except ValueError:
-            bad_lines += 1
-    tmp.cleanup()
+        stack.close()
+    rows, bad_lines = stack.rows()
 
     out: list[str] = []
     say = out.append
+    planned = args.sessions * args.turns
+    pace = (
+        f"{args.think:g} s (0.5-1.5x) between a session's turns"
+        if args.think
+        else "each turn as soon as the last ends"
+    )
     say(f"proxy_load: {args.sessions} concurrent streaming sessions x up to {args.turns} turns, "
-        f"pipeline {args.pipeline}, against LocalServer(cache=False) on loopback")  # fmt: skip
-    say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    say(f"wall time {wall:.1f} s; turns done {len(results.samples)} (each sent direct and "
-        f"through the proxy); errors {len(results.errors)}")  # fmt: skip
+        f"{pace}, pipeline {args.pipeline}, against LocalServer(cache=False) on "
+        f"loopback")  # fmt: skip
+    say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; proxy: {stack.serving}")  # fmt: skip
+    loads = [load for _, _, load in samples]
+    say(f"load average (1 min): {load_began[0]:.1f} at the start, mean "
+        f"{statistics.fmean(loads):.1f} and max {max(loads):.1f} over the run (a shared "
+        f"machine)")  # fmt: skip
+    stopped = (
+        f", stopped at --max-seconds {args.max_seconds:.0f}" if wall >= args.max_seconds else ""
+    )
+    say(f"wall time {wall:.1f} s; turns done {len(results.samples)} of {planned}{stopped} (each "
+        f"sent direct and through the proxy); errors {len(results.errors)}")  # fmt: skip
     for error in results.errors[:5]:
         say(f"  error: {error}")
     failed = [r for r in rows if r.get("error") or r.get("status") != 200]
@@ -293,19 +371,29 @@ def main() -> int:
     if pipeline_ms:
         p50, p99 = _pct(pipeline_ms, 0.5), _pct(pipeline_ms, 0.99)
         say(f"pipeline time in the proxy (ledger pipeline_s): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    if cpu and rows:
-        per_call = cpu[0] / len(rows) * 1000
-        say(f"proxy CPU: {cpu[0]:.1f} s over the run, {per_call:.2f} ms per call (all its threads)")
+    added_in = [r["added_s"] * 1000 for r in rows if r.get("added_s") is not None]
+    if added_in:
+        say(f"held in the proxy before going upstream (ledger added_s): p50 "
+            f"{_pct(added_in, 0.5):.2f} ms, p99 {_pct(added_in, 0.99):.2f} ms")  # fmt: skip
+    if rows:
+        calls = len(rows)
+        say(f"CPU per proxied call over the run: proxy {cpu['proxy'] / calls * 1000:.2f} ms (all "
+            f"its threads), LocalServer {cpu['upstream'] / calls / 2 * 1000:.2f} ms per call it "
+            f"answered, this load generator {cpu['client'] / calls * 1000:.2f} ms per "
+            f"turn")  # fmt: skip
         timed = [r for r in rows if r.get("ttfb_s") is not None]
         inside = [(r["latency_s"] - r["ttfb_s"]) * 1000 for r in timed]
         say(f"upstream time as the proxy saw it (ledger ttfb_s): p50 "
             f"{_pct([r['ttfb_s'] * 1000 for r in timed], 0.5):.2f} ms; relaying "
             f"after the first byte p50 {_pct(inside, 0.5):.2f} ms")  # fmt: skip
-    if memory:
-        warm = [m for t, m in memory if t >= wall * 0.2]
-        say(f"proxy RSS: start {memory[0][1]:.0f} MB, after warm-up (20% of the run) "
-            f"{warm[0] if warm else float('nan'):.0f} MB, peak {max(m for _, m in memory):.0f} MB, "
-            f"end {memory[-1][1]:.0f} MB ({len(memory)} samples)")  # fmt: skip
+    if samples:
+        marks = [
+            samples[min(len(samples) - 1, int(q * len(samples)))] for q in (0.2, 0.4, 0.6, 0.8)
+        ]
+        say(f"proxy RSS: start {samples[0][1]:.0f} MB; at 20/40/60/80% of the run "
+            f"{' / '.join(f'{m:.0f}' for _, m, _ in marks)} MB; peak "
+            f"{max(m for _, m, _ in samples):.0f} MB, end {samples[-1][1]:.0f} MB "
+            f"({len(samples)} samples, one a second)")  # fmt: skip
     report = "\n".join(out)
     print(report)
     if args.out:

@@ -125,39 +125,46 @@ class _Proxy:
         if not _is_loopback(config.host) and config.host not in ("0.0.0.0", "::"):
             allowed.add(config.host.lower())
         self.allowed_hosts = allowed
-        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncBaseTransport | None = None
         self.board = Board(config.pipeline)
         self.metrics = ProxyMetrics()
         self.rows = Rows()
+        # None: the client's own timeout decides (a long generation may take minutes).
+        self.timeout = httpx.Timeout(
+            connect=config.connect_timeout,
+            read=config.read_timeout,
+            write=config.read_timeout,
+            pool=None,
+        ).as_dict()
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """The connection pool to the upstream, created on first use (or at startup).
+
+        Requests go to it directly, not through an ``httpx.AsyncClient``: a client would add
+        its default headers (``user-agent``, ``accept``, ``accept-encoding``) to requests that
+        did not carry them, keep the upstream's cookies in one jar for every agent, and spend
+        more time per call on redirects, auth and cookies than the forwarding itself.
+        """
+        if self._transport is None:
             limits = httpx.Limits(
                 max_connections=self.config.max_connections,
                 max_keepalive_connections=self.config.max_connections,
             )
-            timeout = httpx.Timeout(
-                connect=self.config.connect_timeout,
-                read=self.config.read_timeout,
-                write=self.config.read_timeout,
-                pool=None,
-            )
             # TCP_NODELAY: httpx writes a request's headers and body in separate sends, and
             # the socket it opens does not disable Nagle's algorithm, so with the upstream's
             # delayed ACK every POST would wait ~10-40 ms for the body to leave.
-            transport = self.config.transport or httpx.AsyncHTTPTransport(
+            # A transport never reads HTTP(S)_PROXY from the environment (a client would): the
+            # proxy forwards only to its configured upstream.
+            self._transport = self.config.transport or httpx.AsyncHTTPTransport(
                 limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
             )
-            # trust_env=False: never route through an HTTP(S)_PROXY from the environment; the
-            # proxy forwards only to its configured upstream.
-            self._client = httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)
-        return self._client
+        return self._transport
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
 
     # -- ASGI entry
 
@@ -215,7 +222,9 @@ class _Proxy:
         url = self.upstream.copy_with(
             raw_path=self.base_path + path.encode() + (b"?" + query if query else b"")
         )
-        request = self.client.build_request(method, url, headers=headers, content=body)
+        request = httpx.Request(
+            method, url, headers=headers, content=body, extensions={"timeout": self.timeout}
+        )
         # What the relay sees of the call; its ledger row is made of it at the end.
         row: dict[str, Any] = {
             "session": session,
@@ -273,12 +282,12 @@ class _Proxy:
         row["added_ms"] = round((time.perf_counter() - received) * 1000, 3)
         try:
             try:
-                response = await self.client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
             except httpx.RemoteProtocolError:
                 # The upstream closed a pooled keep-alive connection as this request went out
                 # on it ("disconnected without sending a response"): a race of the proxy's own
                 # pool, which a direct call would not have met; send once more, on a new one.
-                response = await self.client.send(request, stream=True)
+                response = await self.transport.handle_async_request(request)
         except httpx.TransportError as err:
             row["error"] = f"upstream: {type(err).__name__}"
             # The client sees a dropped connection, as it would have; say why here (no content).
@@ -295,17 +304,23 @@ class _Proxy:
             await send(
                 {"type": "http.response.start", "status": response.status_code, "headers": headers}
             )
+            ahead = _ReadAhead(response.aiter_raw())
             try:
-                async for chunk in response.aiter_raw():
+                while True:
+                    try:
+                        chunk, last = await ahead.next()
+                    except httpx.TransportError as err:
+                        # The upstream broke off mid-response: break off too, at the same point.
+                        row["error"] = f"upstream: {type(err).__name__}"
+                        await _drop(send, raw_send)
+                        return
                     if tap is not None:
                         tap.feed(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.TransportError as err:
-                # The upstream broke off mid-response: break off too, as it would have looked.
-                row["error"] = f"upstream: {type(err).__name__}"
-                await _drop(send, raw_send)
-                return
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                    if last:
+                        break
+            finally:
+                await ahead.aclose()
             row["complete"] = True
         finally:
             await response.aclose()
@@ -321,6 +336,62 @@ class _Proxy:
             _log.exception("tidyctx proxy: a row could not be added to the live totals")
         if self.config.record is not None:
             self.config.record(row)
+
+
+class _ReadAhead:
+    """A response's chunks, read in a task of their own while the previous ones are sent.
+
+    What arrived meanwhile goes to the client in one write (an upstream that sends a burst of
+    events costs one write, not one per event), and the end of the body goes with the last
+    bytes. Nothing waits for more bytes than have arrived, and at most ``limit`` bytes are
+    held: past that the reading waits for the client, as a direct relay would.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int = 1 << 20) -> None:
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._limit = limit
+        self._done = False
+        self._error: Exception | None = None
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._task = asyncio.ensure_future(self._pump(chunks))
+
+    async def _pump(self, chunks: AsyncIterator[bytes]) -> None:
+        try:
+            async for chunk in chunks:
+                self._pending.append(chunk)
+                self._size += len(chunk)
+                self._ready.set()
+                if self._size >= self._limit:
+                    self._room.clear()
+                    await self._room.wait()
+        except Exception as err:  # raised to the reader once what came before is sent
+            self._error = err
+        finally:
+            self._done = True
+            self._ready.set()
+
+    async def next(self) -> tuple[bytes, bool]:
+        """The bytes read since the last call (waiting for some), and whether they end it."""
+        while not self._pending and not self._done:
+            self._ready.clear()
+            await self._ready.wait()
+        if not self._pending:
+            if self._error is not None:
+                raise self._error
+            return b"", True
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        self._room.set()
+        return data, self._done and self._error is None
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -376,10 +447,23 @@ class _App(Starlette):
                 status, message = refusal
                 await _answer(send, status, _error_body(status, "invalid_request_error", message))
                 return
+            if _forwarded(scope["path"]):
+                # Straight to the proxy: Starlette's middleware and routing would wrap every
+                # chunk sent and cost more than the forwarding itself.
+                await self.proxy(scope, receive, send)
+                return
         # Starlette's error middleware wraps send; the proxy needs the server's own to drop a
         # connection (see _drop). Routing updates the scope in place, so the key reaches it.
         scope[_RAW_SEND] = send
         await super().__call__(scope, receive, send)
+
+
+def _forwarded(path: str) -> bool:
+    """Whether ``path`` goes upstream: not one of the proxy's own pages (a session prefix
+    ``/_tidyctx/s/ID/...`` goes upstream too)."""
+    if path.startswith("/_tidyctx"):
+        return path.startswith("/_tidyctx/s/")
+    return path != "/metrics"
 
 
 def create_app(config: ProxyConfig) -> Starlette:
@@ -417,6 +501,7 @@ def create_app(config: ProxyConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        proxy.transport  # noqa: B018 - its TLS context takes ~50 ms to load: not on a call
         try:
             yield
         finally:

@@ -1,15 +1,23 @@
-"""Serving the proxy: the store, uvicorn on a socket, in the foreground or in a thread."""
+"""Serving the proxy: the store, uvicorn on a socket, in the foreground or in a thread.
+
+uvicorn runs on uvloop and parses HTTP with httptools (both C extensions, in the ``proxy``
+extra) when they are installed, else on asyncio with its pure-Python parser (h11): the proxy's
+own CPU per call is mostly reading and writing HTTP, and these take it down by up to half
+(docs/benchmarks.md, "The proxy under load").
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import os
 import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -62,9 +70,46 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol, made to keep an absolute request target, or "h11"."""
+    if not _installed("httptools"):
+        return "h11"
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class Protocol(HttpToolsProtocol):
+        # httptools splits a request target into its parts and uvicorn keeps only the path, so
+        # `POST http://elsewhere/v1/messages` would look like `/v1/messages`; h11 passes the
+        # target as sent. Keep it as h11 does, so the proxy refuses it (never an open proxy).
+        def on_headers_complete(self) -> None:
+            url: bytes = getattr(self, "url", b"/")
+            super().on_headers_complete()
+            if not url.startswith(b"/"):
+                self.scope["raw_path"] = url.partition(b"?")[0]
+
+    return Protocol
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed, else None (asyncio's own)."""
+    if not _installed("uvloop"):
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = importlib.import_module(
+        "uvloop"
+    ).new_event_loop
+    return factory
+
+
 def _server(app: Starlette, log_level: str) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
+        http=_http_protocol(),
+        loop="asyncio" if loop_factory() is None else "uvloop",
+        # The proxy does not use the client's address: X-Forwarded-* headers are not its own.
+        proxy_headers=False,
         log_level=log_level,
         access_log=False,  # the ledger is the record; an access log adds nothing private-safe
         # The upstream's own Date and Server headers are relayed; uvicorn must not add its own.
@@ -102,7 +147,7 @@ class RunningProxy:
         self.port: int = self._sock.getsockname()[1]
         self._server = _server(app, "warning")
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
+            target=self._run,
             name=f"tidyctx-proxy-{self.port}",
             daemon=True,
         )
@@ -111,6 +156,10 @@ class RunningProxy:
             if not self._thread.is_alive():
                 raise RuntimeError("the proxy stopped while starting")
             self._thread.join(0.01)
+
+    def _run(self) -> None:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(self._server.serve(sockets=[self._sock]))
 
     @property
     def base_url(self) -> str:
