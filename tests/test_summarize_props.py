@@ -130,13 +130,15 @@ def test_nothing_is_dropped_when_the_summarizer_fails(
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         out = t(request)
-    event("call failed" if calls(server) else "no summary due")
-    if calls(server):  # a summary was due: the call failed, the request goes on whole
+    # Whatever happened, the request goes on whole, and only a SummaryWarning says why.
+    assert out == request
+    assert [w.category for w in seen] in ([], [SummaryWarning])
+    event("call failed" if seen else "no summary due")
+    if calls(server):  # the call reached the server and failed: the caller is told
         assert [w.category for w in seen] == [SummaryWarning]
-        assert out == request
-    else:
-        assert seen == [] and out == request
-        server.reset()
+    # (A call that timed out before the server read it, on a busy machine, is told the same
+    # way; the server then has no record of it, so it is checked by the two lines above.)
+    server.reset()
 
 
 @PROPS
