@@ -274,3 +274,45 @@ def test_what_only_the_last_message_may_be_is_checked_again_when_it_is_no_longer
     messages.append({"role": "user", "content": [result]})
     assert "duplicate tool_use id" in run(request)
     run.check()
+
+
+COUNTERS = {
+    "none": None,
+    "modelless": tokens.LocalCounter(),  # counts spans at another factor than the request
+    "calibrated": tokens.LocalCounter("claude-sonnet-4-5", calibration=1.0),
+}
+
+
+@PROPS
+@given(
+    requests=gen.growing_conversations(min_turns=3, max_turns=9),
+    model=st.sampled_from((None, "claude-opus-4-7", "claude-sonnet-4-5", "claude-haiku-4-5")),
+    request_model=st.sampled_from(("claude-opus-4-7", "claude-sonnet-4-5", "claude-opus-4-6")),
+    counter=st.sampled_from(sorted(COUNTERS)),
+    payback=PAYBACK,
+)
+def test_the_folded_plan_is_the_plan_of_a_whole_reading(
+    client: anthropic.Anthropic,
+    requests: list[dict[str, Any]],
+    model: str | None,
+    request_model: str,
+    counter: str,
+    payback: int | None,
+) -> None:
+    t = summarize(
+        client,
+        trigger=100,
+        keep=1,
+        target_tokens=40,
+        model=model,
+        counter=COUNTERS[counter],
+        max_payback_turns=payback,
+    )
+    for request in requests:
+        request = {**request, "model": request_model}
+        folded = t._plan(request)
+        assert folded == t._plan_anew(request, request["messages"])
+        event("fires" if folded.fire is not None else "no step")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SummaryWarning)
+            t(request)  # the steps the plans lead to, so that later plans find stored cuts

@@ -49,8 +49,11 @@ under the hash of the history before it. On every call the transform looks for t
 stored cut that is a prefix of the given history and reuses it, so as a conversation grows the
 output of turn *n+1* starts with the same bytes as turn *n* until the trigger fires again.
 Running it twice on the same input makes no second call and gives byte-identical output, and
-``t(t(x)) == t(x)``. A history that already starts with a tidyctx summary (an agent that keeps
-the summarized history) works the same way. The cut in use, and the records of its calls, are
+``t(t(x)) == t(x)``. What a plan reads of the history (token totals, the hash chain, cut
+points, validation) is kept per prefix in tidyctx's memo, so a turn reads only the messages
+added since the last one, with the same result as a reading of all of them. A history that
+already starts with a tidyctx summary (an agent that keeps the summarized history) works the
+same way. The cut in use, and the records of its calls, are
 renewed in the store on every call (:func:`~tidyctx.store.refresh`), so a store that evicts or
 expires entries does not lose them while the conversation goes on. A summary stands for the
 turns it replaces; unlike a cut, it does not keep them (their text is not in the store).
