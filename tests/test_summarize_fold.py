@@ -316,3 +316,40 @@ def test_the_folded_plan_is_the_plan_of_a_whole_reading(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SummaryWarning)
             t(request)  # the steps the plans lead to, so that later plans find stored cuts
+
+
+def _marked(value: Any) -> list[dict[str, Any]]:
+    """Every dict in ``value`` that carries a cache_control marker."""
+    out: list[dict[str, Any]] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "cache_control" in item:
+                out.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return out
+
+
+@settings(max_examples=100)
+@given(
+    request=gen.requests(max_turns=5, with_cache_control=True),
+    ttls=st.lists(st.sampled_from((None, "5m", "1h")), min_size=4, max_size=4),
+    top=st.sampled_from((None, "5m", "1h")),
+)
+def test_validity_by_message_counts_and_orders_markers_as_validate(
+    request: dict[str, Any], ttls: list[str | None], top: str | None
+) -> None:
+    for block, ttl in zip(_marked(request), ttls, strict=False):
+        block["cache_control"] = {"type": "ephemeral"} | ({"ttl": ttl} if ttl else {})
+    if top is not None:
+        request["cache_control"] = {"type": "ephemeral", "ttl": top}
+    head = head_of(request)
+    validity = Validity(head.tool_names)
+    for message in request["messages"]:
+        validity.add(message)
+    found = errors(request, strict=False)
+    event("valid" if not found else found[0].problem[:30])
+    assert validity.passes(head) == (found == [])

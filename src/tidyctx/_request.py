@@ -1513,18 +1513,33 @@ class Validity:
                     self.bad = True  # answers twice, late, or nothing
 
     def _marks(self, message: dict[str, Any]) -> None:
-        """check_cache_control's count and TTL order, one message at a time."""
-        for _, marker in cache_markers({"messages": [message]}):
-            self.markers += 1
-            if not isinstance(marker, dict):
+        """check_cache_control's count and TTL order, one message at a time: its markers in
+        the order of :func:`cache_markers`."""
+        content = message.get("content")
+        if not isinstance(content, list):
+            return
+        for block in content:
+            if not isinstance(block, Mapping):
                 continue
-            ttl = marker.get("ttl", "5m")
-            if ttl == "5m":
-                self.seen_5m = True
-            elif ttl == "1h":
-                self.has_1h = True
-                if self.seen_5m:
-                    self.late_1h = True
+            inner = block.get("content")
+            if block.get("type") == "tool_result" and isinstance(inner, list):
+                for item in inner:
+                    if isinstance(item, Mapping) and item.get("cache_control") is not None:
+                        self._mark(item["cache_control"])
+            if block.get("cache_control") is not None:
+                self._mark(block["cache_control"])
+
+    def _mark(self, marker: Any) -> None:
+        self.markers += 1
+        if not isinstance(marker, dict):
+            return
+        ttl = marker.get("ttl", "5m")
+        if ttl == "5m":
+            self.seen_5m = True
+        elif ttl == "1h":
+            self.has_1h = True
+            if self.seen_5m:
+                self.late_1h = True
 
     def passes(self, head: Head) -> bool:
         """Whether validate(strict=False) finds nothing in the request whose messages are the
