@@ -139,10 +139,11 @@ _PLAIN_DEPTH = 500
 conversion then names it (:func:`too_deep`), as it does for data tidyctx cannot process."""
 
 
-def _is_plain(value: Any) -> bool:
+def _is_plain(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` is plain JSON data already (dicts with str keys, lists, scalars), so
-    that it can be shared rather than converted. Iterative."""
-    stack = [(value, 0)]
+    that it can be shared rather than converted. Iterative. ``depth``: where ``value`` sits
+    (a message of a request sits at 2)."""
+    stack = [(value, depth)]
     while stack:
         v, depth = stack.pop()
         if depth > _PLAIN_DEPTH:
@@ -886,8 +887,12 @@ class _Checker:
         self.check_alternation(messages, roles)
         self.check_pairing(messages, roles)
 
-    def check_message(self, i: int, message: Any) -> str | None:
+    def check_message(self, i: int, message: Any, last: bool | None = None) -> str | None:
+        """Check ``messages[i]``; its role, or None for a broken message. ``last``: whether it
+        is the last message (None: as the request says), which may have empty content."""
         path = f"messages[{i}]"
+        if last is None:
+            last = i == len(self.request["messages"]) - 1
         if not isinstance(message, dict):
             self.fail(
                 path,
@@ -918,7 +923,7 @@ class _Checker:
         content = message["content"]
         if isinstance(content, str):
             if not content.strip():
-                last_assistant = role == "assistant" and i == len(self.request["messages"]) - 1
+                last_assistant = role == "assistant" and last
                 if not (last_assistant and content == ""):
                     self.fail(
                         f"{path}.content",
@@ -934,7 +939,7 @@ class _Checker:
             )
             return str(role)
         if not content:
-            last_assistant = role == "assistant" and i == len(self.request["messages"]) - 1
+            last_assistant = role == "assistant" and last
             if not last_assistant:
                 self.fail(
                     f"{path}.content", "is an empty list", "Give the message at least a block"
@@ -1351,3 +1356,201 @@ class _Checker:
                     f"a 1h breakpoint comes after a 5m one ({seen_5m})",
                     "Longer TTLs must come before shorter ones: put 1h markers first",
                 )
+
+
+# ------------------------------------------------------------------ validation, message by message
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """What :func:`validate` (``strict=False``) finds in everything of a request but its
+    messages (:func:`head_of`), for :class:`Validity`."""
+
+    ok: bool
+    """No problem outside the messages, and the request is plain data (checked as it is)."""
+    tool_names: frozenset[str]
+    """The names of the tools declared in ``tools``."""
+    markers: int
+    """Cache markers outside the messages (the top-level one included)."""
+    has_5m: bool
+    """A 5-minute marker in tools or system (before the messages)."""
+
+
+def head_of(request: Mapping[str, Any]) -> Head:
+    """:class:`Head` of ``request``: the checks of :func:`errors` that read no message."""
+    head = {k: v for k, v in request.items() if k != "messages"}
+    ok = type(request) is dict and _is_plain(head) and type(request.get("messages")) is list
+    checker = _Checker(head, False)
+    try:
+        checker.check_tools()
+        checker.check_system()
+        checker.check_cache_control()
+        ok = ok and not checker.found and not _may_be_unsendable(head)
+        markers = cache_markers(head)
+    except RecursionError:
+        return Head(False, frozenset(), 0, False)
+    has_5m = any(
+        path != "cache_control" and isinstance(m, dict) and m.get("ttl", "5m") == "5m"
+        for path, m in markers
+    )
+    return Head(ok, frozenset(checker.tool_names), len(markers), has_5m)
+
+
+class Validity:
+    """Whether :func:`validate` with ``strict=False`` passes a request, decided one message at
+    a time, so that a conversation grown by a turn is checked for its new messages only.
+
+    Each message gets validate's own checks (:class:`_Checker`), with what they need of the
+    messages before it carried along: the tool names added so far, the calls of the current
+    turn waiting for results, the call ids seen, the cache markers. It only ever errs on the
+    safe side: :meth:`passes` is True only when validate finds no problem; when it is False
+    the caller runs validate, which names the problem (or finds none). A state stands for the
+    messages added to it, whatever follows them; :meth:`passes` reads the end of the request.
+    """
+
+    __slots__ = (
+        "_checker",
+        "bad",
+        "has_1h",
+        "last",
+        "late_1h",
+        "markers",
+        "n",
+        "pending",
+        "role",
+        "seen",
+        "seen_5m",
+    )
+
+    def __init__(self, tool_names: frozenset[str]) -> None:
+        self._checker = _Checker({}, False)
+        self._checker.tool_names = set(tool_names)
+        self.n = 0
+        self.bad = False
+        """A problem found: in a message before the last, or in the pairing or markers."""
+        self.last: bool | None = True
+        """The last message added: True if it passed its checks as a message that is not the
+        last (or none was added); False if it failed them; None if it is an assistant message
+        with empty content (allowed only at the end)."""
+        self.role: str | None = None
+        """The role of the current turn (consecutive messages of one role are one turn)."""
+        self.pending: set[str] = set()
+        self.seen: set[str] = set()
+        self.markers = 0
+        self.seen_5m = self.has_1h = self.late_1h = False
+
+    def add(self, message: Any) -> None:
+        """Take ``messages[n]`` in: its own checks, its place in the pairing, its markers."""
+        i = self.n
+        self.n += 1
+        if self.last is not True:
+            self.bad = True  # the message before it failed, or was empty, and is not the last
+        self.last = False
+        if self.bad:
+            return  # validate will run: nothing more to learn
+        checker = self._checker
+        try:
+            role = checker.check_message(i, message, last=False)
+            failed = bool(checker.found)
+            checker.found.clear()
+            if role is None or (i == 0 and role == "system"):
+                self.bad = True
+                return
+            if not _is_plain(message, 2) or _may_be_unsendable(message):
+                self.bad = True
+                return
+            if role != "system":
+                self._pair(role, message)
+            self._marks(message)
+        except RecursionError:
+            self.bad = True
+            return
+        if failed:
+            content = message.get("content")
+            empty = (type(content) is str and content == "") or (
+                type(content) is list and not content
+            )
+            # Empty content is allowed in a last assistant message only.
+            self.last = None if role == "assistant" and empty else False
+            if self.last is None:
+                # Whether that was its only problem: checked again as the last message.
+                checker.check_message(i, message, last=True)
+                if checker.found:
+                    self.last = False
+                checker.found.clear()
+        else:
+            self.last = True
+
+    def _pair(self, role: str, message: dict[str, Any]) -> None:
+        """check_pairing, one message at a time."""
+        if role != self.role:
+            if self.role == "user" and self.pending:
+                self.bad = True  # a call of the turn before went unanswered
+            if role == "assistant":
+                self.pending = set()
+            self.role = role
+        content = message.get("content")
+        if not isinstance(content, list):
+            return
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if role == "assistant":
+                tid = block.get("id")
+                if block.get("type") != "tool_use" or not isinstance(tid, str):
+                    continue
+                if tid in self.seen:
+                    self.bad = True
+                self.seen.add(tid)
+                self.pending.add(tid)
+            elif block.get("type") == "tool_result":
+                tid = block.get("tool_use_id")
+                if not isinstance(tid, str):
+                    continue
+                if tid in self.pending:
+                    self.pending.discard(tid)
+                else:
+                    self.bad = True  # answers twice, late, or nothing
+
+    def _marks(self, message: dict[str, Any]) -> None:
+        """check_cache_control's count and TTL order, one message at a time: its markers in
+        the order of :func:`cache_markers`."""
+        content = message.get("content")
+        if not isinstance(content, list):
+            return
+        for block in content:
+            if not isinstance(block, Mapping):
+                continue
+            inner = block.get("content")
+            if block.get("type") == "tool_result" and isinstance(inner, list):
+                for item in inner:
+                    if isinstance(item, Mapping) and item.get("cache_control") is not None:
+                        self._mark(item["cache_control"])
+            if block.get("cache_control") is not None:
+                self._mark(block["cache_control"])
+
+    def _mark(self, marker: Any) -> None:
+        self.markers += 1
+        if not isinstance(marker, dict):
+            return
+        ttl = marker.get("ttl", "5m")
+        if ttl == "5m":
+            self.seen_5m = True
+        elif ttl == "1h":
+            self.has_1h = True
+            if self.seen_5m:
+                self.late_1h = True
+
+    def passes(self, head: Head) -> bool:
+        """Whether validate(strict=False) finds nothing in the request whose messages are the
+        ones added, and whose other parts ``head`` describes."""
+        return (
+            head.ok
+            and self.n > 0
+            and not self.bad
+            and self.last is not False
+            and not self.pending
+            and head.markers + self.markers <= MAX_BREAKPOINTS
+            and not self.late_1h
+            and not (head.has_5m and self.has_1h)
+        )

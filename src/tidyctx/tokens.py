@@ -55,6 +55,8 @@ __all__ = [
     "image_tokens",
     "keeps_prior_thinking",
     "local_counter",
+    "message_tokens",
+    "opens_turn",
     "tool_prompt_tokens",
     "uses_new_tokenizer",
 ]
@@ -616,17 +618,49 @@ def thinking_cutoff(messages: Any) -> int:
     if not isinstance(messages, list):
         return 0
     for i in range(len(messages) - 1, -1, -1):
-        message = messages[i]
-        if not isinstance(message, Mapping) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return i
-        if isinstance(content, list) and any(
-            not (isinstance(b, Mapping) and b.get("type") == "tool_result") for b in content
-        ):
+        if opens_turn(messages[i]):
             return i
     return 0
+
+
+def opens_turn(message: Any) -> bool:
+    """Whether ``message`` is a user message with something besides tool results: one that
+    :func:`thinking_cutoff` may return."""
+    if not isinstance(message, Mapping) or message.get("role") != "user":
+        return False
+    content = message.get("content")
+    if isinstance(content, str):
+        return True
+    return isinstance(content, list) and any(
+        not (isinstance(b, Mapping) and b.get("type") == "tool_result") for b in content
+    )
+
+
+def message_tokens(message: Any, factor: float) -> tuple[int, int]:
+    """What :meth:`LocalCounter.count_request` adds for the blocks of one message at
+    ``factor`` (:meth:`LocalCounter.factor` of the request's model), as ``(every block,
+    without thinking blocks)``: the second is its share when it comes before
+    :func:`thinking_cutoff` on a model that drops earlier thinking. The per-message overhead
+    is not in it. Sums of these over a conversation's messages are its count, so a count can
+    be kept per prefix and extended by the messages a turn adds."""
+    if not isinstance(message, Mapping):
+        return 0, 0
+    scale = LocalCounter._scale
+    content = message.get("content")
+    if isinstance(content, str):
+        n = scale(_memo_raw("b", content), factor)
+        return n, n
+    full = bare = 0
+    if isinstance(content, list):
+        for block in content:
+            n = scale(_memo_raw("b", block), factor)
+            full += n
+            if not (
+                isinstance(block, Mapping)
+                and block.get("type") in ("thinking", "redacted_thinking")
+            ):
+                bare += n
+    return full, bare
 
 
 class LocalCounter:

@@ -49,8 +49,11 @@ under the hash of the history before it. On every call the transform looks for t
 stored cut that is a prefix of the given history and reuses it, so as a conversation grows the
 output of turn *n+1* starts with the same bytes as turn *n* until the trigger fires again.
 Running it twice on the same input makes no second call and gives byte-identical output, and
-``t(t(x)) == t(x)``. A history that already starts with a tidyctx summary (an agent that keeps
-the summarized history) works the same way. The cut in use, and the records of its calls, are
+``t(t(x)) == t(x)``. What a plan reads of the history (token totals, the hash chain, cut
+points, validation) is kept per prefix in tidyctx's memo, so a turn reads only the messages
+added since the last one, with the same result as a reading of all of them. A history that
+already starts with a tidyctx summary (an agent that keeps the summarized history) works the
+same way. The cut in use, and the records of its calls, are
 renewed in the store on every call (:func:`~tidyctx.store.refresh`), so a store that evicts or
 expires entries does not lose them while the conversation goes on. A summary stands for the
 turns it replaces; unlike a cut, it does not keep them (their text is not in the store).
@@ -90,6 +93,7 @@ Put summarize before ``cache()``, so that breakpoints are placed on the summariz
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import inspect
 import json
@@ -107,18 +111,30 @@ from typing import Any, overload
 from tidyctx import pricing
 from tidyctx._calls import aobserved, observed
 from tidyctx._edge import Edge, shaped, start, transform_name
-from tidyctx._memo import content_key, memoized, shared_size
+from tidyctx._memo import content_key, memoized, prefix_tokens, resume, shared_size, suspend
 from tidyctx._request import (
+    Head,
     Request,
     ValidationError,
+    Validity,
     block_hash,
     cache_content,
+    head_of,
     to_plain,
     too_deep,
     validate,
 )
 from tidyctx.store import MemoryStore, Store, refresh, store_key
-from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
+from tidyctx.tokens import (
+    MESSAGE_OVERHEAD,
+    LocalCounter,
+    TokenCounter,
+    check_counter,
+    keeps_prior_thinking,
+    local_counter,
+    message_tokens,
+    opens_turn,
+)
 
 __all__ = [
     "ACK",
@@ -506,13 +522,14 @@ def _costs(p: Payback, summary_model: str) -> str:
 # ---------------------------------------------------------------------------- the transform
 
 
-def _message_hash(message: Any) -> str:
+def _message_hash(message: Any, key: Any = None) -> str:
     """Content hash of a message: markers left out, string content as a text block.
-    Remembered by content: the chain asks for every earlier message's on each turn."""
-    try:
-        key = content_key(message)
-    except TypeError:
-        return _hash_message(message)
+    Remembered by content (``key``: its :func:`~tidyctx._memo.content_key`, when known)."""
+    if key is None:
+        try:
+            key = content_key(message)
+        except TypeError:
+            return _hash_message(message)
     return memoized(
         "message-hash", key, lambda: _hash_message(message), lambda _: shared_size(key) + 64
     )
@@ -529,6 +546,134 @@ def _link(previous: str, message_hash: str) -> str:
     return memoized(
         "chain", (previous, message_hash), lambda: block_hash([previous, message_hash]), 200
     )
+
+
+_Part = tuple[int, int] | dict[str, Any]
+"""A run of a request's messages, as seen by :class:`_Fold`: ``(a, b)`` for its
+``messages[a:b]``, or one message of its own (a summary, an acknowledgement)."""
+
+
+class _Fold:
+    """What :meth:`Summarize._plan` reads of the messages, for ``messages[:n]``, built one
+    message at a time: a turn extends the state the previous turn left in the memo
+    (``resume``/``suspend`` under the token of the messages' content) by its new messages.
+
+    Per prefix: the token counts at each counter factor (with and without the thinking blocks
+    that earlier turns' counts leave out), where the current turn opens, the assistant
+    messages, the hash chain the stored cuts are keyed by, the cut points, the system messages
+    and whether the messages pass validation (:class:`~tidyctx._request.Validity`). Every
+    value is a function of the messages' content only, so a resumed state gives what a fresh
+    one would."""
+
+    __slots__ = (
+        "assistants",
+        "bare",
+        "chain",
+        "cut_assistants",
+        "cuts",
+        "factors",
+        "full",
+        "opened",
+        "previous",
+        "systems",
+        "validity",
+    )
+
+    def __init__(self, settings: str, factors: tuple[float, ...], validity: Validity) -> None:
+        self.factors = factors
+        self.full: list[list[int]] = [[0] for _ in factors]
+        """Per factor, the tokens of ``messages[:i]``'s blocks at ``[i]``."""
+        self.bare: list[list[int]] = [[0] for _ in factors]
+        """The same without thinking blocks."""
+        self.opened = [-1]
+        """At ``[i]``: the last message before ``i`` that opens a turn (opens_turn), or -1."""
+        self.assistants = [0]
+        """At ``[i]``: the assistant messages before ``i``."""
+        self.chain = [settings]
+        self.cuts: list[int] = []
+        self.cut_assistants: list[int] = []
+        """The assistant messages before each cut (ascending, as the cuts are)."""
+        self.systems: list[int] = []
+        self.previous: tuple[Any, bool] = (None, False)
+        """The last message's role and whether it holds tool results."""
+        self.validity = validity
+
+    @property
+    def size(self) -> int:
+        n = len(self.chain)
+        return 400 + n * (120 + 80 * len(self.factors)) + 16 * len(self.validity.seen)
+
+    def add(self, message: Any, key: Any) -> None:
+        i = len(self.chain) - 1
+        for full, bare, factor in zip(self.full, self.bare, self.factors, strict=True):
+            whole, without = message_tokens(message, factor)
+            full.append(full[-1] + whole)
+            bare.append(bare[-1] + without)
+        self.opened.append(i if opens_turn(message) else self.opened[-1])
+        role, result = _role(message), _has_result(message)
+        if i >= 1 and (
+            (role == "user" and not result)
+            or (role == "assistant" and self.previous == ("user", True))
+        ):
+            self.cuts.append(i)
+            self.cut_assistants.append(self.assistants[-1])
+        self.assistants.append(self.assistants[-1] + (role == "assistant"))
+        self.previous = (role, result)
+        if role == "system":
+            self.systems.append(i)
+        self.chain.append(_link(self.chain[-1], _message_hash(message, key)))
+        self.validity.add(message)
+
+    def tokens(self, at: int, keeps: bool, parts: Sequence[_Part]) -> int:
+        """``count_request({"messages": [...]})`` (without tools and system) of the messages
+        ``parts`` stand for, at ``self.factors[at]``; ``keeps``: the model keeps earlier
+        turns' thinking (else the thinking before the last message opening a turn counts 0,
+        see :func:`~tidyctx.tokens.thinking_cutoff`)."""
+        full, bare, opened = self.full[at], self.bare[at], self.opened
+        where, cutoff = -1, 0  # the part holding the message that opens the current turn
+        if not keeps:
+            for p in range(len(parts) - 1, -1, -1):
+                part = parts[p]
+                if isinstance(part, tuple):
+                    q = opened[part[1]]
+                    if q >= part[0]:
+                        where, cutoff = p, q
+                        break
+                elif opens_turn(part):
+                    where = p
+                    break
+        total = 0
+        for p, part in enumerate(parts):
+            if isinstance(part, tuple):
+                a, b = part
+                total += MESSAGE_OVERHEAD * (b - a)
+                if p < where:
+                    total += bare[b] - bare[a]
+                elif p == where:
+                    total += bare[cutoff] - bare[a] + full[b] - full[cutoff]
+                else:
+                    total += full[b] - full[a]
+            else:
+                whole, without = message_tokens(part, self.factors[at])
+                total += MESSAGE_OVERHEAD + (without if p < where else whole)
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class _Counting:
+    """How :meth:`Summarize._plan_folded` counts with a :class:`_Fold`."""
+
+    request: int
+    """The factor (index in the fold's) of the request's own count, against the trigger."""
+    request_keeps: bool
+    """Whether that model keeps earlier turns' thinking."""
+    alone: int
+    """The factor of a list of messages counted alone (spans, kept turns)."""
+    alone_keeps: bool
+    outside: int
+    """The request's tokens outside its messages: tools, system, the tools' prompt."""
+    head: Head
+    """What validation finds outside the messages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -694,6 +839,148 @@ class Summarize(Edge):
         messages = request.get("messages")
         if not isinstance(messages, list):
             raise ValidationError("messages", "missing", "summarize() needs a list of messages")
+        folded = self._fold(request, messages)
+        if folded is None:
+            return self._plan_anew(request, messages)
+        fold, token, counting = folded
+        try:
+            return self._plan_folded(request, messages, fold, counting)
+        finally:
+            suspend("summarize", token, fold, fold.size)
+
+    def _fold(self, request: Request, messages: list[Any]) -> tuple[_Fold, int, _Counting] | None:
+        """The :class:`_Fold` of ``messages`` (resumed from an earlier turn's, extended by the
+        new messages), the token to suspend it under, and how to count with it; None when
+        the messages cannot be folded (not plain data, a counter that is not a LocalCounter,
+        data a count or hash refuses): :meth:`_plan_anew` then reads them whole, and raises
+        what it raises."""
+        counter = self.counter
+        if counter is not None and type(counter) is not LocalCounter:
+            return None
+        try:
+            target = self._target(request)
+            trigger = counter if counter is not None else LocalCounter(target)
+            local = self._local(request)
+            # The models counted for: the request's (for the trigger), and that of a list of
+            # messages counted alone (spans, kept turns), as count_request sees each.
+            model, alone = trigger.model or request.get("model"), local.model
+            if not (model is None or isinstance(model, str)):
+                return None
+            factors = (trigger.factor(model), local.factor(alone))
+            distinct = tuple(dict.fromkeys(factors))
+            head = head_of(request)
+            rest = {k: v for k, v in request.items() if k != "messages"}
+            outside = trigger._total(rest) + trigger.overhead(rest)
+            keys = [content_key(m) if type(m) is dict else None for m in messages]
+            if None in keys:
+                return None
+            item = ("\0summarize", self.settings, distinct, head.tool_names)
+            tokens = prefix_tokens([item, *keys])
+            k, fold = resume("summarize", tokens)
+            if not isinstance(fold, _Fold) or len(fold.chain) != k:
+                k, fold = 1, _Fold(self.settings, distinct, Validity(head.tool_names))
+            for i in range(k - 1, len(messages)):
+                fold.add(messages[i], keys[i])
+        except Exception:
+            return None  # what the whole reading raises, it raises again
+        counting = _Counting(
+            distinct.index(factors[0]),
+            keeps_prior_thinking(model),
+            distinct.index(factors[1]),
+            keeps_prior_thinking(alone),
+            outside,
+            head,
+        )
+        return fold, tokens[-1], counting
+
+    def _plan_folded(
+        self, request: Request, messages: list[Any], fold: _Fold, counting: _Counting
+    ) -> _Plan:
+        """:meth:`_plan_anew`, reading the messages through their :class:`_Fold`: the same
+        plan (the same notes, the same store lookups in the same order), in time that does
+        not grow with the history once the fold is warm."""
+        n = len(messages)
+
+        def count(parts: Sequence[_Part]) -> int:  # count_request of the request, in parts
+            request_tokens = fold.tokens(counting.request, counting.request_keeps, parts)
+            return counting.outside + request_tokens
+
+        def alone(parts: Sequence[_Part]) -> int:  # count_request of a list of messages
+            return fold.tokens(counting.alone, counting.alone_keeps, parts)
+
+        tokens = count([(0, n)])
+        if tokens <= self.trigger:
+            note = f"below the trigger ({tokens:,} of {self.trigger:,} tokens): unchanged"
+            return _Plan(request, 0, None, None, tokens, note=note)
+        if not fold.validity.passes(counting.head):
+            validate(request, strict=False)  # names the problem (if it finds one)
+        lead, body, span = leading_summary(messages)
+        # The cuts that keep `keep` assistant messages after them: a prefix of the cuts, as
+        # the assistant messages before a cut only grow.
+        last = bisect.bisect_right(fold.cut_assistants, fold.assistants[n] - self.keep)
+        first = bisect.bisect_right(fold.cuts, lead, 0, last)
+        cuts = fold.cuts[first:last]
+        chain = tuple(fold.chain)
+        base, state = lead, request
+        head: list[_Part] = [(0, lead)]  # what stands before messages[base:] in `state`
+        for k in reversed(cuts):
+            found = self._stored_cut(self._prefix_key(chain[k]), k)
+            if found is not None:
+                base, (body, span) = k, found
+                assert span is not None
+                systems = [messages[i] for i in fold.systems if i < k]
+                state = _build(request, k, body, span, systems)
+                head = [state["messages"][0], *[(i, i + 1) for i in fold.systems if i < k]]
+                if _role(messages[k]) == "user":
+                    head.append(state["messages"][len(head)])
+                tokens = count([*head, (k, n)])
+                break
+        if tokens <= self.trigger:
+            return _Plan(state, base, body, span, tokens, chain, note="")
+        if not cuts or cuts[-1] <= base:
+            note = (
+                f"over the trigger ({tokens:,} tokens) but no cut keeps the last "
+                f"{self.keep} turns: unchanged"
+            )
+            return _Plan(state, base, body, span, tokens, chain, note=note)
+        cut = cuts[-1]
+        replaced = alone([(base, cut)])
+        if replaced < self.trigger * MIN_STEP:
+            note = (
+                f"over the trigger ({tokens:,} tokens), but only {replaced:,} tokens lie before "
+                f"the last {self.keep} turns; summarizing waits until that is at least "
+                f"{int(self.trigger * MIN_STEP):,}"
+            )
+            return _Plan(state, base, body, span, tokens, chain, note=note)
+        if self.max_payback_turns is not None:
+            sizes = alone([*head, (base, cut)]), alone([(cut, n)])
+            note = self._held(request, tokens, sizes)
+            if note:
+                return _Plan(state, base, body, span, tokens, chain, note=note)
+        return _Plan(state, base, body, span, tokens, chain, fire=cut)
+
+    def _held(self, request: Request, tokens: int, sizes: tuple[int, int]) -> str:
+        """Why the payback gate holds a step back (replacing ``sizes[0]`` tokens, keeping
+        ``sizes[1]``), or "" when it lets it through."""
+        p = payback(
+            self._target(request),
+            self.summary_model,
+            replaced=sizes[0],
+            summary=self.target_tokens,
+            kept=sizes[1],
+        )
+        if p is None or (p.turns is not None and p.turns <= (self.max_payback_turns or 0)):
+            return ""
+        back = "never" if p.turns is None else f"after {p.turns} turns"
+        return (
+            f"over the trigger ({tokens:,} tokens), but summarizing {sizes[0]:,} "
+            f"tokens and keeping {sizes[1]:,} would pay back {back}, more than "
+            f"max_payback_turns={self.max_payback_turns} (estimate: "
+            f"{_costs(p, self.summary_model)}); summarizing waits for a longer span"
+        )
+
+    def _plan_anew(self, request: Request, messages: list[Any]) -> _Plan:
+        """The plan, reading every message (what :meth:`_plan_folded` gives incrementally)."""
         tokens = self._count(request)
         if tokens <= self.trigger:
             note = f"below the trigger ({tokens:,} of {self.trigger:,} tokens): unchanged"
@@ -734,22 +1021,8 @@ class Summarize(Edge):
             )
             return _Plan(state, base, body, span, tokens, chain, note=note)
         if self.max_payback_turns is not None:
-            sizes = _sizes(counter, state["messages"], messages[cut:])
-            p = payback(
-                self._target(request),
-                self.summary_model,
-                replaced=sizes[0],
-                summary=self.target_tokens,
-                kept=sizes[1],
-            )
-            if p is not None and (p.turns is None or p.turns > self.max_payback_turns):
-                back = "never" if p.turns is None else f"after {p.turns} turns"
-                note = (
-                    f"over the trigger ({tokens:,} tokens), but summarizing {sizes[0]:,} "
-                    f"tokens and keeping {sizes[1]:,} would pay back {back}, more than "
-                    f"max_payback_turns={self.max_payback_turns} (estimate: "
-                    f"{_costs(p, self.summary_model)}); summarizing waits for a longer span"
-                )
+            note = self._held(request, tokens, _sizes(counter, state["messages"], messages[cut:]))
+            if note:
                 return _Plan(state, base, body, span, tokens, chain, note=note)
         return _Plan(state, base, body, span, tokens, chain, fire=cut)
 
@@ -1146,12 +1419,16 @@ def _model_of(request: Mapping[str, Any]) -> str | None:
     return model if isinstance(model, str) and model else None
 
 
-def _build(request: Request, cut: int, body: str, span: str) -> Request:
+def _build(
+    request: Request, cut: int, body: str, span: str, systems: list[Any] | None = None
+) -> Request:
+    """``request`` with ``messages[:cut]`` replaced by the summary; ``systems``: the system
+    messages among them, when known."""
     messages = request["messages"]
     # System messages are instructions (and tool additions or removals) the client placed in
     # the conversation: never summarized away, they stay as sent and in their order, after the
     # summary (a user message, as each followed a user message).
-    kept = [m for m in messages[:cut] if _role(m) == "system"]
+    kept = [m for m in messages[:cut] if _role(m) == "system"] if systems is None else systems
     head = [summary_message(body, span), *kept]
     if _role(messages[cut]) == "user":
         head.append(_ack())
