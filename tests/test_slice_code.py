@@ -928,3 +928,53 @@ def test_a_result_before_its_call_or_an_id_opened_twice_is_read_whole() -> None:
             out = t(part)
             assert out == SliceCode(max_tokens=150)._run_whole(start(part)[0])[0]
         assert MARKER_PREFIX in json.dumps(out)
+
+
+def _with_changing_tail(request: dict[str, Any], k: int, marked: bool) -> dict[str, Any]:
+    """``request`` with a block on its latest message that the next turn no longer has (as
+    order() appends the volatile system lines), and a cache_control there if ``marked``."""
+    out = copy.deepcopy(request)
+    last = out["messages"][-1]
+    content = last["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    blocks.append({"type": "text", "text": f"<system-context>\nturn {k}\n</system-context>"})
+    if marked:
+        blocks[-1]["cache_control"] = {"type": "ephemeral"}
+    last["content"] = blocks
+    return out
+
+
+@given(view_conversations(), st.booleans())
+@settings(max_examples=30)
+def test_a_latest_message_that_changes_every_turn_resumes_as_a_whole_run(
+    session: list[dict[str, Any]], marked: bool
+) -> None:
+    requests_ = [_with_changing_tail(r, k, marked) for k, r in enumerate(session)]
+    _folded_and_whole(requests_, 100_000)
+
+
+def test_a_turn_reads_only_the_messages_it_adds_and_the_last_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = "\n".join(f"def handler_{k}(x):\n" + "    x = x + 1\n" * 8 for k in range(30))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Fix handler_3."}]
+    for k in range(20):
+        call = {"type": "tool_use", "id": f"t{k}", "name": "read_file", "input": {"path": "a.py"}}
+        messages.append({"role": "assistant", "content": [call]})
+        result = {"type": "tool_result", "tool_use_id": f"t{k}", "content": source}
+        messages.append({"role": "user", "content": [result]})
+    t = slice_code(max_tokens=150)
+    read: list[int] = []
+    add = Conversation.add
+
+    def counted(self: Conversation, message: Any) -> list[str]:
+        read.append(len(self.said))
+        return add(self, message)
+
+    monkeypatch.setattr(Conversation, "add", counted)
+    for end in range(3, len(messages) + 1, 2):
+        request = _with_changing_tail({"model": MODEL, "messages": messages[:end]}, end, True)
+        read.clear()
+        out = t(request)
+        assert read == list(range(max(0, end - 5), end))  # 2 new messages and the last 3
+    assert MARKER_PREFIX in json.dumps(out["messages"][2])

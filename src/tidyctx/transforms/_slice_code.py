@@ -118,6 +118,9 @@ _MIN_INNER_NAME = 6  # shortest name looked for inside definitions' names
 _TASK = 4  # weight of the names in the task: the first user message with text
 _RARE = 3  # a name in the code of more definitions than this says nothing about one of them
 _INSTANCES = itertools.count(1)  # a token per transform, for its state in the memo
+_TAIL = (
+    3  # the last messages, read again each turn: the latest user message, its call, the one before
+)
 
 
 # ---------------------------------------------------------------------------- references
@@ -826,16 +829,24 @@ class SliceCode(Edge):
             tokens = prefix_tokens(items)
         except TypeError:  # a tool spec that cannot be a key
             return None
-        _, state = resume("slice_code", tokens, 1)
+        _, state = resume("slice_code", tokens)
         if not isinstance(state, _Fold):
             state = _Fold(self.tools)
         done = len(state.conversation.said)
+        # The last messages change between turns (a block appended to the latest user message,
+        # a cache_control moved on): they are read each turn and taken out of the state again,
+        # so that the next turn finds it for the messages before them.
+        cut = max(done, len(messages) - _TAIL)
         # The messages added: their calls and what they said first, so that one whose call
         # answers an earlier result (the whole request decides its view) leaves the state
         # before anything is written to the store.
         conversation = state.conversation
-        for i in range(done, len(messages)):
+        for i in range(done, cut):
             if not state.add(i, messages[i]):
+                return None
+        mark = state.mark()
+        for i in range(cut, len(messages)):
+            if not state.add(i, messages[i], mark):
                 return None
         conversation._prefix = tokens[1:]
         store = guarded(self.store, request)  # renews first what markers passed on name
@@ -845,35 +856,44 @@ class SliceCode(Edge):
             for b, key in zip(blocks, keys, strict=True):
                 if key is not None:
                     _keep(store, key, str(b["text"]))
-        for i in range(done, len(messages)):
+        size = state.size
+        for i in range(done, cut):
             self._fold_results(state, i, messages[i], counter, store)
-        suspend("slice_code", tokens[-1], state, state.size)
+        mark.edits, mark.outcomes = len(state.edits), len(state.outcomes)
+        mark.size += state.size - size  # what the messages before the mark's results hold
+        for i in range(cut, len(messages)):
+            self._fold_results(state, i, messages[i], counter, store)
         out = dict(request)
-        if not conversation.views:
-            out["messages"] = list(messages)
-            return out, list(state.outcomes)
         out["messages"] = new_messages = list(messages)
-        copied: dict[int, list[Any]] = {}
-        for i, j, texts, _ in state.edits:
-            content = copied.get(i)
-            if content is None:
-                content = copied[i] = list(messages[i]["content"])
-                new_messages[i] = {**messages[i], "content": content}
-            block = content[j]
-            inner = block["content"]
-            blocks = [{"type": "text", "text": inner}] if isinstance(inner, str) else inner
-            new = [b if t is None else {**b, "text": t} for b, t in zip(blocks, texts, strict=True)]
-            content[j] = {**block, "content": new}
-        rewritten = [(i, j) for i, j, _, _ in state.edits]
-        places = set(rewritten)
-        passed: list[str] = []
-        for i, j, ids in state.marked:
-            if (i, j) in places:  # what settle finds passed on in a rewritten block
-                passed += [x for x in block_ids(new_messages[i]["content"][j]) if x in ids]
-            else:
-                passed += ids
-        settle(self.store, request, out, what="slice_code", passed_on=passed, rewritten=rewritten)
-        return out, list(state.outcomes)
+        outcomes = list(state.outcomes)
+        if conversation.views:
+            copied: dict[int, list[Any]] = {}
+            for i, j, texts, _ in state.edits:
+                content = copied.get(i)
+                if content is None:
+                    content = copied[i] = list(messages[i]["content"])
+                    new_messages[i] = {**messages[i], "content": content}
+                block = content[j]
+                inner = block["content"]
+                blocks = [{"type": "text", "text": inner}] if isinstance(inner, str) else inner
+                new = [
+                    b if t is None else {**b, "text": t} for b, t in zip(blocks, texts, strict=True)
+                ]
+                content[j] = {**block, "content": new}
+            rewritten = [(i, j) for i, j, _, _ in state.edits]
+            places = set(rewritten)
+            passed: list[str] = []
+            for i, j, ids in state.marked:
+                if (i, j) in places:  # what settle finds passed on in a rewritten block
+                    passed += [x for x in block_ids(new_messages[i]["content"][j]) if x in ids]
+                else:
+                    passed += ids
+            settle(
+                self.store, request, out, what="slice_code", passed_on=passed, rewritten=rewritten
+            )
+        state.rollback(mark)
+        suspend("slice_code", tokens[cut], state, state.size)
+        return out, outcomes
 
     def _fold_results(
         self, state: _Fold, i: int, message: dict[str, Any], counter: LocalCounter, store: Store
@@ -981,6 +1001,19 @@ def _keep(store: Store, key: str, text: str) -> None:
         store.put(key, text)
 
 
+@dataclass(slots=True)
+class _Mark:
+    """Where a :class:`_Fold` was (see :meth:`_Fold.mark`), and what it overwrote since."""
+
+    said: int
+    marked: int
+    edits: int
+    outcomes: int
+    size: int
+    overwritten: list[tuple[str, FileView | None, str | None]] = field(default_factory=list)
+    answered: set[str] = field(default_factory=set)
+
+
 class _Fold:
     """What :class:`SliceCode` knows of the first messages of a conversation: what they said
     and the views they open (``conversation``), the outcome of each view they answer, the
@@ -1000,14 +1033,48 @@ class _Fold:
         """Per tool block that names store ids (message, block): those ids."""
         self.size = 0
 
-    def add(self, i: int, message: dict[str, Any]) -> bool:
-        """Read message ``i``; False when one of its calls opens a view under an id that an
-        earlier result answers: which view that result gets depends on the whole request."""
+    def mark(self) -> _Mark:
+        """A mark to go back to with :meth:`rollback`; :meth:`add` records in it what it
+        overwrites."""
+        said = len(self.conversation.said)
+        return _Mark(said, len(self.marked), len(self.edits), len(self.outcomes), self.size)
+
+    def rollback(self, mark: _Mark) -> None:
+        """Forget what was read since ``mark``: the state is as it was then."""
         conversation = self.conversation
+        del conversation.said[mark.said :]
+        for ident, view, text in reversed(mark.overwritten):
+            if view is None:
+                conversation.views.pop(ident, None)
+            else:
+                conversation.views[ident] = view
+            if text is None:
+                conversation._inputs.pop(ident, None)
+            else:
+                conversation._inputs[ident] = text
+        for view in [v for v in conversation._refs if v.message >= mark.said]:
+            del conversation._refs[view]
+        self.answered -= mark.answered
+        del self.marked[mark.marked :]
+        del self.edits[mark.edits :]
+        del self.outcomes[mark.outcomes :]
+        self.size = mark.size
+
+    def add(self, i: int, message: dict[str, Any], mark: _Mark | None = None) -> bool:
+        """Read message ``i`` (recording in ``mark`` what that changes); False when one of its
+        calls opens a view under an id that an earlier result answers: which view that result
+        gets depends on the whole request."""
+        conversation = self.conversation
+        content = message.get("content")
+        if mark is not None:  # the calls' ids, whose views and inputs the message may replace
+            for b in content if isinstance(content, list) else [content]:
+                if isinstance(b, Mapping) and b.get("type") == "tool_use":
+                    ident = str(b.get("id"))
+                    old = (conversation.views.get(ident), conversation._inputs.get(ident))
+                    mark.overwritten.append((ident, *old))
         opened = conversation.add(message)
         if any(ident in self.answered for ident in opened):
             return False
-        content = message.get("content")
         if isinstance(content, list):
             for j, block in enumerate(content):
                 if not isinstance(block, dict):
@@ -1018,7 +1085,10 @@ class _Fold:
                     if ids:
                         self.marked.append((i, j, tuple(ids)))
                 if kind == "tool_result":
-                    self.answered.add(str(block.get("tool_use_id")))
+                    ident = str(block.get("tool_use_id"))
+                    if mark is not None and ident not in self.answered:
+                        mark.answered.add(ident)
+                    self.answered.add(ident)
         said = conversation.said[-1]
         # Result texts are the request's own (see tidyctx._memo): counted as references.
         self.size += 64 + text_size(said.prose, said.code) + 16 * len(said.results)
