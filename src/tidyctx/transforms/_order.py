@@ -636,12 +636,8 @@ class Order(Edge):
                 problem,
                 "order() needs the conversation: volatile system lines go to the last user message",
             )
-        # What order() serializes (tools by their canonical JSON; with ``seen``, the system
-        # and the first message) needs UTF-8 and finite numbers: name what cannot be sent.
-        # The rest it only passes on.
-        check_encodable({k: request[k] for k in ("tools", "system") if k in request})
-        if self.seen is not None:
-            check_encodable({"messages": messages[:1]})
+        # Tools are sorted by their canonical JSON, which needs UTF-8: name a lone surrogate.
+        check_encodable(request)
         # The client's own form (strings stay strings, keys keep their order), copied where it
         # changes: a message, its content list and a block, before one of them is edited.
         out = dict(request)
