@@ -16,6 +16,8 @@ import strategies as gen
 import tidyctx as tc
 from builders import with_system_line
 from tidyctx import _request as rq
+from tidyctx._edge import start
+from tidyctx._memo import DEFAULT_MAX_BYTES, clear_memo, set_memo_limit
 from tidyctx._request import ValidationError, validate
 from tidyctx.transforms._order import (
     DEFAULT_PATTERNS,
@@ -121,6 +123,36 @@ def test_pure(request: dict[str, Any]) -> None:
 @given(_maybe_volatile())
 def test_output_is_valid(request: dict[str, Any]) -> None:
     validate(order()(request))
+
+
+@PROPS
+@given(_maybe_volatile())
+def test_the_body_copies_what_it_changes_and_leaves_its_input_alone(
+    request: dict[str, Any],
+) -> None:
+    plain, _ = start(_reversed_keys(request))  # tool inputs out of order: they get rewritten
+    snapshot = copy.deepcopy(plain)
+    out = order().apply(plain)
+    assert _dump(plain) == _dump(snapshot)
+    assert _dump(out) == _dump(order().apply(copy.deepcopy(snapshot)))
+    assert _dump(order().apply(copy.deepcopy(out))) == _dump(out)
+
+
+@settings(max_examples=30)
+@given(gen.growing_conversations(), st.booleans())
+def test_a_remembered_system_scan_changes_no_output(
+    session: list[dict[str, Any]], evict: bool
+) -> None:
+    t = order()
+    try:
+        for request in session:
+            if evict:
+                set_memo_limit(500)
+            got = _dump(t(with_system_line(request, TIME_LINE)))
+            clear_memo()
+            assert got == _dump(order()(with_system_line(request, TIME_LINE)))
+    finally:
+        set_memo_limit(DEFAULT_MAX_BYTES)
 
 
 @PROPS

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,13 @@ from hypothesis import strategies as st
 import tidyctx as tc
 from builders import result_of
 from strategies import growing_conversations, requests
+from tidyctx._edge import start
 from tidyctx._markers import MARKER_PREFIX
+from tidyctx._memo import DEFAULT_MAX_BYTES, set_memo_limit
 from tidyctx.code import _grammars
 from tidyctx.code import _slicing as slicing
 from tidyctx.code._views import GAP, cat_path, parse_listing
-from tidyctx.store import MemoryStore
+from tidyctx.store import MemoryStore, StoreWarning
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._expand import expand_tool
@@ -803,3 +807,178 @@ def test_a_view_over_a_million_characters_is_left_to_trim_with_the_reason() -> N
     out = tc.pipe(request, tc.slice_code())
     assert result_of(out["messages"][2]) == source
     assert "too long to parse" in str(tc.explain(request, tc.slice_code()))
+
+
+# ---------------------------------------------------------------------------- the fold
+
+
+class _Logged(MemoryStore):
+    """A store that records what is done to it, in order."""
+
+    def __init__(self, max_items: int) -> None:
+        super().__init__(max_items=max_items)
+        self.log: list[tuple[str, str]] = []
+
+    def put(self, key: str, value: str) -> None:
+        self.log.append(("put", key))
+        super().put(key, value)
+
+    def touch(self, key: str) -> bool:
+        self.log.append(("touch", key))
+        return super().touch(key)
+
+
+def _edit_in_place(request: dict[str, Any], rng: int) -> None:
+    """Change, in place, one earlier tool result's text or one call's input."""
+    messages = request["messages"]
+    blocks = [b for m in messages if isinstance(m["content"], list) for b in m["content"]]
+    tools = [b for b in blocks if b.get("type") in ("tool_use", "tool_result")]
+    if not tools:
+        return
+    block = tools[rng % len(tools)]
+    if block["type"] == "tool_use":
+        block["input"] = {**block["input"], "path": f"/repo/other_{rng}.py"}
+    elif isinstance(block["content"], str):
+        block["content"] = block["content"].replace("value", f"changed_{rng}")
+    else:
+        block["content"] = "edited"
+
+
+def _folded_and_whole(
+    requests_: list[dict[str, Any]], max_items: int, edits: list[int] | None = None
+) -> None:
+    """Each request through one transform (its state resumed from the call before) and
+    through another's whole run: the same bytes, outcomes and store traffic."""
+    folded = SliceCode(max_tokens=150, store=_Logged(max_items))
+    whole = SliceCode(max_tokens=150, store=_Logged(max_items))
+    for k, request in enumerate(requests_):
+        if edits and 0 < k < len(edits):  # the last request again, edited in place
+            _edit_in_place(requests_[k - 1], edits[k])
+            got = folded._run(requests_[k - 1])
+            assert got == whole._run_whole(copy.deepcopy(requests_[k - 1]))
+        frozen = copy.deepcopy(request)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StoreWarning)  # a store too small: same in both
+            out, outcomes = folded._run(request)
+            expected, expected_outcomes = whole._run_whole(copy.deepcopy(request))
+        assert request == frozen
+        assert json.dumps(out) == json.dumps(expected)
+        assert outcomes == expected_outcomes
+        assert folded.store.log == whole.store.log  # type: ignore[attr-defined]
+
+
+@given(view_conversations(), st.sampled_from([1, 2, 100_000]))
+@settings(max_examples=40)
+def test_a_resumed_slice_code_gives_what_a_whole_run_gives(
+    session: list[dict[str, Any]], max_items: int
+) -> None:
+    _folded_and_whole(session, max_items)
+
+
+@given(view_conversations(), st.lists(st.integers(0, 1_000), min_size=2, max_size=6))
+@settings(max_examples=30)
+def test_a_caller_that_edits_old_messages_in_place_gets_a_whole_run(
+    session: list[dict[str, Any]], edits: list[int]
+) -> None:
+    _folded_and_whole(session, 100_000, edits)
+
+
+@given(view_conversations(), view_conversations(), st.booleans())
+@settings(max_examples=25)
+def test_interleaved_conversations_and_an_evicting_memo_change_no_slice(
+    first: list[dict[str, Any]], second: list[dict[str, Any]], evict: bool
+) -> None:
+    t = slice_code(max_tokens=150)
+    turns_ = [r for pair in itertools.zip_longest(first, second) for r in pair if r is not None]
+    try:
+        if evict:
+            set_memo_limit(2_000)
+        for request in turns_:
+            out = t(request)
+            assert out == SliceCode(max_tokens=150)._run_whole(start(request)[0])[0]
+    finally:
+        set_memo_limit(DEFAULT_MAX_BYTES)
+
+
+@given(growing_conversations(max_turns=5))
+@settings(max_examples=30)
+def test_any_growing_conversation_resumes_as_a_whole_run(session: list[dict[str, Any]]) -> None:
+    _folded_and_whole(session, 100_000)
+
+
+def test_a_result_before_its_call_or_an_id_opened_twice_is_read_whole() -> None:
+    source = "\n".join(f"def handler_{k}(x):\n" + "    x = x + 1\n" * 8 for k in range(30))
+    call = {"type": "tool_use", "id": "t1", "name": "read_file", "input": {"path": "a.py"}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": source}
+    again = {**call, "input": {"path": "b.py"}}
+    t = slice_code(max_tokens=150)
+    for messages in (
+        [  # the result comes first: the call after it decides what it is
+            {"role": "user", "content": [result]},
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": "handler_3 please"},
+        ],
+        [  # the id is opened again: the later view is the one its results get
+            {"role": "user", "content": "Fix handler_3."},
+            {"role": "assistant", "content": [call]},
+            {"role": "user", "content": [result]},
+            {"role": "assistant", "content": [again]},
+            {"role": "user", "content": [{**result, "content": source + "\n"}]},
+        ],
+    ):
+        request = {"model": MODEL, "max_tokens": 64, "messages": messages}
+        for end in range(1, len(messages) + 1):
+            part = {**request, "messages": messages[:end]}
+            out = t(part)
+            assert out == SliceCode(max_tokens=150)._run_whole(start(part)[0])[0]
+        assert MARKER_PREFIX in json.dumps(out)
+
+
+def _with_changing_tail(request: dict[str, Any], k: int, marked: bool) -> dict[str, Any]:
+    """``request`` with a block on its latest message that the next turn no longer has (as
+    order() appends the volatile system lines), and a cache_control there if ``marked``."""
+    out = copy.deepcopy(request)
+    last = out["messages"][-1]
+    content = last["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    blocks.append({"type": "text", "text": f"<system-context>\nturn {k}\n</system-context>"})
+    if marked:
+        blocks[-1]["cache_control"] = {"type": "ephemeral"}
+    last["content"] = blocks
+    return out
+
+
+@given(view_conversations(), st.booleans())
+@settings(max_examples=30)
+def test_a_latest_message_that_changes_every_turn_resumes_as_a_whole_run(
+    session: list[dict[str, Any]], marked: bool
+) -> None:
+    requests_ = [_with_changing_tail(r, k, marked) for k, r in enumerate(session)]
+    _folded_and_whole(requests_, 100_000)
+
+
+def test_a_turn_reads_only_the_messages_it_adds_and_the_last_few(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = "\n".join(f"def handler_{k}(x):\n" + "    x = x + 1\n" * 8 for k in range(30))
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Fix handler_3."}]
+    for k in range(20):
+        call = {"type": "tool_use", "id": f"t{k}", "name": "read_file", "input": {"path": "a.py"}}
+        messages.append({"role": "assistant", "content": [call]})
+        result = {"type": "tool_result", "tool_use_id": f"t{k}", "content": source}
+        messages.append({"role": "user", "content": [result]})
+    t = slice_code(max_tokens=150)
+    read: list[int] = []
+    add = Conversation.add
+
+    def counted(self: Conversation, message: Any) -> list[str]:
+        read.append(len(self.said))
+        return add(self, message)
+
+    monkeypatch.setattr(Conversation, "add", counted)
+    for end in range(3, len(messages) + 1, 2):
+        request = _with_changing_tail({"model": MODEL, "messages": messages[:end]}, end, True)
+        read.clear()
+        out = t(request)
+        assert read == list(range(max(0, end - 5), end))  # 2 new messages and the last 3
+    assert MARKER_PREFIX in json.dumps(out["messages"][2])

@@ -70,13 +70,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx._edge import Edge
+from tidyctx._memo import memoized
 from tidyctx._request import (
     Request,
     ValidationError,
     cache_content,
     canonical_json,
     check_encodable,
-    plain_copy,
 )
 
 __all__ = [
@@ -548,13 +548,13 @@ class _Item:
     label: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Scan:
     """One system text split for moving: the spans (offset in ``rest``, text), and ``rest``
     (the text without its spans) as lines with the label of the pattern each matched."""
 
-    spans: list[tuple[int, str]]
-    lines: list[tuple[str, str | None]]
+    spans: tuple[tuple[int, str], ...]
+    lines: tuple[tuple[str, str | None], ...]
 
 
 class Order(Edge):
@@ -579,6 +579,7 @@ class Order(Edge):
         self.seen = seen
         self.name = name
         self._labels = tuple(_label(p) for p in patterns)
+        self._pattern_key = tuple((p.pattern, p.flags) for p in patterns)
 
     def __repr__(self) -> str:
         return self.name
@@ -637,8 +638,10 @@ class Order(Edge):
             )
         # Tools are sorted by their canonical JSON, which needs UTF-8: name a lone surrogate.
         check_encodable(request)
-        # A copy in the client's own form: strings stay strings, keys keep their order.
-        out = plain_copy(request)
+        # The client's own form (strings stay strings, keys keep their order), copied where it
+        # changes: a message, its content list and a block, before one of them is edited.
+        out = dict(request)
+        out["messages"] = list(messages)
         stats = _Stats()
         if self.sort_tools and isinstance(out.get("tools"), list) and out["tools"]:
             out["tools"] = self._order_tools(out["tools"], stats)
@@ -679,11 +682,12 @@ class Order(Edge):
     def _canonical_inputs(self, messages: list[Any], stats: _Stats) -> None:
         # Client tool calls only: a server tool's blocks are the API's own and go back as
         # they came.
-        for message in messages:
+        for i, message in enumerate(messages):
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, list):
                 continue
-            for block in content:
+            copied: list[Any] | None = None
+            for j, block in enumerate(content):
                 # An input already canonical (the usual case, and every input on a later
                 # turn) is left as it is, without building and serializing its canonical copy.
                 if (
@@ -693,7 +697,10 @@ class Order(Edge):
                     and not _is_canonical(block["input"])
                 ):
                     stats.inputs += 1
-                    block["input"] = _canonical(block["input"])
+                    if copied is None:
+                        copied = list(content)
+                        messages[i] = {**message, "content": copied}
+                    copied[j] = {**block, "input": _canonical(block["input"])}
 
     def _move_volatile(self, request: Request, out: Request, stats: _Stats, record: bool) -> None:
         system = out.get("system")
@@ -750,7 +757,7 @@ class Order(Edge):
             elif is_dynamic:
                 plans.append(("dynamic", None))
             else:
-                plans.append(("scan", self._scan(path, text)))
+                plans.append(("scan", self._scanned(path, text)))
 
         # Which volatile-looking lines move: all of them, or (with a memory of the
         # conversation) those whose text has changed since an earlier request.
@@ -853,7 +860,21 @@ class Order(Edge):
                 f"must be a string or a list of blocks, got {type(content).__name__}",
             )
         # Appended last: after any tool_result blocks, which must come first (TU).
-        message["content"] = [*content, _dynamic_block([item.text for item in items])]
+        messages[last_user] = {
+            **message,
+            "content": [*content, _dynamic_block([item.text for item in items])],
+        }
+
+    def _scanned(self, path: str, text: str) -> _Scan:
+        """:meth:`_scan`, remembered by the text and the patterns: the system prompt is the
+        same on every turn, and matching each line against every pattern costs more than the
+        rest of order() together."""
+        return memoized(
+            "order-scan",
+            (self._pattern_key, text),
+            lambda: self._scan(path, text),
+            lambda scan: 2 * len(text) + 16 * len(scan.lines),
+        )
 
     def _scan(self, path: str, text: str) -> _Scan:
         """Split one system text into its ``<dynamic>`` spans and labelled lines.
@@ -882,7 +903,7 @@ class Order(Edge):
                     f"unbalanced {tag} tag: every {DYNAMIC_OPEN} needs a {DYNAMIC_CLOSE} after it",
                     "Close the span, or pin the block with order(stable=[...]) to keep it verbatim",
                 )
-        return _Scan(spans, [(line, self._match(line)) for line in rest.split("\n")])
+        return _Scan(tuple(spans), tuple((line, self._match(line)) for line in rest.split("\n")))
 
     def _match(self, line: str) -> str | None:
         if not line.strip():

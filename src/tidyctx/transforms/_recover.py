@@ -29,7 +29,7 @@ import copy
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tidyctx._markers import store_ids
@@ -170,6 +170,8 @@ def settle(
     *,
     what: str,
     redo: Callable[[Position], None] | None = None,
+    passed_on: Sequence[str] | None = None,
+    rewritten: Iterable[Position] = (),
 ) -> Request:
     """``after`` (the output of a transform on ``before``) with every id it names renewed in
     ``store``; a block whose new ids the store does not hold is rewritten again by ``redo``
@@ -181,10 +183,19 @@ def settle(
     The ids a block already named in ``before`` (markers of an earlier transform, or of an
     earlier turn's output sent back) are renewed after this transform's own, so that what it
     puts back evicts its own older entries (which it can put back again) before those.
+
+    A caller that knows those ids (from an earlier turn: see ``tidyctx._memo.resume``) gives
+    them as ``passed_on``, in block order (the ids a rewritten block names that its block in
+    ``before`` named too, at that block's place), and the places of the blocks it rewrote as
+    ``rewritten``: then only those blocks are read, and the result is the same.
     """
     own: dict[Position, list[str]] = {}
     passed: dict[str, None] = {}
-    for where, block in _blocks(after):
+    pairs: Iterable[tuple[Position, Any]] = _blocks(after)
+    if passed_on is not None:
+        passed.update(dict.fromkeys(passed_on))
+        pairs = [(where, _at(after, where)) for where in rewritten]
+    for where, block in pairs:
         old = _at(before, where)
         if old is block:  # passed on as it came (shared): every id it names was known
             passed.update(dict.fromkeys(block_ids(block)))

@@ -67,19 +67,20 @@ earlier tool results as they were recorded.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
-from tidyctx._memo import memoized, prefix_tokens
+from tidyctx._memo import content_key, memoized, prefix_tokens, resume, suspend, text_size
 from tidyctx._request import Request, ValidationError, as_given, input_json, normalized
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
-from tidyctx.store import MemoryStore, Store, keep_text
+from tidyctx.store import MemoryStore, Store, keep_text, refresh, store_key
 from tidyctx.tokens import (
     LocalCounter,
     TokenCounter,
@@ -87,7 +88,7 @@ from tidyctx.tokens import (
     get_encoding,
     local_counter,
 )
-from tidyctx.transforms._recover import guarded, settle
+from tidyctx.transforms._recover import block_ids, guarded, settle
 
 if TYPE_CHECKING:
     from tidyctx.code._slicing import Definition
@@ -116,6 +117,10 @@ _TERM_CHARS = 200_000  # characters of one text searched for names
 _MIN_INNER_NAME = 6  # shortest name looked for inside definitions' names
 _TASK = 4  # weight of the names in the task: the first user message with text
 _RARE = 3  # a name in the code of more definitions than this says nothing about one of them
+_INSTANCES = itertools.count(1)  # a token per transform, for its state in the memo
+_TAIL = (
+    3  # the last messages, read again each turn: the latest user message, its call, the one before
+)
 
 
 # ---------------------------------------------------------------------------- references
@@ -279,38 +284,55 @@ class Conversation:
     ('src/config.py', 4)
     """
 
-    def __init__(self, messages: Sequence[Any], tools: Mapping[str, PathSpec] = DEFAULT_TOOLS):
+    def __init__(
+        self,
+        messages: Sequence[Any] = (),
+        tools: Mapping[str, PathSpec] = DEFAULT_TOOLS,
+        *,
+        prefix: Sequence[int] | None = None,
+    ):
         self.said: list[_Said] = []
         self.views: dict[str, FileView] = {}
-        self._refs: dict[str, References] = {}
-        inputs: dict[str, str] = {}
-        for i, message in enumerate(messages):
-            if not isinstance(message, Mapping):
-                self.said.append(_Said("", (), (), ()))
+        self.tools = tools
+        self._refs: dict[FileView, References] = {}
+        self._inputs: dict[str, str] = {}
+        for message in messages:
+            self.add(message)
+        # A view's references depend on its prefix. ``prefix``: tokens of the messages the
+        # caller has already (one per message), else tokens of what each message said.
+        self._prefix = list(prefix) if prefix is not None else prefix_tokens(self.said)
+
+    def add(self, message: Any) -> list[str]:
+        """Read one more message; returns the ids of the file views its calls open."""
+        opened: list[str] = []
+        if not isinstance(message, Mapping):
+            self.said.append(_Said("", (), (), ()))
+            return opened
+        i = len(self.said)
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else [content]
+        code: list[str] = []
+        results: list[tuple[str, str]] = []
+        for b in blocks:
+            if not isinstance(b, Mapping):
                 continue
-            content = message.get("content")
-            blocks = content if isinstance(content, list) else [content]
-            code: list[str] = []
-            results: list[tuple[str, str]] = []
-            for b in blocks:
-                if not isinstance(b, Mapping):
-                    continue
-                if b.get("type") == "tool_use":
-                    ident = str(b.get("id"))
-                    text = input_json(b.get("input"))
-                    inputs[ident] = text
-                    code.append(text)
-                    path = view_path(tools, b)
-                    if path is not None:
-                        self.views[ident] = FileView(ident, str(b.get("name")), path, text, i)
-                elif b.get("type") == "tool_result":
-                    ident = str(b.get("tool_use_id"))
-                    if ident not in self.views:
-                        producer = inputs.get(ident, "")
-                        results += [(t, producer) for t in _block_texts(b.get("content"))]
-            prose = tuple(_block_texts(content))
-            self.said.append(_Said(str(message.get("role")), prose, tuple(code), tuple(results)))
-        self._prefix = prefix_tokens(self.said)  # a view's references depend on its prefix
+            if b.get("type") == "tool_use":
+                ident = str(b.get("id"))
+                text = input_json(b.get("input"))
+                self._inputs[ident] = text
+                code.append(text)
+                path = view_path(self.tools, b)
+                if path is not None:
+                    self.views[ident] = FileView(ident, str(b.get("name")), path, text, i)
+                    opened.append(ident)
+            elif b.get("type") == "tool_result":
+                ident = str(b.get("tool_use_id"))
+                if ident not in self.views:
+                    producer = self._inputs.get(ident, "")
+                    results += [(t, producer) for t in _block_texts(b.get("content"))]
+        prose = tuple(_block_texts(content))
+        self.said.append(_Said(str(message.get("role")), prose, tuple(code), tuple(results)))
+        return opened
 
     def prefix(self, view: FileView) -> int:
         """A token for the messages up to ``view``'s call (:func:`~tidyctx._memo.prefix_tokens`):
@@ -323,11 +345,11 @@ class Conversation:
         (the first user message with text) 4; the user's other words and the latest results
         3; the three assistant turns before 2, older turns and the results before the latest
         1-2. Only what came before the result counts."""
-        hit = self._refs.get(view.id)
+        hit = self._refs.get(view)
         if hit is None:
             key = (self._prefix[view.message], view.path, view.input)
             hit = memoized("references", key, lambda: self._references(view), 1_000)
-            self._refs[view.id] = hit
+            self._refs[view] = hit
         return hit
 
     def _references(self, view: FileView) -> References:
@@ -710,6 +732,8 @@ class SliceCode(Edge):
     counter: TokenCounter | None = None
     _memo: OrderedDict[Any, Outcome] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _token: int = field(default_factory=lambda: next(_INSTANCES), repr=False)
+    """This transform's own: its state in the memo is found by no other."""
 
     @property
     def name(self) -> str:
@@ -744,6 +768,10 @@ class SliceCode(Edge):
         return "; ".join(parts)
 
     def _run(self, request: Request) -> tuple[Request, list[Outcome]]:
+        folded = self._run_folded(request)
+        return folded if folded is not None else self._run_whole(request)
+
+    def _run_whole(self, request: Request) -> tuple[Request, list[Outcome]]:
         out = normalized(request)
         messages = out.get("messages")
         if not isinstance(messages, list):
@@ -778,6 +806,130 @@ class SliceCode(Edge):
         # A view whose original the store lost within this call (a store too small for the
         # request) goes whole: its note would name nothing.
         return as_given(request, settle(self.store, request, out, what="slice_code")), outcomes
+
+    def _run_folded(self, request: Request) -> tuple[Request, list[Outcome]] | None:
+        """What :meth:`_run_whole` returns, paying only for the messages added since the last
+        call on this conversation: the state after its messages (:class:`_Fold`) is kept in
+        the memo under their token (``resume``/``suspend``), keyed by each message's content.
+        None for a request it leaves to :meth:`_run_whole` (not plain data, or a call whose
+        id an earlier result already answered)."""
+        messages = request.get("messages") if type(request) is dict else None
+        if type(messages) is not list:
+            return None
+        counter = local_counter(self.counter, self.model or request.get("model"))
+        items: list[Any] = [
+            ("\0slice_code", self._token, self.max_tokens, counter.factor(), *self.tools.items())
+        ]
+        for message in messages:
+            key = _message_key(message)
+            if key is None:
+                return None
+            items.append(key)
+        try:
+            tokens = prefix_tokens(items)
+        except TypeError:  # a tool spec that cannot be a key
+            return None
+        _, state = resume("slice_code", tokens)
+        if not isinstance(state, _Fold):
+            state = _Fold(self.tools)
+        done = len(state.conversation.said)
+        # The last messages change between turns (a block appended to the latest user message,
+        # a cache_control moved on): they are read each turn and taken out of the state again,
+        # so that the next turn finds it for the messages before them.
+        cut = max(done, len(messages) - _TAIL)
+        # The messages added: their calls and what they said first, so that one whose call
+        # answers an earlier result (the whole request decides its view) leaves the state
+        # before anything is written to the store.
+        conversation = state.conversation
+        for i in range(done, cut):
+            if not state.add(i, messages[i]):
+                return None
+        mark = state.mark()
+        for i in range(cut, len(messages)):
+            if not state.add(i, messages[i], mark):
+                return None
+        conversation._prefix = tokens[1:]
+        store = guarded(self.store, request)  # renews first what markers passed on name
+        for i, j, _, keys in state.edits:  # as each hit of _outcome renews its original
+            inner = messages[i]["content"][j]["content"]
+            blocks = [{"type": "text", "text": inner}] if isinstance(inner, str) else inner
+            for b, key in zip(blocks, keys, strict=True):
+                if key is not None:
+                    _keep(store, key, str(b["text"]))
+        size = state.size
+        for i in range(done, cut):
+            self._fold_results(state, i, messages[i], counter, store)
+        mark.edits, mark.outcomes = len(state.edits), len(state.outcomes)
+        mark.size += state.size - size  # what the messages before the mark's results hold
+        for i in range(cut, len(messages)):
+            self._fold_results(state, i, messages[i], counter, store)
+        out = dict(request)
+        out["messages"] = new_messages = list(messages)
+        outcomes = list(state.outcomes)
+        if conversation.views:
+            copied: dict[int, list[Any]] = {}
+            for i, j, texts, _ in state.edits:
+                content = copied.get(i)
+                if content is None:
+                    content = copied[i] = list(messages[i]["content"])
+                    new_messages[i] = {**messages[i], "content": content}
+                block = content[j]
+                inner = block["content"]
+                blocks = [{"type": "text", "text": inner}] if isinstance(inner, str) else inner
+                new = [
+                    b if t is None else {**b, "text": t} for b, t in zip(blocks, texts, strict=True)
+                ]
+                content[j] = {**block, "content": new}
+            rewritten = [(i, j) for i, j, _, _ in state.edits]
+            places = set(rewritten)
+            passed: list[str] = []
+            for i, j, ids in state.marked:
+                if (i, j) in places:  # what settle finds passed on in a rewritten block
+                    passed += [x for x in block_ids(new_messages[i]["content"][j]) if x in ids]
+                else:
+                    passed += ids
+            settle(
+                self.store, request, out, what="slice_code", passed_on=passed, rewritten=rewritten
+            )
+        state.rollback(mark)
+        suspend("slice_code", tokens[cut], state, state.size)
+        return out, outcomes
+
+    def _fold_results(
+        self, state: _Fold, i: int, message: dict[str, Any], counter: LocalCounter, store: Store
+    ) -> None:
+        """The outcomes of the file views message ``i`` answers, as :meth:`_run_whole` finds
+        them, recorded in ``state``."""
+        content = message.get("content")
+        if not isinstance(content, list):
+            return
+        conversation = state.conversation
+        for j, block in enumerate(content):
+            if not (isinstance(block, dict) and block.get("type") == "tool_result"):
+                continue
+            view = conversation.views.get(str(block.get("tool_use_id")))
+            inner = block.get("content")
+            if isinstance(inner, str) and inner.strip():  # as normalized() reads it
+                inner = [{"type": "text", "text": inner}]
+            elif isinstance(inner, tuple):
+                inner = list(inner)
+            if view is None or block.get("is_error") or not isinstance(inner, list):
+                continue
+            texts: list[str | None] = []
+            keys: list[str | None] = []
+            for b in inner:
+                text = key = None
+                if isinstance(b, dict) and b.get("type") == "text" and b.get("text"):
+                    original = str(b["text"])
+                    outcome = self._outcome(original, view, conversation, counter, store)
+                    state.outcomes.append(outcome)
+                    if outcome.text is not None:
+                        text, key = outcome.text, store_key(original)
+                        state.size += len(text) + 64
+                texts.append(text)
+                keys.append(key)
+            if any(t is not None for t in texts):
+                state.edits.append((i, j, tuple(texts), tuple(keys)))
 
     def _outcome(
         self,
@@ -818,6 +970,129 @@ class SliceCode(Edge):
             while len(self._memo) > _MEMO_SIZE:
                 self._memo.popitem(last=False)
         return hit
+
+
+# ---------------------------------------------------------------------------- the fold
+
+
+def _message_key(message: Any) -> Hashable | None:
+    """A key of everything :class:`SliceCode` reads of ``message`` (all of it, as JSON:
+    :func:`~tidyctx._memo.content_key`), or None for a message that is not plain data in the
+    shape :func:`~tidyctx._request.normalized` shares."""
+    if type(message) is not dict:
+        return None
+    content = message.get("content")
+    if type(content) is list:
+        for b in content:
+            if type(b) is not dict and type(b) is not str:
+                return None
+    elif type(content) is tuple:
+        return None
+    try:
+        return content_key(message)
+    except (TypeError, RecursionError):
+        return None
+
+
+def _keep(store: Store, key: str, text: str) -> None:
+    """:func:`~tidyctx.store.keep_text` of ``text`` whose key is known (hashed once, when its
+    view was sliced)."""
+    if not callable(getattr(store, "touch", None)) or not refresh(store, key):
+        store.put(key, text)
+
+
+@dataclass(slots=True)
+class _Mark:
+    """Where a :class:`_Fold` was (see :meth:`_Fold.mark`), and what it overwrote since."""
+
+    said: int
+    marked: int
+    edits: int
+    outcomes: int
+    size: int
+    overwritten: list[tuple[str, FileView | None, str | None]] = field(default_factory=list)
+    answered: set[str] = field(default_factory=set)
+
+
+class _Fold:
+    """What :class:`SliceCode` knows of the first messages of a conversation: what they said
+    and the views they open (``conversation``), the outcome of each view they answer, the
+    blocks it rewrites, and the store ids each tool block names. Kept in the memo under the
+    token of those messages (:func:`~tidyctx._memo.resume`), so the next turn reads only the
+    messages it adds."""
+
+    def __init__(self, tools: Mapping[str, PathSpec]) -> None:
+        self.conversation = Conversation((), tools, prefix=())
+        self.answered: set[str] = set()
+        """The ids of the calls that the results read so far answer."""
+        self.outcomes: list[Outcome] = []
+        self.edits: list[tuple[int, int, tuple[str | None, ...], tuple[str | None, ...]]] = []
+        """Per rewritten block (message, block): each text's new text (None: unchanged) and
+        the store key of its original."""
+        self.marked: list[tuple[int, int, tuple[str, ...]]] = []
+        """Per tool block that names store ids (message, block): those ids."""
+        self.size = 0
+
+    def mark(self) -> _Mark:
+        """A mark to go back to with :meth:`rollback`; :meth:`add` records in it what it
+        overwrites."""
+        said = len(self.conversation.said)
+        return _Mark(said, len(self.marked), len(self.edits), len(self.outcomes), self.size)
+
+    def rollback(self, mark: _Mark) -> None:
+        """Forget what was read since ``mark``: the state is as it was then."""
+        conversation = self.conversation
+        del conversation.said[mark.said :]
+        for ident, view, text in reversed(mark.overwritten):
+            if view is None:
+                conversation.views.pop(ident, None)
+            else:
+                conversation.views[ident] = view
+            if text is None:
+                conversation._inputs.pop(ident, None)
+            else:
+                conversation._inputs[ident] = text
+        for view in [v for v in conversation._refs if v.message >= mark.said]:
+            del conversation._refs[view]
+        self.answered -= mark.answered
+        del self.marked[mark.marked :]
+        del self.edits[mark.edits :]
+        del self.outcomes[mark.outcomes :]
+        self.size = mark.size
+
+    def add(self, i: int, message: dict[str, Any], mark: _Mark | None = None) -> bool:
+        """Read message ``i`` (recording in ``mark`` what that changes); False when one of its
+        calls opens a view under an id that an earlier result answers: which view that result
+        gets depends on the whole request."""
+        conversation = self.conversation
+        content = message.get("content")
+        if mark is not None:  # the calls' ids, whose views and inputs the message may replace
+            for b in content if isinstance(content, list) else [content]:
+                if isinstance(b, Mapping) and b.get("type") == "tool_use":
+                    ident = str(b.get("id"))
+                    old = (conversation.views.get(ident), conversation._inputs.get(ident))
+                    mark.overwritten.append((ident, *old))
+        opened = conversation.add(message)
+        if any(ident in self.answered for ident in opened):
+            return False
+        if isinstance(content, list):
+            for j, block in enumerate(content):
+                if not isinstance(block, dict):
+                    continue
+                kind = block.get("type")
+                if kind == "tool_use" or kind == "tool_result":
+                    ids = block_ids(block)
+                    if ids:
+                        self.marked.append((i, j, tuple(ids)))
+                if kind == "tool_result":
+                    ident = str(block.get("tool_use_id"))
+                    if mark is not None and ident not in self.answered:
+                        mark.answered.add(ident)
+                    self.answered.add(ident)
+        said = conversation.said[-1]
+        # Result texts are the request's own (see tidyctx._memo): counted as references.
+        self.size += 64 + text_size(said.prose, said.code) + 16 * len(said.results)
+        return True
 
 
 def _short(path: str) -> str:
