@@ -82,6 +82,7 @@ __all__ = [
     "Call",
     "Clear",
     "Clearing",
+    "DedupeFold",
     "clear",
     "clear_plan",
     "clear_results",
@@ -760,14 +761,85 @@ def dedupe_owned(
         if _content_tokens(content, counter) < min_tokens:
             continue
         assert anchor.result_path is not None
-        text = (
-            f"{_SAME_HEAD}{anchor.id} ({anchor.name}, messages[{anchor.result_path[0]}]), "
-            f"{call.tokens:,} tokens"
-        )
-        if store is not None:
-            original = result_text(sources.result(call.id, content))
-            text += f"; read it back with {_expand(keep_text(store, original))}"
-        messages[i]["content"][j] = _with_text(block, text + "]", _inner_marker(content))
+        where = (anchor.id, anchor.name, anchor.result_path[0])
+        original = sources.result(call.id, content)
+        messages[i]["content"][j] = _same_as(block, where, call.tokens, original, store)
+
+
+def _same_as(
+    block: Mapping[str, Any],
+    anchor: tuple[str, str, int],
+    tokens: int,
+    original: Any,
+    store: Store | None,
+) -> dict[str, Any]:
+    """``block`` as a reference to the earlier result ``anchor`` (its call id, tool name and
+    message index); ``original`` (the content as sent) is kept in ``store``."""
+    call_id, name, message = anchor
+    text = f"{_SAME_HEAD}{call_id} ({name}, messages[{message}]), {tokens:,} tokens"
+    if store is not None:
+        text += f"; read it back with {_expand(keep_text(store, result_text(original)))}"
+    return _with_text(block, text + "]", _inner_marker(block.get("content")))
+
+
+class DedupeFold:
+    """:func:`dedupe_owned` (no ``cleared`` ids) one result at a time, in the order of the
+    messages: what a transform that resumes from an earlier prefix of the conversation keeps.
+
+    :func:`dedupe_owned` takes calls in the order of their tool_use blocks, this in the order
+    of their results. The two agree unless a result comes before that of an earlier call with
+    the same content (results sent in another order than their calls); :meth:`result` then
+    answers ``None``, and the caller dedupes the whole request instead.
+    """
+
+    __slots__ = ("anchors", "open_ids", "uses")
+
+    def __init__(self) -> None:
+        self.open_ids: dict[str, tuple[int, str]] = {}  # call id -> (tool_use index, name)
+        self.uses = 0
+        # (content hash, is_error) -> the first result's (tool_use index, call id, name, message)
+        self.anchors: dict[tuple[str, bool], tuple[int, str, str, int]] = {}
+
+    def use(self, block: Mapping[str, Any]) -> None:
+        """A tool_use block, as :func:`tool_calls` reads it."""
+        if isinstance(block.get("id"), str):
+            self.open_ids[block["id"]] = (self.uses, str(block.get("name", "")))
+            self.uses += 1
+
+    def result(
+        self,
+        message: int,
+        block: Mapping[str, Any],
+        original: Any,
+        *,
+        store: Store | None,
+        counter: LocalCounter,
+        min_tokens: int = DEDUPE_MIN_TOKENS,
+    ) -> Mapping[str, Any] | None:
+        """The tool_result ``block`` of ``messages[message]`` as :func:`dedupe_owned` leaves
+        it (``original``: its content as sent), or None when the order of the calls decides
+        otherwise (see the class notes)."""
+        call_id = str(block.get("tool_use_id"))
+        found = self.open_ids.pop(call_id, None)
+        if found is None:
+            return block
+        index, name = found
+        if _placeholder_kind(block, name, call_id) is not None:
+            return block
+        content = block.get("content")
+        digest = _content_hash(content)
+        if digest is None:
+            return block
+        group = (digest, block.get("is_error") is True)
+        anchor = self.anchors.get(group)
+        if anchor is None:
+            self.anchors[group] = (index, call_id, name, message)
+            return block
+        if anchor[0] > index:
+            return None
+        if _content_tokens(content, counter) < min_tokens:
+            return block
+        return _same_as(block, anchor[1:], counter.count_block(block), original, store)
 
 
 # ---------------------------------------------------------------------------- server side
