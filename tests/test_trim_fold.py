@@ -235,3 +235,55 @@ def test_every_marker_names_a_held_text_in_a_store_that_evicts(
         for k in range(max_items):
             other.put(f"tc_{k:016x}", "x")
             store.put(f"tc_{k + 99:016x}", "filler")
+
+
+class _CountingStore(MemoryStore):
+    """A MemoryStore that counts the entries it is asked about."""
+
+    asked = 0
+
+    def touch(self, key: str) -> bool:
+        self.asked += 1
+        return super().touch(key)
+
+
+class _BlindStore(_CountingStore):
+    """As a store that cannot say whether it lost an entry (one that expires them)."""
+
+    generation = None  # type: ignore[assignment]
+
+
+def _long_results(turns: int) -> list[Request]:
+    messages: list[Any] = [{"role": "user", "content": "Read every module."}]
+    out = []
+    for k in range(turns):
+        text = "\n".join(f"def handler_{k}_{n}(request): return {n * k}" for n in range(200))
+        messages = [
+            *messages,
+            {"role": "assistant", "content": [tc_use(f"t{k}")]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"t{k}", "content": text}],
+            },
+        ]
+        out.append(
+            {"model": "claude-sonnet-4-6", "max_tokens": 9, "messages": copy.deepcopy(messages)}
+        )
+    return out
+
+
+def test_a_turn_asks_a_store_that_evicted_nothing_about_its_new_blocks_only() -> None:
+    session = _long_results(12)
+    asked = {}
+    for tells in (True, False):
+        store = _CountingStore() if tells else _BlindStore()
+        trim = tc.trim(max_tokens=60, store=store)
+        for request in session[:-1]:
+            trim(request)
+        store.asked = 0
+        out = trim(session[-1])
+        named = {key for m in out["messages"] for key in store_ids(json.dumps(m["content"]))}
+        assert len(named) >= 12 and all(store.get(key) is not None for key in named)
+        asked[tells] = store.asked
+    assert asked[True] <= 2  # the new result's marker
+    assert asked[False] >= 12  # every marker, every turn

@@ -376,8 +376,8 @@ class Trim(Edge):
         after = generation(self.store)
         if since and after != seen:  # putting a text back evicted another
             seen = after
-            out, kept = settled(self.store, request, out, what="trim", redo=redo)
-            after = generation(self.store)
+            out, all_kept = settled(self.store, request, out, what="trim", redo=redo)
+            kept, after = kept and all_kept, generation(self.store)
         # What the next call may take as held: every id the state's blocks name, when none
         # was lost (a block sent as it came names an id the store lost) and nothing was
         # evicted while they were checked.
