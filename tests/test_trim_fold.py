@@ -285,5 +285,22 @@ def test_a_turn_asks_a_store_that_evicted_nothing_about_its_new_blocks_only() ->
         named = {key for m in out["messages"] for key in store_ids(json.dumps(m["content"]))}
         assert len(named) >= 12 and all(store.get(key) is not None for key in named)
         asked[tells] = store.asked
-    assert asked[True] <= 2  # the new result's marker
+    # The markers of the new result and of the one before it: the last message is read again
+    # on the next call (a client moves its own breakpoint off it).
+    assert asked[True] <= 4
     assert asked[False] >= 12  # every marker, every turn
+
+
+def test_a_client_that_moves_its_breakpoint_each_turn_is_resumed_and_fresh() -> None:
+    session = _long_results(10)
+    for request in session:  # the client's own breakpoint on its latest message only
+        request["messages"][-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    store = _CountingStore()
+    trim = tc.trim(**CONFIGS["tight"], store=store)
+    got = []
+    for request in session:
+        store.asked = 0
+        got.append(_bytes(trim(request)))
+    assert store.asked <= 4  # the last call renewed the markers of its last two results only
+    for request, out in zip(session, got, strict=True):
+        assert out == fresh(request, "tight")

@@ -800,6 +800,12 @@ class DedupeFold:
         # (content hash, is_error) -> the first result's (tool_use index, call id, name, message)
         self.anchors: dict[tuple[str, bool], tuple[int, str, str, int]] = {}
 
+    def copy(self) -> DedupeFold:
+        """Where this one stands, to go on apart from it."""
+        new = DedupeFold()
+        new.open_ids, new.uses, new.anchors = dict(self.open_ids), self.uses, dict(self.anchors)
+        return new
+
     def use(self, block: Mapping[str, Any]) -> None:
         """A tool_use block, as :func:`tool_calls` reads it."""
         if isinstance(block.get("id"), str):

@@ -134,6 +134,18 @@ class _Fold:
         self.generation: Hashable | None = None  # the store's, when all ids were held
         self.size = 0
 
+    def copy(self) -> _Fold:
+        """Where this one stands, to go on apart from it (the containers new, what they
+        hold shared: it is never changed)."""
+        new = _Fold()
+        new.recent, new.task = self.recent, self.task  # replaced, never changed in place
+        new.calls, new.results = dict(self.calls), set(self.results)
+        new.dedupe = self.dedupe.copy()
+        new.repeats.seen, new.repeats.size = set(self.repeats.seen), self.repeats.size
+        new.outs, new.extras = list(self.outs), dict(self.extras)
+        new.generation, new.size = self.generation, self.size
+        return new
+
     def output(self, i: int, message: dict[str, Any]) -> dict[str, Any]:
         """The output of message ``i``, equal by content to the one the state was built on."""
         content = message.get("content")
@@ -330,7 +342,7 @@ class Trim(Edge):
         if state is _UNFOLDABLE:
             suspend("trim", tokens[-1], _UNFOLDABLE, 16)
             return None
-        out = self._folded(request, state, max(0, k - 1), counter, tokens[-1])
+        out = self._folded(request, state, max(0, k - 1), counter, tokens)
         if out is None:
             # A result that changes an earlier message's output: no prefix of this history
             # (nor of its continuations) is folded again.
@@ -343,7 +355,7 @@ class Trim(Edge):
         state: _Fold | None,
         start: int,
         counter: LocalCounter,
-        token: int,
+        tokens: list[int],
     ) -> Request | None:
         messages: list[Any] = request["messages"]
         now = generation(self.store)
@@ -352,10 +364,15 @@ class Trim(Edge):
             state, start = _Fold(), 0
         store = guarded(self.store, request, lean=fast)
         outs: list[Any] = []
+        # The state is left for all messages but the last: the one a client marks with its
+        # own cache_control breakpoint, which it moves to the next message on the next turn.
+        left: _Fold | None = None
         for i, message in enumerate(messages):
             if i < start:
                 outs.append(state.output(i, message))
                 continue
+            if i == len(messages) - 1:
+                left = state.copy()
             made = self._fold_message(state, i, message, counter, store)
             if made is None:
                 return None
@@ -381,8 +398,10 @@ class Trim(Edge):
         # What the next call may take as held: every id the state's blocks name, when none
         # was lost (a block sent as it came names an id the store lost) and nothing was
         # evicted while they were checked.
-        state.generation = after if kept and after == seen else None
-        suspend("trim", token, state, state.size)
+        if left is None:
+            left = state  # no message was added: the state is left where it was
+        left.generation = after if kept and after == seen else None
+        suspend("trim", tokens[len(left.outs)], left, left.size)
         return out
 
     def _fold_message(
