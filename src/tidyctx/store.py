@@ -39,6 +39,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import sqlite3
@@ -87,6 +88,9 @@ class Store(Protocol):
     def put(self, key: str, value: str) -> None: ...
 
 
+_SERIALS = itertools.count(1)  # tells two MemoryStores' generations apart
+
+
 class MemoryStore:
     """A thread-safe in-memory :class:`Store` holding at most ``max_items`` texts.
 
@@ -105,6 +109,8 @@ class MemoryStore:
         self.max_items = max_items
         self._items: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
+        self._serial = next(_SERIALS)
+        self._evicted = 0
 
     def get(self, key: str) -> str | None:
         # Refused like SQLiteStore and RedisStore do, so that code tested on a MemoryStore
@@ -125,6 +131,31 @@ class MemoryStore:
             if self.max_items is not None:
                 while len(self._items) > self.max_items:
                     self._items.popitem(last=False)
+                    self._evicted += 1
+
+    def generation(self) -> tuple[int, int]:
+        """A value that changes whenever the store evicts an entry (the only way a
+        MemoryStore loses one), and that no other MemoryStore of this process shares. Who
+        saw that the store held some keys and finds the same generation later knows it holds
+        them still, without asking about each (``trim`` renews its markers' entries that way,
+        see :func:`tidyctx.transforms._recover.generation`).
+
+        >>> store = MemoryStore(max_items=1)
+        >>> store.put("tc_a", "a"); seen = store.generation()
+        >>> store.put("tc_a", "b"); store.generation() == seen
+        True
+        >>> store.put("tc_b", "c"); store.generation() == seen
+        False
+        """
+        with self._lock:
+            return (self._serial, self._evicted)
+
+    def room(self) -> int | None:
+        """How many new keys a put can add before one evicts the oldest (None: no bound)."""
+        if self.max_items is None:
+            return None
+        with self._lock:
+            return self.max_items - len(self._items)
 
     def touch(self, key: str) -> bool:
         """Make ``key`` the newest entry, as putting it again would; False if it is not held.

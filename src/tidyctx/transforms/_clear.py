@@ -82,6 +82,7 @@ __all__ = [
     "Call",
     "Clear",
     "Clearing",
+    "DedupeFold",
     "clear",
     "clear_plan",
     "clear_results",
@@ -761,20 +762,106 @@ def dedupe_owned(
         if size < min_tokens:
             continue
         assert anchor.result_path is not None
-        text = (
-            f"{_SAME_HEAD}{anchor.id} ({anchor.name}, messages[{anchor.result_path[0]}]), "
-            f"{call.tokens:,} tokens"
+        where = (anchor.id, anchor.name, anchor.result_path[0])
+        original = sources.result(call.id, content)
+        same = _same_as(block, where, call.tokens, size, original, store, counter)
+        if same is not None:
+            messages[i]["content"][j] = same
+
+
+def _same_as(
+    block: Mapping[str, Any],
+    anchor: tuple[str, str, int],
+    tokens: int,
+    size: int,
+    original: Any,
+    store: Store | None,
+    counter: LocalCounter,
+) -> dict[str, Any] | None:
+    """``block`` as a reference to the earlier result ``anchor`` (its call id, tool name and
+    message index); ``original`` (the content as sent) is kept in ``store``. None when the
+    reference would be as long as the result (``size`` tokens) it stands for: long call ids
+    and a short result save nothing, so the result is repeated and nothing is stored."""
+    call_id, name, message = anchor
+    text = f"{_SAME_HEAD}{call_id} ({name}, messages[{message}]), {tokens:,} tokens"
+    raw = result_text(original) if store is not None else ""
+    if store is not None:
+        text += f"; read it back with {_expand(store_key(raw))}"
+    if counter.count_text(text + "]") >= size:
+        return None
+    if store is not None:
+        keep_text(store, raw)
+    return _with_text(block, text + "]", _inner_marker(block.get("content")))
+
+
+class DedupeFold:
+    """:func:`dedupe_owned` (no ``cleared`` ids) one result at a time, in the order of the
+    messages: what a transform that resumes from an earlier prefix of the conversation keeps.
+
+    :func:`dedupe_owned` takes calls in the order of their tool_use blocks, this in the order
+    of their results. The two agree unless a result comes before that of an earlier call with
+    the same content (results sent in another order than their calls); :meth:`result` then
+    answers ``None``, and the caller dedupes the whole request instead.
+    """
+
+    __slots__ = ("anchors", "open_ids", "uses")
+
+    def __init__(self) -> None:
+        self.open_ids: dict[str, tuple[int, str]] = {}  # call id -> (tool_use index, name)
+        self.uses = 0
+        # (content hash, is_error) -> the first result's (tool_use index, call id, name, message)
+        self.anchors: dict[tuple[str, bool], tuple[int, str, str, int]] = {}
+
+    def copy(self) -> DedupeFold:
+        """Where this one stands, to go on apart from it."""
+        new = DedupeFold()
+        new.open_ids, new.uses, new.anchors = dict(self.open_ids), self.uses, dict(self.anchors)
+        return new
+
+    def use(self, block: Mapping[str, Any]) -> None:
+        """A tool_use block, as :func:`tool_calls` reads it."""
+        if isinstance(block.get("id"), str):
+            self.open_ids[block["id"]] = (self.uses, str(block.get("name", "")))
+            self.uses += 1
+
+    def result(
+        self,
+        message: int,
+        block: Mapping[str, Any],
+        original: Any,
+        *,
+        store: Store | None,
+        counter: LocalCounter,
+        min_tokens: int = DEDUPE_MIN_TOKENS,
+    ) -> Mapping[str, Any] | None:
+        """The tool_result ``block`` of ``messages[message]`` as :func:`dedupe_owned` leaves
+        it (``original``: its content as sent), or None when the order of the calls decides
+        otherwise (see the class notes)."""
+        call_id = str(block.get("tool_use_id"))
+        found = self.open_ids.pop(call_id, None)
+        if found is None:
+            return block
+        index, name = found
+        if _placeholder_kind(block, name, call_id) is not None:
+            return block
+        content = block.get("content")
+        digest = _content_hash(content)
+        if digest is None:
+            return block
+        group = (digest, block.get("is_error") is True)
+        anchor = self.anchors.get(group)
+        if anchor is None:
+            self.anchors[group] = (index, call_id, name, message)
+            return block
+        if anchor[0] > index:
+            return None
+        size = _content_tokens(content, counter)
+        if size < min_tokens:
+            return block
+        same = _same_as(
+            block, anchor[1:], counter.count_block(block), size, original, store, counter
         )
-        original = result_text(sources.result(call.id, content)) if store is not None else ""
-        if store is not None:
-            text += f"; read it back with {_expand(store_key(original))}"
-        # A reference as long as the result it stands for (long call ids, a short result)
-        # saves nothing: the result is repeated.
-        if counter.count_text(text + "]") >= size:
-            continue
-        if store is not None:
-            keep_text(store, original)
-        messages[i]["content"][j] = _with_text(block, text + "]", _inner_marker(content))
+        return block if same is None else same
 
 
 # ---------------------------------------------------------------------------- server side

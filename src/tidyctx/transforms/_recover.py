@@ -17,6 +17,14 @@ still sends the marker. So on every call a transform
    hold it, the block is sent as it came (with its call's input, when that was cleared too),
    with a :class:`~tidyctx.store.StoreWarning`.
 
+A transform that resumes from the state of the turn before (``trim``) may settle the new
+messages' blocks only (:func:`settled` with ``since``) when the store can tell that it lost
+nothing since the earlier blocks were checked (:func:`generation`: a ``MemoryStore`` loses
+entries only by evicting them, and counts that); for other stores, which may expire entries
+or share them with other processes, every id is renewed every turn. Its puts then renew the
+request's ids only before a put that evicts (``guarded(..., lean=True)``): which entries are
+oldest matters to nothing else.
+
 So a marker whose text is gone is never sent. A store that holds every text one request names
 loses none that a marker names: what it evicts first is what no request has named for longest.
 Only a store too small for one request makes a transform send blocks whole (and the request is
@@ -29,14 +37,14 @@ import copy
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tidyctx._markers import store_ids
 from tidyctx._request import Request
 from tidyctx.store import Store, StoreWarning, refresh, refresh_all
 
-__all__ = ["Position", "block_ids", "guarded", "settle"]
+__all__ = ["Position", "block_ids", "generation", "guarded", "settle", "settled"]
 
 Position = tuple[int, int]
 
@@ -128,11 +136,37 @@ class _Guarded:
         return refresh_all(self.store, keys)
 
 
-def guarded(store: Store, request: Request) -> Store:
+class _Lean(_Guarded):
+    """:class:`_Guarded` for a store that says how many puts it takes before it evicts
+    (:meth:`~tidyctx.store.MemoryStore.room`): a put that evicts nothing renews nothing,
+    since which entries are oldest only matters to what a put evicts."""
+
+    def put(self, key: str, value: str) -> None:
+        room = self.store.room()  # type: ignore[attr-defined]
+        if room is None or room > 0:
+            self.store.put(key, value)
+        else:
+            super().put(key, value)
+
+
+def generation(store: Store) -> Hashable | None:
+    """A value that changes whenever ``store`` drops an entry, and that no other store
+    shares (:meth:`~tidyctx.store.MemoryStore.generation`); None for a store that cannot
+    tell (it may expire entries, or share them with other processes). A caller that checked
+    that the store held some ids and finds the same generation later knows it still does,
+    without asking the store about each."""
+    tell = getattr(store, "generation", None)
+    return tell() if callable(tell) else None
+
+
+def guarded(store: Store, request: Request, *, lean: bool = False) -> Store:
     """``store`` for the writes of one call on ``request``: as it is, or, when markers of the
-    request's tool blocks already name ids, a store whose puts renew those first. With a
+    request's tool blocks already name ids, a store whose puts renew those first (``lean``:
+    only before a put that evicts, in a store that says so, see :func:`generation`). With a
     store that has ``touch`` (the three here) the ids are read at the first put, if any (the
     request is never changed during a call, so they are the same)."""
+    if lean and callable(getattr(store, "room", None)) and callable(getattr(store, "touch", None)):
+        return _Lean(store, request)  # lean: renew only before a put that evicts
     if callable(getattr(store, "touch", None)):
         return _Guarded(store, request)  # renews nothing when no marker names an id: as store
     keys = _request_ids(request)
@@ -146,9 +180,11 @@ def _request_ids(request: Request) -> list[str]:
     return list(keys)
 
 
-def _blocks(request: Mapping[str, Any]) -> Iterator[tuple[Position, Any]]:
+def _blocks(request: Mapping[str, Any], since: int = 0) -> Iterator[tuple[Position, Any]]:
     messages = request.get("messages")
-    for i, message in enumerate(messages if isinstance(messages, list) else []):
+    messages = messages if isinstance(messages, list) else []
+    for i in range(since, len(messages)):
+        message = messages[i]
         content = message.get("content") if isinstance(message, Mapping) else None
         if isinstance(content, list):
             for j, block in enumerate(content):
@@ -189,12 +225,32 @@ def settle(
     ``before`` named too, at that block's place), and the places of the blocks it rewrote as
     ``rewritten``: then only those blocks are read, and the result is the same.
     """
+    return settled(
+        store, before, after, what=what, redo=redo, passed_on=passed_on, rewritten=rewritten
+    )[0]
+
+
+def settled(
+    store: Store,
+    before: Request,
+    after: Request,
+    *,
+    what: str,
+    redo: Callable[[Position], None] | None = None,
+    since: int = 0,
+    passed_on: Sequence[str] | None = None,
+    rewritten: Iterable[Position] = (),
+) -> tuple[Request, bool]:
+    """:func:`settle`, for the blocks of ``messages[since:]`` only (the caller knows the
+    store still holds every id the earlier ones name, see :func:`generation`), and whether
+    every block kept its markers (False: some went as they came). ``passed_on`` and
+    ``rewritten``: as for :func:`settle`."""
     own: dict[Position, list[str]] = {}
     passed: dict[str, None] = {}
-    pairs: Iterable[tuple[Position, Any]] = _blocks(after)
+    pairs: Iterable[tuple[Position, Any]] = _blocks(after, since)
     if passed_on is not None:
         passed.update(dict.fromkeys(passed_on))
-        pairs = [(where, _at(after, where)) for where in rewritten]
+        pairs = [(where, _at(after, where)) for where in rewritten if where[0] >= since]
     for where, block in pairs:
         old = _at(before, where)
         if old is block:  # passed on as it came (shared): every id it names was known
@@ -238,7 +294,7 @@ def settle(
             StoreWarning,
             stacklevel=_outside(),
         )
-    return after
+    return after, not missing
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

@@ -31,6 +31,13 @@ markers name (:func:`tidyctx.transforms._recover.settle`), so a store that evict
 entries keeps them while a request names them; a block whose text the store lost is sent
 whole rather than with a marker that leads nowhere.
 
+A call does the work of the messages the conversation gained since the last call only: the
+state after a prefix of the messages (calls and hints, the results deduplication compares
+with, the lines repeat notes look for, the output of each message) is kept in the memo under
+the prefix's token and resumed (:meth:`Trim._fold`). With a
+:class:`~tidyctx.store.MemoryStore`, whose generation says whether it evicted anything since,
+the old messages' entries are not renewed one by one while it evicts nothing.
+
 >>> t = trim(max_tokens=50)
 >>> req = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": [
 ...     {"role": "user", "content": "list"},
@@ -48,16 +55,17 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx._edge import Edge
 from tidyctx._markers import MARKER_PREFIX, NOTE_START, is_marker, repeat_note
-from tidyctx._memo import prefix_tokens, result_key, resume, suspend
+from tidyctx._memo import content_key, prefix_tokens, result_key, resume, suspend, text_size
 from tidyctx._request import (
     Request,
     ValidationError,
+    _normalized_block,
     as_given,
     block_hash,
     input_json,
@@ -70,8 +78,15 @@ from tidyctx.text._hints import hints_from
 from tidyctx.text._project import parse_paths, project_text, warn_missing
 from tidyctx.text._truncate import MIN_MAX_TOKENS, truncate_text
 from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
-from tidyctx.transforms._clear import Clear, Clearing, dedupe_owned, with_edit
-from tidyctx.transforms._recover import Position, guarded, settle
+from tidyctx.transforms._clear import (
+    Clear,
+    Clearing,
+    DedupeFold,
+    dedupe_owned,
+    result_text,
+    with_edit,
+)
+from tidyctx.transforms._recover import Position, generation, guarded, settle, settled
 
 __all__ = ["Trim", "trim"]
 
@@ -85,6 +100,68 @@ class _Call:
     name: str
     input: Any
     hints: frozenset[str]
+
+
+class _Fold:
+    """Where :meth:`Trim._fold` stands after the first messages of a conversation."""
+
+    __slots__ = (
+        "calls",
+        "dedupe",
+        "extras",
+        "generation",
+        "outs",
+        "recent",
+        "repeats",
+        "results",
+        "size",
+        "task",
+    )
+
+    def __init__(self) -> None:
+        self.recent: list[str] = []  # the last assistant turns' texts (_calls)
+        self.task: list[str] = []  # the user's latest texts
+        self.calls: dict[str, _Call] = {}
+        self.results: set[str] = set()  # the call id of every tool_result so far
+        self.dedupe = DedupeFold()
+        self.repeats = _Repeats()
+        # Per message: the blocks the output replaces (by index), None when none. Copies,
+        # handed out copied: never shared with a caller.
+        self.outs: list[dict[int, dict[str, Any]] | None] = []
+        # Per replaced result: whether it is a reference to an earlier one (its original
+        # kept in the store) and the texts its repeat notes name, for settle's redo.
+        self.extras: dict[Position, tuple[bool, tuple[str, ...]]] = {}
+        self.generation: Hashable | None = None  # the store's, when all ids were held
+        self.size = 0
+
+    def copy(self) -> _Fold:
+        """Where this one stands, to go on apart from it (the containers new, what they
+        hold shared: it is never changed)."""
+        new = _Fold()
+        new.recent, new.task = self.recent, self.task  # replaced, never changed in place
+        new.calls, new.results = dict(self.calls), set(self.results)
+        new.dedupe = self.dedupe.copy()
+        new.repeats.seen, new.repeats.size = set(self.repeats.seen), self.repeats.size
+        new.outs, new.extras = list(self.outs), dict(self.extras)
+        new.generation, new.size = self.generation, self.size
+        return new
+
+    def output(self, i: int, message: dict[str, Any]) -> dict[str, Any]:
+        """The output of message ``i``, equal by content to the one the state was built on."""
+        content = message.get("content")
+        if not isinstance(content, list | tuple):
+            return dict(message)
+        changes = self.outs[i]
+        if changes is None:
+            return {**message, "content": list(content)}
+        out = list(content)
+        for j, block in changes.items():
+            out[j] = plain_copy(block)
+        return {**message, "content": out}
+
+
+_UNFOLDABLE = object()
+"""Held instead of a :class:`_Fold` for a history the fold cannot take."""
 
 
 @dataclass(eq=False)
@@ -123,6 +200,11 @@ class Trim(Edge):
     # -- the transform
 
     def apply(self, request: Request) -> Request:
+        folded = self._fold(request)
+        return self._whole(request) if folded is None else folded
+
+    def _whole(self, request: Request) -> Request:
+        """The output made from the whole request at once (what :meth:`_fold` gives too)."""
         # Strings the client sent stay strings where nothing was cut from them.
         return as_given(request, self._apply(request))
 
@@ -199,6 +281,267 @@ class Trim(Edge):
                 ):
                     content[j] = self._input(block, self.max_input_tokens, counter, store)
         return out, counter
+
+    # -- the fold: what a turn adds, on the state of the turn before
+
+    def _config(self, counter: LocalCounter) -> str:
+        """Everything besides the messages that the output depends on (the store aside:
+        markers name texts by their content's hash)."""
+        budgets = self.max_tokens
+        if isinstance(budgets, Mapping):
+            budgets = tuple(budgets.items())  # type: ignore[assignment]
+        return repr(
+            (
+                "\0trim",
+                tuple(self.project.items()),
+                budgets,
+                self.head,
+                self.smart,
+                self.compact,
+                self.slack,
+                self.max_input_tokens,
+                self.dedupe,
+                repr(counter),
+                counter.factor(),
+                _REPEAT_MIN_CHARS,
+            )
+        )
+
+    def _fold(self, request: Request) -> Request | None:
+        """The output of :meth:`_apply` (made :func:`as_given`), built as a fold over the
+        messages: the state after a prefix (:class:`_Fold`: the calls and their hints, the
+        results dedupe compares with, the lines repeat notes look for, each message's output)
+        is kept in the memo under the prefix's token, so a turn that adds messages resumes
+        from the turn before and does the work of the new ones only. None when the request is
+        not one the fold takes (clearing on this side, data ``normalized`` would convert, a
+        result that changes how an earlier one is cut or deduped): :meth:`_apply` then.
+
+        The prefix tokens are read from each message's content key, never from identity: a
+        history edited in place has other tokens and starts over. Old messages' markers are
+        not renewed one by one when the store can tell that it lost nothing since the state
+        was left (:func:`~tidyctx.transforms._recover.generation`, a MemoryStore's count of
+        evictions): then the state's markers all name held texts, as the last call checked,
+        and only the new blocks are settled. Any other store (one that expires entries, or is
+        shared with other processes) renews every id every turn, as :func:`settle` does."""
+        if self.clearing is not None:
+            return None
+        messages = request.get("messages")
+        if type(request) is not dict or type(messages) is not list:
+            return None
+        counter = local_counter(self.counter, self.model or request.get("model"))
+        items: list[Any] = [self._config(counter)]
+        try:
+            for message in messages:
+                if type(message) is not dict:
+                    return None
+                items.append(content_key(message))
+        except TypeError:
+            return None
+        tokens = prefix_tokens(items)
+        k, state = resume("trim", tokens)
+        if state is _UNFOLDABLE:
+            suspend("trim", tokens[-1], _UNFOLDABLE, 16)
+            return None
+        out = self._folded(request, state, max(0, k - 1), counter, tokens)
+        if out is None:
+            # A result that changes an earlier message's output: no prefix of this history
+            # (nor of its continuations) is folded again.
+            suspend("trim", tokens[-1], _UNFOLDABLE, 16)
+        return out
+
+    def _folded(
+        self,
+        request: Request,
+        state: _Fold | None,
+        start: int,
+        counter: LocalCounter,
+        tokens: list[int],
+    ) -> Request | None:
+        messages: list[Any] = request["messages"]
+        now = generation(self.store)
+        fast = state is not None and now is not None and state.generation == now
+        if state is None:
+            state, start = _Fold(), 0
+        store = guarded(self.store, request, lean=fast)
+        outs: list[Any] = []
+        # The state is left for all messages but the last: the one a client marks with its
+        # own cache_control breakpoint, which it moves to the next message on the next turn.
+        left: _Fold | None = None
+        for i, message in enumerate(messages):
+            if i < start:
+                outs.append(state.output(i, message))
+                continue
+            if i == len(messages) - 1:
+                left = state.copy()
+            made = self._fold_message(state, i, message, counter, store)
+            if made is None:
+                return None
+            outs.append(made)
+        top = normalized({**request, "messages": []})
+        out = as_given({k: v for k, v in request.items() if k != "messages"}, top)
+        out["messages"] = outs
+
+        def redo(where: Position) -> None:
+            self._redo(request, state, where, counter, store)
+
+        # Old messages' ids are held while the store's generation is the one the state was
+        # left with (checked then); an eviction since, even during this call, checks all.
+        since, seen = start, now
+        if not fast or generation(self.store) != now:
+            since, seen = 0, generation(self.store)
+        out, kept = settled(self.store, request, out, what="trim", redo=redo, since=since)
+        after = generation(self.store)
+        if since and after != seen:  # putting a text back evicted another
+            seen = after
+            out, all_kept = settled(self.store, request, out, what="trim", redo=redo)
+            kept, after = kept and all_kept, generation(self.store)
+        # What the next call may take as held: every id the state's blocks name, when none
+        # was lost (a block sent as it came names an id the store lost) and nothing was
+        # evicted while they were checked.
+        if left is None:
+            left = state  # no message was added: the state is left where it was
+        left.generation = after if kept and after == seen else None
+        suspend("trim", tokens[len(left.outs)], left, left.size)
+        return out
+
+    def _fold_message(
+        self, state: _Fold, i: int, message: dict[str, Any], counter: LocalCounter, store: Store
+    ) -> dict[str, Any] | None:
+        """Message ``i``'s output, ``state`` moved past it (steps 1-4 of :meth:`_apply` for
+        its blocks, in the same order); None when it changes what an earlier message gives."""
+        content = message.get("content")
+        role = message.get("role")
+        norm: list[Any] | None = None
+        if type(content) is list:
+            if any(
+                (type(b) is not dict and type(b) is not str)
+                or (
+                    type(b) is dict
+                    and b.get("type") == "tool_result"
+                    and isinstance(b.get("content"), tuple)
+                )
+                for b in content
+            ):
+                return None  # what normalized() would convert: the whole request is converted
+            norm = [_normalized_block(b) for b in content]
+            blocks: list[Any] = norm
+        elif isinstance(content, list | tuple):
+            return None
+        else:
+            blocks = [content]  # a string stands for its one text block (see _calls)
+        # The calls and their hints (_calls).
+        texts = [b["text"] for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
+        texts += [b for b in blocks if isinstance(b, str)]
+        if role == "user":
+            state.task = [*state.task, *texts][-_TASK_TEXTS:]
+        else:
+            state.recent = [*state.recent, *texts][-_RECENT_TURNS * 4 :]
+            for b in blocks:
+                if isinstance(b, dict) and b.get("type") == "tool_use":
+                    call_id = str(b.get("id"))
+                    if call_id in state.results:
+                        return None  # an earlier result's call would change
+                    args = input_json(b.get("input"))
+                    hints = (
+                        hints_from(args, *state.recent, *state.task) if self.smart else frozenset()
+                    )
+                    # A copy: the caller may edit its input in place after this call.
+                    state.calls[call_id] = _Call(
+                        str(b.get("name")), plain_copy(b.get("input")), hints
+                    )
+                    state.size += 80 + text_size(args)
+        if norm is None:
+            state.outs.append(None)
+            return dict(message)
+        assert isinstance(content, list)
+        now = list(norm)
+        for j, block in enumerate(now):  # projection, compaction, truncation (_steps)
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                call_id = str(block.get("tool_use_id"))
+                if call_id in state.results:
+                    return None  # an earlier result with this id would be read as this one's
+                state.results.add(call_id)
+                call = state.calls.get(call_id)
+                if call is not None:
+                    now[j] = self._result(block, call, counter, store)
+            elif (
+                self.max_input_tokens is not None
+                and isinstance(block, dict)
+                and block.get("type") == "tool_use"
+                and isinstance(block.get("input"), dict)
+            ):
+                now[j] = self._input(block, self.max_input_tokens, counter, store)
+        extras: dict[int, tuple[bool, tuple[str, ...]]] = {}
+        for j, block in enumerate(now):  # deduplication (dedupe_owned)
+            if not isinstance(block, Mapping):
+                continue
+            if block.get("type") == "tool_use":
+                state.dedupe.use(block)
+            elif block.get("type") == "tool_result" and self.dedupe:
+                original = content[j].get("content")
+                same = state.dedupe.result(i, block, original, store=store, counter=counter)
+                if same is None:
+                    return None
+                if same is not block:
+                    now[j] = same
+                    extras[j] = (True, ())
+            elif block.get("type") == "tool_result":
+                state.dedupe.open_ids.pop(str(block.get("tool_use_id")), None)
+        if self.compact:  # repeat notes (_drop_repeats)
+            for j, block in enumerate(now):
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    texts_, notes = _drop_repeated_lines(
+                        _result_texts(block), state.repeats, counter, store
+                    )
+                    if texts_ is not None:
+                        now[j] = _with_texts(block, texts_)
+                    if notes:
+                        extras[j] = (extras.get(j, (False, ()))[0], notes)
+        changes: dict[int, dict[str, Any]] = {}
+        for j, block in enumerate(now):
+            given = content[j]
+            if block is norm[j] or (
+                type(given) is dict
+                and given.get("type") == "tool_result"
+                and isinstance(given.get("content"), str)
+                and block == {**given, "content": [{"type": "text", "text": given["content"]}]}
+            ):
+                now[j] = given  # as the client sent it (as_given)
+                continue
+            changes[j] = plain_copy(block)  # the state's own: the caller may edit its output
+            state.size += text_size(block)
+        for j, extra in extras.items():
+            state.extras[(i, j)] = extra
+            state.size += 40 + sum(len(t) for t in extra[1])
+        state.outs.append(changes or None)
+        state.size += 16
+        return {**message, "content": now}
+
+    def _redo(
+        self,
+        request: Request,
+        state: _Fold,
+        where: Position,
+        counter: LocalCounter,
+        store: Store,
+    ) -> None:
+        """Put back the texts the markers of the block at ``where`` name (settle's redo)."""
+        i, j = where
+        block = request["messages"][i]["content"][j]
+        if block.get("type") == "tool_use":
+            if self.max_input_tokens is not None and isinstance(block.get("input"), dict):
+                self._input(block, self.max_input_tokens, counter, store, fresh=True)
+            return
+        content = block.get("content")
+        call = state.calls.get(str(block.get("tool_use_id")))
+        if call is not None:
+            listed = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            self._result({**block, "content": listed}, call, counter, store, fresh=True)
+        same, notes = state.extras.get(where, (False, ()))
+        if same:
+            keep_text(store, result_text(content))
+        for text in notes:
+            keep_text(store, text)
 
     def _clearer(self, store: Store) -> Clear:
         assert self.clearing is not None
