@@ -573,7 +573,7 @@ def test_hang_longer_than_the_timeout_times_out(
     # On a busy machine the server may read the request after the client gave up: wait (a
     # bounded time) until it has taken the hang from its script.
     deadline = time.monotonic() + 120
-    while any(isinstance(i, Hang) for i in local_server.scripted()):
+    while any(isinstance(i, Hang) for i in local_server.scripted):
         assert time.monotonic() < deadline, "the server never read the timed-out request"
         time.sleep(0.01)
     # The hang consumed its item only; the next call gets the next one, at once.
