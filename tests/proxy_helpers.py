@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from tidyctx._pipeline import Transform
 from tidyctx.proxy import ProxyConfig, RunningProxy, create_app
-from tidyctx.proxy._pipeline import Transform
 
 MODEL = "claude-sonnet-4-6"
 

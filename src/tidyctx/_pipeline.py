@@ -54,6 +54,23 @@ def _apply(request: Request, transforms: Sequence[Transform]) -> list[tuple[str,
     return guarded(request, lambda: _run(request, transforms))
 
 
+def run_step(t: Transform, request: Request) -> Any:
+    """What transform ``t`` returns for ``request``: tidyctx's own transforms run their body
+    (``Edge.apply``) on the request converted once, as pipe() does; others are called."""
+    return t.apply(request) if isinstance(t, Edge) else t(request)
+
+
+def step(t: Transform, request: Request) -> Request:
+    """:func:`run_step`, refusing a result that is not a request dict."""
+    result = run_step(t, request)
+    if not isinstance(result, dict):
+        raise TypeError(
+            f"transform {transform_name(t)} returned {type(result).__name__}, not a request "
+            "dict; a transform must return the new request"
+        )
+    return result
+
+
 def _run(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, Request]]:
     out: list[tuple[str, Request]] = []
     for t in transforms:
@@ -63,16 +80,8 @@ def _run(request: Request, transforms: Sequence[Transform]) -> list[tuple[str, R
                 f"pipe() takes transforms (callables Request -> Request), got "
                 f"{type(t).__name__} {t!r:.200}{hint}"
             )
-        name = transform_name(t)
-        # tidyctx's transforms run their body on the request pipe() converted once.
-        result = t.apply(request) if isinstance(t, Edge) else t(request)
-        if not isinstance(result, dict):
-            raise TypeError(
-                f"transform {name} returned {type(result).__name__}, not a request dict; a "
-                "transform must return the new request"
-            )
-        request = result
-        out.append((name, request))
+        request = step(t, request)
+        out.append((transform_name(t), request))
     return out
 
 

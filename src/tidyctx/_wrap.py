@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tidyctx import pricing
 from tidyctx._calls import Call, in_pipeline, watching
-from tidyctx._edge import Edge, guarded, start, transform_name
-from tidyctx._pipeline import Transform, _flat
+from tidyctx._edge import guarded, start, transform_name
+from tidyctx._pipeline import Transform, _flat, step
 from tidyctx._request import Request, normalize, to_plain
 from tidyctx.ledger import Baseline, Ledger, changed_steps, price
 from tidyctx.transforms._defaults import defaults
@@ -113,16 +113,6 @@ class _Recorder:
 
     # -- the pipeline
 
-    def _step(self, t: Transform, request: Request) -> Request:
-        name = transform_name(t)
-        result = t.apply(request) if isinstance(t, Edge) else t(request)
-        if not isinstance(result, dict):
-            raise TypeError(
-                f"transform {name} returned {type(result).__name__}, not a request dict; a "
-                "transform must return the new request"
-            )
-        return result
-
     def _runnable(self, body: Request) -> bool:
         return all(k in body for k in ("model", "messages", "max_tokens"))
 
@@ -136,7 +126,7 @@ class _Recorder:
         with watching(self._on_call):
             current = request
             for t in self.transforms:
-                out = guarded(current, functools.partial(self._step, t, current))
+                out = guarded(current, functools.partial(step, t, current))
                 if self.ledger is not None and _changed(current, out):
                     prep.changed.append((transform_name(t), current, out))
                 current = out
@@ -169,7 +159,7 @@ class _Recorder:
         return prep
 
     def _guarded_step(self, t: Transform, request: Request) -> Request:
-        return guarded(request, lambda: self._step(t, request))
+        return guarded(request, lambda: step(t, request))
 
     # -- the ledger
 

@@ -31,11 +31,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
+from tidyctx._pipeline import Transform
 from tidyctx.proxy._board import Board, ProxyMetrics
 from tidyctx.proxy._board import Totals as SessionTotals
 from tidyctx.proxy._dashboard import Guard, dashboard_page, metrics_response, stats_response
 from tidyctx.proxy._ledger import Record, Rows, UsageTap
-from tidyctx.proxy._pipeline import Prepared, Transform, prepare
+from tidyctx.proxy._pipeline import Prepared, prepare
 
 __all__ = ["DEFAULT_UPSTREAM", "ProxyConfig", "SessionTotals", "create_app"]
 

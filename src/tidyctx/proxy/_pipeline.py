@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from tidyctx._edge import Edge, guarded, start, transform_name
+from tidyctx._edge import guarded, start, transform_name
+from tidyctx._pipeline import Transform, run_step
 from tidyctx._request import Request, ValidationError, validate
 from tidyctx.ledger import changed_steps
 from tidyctx.store import Store
@@ -23,8 +24,6 @@ from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._pauses import TTLDecision, record_call
 
 __all__ = ["PIPELINES", "Prepared", "prepare", "select_pipeline"]
-
-Transform = Callable[[Request], Request]
 
 PIPELINES = ("defaults", "cache-only", "off")
 """The named pipelines; ``module:attr`` names a pipeline of your own."""
@@ -134,11 +133,6 @@ def _where(err: BaseException) -> str:
     return type(err).__name__
 
 
-def _step(t: Transform, request: Request) -> Any:
-    # tidyctx's own transforms run their body on the request converted once, as pipe() does.
-    return t.apply(request) if isinstance(t, Edge) else t(request)
-
-
 def prepare(raw: bytes, transforms: Sequence[Transform]) -> Prepared:
     """Run ``transforms`` over the JSON request ``raw``; fail open on any error."""
     began = time.perf_counter()
@@ -178,7 +172,7 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
     for t in transforms:
         name = transform_name(t)
         try:
-            result = guarded(current, partial(_step, t, current))
+            result = guarded(current, partial(run_step, t, current))
         except Exception as err:
             out.changed, out._changes = [], []
             out.fail_open = f"transform {name} failed: {_where(err)}"
