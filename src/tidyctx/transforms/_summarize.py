@@ -105,7 +105,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, overload
 
 from tidyctx import pricing
@@ -935,29 +935,50 @@ class Summarize(Edge):
                     head.append(state["messages"][len(head)])
                 tokens = count([*head, (k, n)])
                 break
+        cut = cuts[-1] if cuts and cuts[-1] > base else None
+        return self._decide(
+            request,
+            _Plan(state, base, body, span, tokens, chain),
+            cut,
+            lambda c: alone([(base, c)]),
+            lambda c: (alone([*head, (base, c)]), alone([(c, n)])),
+        )
+
+    def _decide(
+        self,
+        request: Request,
+        kept: _Plan,
+        cut: int | None,
+        replaced: Callable[[int], int],
+        sizes: Callable[[int], tuple[int, int]],
+    ) -> _Plan:
+        """The plan once the stored summary (if any) is in place: ``kept`` sends the request
+        so; a new summary is made at ``cut`` (the last cut that keeps ``keep`` turns after
+        it, None if none) unless the request is within the trigger, the span before it
+        (``replaced(cut)`` tokens) is too short, or the step would not pay back
+        (``sizes(cut)``: the tokens summarized and kept)."""
+        tokens = kept.tokens
         if tokens <= self.trigger:
-            return _Plan(state, base, body, span, tokens, chain, note="")
-        if not cuts or cuts[-1] <= base:
+            return kept
+        if cut is None:
             note = (
                 f"over the trigger ({tokens:,} tokens) but no cut keeps the last "
                 f"{self.keep} turns: unchanged"
             )
-            return _Plan(state, base, body, span, tokens, chain, note=note)
-        cut = cuts[-1]
-        replaced = alone([(base, cut)])
-        if replaced < self.trigger * MIN_STEP:
+            return replace(kept, note=note)
+        span = replaced(cut)
+        if span < self.trigger * MIN_STEP:
             note = (
-                f"over the trigger ({tokens:,} tokens), but only {replaced:,} tokens lie before "
+                f"over the trigger ({tokens:,} tokens), but only {span:,} tokens lie before "
                 f"the last {self.keep} turns; summarizing waits until that is at least "
                 f"{int(self.trigger * MIN_STEP):,}"
             )
-            return _Plan(state, base, body, span, tokens, chain, note=note)
+            return replace(kept, note=note)
         if self.max_payback_turns is not None:
-            sizes = alone([*head, (base, cut)]), alone([(cut, n)])
-            note = self._held(request, tokens, sizes)
+            note = self._held(request, tokens, sizes(cut))
             if note:
-                return _Plan(state, base, body, span, tokens, chain, note=note)
-        return _Plan(state, base, body, span, tokens, chain, fire=cut)
+                return replace(kept, note=note)
+        return replace(kept, fire=cut)
 
     def _held(self, request: Request, tokens: int, sizes: tuple[int, int]) -> str:
         """Why the payback gate holds a step back (replacing ``sizes[0]`` tokens, keeping
@@ -1001,30 +1022,15 @@ class Summarize(Edge):
                 state = _build(request, k, body, span)
                 tokens = self._count(state)
                 break
-        if tokens <= self.trigger:
-            return _Plan(state, base, body, span, tokens, chain, note="")
-        later = [k for k in cuts if k > base]
-        if not later:
-            note = (
-                f"over the trigger ({tokens:,} tokens) but no cut keeps the last "
-                f"{self.keep} turns: unchanged"
-            )
-            return _Plan(state, base, body, span, tokens, chain, note=note)
-        cut = later[-1]
         counter = self._local(request)
-        replaced = counter.count_request({"messages": messages[base:cut]})
-        if replaced < self.trigger * MIN_STEP:
-            note = (
-                f"over the trigger ({tokens:,} tokens), but only {replaced:,} tokens lie before "
-                f"the last {self.keep} turns; summarizing waits until that is at least "
-                f"{int(self.trigger * MIN_STEP):,}"
-            )
-            return _Plan(state, base, body, span, tokens, chain, note=note)
-        if self.max_payback_turns is not None:
-            note = self._held(request, tokens, _sizes(counter, state["messages"], messages[cut:]))
-            if note:
-                return _Plan(state, base, body, span, tokens, chain, note=note)
-        return _Plan(state, base, body, span, tokens, chain, fire=cut)
+        later = [k for k in cuts if k > base]
+        return self._decide(
+            request,
+            _Plan(state, base, body, span, tokens, chain),
+            later[-1] if later else None,
+            lambda c: counter.count_request({"messages": messages[base:c]}),
+            lambda c: _sizes(counter, state["messages"], messages[c:]),
+        )
 
     def _chunks(self, messages: Sequence[Any], counter: LocalCounter) -> list[str]:
         """The span serialized, split at message boundaries into calls of MAX_CALL_TOKENS."""
