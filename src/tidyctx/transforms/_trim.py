@@ -269,18 +269,29 @@ class Trim(Edge):
             if not isinstance(content, list):
                 continue
             for j, block in enumerate(content):
+                call = None
                 if isinstance(block, dict) and block.get("type") == "tool_result":
                     call = calls.get(str(block.get("tool_use_id")))
-                    if call is not None:
-                        content[j] = self._result(block, call, counter, store)
-                elif (
-                    self.max_input_tokens is not None
-                    and isinstance(block, dict)
-                    and block.get("type") == "tool_use"
-                    and isinstance(block.get("input"), dict)
-                ):
-                    content[j] = self._input(block, self.max_input_tokens, counter, store)
+                content[j] = self._rewritten(block, call, counter, store)
         return out, counter
+
+    def _rewritten(
+        self, block: Any, call: _Call | None, counter: LocalCounter, store: Store
+    ) -> Any:
+        """``block`` as steps 2-4 leave it: a tool result projected, compacted and cut for
+        ``call`` (None: no known call, left as it is), a tool_use with its long input
+        strings cut (``max_input_tokens``); any other block as it is."""
+        if not isinstance(block, dict):
+            return block
+        if block.get("type") == "tool_result":
+            return block if call is None else self._result(block, call, counter, store)
+        if (
+            self.max_input_tokens is not None
+            and block.get("type") == "tool_use"
+            and isinstance(block.get("input"), dict)
+        ):
+            return self._input(block, self.max_input_tokens, counter, store)
+        return block
 
     # -- the fold: what a turn adds, on the state of the turn before
 
@@ -456,21 +467,14 @@ class Trim(Edge):
         assert isinstance(content, list)
         now = list(norm)
         for j, block in enumerate(now):  # projection, compaction, truncation (_steps)
+            call = None
             if isinstance(block, dict) and block.get("type") == "tool_result":
                 call_id = str(block.get("tool_use_id"))
                 if call_id in state.results:
                     return None  # an earlier result with this id would be read as this one's
                 state.results.add(call_id)
                 call = state.calls.get(call_id)
-                if call is not None:
-                    now[j] = self._result(block, call, counter, store)
-            elif (
-                self.max_input_tokens is not None
-                and isinstance(block, dict)
-                and block.get("type") == "tool_use"
-                and isinstance(block.get("input"), dict)
-            ):
-                now[j] = self._input(block, self.max_input_tokens, counter, store)
+            now[j] = self._rewritten(block, call, counter, store)
         extras: dict[int, tuple[bool, tuple[str, ...]]] = {}
         for j, block in enumerate(now):  # deduplication (dedupe_owned)
             if not isinstance(block, Mapping):
