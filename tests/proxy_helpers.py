@@ -45,12 +45,19 @@ def tool_request(result: str, **extra: Any) -> dict[str, Any]:
 
 @contextmanager
 def proxy_to(
-    upstream: str, transforms: list[Transform] | None = None, pipeline: str = "test"
+    upstream: str,
+    transforms: list[Transform] | None = None,
+    pipeline: str = "test",
+    record: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[tuple[RunningProxy, list[dict[str, Any]]]]:
-    """A proxy on a free loopback port forwarding to ``upstream``; yields it and its rows."""
+    """A proxy on a free loopback port forwarding to ``upstream``; yields it and its rows
+    (kept in the list unless ``record`` takes them)."""
     rows: list[dict[str, Any]] = []
     config = ProxyConfig(
-        upstream=upstream, transforms=transforms or [], pipeline=pipeline, record=rows.append
+        upstream=upstream,
+        transforms=transforms or [],
+        pipeline=pipeline,
+        record=record or rows.append,
     )
     with RunningProxy(create_app(config)) as proxy:
         yield proxy, rows

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import tidyctx as tc
 from browser import needs_chromium, open_page, read_png
-from proxy_helpers import MODEL, big_output, tool_request
+from proxy_helpers import MODEL, big_output, proxy_to, tool_request
 from tidyctx import ledger, pricing
 from tidyctx.proxy import ProxyConfig, RunningProxy, create_app, select_pipeline
 from tidyctx.proxy._board import BILLING_CLASSES, Board, _Last, billing, miss_reason
@@ -42,15 +42,9 @@ PAGES = ("/_tidyctx/", "/_tidyctx/dashboard", "/_tidyctx/stats.json", "/metrics"
 def traffic() -> Iterator[tuple[RunningProxy, list[dict[str, Any]]]]:
     """A proxy with the default pipeline in front of a LocalServer, after a mix of real calls:
     sync, streaming, async, count_tokens, a passed-through GET, and one body that fails open."""
-    rows: list[dict[str, Any]] = []
     with LocalServer() as server:
-        config = ProxyConfig(
-            upstream=server.base_url,
-            transforms=select_pipeline("defaults", tc.MemoryStore()),
-            pipeline="defaults",
-            record=rows.append,
-        )
-        with RunningProxy(create_app(config)) as proxy:
+        defaults = select_pipeline("defaults", tc.MemoryStore())
+        with proxy_to(server.base_url, defaults, "defaults") as (proxy, rows):
             session_url = f"{proxy.base_url}/_tidyctx/s/{SESSION}"
             client = anthropic.Anthropic(base_url=session_url, api_key=SECRET_KEY, max_retries=0)
             request = tool_request(big_output() + "\n" + SECRET_TEXT)

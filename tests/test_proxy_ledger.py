@@ -16,10 +16,10 @@ import anthropic
 import pytest
 
 import tidyctx as tc
-from proxy_helpers import MODEL
+from proxy_helpers import MODEL, proxy_to
 from tidyctx import _report, pricing
 from tidyctx._cli import ledger_rows, main
-from tidyctx.proxy import ProxyConfig, RunningProxy, create_app, select_pipeline
+from tidyctx.proxy import select_pipeline
 from tidyctx.testing import LocalServer
 
 TURNS = 6
@@ -98,13 +98,8 @@ def _proxied(tmp_path: Path) -> tuple[Path, list[Any], list[dict[str, Any]]]:
     path = tmp_path / "proxy-ledger.jsonl"
     ledger = tc.Ledger(path)
     with LocalServer(responder=_responder) as server:
-        config = ProxyConfig(
-            upstream=server.base_url,
-            transforms=select_pipeline("defaults", tc.MemoryStore()),
-            pipeline="defaults",
-            record=ledger.record,
-        )
-        with RunningProxy(create_app(config)) as proxy:
+        defaults = select_pipeline("defaults", tc.MemoryStore())
+        with proxy_to(server.base_url, defaults, "defaults", record=ledger.record) as (proxy, _):
             client = anthropic.Anthropic(
                 base_url=f"{proxy.base_url}/_tidyctx/s/{SESSION}",
                 api_key="sk-ant-key",
