@@ -39,7 +39,7 @@ _PARAMS_THAT_MISS = ("model", "tool_choice", "thinking")
 _PARAMS_THAT_MISS_MESSAGES = frozenset({"tool_choice", "thinking"})
 
 
-def _flat(transforms: Sequence[Any]) -> list[Transform]:
+def flat(transforms: Sequence[Any]) -> list[Transform]:
     """The transforms, a list or tuple of them (``tc.defaults()``) taken as its items."""
     out: list[Transform] = []
     for t in transforms:
@@ -97,7 +97,7 @@ def pipe(x: Any, *transforms: Transform | Sequence[Transform]) -> Any:
     comes back.
     """
     request, was_list = start(x)
-    steps = _apply(request, _flat(transforms))
+    steps = _apply(request, flat(transforms))
     if not steps:
         return shaped(request, was_list)
     name, final = steps[-1]
@@ -242,14 +242,14 @@ def explain(
     served by a cache written before this step) and after it (to be written again).
     A transform may add a line of its own with a ``describe(before, after) -> str`` method.
     """
-    flat = _flat(transforms)
+    steps_in = flat(transforms)
     request, was_list = start(x)
     if counter is None:
         counter = LocalCounter(request.get("model"))
     steps: list[Step] = []
     before = request
     before_tokens = counter.count_request(before)
-    for (name, after), t in zip(_apply(request, flat), flat, strict=True):
+    for (name, after), t in zip(_apply(request, steps_in), steps_in, strict=True):
         after_tokens = counter.count_request(after)
         changed, first, kept, broken = _diff(before, after, counter, after_tokens)
         note = ""

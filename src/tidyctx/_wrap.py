@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from tidyctx import pricing
 from tidyctx._calls import Call, in_pipeline, watching
 from tidyctx._edge import guarded, start, transform_name
-from tidyctx._pipeline import Transform, _flat, step
+from tidyctx._pipeline import Transform, flat, step
 from tidyctx._request import Request, normalize, to_plain
 from tidyctx.ledger import Baseline, Ledger, changed_steps, price
 from tidyctx.transforms._defaults import defaults
@@ -731,7 +731,7 @@ def wrap(
         )
     # The wrapper sees every call of a conversation, so order() can remember the system
     # prompt's volatile-looking lines and move one only once it has changed (SystemLines).
-    chosen = _flat(transforms) if transforms else defaults(raw, order={"seen": SystemLines()})
+    chosen = flat(transforms) if transforms else defaults(raw, order={"seen": SystemLines()})
     is_async = _is_async(raw)
     for t in chosen:
         if not callable(t):
