@@ -49,15 +49,17 @@ def proxy_to(
     transforms: list[Transform] | None = None,
     pipeline: str = "test",
     record: Callable[[dict[str, Any]], None] | None = None,
+    inline_bytes: int = 0,
 ) -> Iterator[tuple[RunningProxy, list[dict[str, Any]]]]:
     """A proxy on a free loopback port forwarding to ``upstream``; yields it and its rows
-    (kept in the list unless ``record`` takes them)."""
+    (kept in the list unless ``record`` takes them). ``inline_bytes``: see ProxyConfig."""
     rows: list[dict[str, Any]] = []
     config = ProxyConfig(
         upstream=upstream,
         transforms=transforms or [],
         pipeline=pipeline,
         record=record or rows.append,
+        inline_bytes=inline_bytes,
     )
     with RunningProxy(create_app(config)) as proxy:
         yield proxy, rows

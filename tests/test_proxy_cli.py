@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import anthropic
 import tidyctx as tc
 from proxy_helpers import tool_request
 from tidyctx.proxy import ProxyConfig, RunningProxy, create_app, select_pipeline
+from tidyctx.proxy._command import _config, add_proxy_options
 from tidyctx.testing import LocalServer
 
 SRC = str(Path(tc.__file__).resolve().parent.parent)
@@ -133,3 +135,21 @@ def test_proxy_command_serves_until_interrupted(tmp_path: Path) -> None:
     (row,) = tc.read_ledger(ledger)
     assert row["pipeline"] == "cache-only"
     assert [step["transform"] for step in row["changed"]] == ["cache()"]
+
+
+def test_only_built_in_pipelines_on_a_local_store_run_on_the_event_loop(
+    redis_url: str,
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_proxy_options(parser)
+
+    def inline(*argv: str) -> int:
+        return _config(parser.parse_args(list(argv))).inline_bytes
+
+    # Short, local work on a small body is cheaper on the loop than two thread hops.
+    assert inline("--pipeline", "defaults", "--store", "memory:") == 64 * 1024
+    assert inline("--pipeline", "cache-only", "--store", "memory:") == 64 * 1024
+    # A pipeline of the user's own may block (a network call), and so may a Redis store.
+    assert inline("--pipeline", "tidyctx:defaults", "--store", "memory:") == 0
+    assert inline("--pipeline", "defaults", "--store", redis_url) == 0
+    assert inline("--pipeline", "off", "--store", "memory:") == 0

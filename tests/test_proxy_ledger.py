@@ -92,14 +92,17 @@ def _agent(client: anthropic.Anthropic) -> list[Any]:
     return usages
 
 
-def _proxied(tmp_path: Path) -> tuple[Path, list[Any], list[dict[str, Any]]]:
+def _proxied(tmp_path: Path, inline_bytes: int = 0) -> tuple[Path, list[Any], list[dict[str, Any]]]:
     """The session through a proxy with the default pipeline, its ledger a tc.Ledger file;
-    (the ledger, the usages the SDK got, the requests the server received)."""
+    (the ledger, the usages the SDK got, the requests the server received). ``inline_bytes``:
+    bodies up to that size are transformed on the proxy's event loop."""
     path = tmp_path / "proxy-ledger.jsonl"
     ledger = tc.Ledger(path)
     with LocalServer(responder=_responder) as server:
         defaults = select_pipeline("defaults", tc.MemoryStore())
-        with proxy_to(server.base_url, defaults, "defaults", record=ledger.record) as (proxy, _):
+        with proxy_to(
+            server.base_url, defaults, "defaults", record=ledger.record, inline_bytes=inline_bytes
+        ) as (proxy, _):
             client = anthropic.Anthropic(
                 base_url=f"{proxy.base_url}/_tidyctx/s/{SESSION}",
                 api_key="sk-ant-key",
@@ -190,8 +193,11 @@ COMPARED = (
 )
 
 
-def test_the_cost_without_the_pipeline_is_the_one_tc_wrap_records(tmp_path: Path) -> None:
-    proxied = tc.read_ledger(_proxied(tmp_path)[0])
+@pytest.mark.parametrize("inline_bytes", [0, 1 << 20], ids=["in-threads", "on-the-loop"])
+def test_the_cost_without_the_pipeline_is_the_one_tc_wrap_records(
+    tmp_path: Path, inline_bytes: int
+) -> None:
+    proxied = tc.read_ledger(_proxied(tmp_path, inline_bytes)[0])
     wrapped = tc.read_ledger(_wrapped(tmp_path))
     assert len(proxied) == len(wrapped) == TURNS
 

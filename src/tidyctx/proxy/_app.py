@@ -85,6 +85,13 @@ class ProxyConfig:
     max_connections: int = 200
     transport: httpx.AsyncBaseTransport | None = None
     sessions: dict[str, SessionTotals] = field(default_factory=dict)
+    inline_bytes: int = 0
+    """Bodies up to this size are transformed, counted and priced on the event loop itself,
+    larger ones in worker threads. Only for pipelines whose work on a small body is short and
+    local (the command sets 64 KiB for ``defaults`` and ``cache-only`` with a local store): a
+    worker thread keeps a slow transform from holding other connections, but its two hops cost
+    more latency than a millisecond of work, and a thread running beside the relay holds the
+    GIL the relay needs."""
     dashboard_token: str | None = None
     """What the dashboard, its JSON, the session totals and ``/metrics`` require when set
     (``Authorization: Bearer TOKEN`` or ``?token=TOKEN``); without one, they are served on a
@@ -211,7 +218,9 @@ class _Proxy:
         headers = [(k, v) for k, v in headers if k != b"content-length"]
         if in_pipeline:
             transforms = self.config.transforms
-            if transforms:
+            if transforms and len(body) <= self.config.inline_bytes:
+                prepared = prepare(body, transforms)
+            elif transforms:
                 prepared = await anyio.to_thread.run_sync(prepare, body, transforms)
             else:  # recording only: the model and usage are read from the response
                 prepared = Prepared(body)
@@ -239,8 +248,9 @@ class _Proxy:
             self._relay(request, send, raw_send, tap, row, began, received)
         )
         # Tokens are counted for the ledger while the request is upstream, off the loop.
+        inline = len(body) <= self.config.inline_bytes
         counting = None
-        if prepared is not None and prepared.before is not None:
+        if prepared is not None and prepared.before is not None and not inline:
             counting = asyncio.ensure_future(anyio.to_thread.run_sync(prepared.count))
         left = asyncio.ensure_future(_wait_disconnect(receive))
         try:
@@ -259,8 +269,10 @@ class _Proxy:
         row["latency_ms"] = round((time.perf_counter() - began) * 1000, 3)
         if counting is not None:
             await counting
+        elif prepared is not None and prepared.before is not None:
+            prepared.count()
         ended = time.time()
-        if prepared is not None and prepared.before is not None:
+        if prepared is not None and prepared.before is not None and not inline:
             # The cache models behind the row's cost without the pipeline: off the loop too.
             record = await anyio.to_thread.run_sync(
                 self.rows.row, row, prepared, tap, arrived, ended

@@ -18,6 +18,12 @@ from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, _is_loopback, crea
 from tidyctx.proxy._dashboard import TOKEN_ENV
 from tidyctx.proxy._pipeline import PIPELINES, select_pipeline
 from tidyctx.proxy._serve import RunningProxy, default_store_path, open_store, serve
+from tidyctx.store import RedisStore
+
+# The built-in pipelines whose work on a small body is short and stays in this process (with a
+# memory or SQLite store): the proxy runs it on its event loop (ProxyConfig.inline_bytes).
+_LOCAL_PIPELINES = frozenset({"defaults", "cache-only"})
+_INLINE_BYTES = 64 * 1024
 
 __all__ = ["UPSTREAM_ENV", "add_proxy_options", "proxy_command", "run_command"]
 
@@ -71,6 +77,7 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace) -> ProxyConfig:
     upstream = args.upstream or os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM
     store = open_store(args.store)
+    local = not isinstance(store, RedisStore)
     transforms = select_pipeline(args.pipeline, store)
     record = _ledger(args.ledger).record if args.ledger else None
     return ProxyConfig(
@@ -81,6 +88,7 @@ def _config(args: argparse.Namespace) -> ProxyConfig:
         host=args.host,
         allowed_hosts=args.allow_host,
         dashboard_token=_token(args),
+        inline_bytes=_INLINE_BYTES if args.pipeline in _LOCAL_PIPELINES and local else 0,
     )
 
 
