@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import strategies as gen
 import tidyctx as tc
 from tidyctx._cli import main
 from tidyctx.ledger import (
@@ -23,6 +26,7 @@ from tidyctx.ledger import (
     Ledger,
     LedgerError,
     LedgerWarning,
+    changed_steps,
     is_ledger,
     iter_ledger,
     read_ledger,
@@ -257,3 +261,32 @@ def test_report_json_of_a_recorded_run(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["report", "--json", str(trace)]) == 0
     (run,) = json.loads(capsys.readouterr().out)["runs"]
     assert run["calls"] > 0 and run["cost"] > 0 and run["nocache"] >= run["cost"]
+
+
+@settings(max_examples=60)
+@given(
+    st.one_of(gen.tool_sessions(), gen.requests()),
+    st.sampled_from(["claude-sonnet-4-6", "claude-sonnet-4-5", "claude-haiku-4-5"]),
+    st.sampled_from(["order", "trim", "cache", "summarize-like"]),
+)
+def test_a_steps_tokens_saved_is_the_difference_of_the_whole_counts(
+    request: dict[str, Any], model: str, step: str
+) -> None:
+    before = {**request, "model": model}
+    if step == "summarize-like":  # fewer messages: the whole requests are counted
+        messages = before["messages"]
+        after = (
+            {**before, "messages": [messages[0], *messages[3:]]} if len(messages) > 3 else before
+        )
+    else:
+        transform = {
+            "order": tc.order(),
+            "trim": tc.trim(max_tokens=40, store=tc.MemoryStore()),
+            "cache": tc.cache(),
+        }[step]
+        after = tc.pipe(before, transform)
+    counter = tc.LocalCounter(model)
+    whole = counter.count_request(before) - counter.count_request(after)
+    assert changed_steps([(step, before, after)], model) == [
+        {"transform": step, "tokens_saved": whole}
+    ]

@@ -95,7 +95,7 @@ from typing import Any
 
 from tidyctx import pricing
 from tidyctx.cachesim import CacheCall, CacheModel
-from tidyctx.tokens import LocalCounter
+from tidyctx.tokens import LocalCounter, keeps_prior_thinking, thinking_cutoff
 
 try:  # POSIX: an advisory lock around each append
     import fcntl
@@ -285,12 +285,43 @@ def changed_steps(
     that changed the request, the input tokens it removed (:class:`tidyctx.tokens.LocalCounter`)."""
     counter = LocalCounter(model or None)
     return [
-        {
-            "transform": name,
-            "tokens_saved": counter.count_request(before) - counter.count_request(after),
-        }
+        {"transform": name, "tokens_saved": _saved(counter, before, after)}
         for name, before, after in steps
     ]
+
+
+def _saved(counter: LocalCounter, before: Mapping[str, Any], after: Mapping[str, Any]) -> int:
+    """``counter.count_request(before) - counter.count_request(after)``, counting only what
+    differs: a step changes a few messages of a long conversation, and equal messages count
+    the same on both sides (compared in C, most often by identity).
+
+    The whole requests are counted when the message lists differ in length, or, on a model
+    that drops earlier thinking, when a message that differs holds thinking or the turn that
+    thinking is counted from moved (which thinking counts depends on the whole list)."""
+    mb, ma = before.get("messages"), after.get("messages")
+    if not isinstance(mb, list) or not isinstance(ma, list) or len(mb) != len(ma):
+        return counter.count_request(before) - counter.count_request(after)
+    differ = [i for i, (b, a) in enumerate(zip(mb, ma, strict=True)) if b is not a and b != a]
+    model = counter.model or before.get("model")
+    if not keeps_prior_thinking(model if isinstance(model, str) else None) and (
+        thinking_cutoff(mb) != thinking_cutoff(ma)
+        or any(_has_thinking(m) for i in differ for m in (mb[i], ma[i]))
+    ):
+        return counter.count_request(before) - counter.count_request(after)
+
+    def part(request: Mapping[str, Any]) -> int:
+        messages = request["messages"]
+        return counter.count_request({**request, "messages": [messages[i] for i in differ]})
+
+    return part(before) - part(after)
+
+
+def _has_thinking(message: Any) -> bool:
+    content = message.get("content") if isinstance(message, Mapping) else None
+    return isinstance(content, list) and any(
+        isinstance(b, Mapping) and b.get("type") in ("thinking", "redacted_thinking")
+        for b in content
+    )
 
 
 class Baseline:

@@ -137,6 +137,10 @@ class _Proxy:
         self.board = Board(config.pipeline)
         self.metrics = ProxyMetrics()
         self.rows = Rows()
+        # The ledger's counting and cache models run in one worker thread, call after call:
+        # more threads would not run them sooner (they hold the GIL), only take it from the
+        # event loop relaying other streams.
+        self._ledger_lane: anyio.CapacityLimiter | None = None
         # None: the client's own timeout decides (a long generation may take minutes).
         self.timeout = httpx.Timeout(
             connect=config.connect_timeout,
@@ -201,6 +205,11 @@ class _Proxy:
                     return 421, f"tidyctx proxy does not serve host {host!r}"
         return None
 
+    def _lane(self) -> anyio.CapacityLimiter:
+        if self._ledger_lane is None:  # made on the event loop, where it is used
+            self._ledger_lane = anyio.CapacityLimiter(1)
+        return self._ledger_lane
+
     # -- forwarding
 
     async def _forward(
@@ -251,7 +260,9 @@ class _Proxy:
         inline = len(body) <= self.config.inline_bytes
         counting = None
         if prepared is not None and prepared.before is not None and not inline:
-            counting = asyncio.ensure_future(anyio.to_thread.run_sync(prepared.count))
+            counting = asyncio.ensure_future(
+                anyio.to_thread.run_sync(prepared.count, limiter=self._lane())
+            )
         left = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             await asyncio.wait({relay, left}, return_when=asyncio.FIRST_COMPLETED)
@@ -275,7 +286,7 @@ class _Proxy:
         if prepared is not None and prepared.before is not None and not inline:
             # The cache models behind the row's cost without the pipeline: off the loop too.
             record = await anyio.to_thread.run_sync(
-                self.rows.row, row, prepared, tap, arrived, ended
+                self.rows.row, row, prepared, tap, arrived, ended, limiter=self._lane()
             )
         else:
             record = self.rows.row(row, prepared, tap, arrived, ended)

@@ -135,22 +135,30 @@ class Rows:
         row["changed"] = prepared.steps
         if prepared.ttl is not None:
             row["ttl"] = prepared.ttl.as_dict()
-        if prepared.tokens_before is not None:
-            row["tokens_before"] = prepared.tokens_before
-            row["tokens_after"] = prepared.tokens_after
         before, sent = prepared.before, prepared.sent
-        prepared.before = prepared.after = None  # the requests are not kept past their row
         if before is None or sent is None or facts.get("path") != _MESSAGES or not billed:
             # Not a billed call the pipeline read (count_tokens, a refused call, a body it
             # could not read, no pipeline): without the pipeline it would have cost the same.
+            prepared.count_totals()
+            if prepared.tokens_before is not None:
+                row["tokens_before"] = prepared.tokens_before
+                row["tokens_after"] = prepared.tokens_after
+            prepared.before = prepared.after = None  # the requests are not kept past their row
             row["baseline_cost"] = row["cost"] if billed else 0.0
             return row
+        prepared.before = prepared.after = None
         try:
             row.update(
                 self.baseline.compare(before, sent, started=arrived, usage=usage, model=model)
             )
         except Exception as err:
             row["ledger_error"] = f"{type(err).__name__}: no comparison with no pipeline"
+            prepared.before, prepared.after = before, sent
+            prepared.count_totals()
+            prepared.before = prepared.after = None
+            if prepared.tokens_before is not None:
+                row["tokens_before"] = prepared.tokens_before
+                row["tokens_after"] = prepared.tokens_after
         return row
 
 

@@ -104,25 +104,34 @@ class Prepared:
         return self.after if self.changed and self.after is not None else self.before
 
     def count(self) -> None:
-        """Fill ``tokens_before``, ``tokens_after`` and ``steps`` (counted locally).
+        """Fill ``steps``: the input tokens each changing transform removed (counted locally,
+        only where it changed the request).
 
-        Separate from :func:`prepare` so the proxy counts while the request is upstream:
-        counting a large request takes longer than transforming it.
+        Separate from :func:`prepare` so the proxy counts while the request is upstream. The
+        whole request's ``tokens_before`` and ``tokens_after`` come with the ledger row's cache
+        models, or :meth:`count_totals` where those do not run.
         """
         changes, self._changes = self._changes, []
+        if self.before is None or self.sent is None or not self.changed:
+            return
+        try:
+            self.steps = changed_steps(changes, self.model)
+        except Exception:  # counting is for the ledger only; never let it fail the request
+            self.steps = [{"transform": name, "tokens_saved": None} for name in self.changed]
+
+    def count_totals(self) -> None:
+        """Fill ``tokens_before`` and ``tokens_after`` (counted locally)."""
         sent = self.sent
         if self.before is None or sent is None:
             return
         try:
-            if self.changed:
-                self.steps = changed_steps(changes, self.model)
             counter = LocalCounter(self.model)
             self.tokens_before = counter.count_request(self.before)
             self.tokens_after = (
                 self.tokens_before if sent is self.before else counter.count_request(sent)
             )
-        except Exception:  # counting is for the ledger only; never let it fail the request
-            self.steps = [{"transform": name, "tokens_saved": None} for name in self.changed]
+        except Exception:  # for the ledger only
+            pass
 
 
 def _where(err: BaseException) -> str:
