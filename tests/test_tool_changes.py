@@ -472,3 +472,15 @@ def test_summarize_keeps_the_change_message_after_the_summary() -> None:
     assert [m for m in out["messages"] if m["role"] == "system"] == [
         _change("tool_removal", "edit")
     ]
+
+
+def test_the_system_prompt_memory_follows_the_conversation_across_a_tool_change() -> None:
+    t = tc.order(seen=tc.SystemLines(), tools=tc.ToolChanges())
+    systems = []
+    for n, (clock, names) in enumerate(
+        [("14:00", ["bash", "edit"]), ("14:05", ["bash", "edit"]), ("14:09", ["bash"])], 1
+    ):
+        request = _request(n, names, system=f"Be careful.\nCurrent time: 2026-11-25 {clock}")
+        systems.append(t(request)["system"])
+    # The clock moved out once it changed, and stays out after the tools changed.
+    assert systems[1:] == ["Be careful.", "Be careful."]
