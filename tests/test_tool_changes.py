@@ -484,3 +484,20 @@ def test_the_system_prompt_memory_follows_the_conversation_across_a_tool_change(
         systems.append(t(request)["system"])
     # The clock moved out once it changed, and stays out after the tools changed.
     assert systems[1:] == ["Be careful.", "Be careful."]
+
+
+def test_conversations_with_the_same_tools_share_one_copy_in_the_memory() -> None:
+    def remembered(conversations: int) -> int:
+        changes = tc.ToolChanges()
+        t = tc.order(tools=changes)
+        names = [f"tool_{i}" for i in range(20)]
+        for k in range(conversations):
+            request = _request(1, names)
+            request["tools"] = [_tool(n, " It works hard." * 50) for n in names]
+            request["messages"][0]["content"] = f"conversation {k}"
+            t(request)
+        return len(pickle.dumps(changes))
+
+    one, hundred = remembered(1), remembered(100)
+    # Each conversation adds its key, digests and names, not another copy of the tools.
+    assert hundred - one < 99 * one / 3

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -77,10 +78,12 @@ class _Change:
 @dataclass(frozen=True)
 class _Conversation:
     first: tuple[dict[str, Any], ...]
-    """The tools as first sent."""
+    """The tools as first sent (one object for every conversation that sent the same list)."""
+    known: tuple[tuple[str, str], ...]
+    """The first tools: (name, digest of the definition), by name."""
     changes: tuple[_Change, ...]
     active: tuple[tuple[str, str], ...]
-    """The tools in effect after the changes: (name, canonical definition), by name."""
+    """The tools in effect after the changes: (name, digest of the definition), by name."""
     length: int
     """How many messages the last request had."""
     last: str
@@ -103,8 +106,9 @@ _AS_SENT = Rewrite(None, ())
 
 
 def _identities(tools: list[Any]) -> dict[str, str] | None:
-    """name -> canonical definition (no cache_control), or None if some tool has no string
-    name or a name is used twice (left to the API to reject)."""
+    """name -> digest of the canonical definition (no cache_control), or None if some tool
+    has no string name or a name is used twice (left to the API to reject). Digests, not the
+    definitions: the memory keeps them for every conversation."""
     out: dict[str, str] = {}
     for tool in tools:
         if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
@@ -112,7 +116,8 @@ def _identities(tools: list[Any]) -> dict[str, str] | None:
         name = tool["name"]
         if name in out:
             return None
-        out[name] = canonical_json(cache_content(tool)).decode("utf-8")
+        data = canonical_json(cache_content(tool))
+        out[name] = hashlib.blake2b(data, digest_size=16).hexdigest()
     return out
 
 
@@ -202,6 +207,8 @@ class ToolChanges(ConversationMemory):
         self.max_conversations = max_conversations
         self.max_changes = max_changes
         self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
+        # canonical digest of a tools list -> the one copy conversations share
+        self._firsts: OrderedDict[str, tuple[dict[str, Any], ...]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -264,7 +271,7 @@ class ToolChanges(ConversationMemory):
         record = record and "max_tokens" in request
         with self._lock:
             state = self._conversations.get(key)
-            if state is not None and _carries(state, messages, request.get("tools")):
+            if state is not None and _carries(state, messages, wanted):
                 # order()'s own output (the change messages in place): leave it as it is.
                 return Rewrite(None, ())
             if _own_changes(messages):
@@ -274,7 +281,7 @@ class ToolChanges(ConversationMemory):
                 return _AS_SENT
             if state is not None and not _continues(state, messages):
                 state = None
-            rewrite, after = self._decide(state, tools, wanted, messages)
+            rewrite, after = self._decide(state, tools, wanted, messages, record)
             if record:
                 self._conversations[key] = after
                 self._conversations.move_to_end(key)
@@ -288,16 +295,19 @@ class ToolChanges(ConversationMemory):
         tools: list[Any],
         wanted: dict[str, str],
         messages: list[Any],
+        record: bool,
     ) -> tuple[Rewrite, _Conversation]:
         length, last = len(messages), _message_digest(messages[-1])
 
         def fresh() -> tuple[Rewrite, _Conversation]:
             active = tuple(sorted(wanted.items()))
-            return _AS_SENT, _Conversation(tuple(copy.deepcopy(tools)), (), active, length, last)
+            return _AS_SENT, _Conversation(
+                self._shared(tools) if record else tuple(tools), active, (), active, length, last
+            )
 
         if state is None:
             return fresh()
-        first = _identities(list(state.first)) or {}
+        first = dict(state.known)
         active = dict(state.active)
         removed = sorted(name for name in active if name not in wanted)
         added: list[str] = []
@@ -326,11 +336,27 @@ class ToolChanges(ConversationMemory):
                         }
                     )
             changes = (*changes, _Change(length, {"role": "system", "content": blocks}))
-        after = _Conversation(state.first, changes, tuple(sorted(wanted.items())), length, last)
+        active_now = tuple(sorted(wanted.items()))
+        after = _Conversation(state.first, state.known, changes, active_now, length, last)
         if not changes:
             # Nothing changed yet: the tools go as sent (a new order is order()'s to sort).
             return _AS_SENT, after
         return Rewrite(copy.deepcopy(list(state.first)), changes, _note(changes, length)), after
+
+    def _shared(self, tools: list[Any]) -> tuple[dict[str, Any], ...]:
+        """A copy of ``tools``, the same object for every conversation that sent the same list
+        (an agent's conversations mostly do): the memory holds each distinct list once."""
+        # The list as sent (its key order too: sort_tools=False sends it so), not canonical.
+        data = json.dumps(tools, ensure_ascii=False, default=repr).encode("utf-8", "replace")
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        first = self._firsts.get(digest)
+        if first is None:
+            first = tuple(copy.deepcopy(tools))
+        self._firsts[digest] = first
+        self._firsts.move_to_end(digest)
+        while len(self._firsts) > self.max_conversations:
+            self._firsts.popitem(last=False)
+        return first
 
     def changes(self, key: str) -> list[dict[str, Any]]:
         """The change messages remembered for conversation ``key``, in order (copies)."""
@@ -382,12 +408,10 @@ def _continues(state: _Conversation, messages: list[Any]) -> bool:
     )
 
 
-def _carries(state: _Conversation, messages: list[Any], tools: Any) -> bool:
+def _carries(state: _Conversation, messages: list[Any], tools: dict[str, str]) -> bool:
     """Whether the request already holds this conversation's change messages at their places
     and its first tools: order()'s own output, given back."""
-    if not state.changes or not isinstance(tools, list):
-        return False
-    if _identities(tools) != _identities(list(state.first)):
+    if not state.changes or tuple(sorted(tools.items())) != state.known:
         return False
     for shift, change in enumerate(state.changes):
         at = change.at + shift
