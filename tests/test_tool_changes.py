@@ -501,3 +501,14 @@ def test_conversations_with_the_same_tools_share_one_copy_in_the_memory() -> Non
     one, hundred = remembered(1), remembered(100)
     # Each conversation adds its key, digests and names, not another copy of the tools.
     assert hundred - one < 99 * one / 3
+
+
+def test_a_change_goes_before_an_assistant_prefill() -> None:
+    t = tc.order(tools=tc.ToolChanges())
+    t(_request(1, ["bash", "edit"]))
+    request = _request(2, ["bash"])
+    request["messages"].append({"role": "assistant", "content": "The plan:"})
+    out = t(request)
+    assert out["messages"][3] == _change("tool_removal", "edit")
+    assert out["messages"][4] == {"role": "assistant", "content": "The plan:"}
+    tc.validate(out)

@@ -73,6 +73,8 @@ class _Change:
     at: int
     """How many of the client's messages come before the change message."""
     message: dict[str, Any]
+    seen: int
+    """How many messages the request that first showed the change had."""
 
 
 @dataclass(frozen=True)
@@ -335,13 +337,18 @@ class ToolChanges(ConversationMemory):
                             "tool": {"type": "tool_definition", "definition": definition},
                         }
                     )
-            changes = (*changes, _Change(length, {"role": "system", "content": blocks}))
+            # After the request's last message; before it when that is an assistant prefill,
+            # which must stay last to be continued.
+            last_role = messages[-1].get("role") if isinstance(messages[-1], Mapping) else None
+            at = length - 1 if last_role == "assistant" and length > 1 else length
+            changes = (*changes, _Change(at, {"role": "system", "content": blocks}, length))
         active_now = tuple(sorted(wanted.items()))
         after = _Conversation(state.first, state.known, changes, active_now, length, last)
         if not changes:
             # Nothing changed yet: the tools go as sent (a new order is order()'s to sort).
             return _AS_SENT, after
-        return Rewrite(copy.deepcopy(list(state.first)), changes, _note(changes, length)), after
+        note = _note(changes, length)
+        return Rewrite(copy.deepcopy(list(state.first)), changes, note), after
 
     def _shared(self, tools: list[Any]) -> tuple[dict[str, Any], ...]:
         """A copy of ``tools``, the same object for every conversation that sent the same list
@@ -369,7 +376,7 @@ def _note(changes: tuple[_Change, ...], length: int) -> str:
     """What the changes first seen on a request of ``length`` messages say, for describe()."""
     parts = []
     for shift, change in enumerate(changes):
-        if change.at != length:
+        if change.seen != length:
             continue
         said: dict[str, list[str]] = {"tool_removal": [], "tool_addition": []}
         for block in change.message["content"]:
