@@ -42,8 +42,9 @@ TURNS = [
 ]
 
 
-def _run(base_url: str) -> list[Any]:
-    """The six turns of one conversation; each turn's usage."""
+def _run(base_url: str, betas: list[str] | None = None) -> list[Any]:
+    """The six turns of one conversation (sent with ``betas``, default CLIENT_BETAS; [] for no
+    header); each turn's usage."""
     client = anthropic.Anthropic(base_url=base_url, api_key="sk-test", max_retries=0)
     system = "You are a careful coding agent. " * 200
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Fix the failing test."}]
@@ -55,7 +56,7 @@ def _run(base_url: str) -> list[Any]:
             system=system,
             tools=[TOOLS[n] for n in names],  # type: ignore[misc]
             messages=messages,  # type: ignore[arg-type]
-            betas=CLIENT_BETAS,
+            betas=CLIENT_BETAS if betas is None else betas,
         )
         usages.append(reply.usage)
         messages = [
@@ -124,3 +125,18 @@ def test_cache_reads_survive_a_tool_removal_and_restore_behind_the_proxy() -> No
             "mid-conversation-tool-changes-2026-07-01"
         )
     assert [row.get("changed") for row in rows][2]  # the ledger names what changed it
+
+
+def test_a_client_header_that_has_the_betas_goes_on_untouched_and_a_missing_one_is_made() -> None:
+    given = ["mid-conversation-tool-changes-2026-07-01", "mid-conversation-system-2026-04-07"]
+    with LocalServer() as complete, LocalServer() as bare:
+        with proxy_to(complete.base_url, _pipeline("cache-only")) as (proxy, _):
+            _run(proxy.base_url, betas=given)
+        with proxy_to(bare.base_url, _pipeline("cache-only")) as (proxy, _):
+            _run(proxy.base_url, betas=[])
+    assert {r.headers.get("anthropic-beta") for r in complete.requests} == {",".join(given)}
+    headers = [r.headers.get("anthropic-beta") for r in bare.requests]
+    assert headers[:2] == ["", ""]  # the SDK sends an empty header for betas=[]
+    assert set(headers[2:]) == {
+        "mid-conversation-system-2026-04-07,mid-conversation-tool-changes-2026-07-01"
+    }
