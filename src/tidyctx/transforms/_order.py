@@ -36,6 +36,11 @@ one line). With ``order(seen=SystemLines())`` the caller passes a memory of the 
 (see :class:`SystemLines`): a volatile-looking line then moves only once its value has been
 seen to change between two requests of the same conversation, and stays in place before.
 
+**Tools that change.** Without a memory the tools go as sent (sorted). With
+``order(tools=ToolChanges())`` (:mod:`tidyctx.transforms._toolchanges`) a conversation keeps
+its first tools, and a tool dropped or restored later is stated in a ``role: "system"``
+message at the place the change was first seen, so the cached prefix survives it.
+
 **Prefix stability.** For a conversation that only grows, whose system prompt carries a
 timestamp that changes every turn and whose tools come in any order, the output of order()
 at turn *n* and at turn *n+1* has byte-identical tools and system, and the messages of turn
