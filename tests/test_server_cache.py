@@ -251,3 +251,52 @@ def test_a_fake_clock_dates_batches(clock: FakeClock) -> None:
             requests=[{"custom_id": "a", "params": ask()}]  # type: ignore[typeddict-item]
         )
     assert batch.created_at.timestamp() == clock.now
+
+
+def test_a_tool_change_message_is_part_of_the_cached_prefix(
+    cached: tuple[LocalServer, anthropic.Anthropic],
+) -> None:
+    """A role: "system" message of tool changes is cached like any block: a breakpoint on it
+    is read back by a later turn that sends it at the same place, and by no turn that drops
+    it."""
+    _, client = cached
+    tools = [
+        {"name": n, "input_schema": {"type": "object"}, "description": f"The {n} tool."}
+        for n in ("bash", "edit")
+    ]
+    removal = {
+        "role": "system",
+        "content": [
+            {
+                "type": "tool_removal",
+                "tool": {"type": "tool_reference", "name": "edit"},
+                "cache_control": {"type": "ephemeral"},
+            }
+        ],
+    }
+    talk = [
+        {"role": "user", "content": "Fix the bug. " * 200},
+        {"role": "assistant", "content": "Done. " * 200},
+        {"role": "user", "content": "Now stop editing."},
+    ]
+    first = client.beta.messages.create(**ask(tools=tools, messages=[*talk, removal])).usage
+    unmarked = {
+        **removal,
+        "content": [{k: v for k, v in removal["content"][0].items() if k != "cache_control"}],
+    }
+    later = [
+        *talk,
+        unmarked,
+        {"role": "assistant", "content": "Stopped."},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Go on.", "cache_control": {"type": "ephemeral"}}],
+        },
+    ]
+    second = client.beta.messages.create(**ask(tools=tools, messages=later)).usage
+    written = first.cache_creation_input_tokens
+    assert written > 0 and second.cache_read_input_tokens == written
+    # The same turn without the change message reads only the system prompt's entry.
+    dropped = [m for m in later if m is not unmarked]
+    third = client.beta.messages.create(**ask(tools=tools, messages=dropped)).usage
+    assert 0 < third.cache_read_input_tokens < written

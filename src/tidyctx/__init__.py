@@ -5,6 +5,7 @@
 [{'role': 'user', 'content': 'hi'}]
 """
 
+from tidyctx._betas import required_betas
 from tidyctx._memo import MemoStats, clear_memo, memo_stats, set_memo_limit
 from tidyctx._pipeline import Report, Step, Transform, explain, pipe
 from tidyctx._request import Request, ValidationError, normalize, validate
@@ -28,6 +29,7 @@ from tidyctx.transforms import (
     SummaryEvent,
     SummaryWarning,
     SystemLines,
+    ToolChanges,
     TTLDecision,
     asummarize,
     cache,
@@ -64,6 +66,7 @@ __all__ = [
     "SystemLines",
     "TTLDecision",
     "TokenCounter",
+    "ToolChanges",
     "Transform",
     "ValidationError",
     "asummarize",
@@ -81,6 +84,7 @@ __all__ = [
     "outline",
     "pipe",
     "read_ledger",
+    "required_betas",
     "set_memo_limit",
     "slice_code",
     "slice_lines",

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tidyctx import pricing
+from tidyctx._betas import merge_betas, required_betas
 from tidyctx._calls import Call, in_pipeline, watching
 from tidyctx._edge import guarded, start, transform_name
 from tidyctx._pipeline import Transform, flat, step
@@ -89,6 +90,33 @@ class _Prepared:
     """False: the pipeline did not run (a request the SDK itself will refuse)."""
     ttl: TTLDecision | None = None
     """What ``cache(ttl="adaptive")`` chose for this call, for the ledger."""
+
+
+def _sent(prep: _Prepared, options: dict[str, Any], kwargs: dict[str, Any], api: str) -> Any:
+    """The SDK call's arguments: the pipeline's request and the call's options, with the betas
+    the pipeline's output needs and its input did not (a tool change message order()
+    inserted) added: to ``betas`` on ``beta.messages``, to the ``anthropic-beta`` header in
+    ``extra_headers`` on ``messages`` (https://platform.claude.com/docs/en/api/beta-headers)."""
+    if not prep.ran:
+        return dict(kwargs)
+    sent = {**prep.after, **options}
+    if prep.after is prep.before:
+        return sent
+    had = set(required_betas(prep.before))
+    needed = [name for name in required_betas(prep.after) if name not in had]
+    if not needed:
+        return sent
+    if api == "beta.messages":
+        given = sent.get("betas")
+        betas = [] if given is None or _absent(given) else list(given)
+        sent["betas"] = betas + [name for name in needed if name not in betas]
+    else:
+        headers = dict(sent.get("extra_headers") or {})
+        value = next((v for k, v in headers.items() if k.lower() == "anthropic-beta"), None)
+        headers = {k: v for k, v in headers.items() if k.lower() != "anthropic-beta"}
+        headers["anthropic-beta"] = merge_betas(value if isinstance(value, str) else None, needed)
+        sent["extra_headers"] = headers
+    return sent
 
 
 @dataclass(slots=True)
@@ -494,7 +522,7 @@ class _Messages:
             return self._raw.create(**kwargs)
         body, options = _split(kwargs)
         prep = self._recorder.prepare(body)
-        sent = {**prep.after, **options} if prep.ran else dict(kwargs)
+        sent = _sent(prep, options, kwargs, self._api)
         stream = bool(options.get("stream"))
         started, clock = time.time(), time.perf_counter()
         try:
@@ -531,7 +559,7 @@ class _StreamManager:
         m = self._messages
         body, options = _split(self._kwargs)
         prep = self._prep = m._recorder.prepare(body)
-        sent = {**prep.after, **options} if prep.ran else dict(self._kwargs)
+        sent = _sent(prep, options, self._kwargs, m._api)
         self._started, self._clock = time.time(), time.perf_counter()
         self._inner = m._raw.stream(**sent)
         try:
@@ -567,7 +595,7 @@ class _AsyncMessages(_Messages):
             return await self._raw.create(**kwargs)
         body, options = _split(kwargs)
         prep = await self._recorder.aprepare(body)
-        sent = {**prep.after, **options} if prep.ran else dict(kwargs)
+        sent = _sent(prep, options, kwargs, self._api)
         stream = bool(options.get("stream"))
         started, clock = time.time(), time.perf_counter()
         try:
@@ -598,7 +626,7 @@ class _AsyncStreamManager(_StreamManager):
         m = self._messages
         body, options = _split(self._kwargs)
         prep = self._prep = await m._recorder.aprepare(body)
-        sent = {**prep.after, **options} if prep.ran else dict(self._kwargs)
+        sent = _sent(prep, options, self._kwargs, m._api)
         self._started, self._clock = time.time(), time.perf_counter()
         self._inner = m._raw.stream(**sent)
         try:

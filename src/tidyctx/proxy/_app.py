@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
+from tidyctx._betas import merge_betas, required_betas
 from tidyctx._pipeline import Transform
 from tidyctx.proxy._board import Board, ProxyMetrics
 from tidyctx.proxy._board import Totals as SessionTotals
@@ -113,6 +114,27 @@ def _host_name(value: str) -> str:
     if value.count(":") == 1:
         return value.partition(":")[0]
     return value
+
+
+def _with_betas(
+    headers: list[tuple[bytes, bytes]], prepared: Prepared
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` with the ``anthropic-beta`` names the pipeline's output needs and its input
+    did not (a tool change message order() inserted), appended to the client's value; the
+    client's header goes on untouched otherwise."""
+    if not prepared.changed or prepared.after is None or prepared.before is None:
+        return headers
+    had = set(required_betas(prepared.before))
+    needed = [name for name in required_betas(prepared.after) if name not in had]
+    if not needed:
+        return headers
+    values = [v.decode("latin-1") for k, v in headers if k == b"anthropic-beta"]
+    given = ",".join(values) if values else None
+    merged = merge_betas(given, needed)
+    if merged == given:
+        return headers
+    rest = [(k, v) for k, v in headers if k != b"anthropic-beta"]
+    return [*rest, (b"anthropic-beta", merged.encode("latin-1"))]
 
 
 def _error_body(status: int, kind: str, message: str) -> bytes:
@@ -234,6 +256,7 @@ class _Proxy:
             else:  # recording only: the model and usage are read from the response
                 prepared = Prepared(body)
             body = prepared.body
+            headers = _with_betas(headers, prepared)
             # Usage is read from the response as it passes, so it must arrive uncompressed.
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"]
             headers.append((b"accept-encoding", b"identity"))

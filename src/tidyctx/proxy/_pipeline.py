@@ -32,24 +32,27 @@ PIPELINES = ("defaults", "cache-only", "off")
 def select_pipeline(spec: str, store: Store) -> list[Transform]:
     """The transforms of pipeline ``spec``, keeping cut originals in ``store``.
 
-    ``defaults``: :func:`tidyctx.defaults` (order with a :class:`~tidyctx.SystemLines`
-    memory, slice_code when the ``code`` extra is installed, trim and the adaptive cache);
-    ``cache-only``: order (with its memory) and cache; ``off``: nothing (a recording proxy);
+    ``defaults``: :func:`tidyctx.defaults` (order with a :class:`~tidyctx.SystemLines` and a
+    :class:`~tidyctx.ToolChanges` memory, slice_code when the ``code`` extra is installed,
+    trim and the adaptive cache);
+    ``cache-only``: order (with its memories) and cache; ``off``: nothing (a recording proxy);
     ``module:attr``: a list of transforms, or a function of no arguments returning one (such
     as a factory of your own), imported from an installed module.
     """
-    from tidyctx import SystemLines, cache, defaults, order
+    from tidyctx import SystemLines, ToolChanges, cache, defaults, order
 
     if spec == "off":
         return []
     # The proxy sees every request of a conversation, so order() remembers the system prompt's
     # volatile-looking lines and moves one only once it has changed: a fixed "The current time
-    # is ..." stays in the cached system prompt rather than be sent uncached every turn.
+    # is ..." stays in the cached system prompt rather than be sent uncached every turn. It
+    # also remembers each conversation's first tools, so a tool the agent drops or restores
+    # goes as a change message inside the messages instead of rewriting the cached tools.
     if spec == "cache-only":
-        return [order(seen=SystemLines()), cache()]
+        return [order(seen=SystemLines(), tools=ToolChanges()), cache()]
     if spec == "defaults":
         # The library's recommended pipeline (no client: the proxy makes no summary calls).
-        return defaults(store=store, order={"seen": SystemLines()})
+        return defaults(store=store, order={"seen": SystemLines(), "tools": ToolChanges()})
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(

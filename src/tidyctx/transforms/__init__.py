@@ -9,6 +9,7 @@ from tidyctx.transforms._order import SystemLines, order
 from tidyctx.transforms._pauses import Pauses, TTLDecision
 from tidyctx.transforms._slice_code import slice_code
 from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, asummarize, summarize
+from tidyctx.transforms._toolchanges import ToolChanges
 from tidyctx.transforms._trim import trim
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "SummaryWarning",
     "SystemLines",
     "TTLDecision",
+    "ToolChanges",
     "asummarize",
     "cache",
     "clear",

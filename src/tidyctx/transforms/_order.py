@@ -36,6 +36,11 @@ one line). With ``order(seen=SystemLines())`` the caller passes a memory of the 
 (see :class:`SystemLines`): a volatile-looking line then moves only once its value has been
 seen to change between two requests of the same conversation, and stays in place before.
 
+**Tools that change.** Without a memory the tools go as sent (sorted). With
+``order(tools=ToolChanges())`` (:mod:`tidyctx.transforms._toolchanges`) a conversation keeps
+its first tools, and a tool dropped or restored later is stated in a ``role: "system"``
+message at the place the change was first seen, so the cached prefix survives it.
+
 **Prefix stability.** For a conversation that only grows, whose system prompt carries a
 timestamp that changes every turn and whose tools come in any order, the output of order()
 at turn *n* and at turn *n+1* has byte-identical tools and system, and the messages of turn
@@ -67,7 +72,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidyctx._edge import Edge
 from tidyctx._memo import memoized
@@ -78,6 +83,9 @@ from tidyctx._request import (
     canonical_json,
     check_encodable,
 )
+
+if TYPE_CHECKING:
+    from tidyctx.transforms._toolchanges import ToolChanges
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -539,6 +547,7 @@ class _Stats:
     blocks: int = 0
     markers: list[str] = field(default_factory=list)
     already: bool = False
+    tool_changes: str = ""
 
 
 @dataclass(frozen=True)
@@ -569,6 +578,7 @@ class Order(Edge):
         stable: tuple[Pin, ...],
         dynamic: tuple[Pin, ...],
         seen: SystemLines | None,
+        tools: ToolChanges | None,
         name: str,
     ) -> None:
         self.sort_tools = sort_tools
@@ -577,6 +587,7 @@ class Order(Edge):
         self.stable = stable
         self.dynamic = dynamic
         self.seen = seen
+        self.tools = tools
         self.name = name
         self._labels = tuple(_label(p) for p in patterns)
         self._pattern_key = tuple((p.pattern, p.flags) for p in patterns)
@@ -621,6 +632,8 @@ class Order(Edge):
                 "(unchanged in this conversation so far)"
             )
         parts += stats.markers
+        if stats.tool_changes:
+            parts.insert(0, stats.tool_changes)
         return "; ".join(parts) if parts else "nothing to reorder"
 
     # -- the work
@@ -643,11 +656,30 @@ class Order(Edge):
         out = dict(request)
         out["messages"] = list(messages)
         stats = _Stats()
+        keyed: Mapping[str, Any] = request
+        if self.tools is not None:
+            from tidyctx.transforms._toolchanges import insert_changes
+
+            # Before sorting: the memory compares the tools as the client sent them.
+            rewrite = self.tools.rewrite(request, record=record)
+            if rewrite.tools is not None:
+                if rewrite.tools:
+                    out["tools"] = rewrite.tools
+                else:  # the first request had none: every tool since came inline
+                    out.pop("tools", None)
+                out["messages"] = insert_changes(messages, rewrite.inserts)
+                n = len(rewrite.inserts)
+                stats.tool_changes = (
+                    f"kept the first tools, {n} tool change message{'s' if n != 1 else ''} "
+                    "in the messages" + (f" ({rewrite.note})" if rewrite.note else "")
+                )
+                # The system prompt's memory knows the conversation by its first tools.
+                keyed = {**request, "tools": rewrite.tools}
         if self.sort_tools and isinstance(out.get("tools"), list) and out["tools"]:
             out["tools"] = self._order_tools(out["tools"], stats)
         if self.canonical_inputs:
             self._canonical_inputs(out["messages"], stats)
-        self._move_volatile(request, out, stats, record)
+        self._move_volatile(keyed, out, stats, record)
         return out, stats
 
     def _order_tools(self, tools: list[Any], stats: _Stats) -> list[Any]:
@@ -702,7 +734,9 @@ class Order(Edge):
                         messages[i] = {**message, "content": copied}
                     copied[j] = {**block, "input": _canonical(block["input"])}
 
-    def _move_volatile(self, request: Request, out: Request, stats: _Stats, record: bool) -> None:
+    def _move_volatile(
+        self, request: Mapping[str, Any], out: Request, stats: _Stats, record: bool
+    ) -> None:
         system = out.get("system")
         if system is None or (isinstance(system, str) and not system.strip()):
             return  # nothing to scan
@@ -945,6 +979,7 @@ def order(
     stable: Iterable[Pin] | Pin | None = None,
     dynamic: Iterable[Pin] | Pin | None = None,
     seen: SystemLines | None = None,
+    tools: ToolChanges | None = None,
 ) -> Order:
     """Stable-prefix ordering: a transform that makes tools and system byte-stable.
 
@@ -963,6 +998,12 @@ def order(
       keeps across requests. With it a volatile-looking line moves only once its text has
       changed between two requests of the same conversation; without it (the default, a pure
       transform) every volatile-looking line moves.
+    - ``tools``: a :class:`~tidyctx.ToolChanges`, the memory of each conversation's first
+      tools. With it a request that drops tools, or restores tools of the first list, keeps
+      the first ``tools`` and says the change in a ``role: "system"`` message of
+      ``tool_removal`` / ``tool_addition`` blocks at the place it was first seen, so the
+      cached prefix survives the change; the request then needs the betas
+      :func:`~tidyctx.required_betas` names. Without it the tools go as sent.
 
     A whole line of a system text block is volatile if a pattern matches in it; text between
     :data:`DYNAMIC_OPEN` and :data:`DYNAMIC_CLOSE` is volatile as a span. Volatile text goes,
@@ -1010,6 +1051,14 @@ def order(
                 f"order(seen=...) takes a tidyctx.SystemLines, got {type(seen).__name__}"
             )
         options.append(f"seen={seen!r}")
+    if tools is not None:
+        from tidyctx.transforms._toolchanges import ToolChanges
+
+        if not isinstance(tools, ToolChanges):
+            raise TypeError(
+                f"order(tools=...) takes a tidyctx.ToolChanges, got {type(tools).__name__}"
+            )
+        options.append(f"tools={tools!r}")
     return Order(
         sort_tools=sort_tools,
         canonical_inputs=canonical_inputs,
@@ -1017,5 +1066,6 @@ def order(
         stable=stable_pins,
         dynamic=dynamic_pins,
         seen=seen,
+        tools=tools,
         name=f"order({', '.join(options)})",
     )
