@@ -8,6 +8,7 @@
 from tidyctx._memo import MemoStats, clear_memo, memo_stats, set_memo_limit
 from tidyctx._pipeline import Report, Step, Transform, explain, pipe
 from tidyctx._request import Request, ValidationError, normalize, validate
+from tidyctx._tools import arun_tools, run_tools
 from tidyctx._wrap import wrap
 from tidyctx.code import (
     Definition,
@@ -24,6 +25,7 @@ from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, store_tex
 from tidyctx.tokens import LocalCounter, TokenCounter
 from tidyctx.transforms import (
     Clearing,
+    ParallelTools,
     Pauses,
     SummaryEvent,
     SummaryWarning,
@@ -36,6 +38,7 @@ from tidyctx.transforms import (
     defaults,
     expand_tool,
     order,
+    parallel_tools,
     slice_code,
     summarize,
     trim,
@@ -49,6 +52,7 @@ __all__ = [
     "LocalCounter",
     "MemoStats",
     "MemoryStore",
+    "ParallelTools",
     "Pauses",
     "RedisStore",
     "Report",
@@ -66,6 +70,7 @@ __all__ = [
     "TokenCounter",
     "Transform",
     "ValidationError",
+    "arun_tools",
     "asummarize",
     "cache",
     "clear",
@@ -79,8 +84,10 @@ __all__ = [
     "normalize",
     "order",
     "outline",
+    "parallel_tools",
     "pipe",
     "read_ledger",
+    "run_tools",
     "set_memo_limit",
     "slice_code",
     "slice_lines",
