@@ -58,9 +58,9 @@ CALLS: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-def _trace(tmp_path: Path) -> Path:
+def _trace(tmp_path: Path, calls: list[tuple[str, dict[str, Any], str]] = CALLS) -> Path:
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Find how the app loads config."}]
-    for i, (name, arg, shown) in enumerate(CALLS, 1):
+    for i, (name, arg, shown) in enumerate(calls, 1):
         messages.append({"role": "assistant", "content": [_call(i, name, arg)]})
         extra = [{"type": "text", "text": "Also look at the tests."}] if i == 5 else []
         messages.append(_result(i, shown, *extra))
@@ -70,7 +70,7 @@ def _trace(tmp_path: Path) -> Path:
             "ts": None,
             "usage": {"input_tokens": 20, "cache_read_input_tokens": 1000 * k, "output_tokens": 80},
         }
-        for k in range(1, len(CALLS) + 2)
+        for k in range(1, len(calls) + 2)
     ]
     data = {
         "id": "synthetic",
@@ -93,6 +93,27 @@ def test_finds_the_calls_that_took_nothing_from_the_previous_result(tmp_path: Pa
     ]
     assert found.calls == 9
     assert found.single_lookups == 6  # 1, 2, 3, 5, 6, 7
+
+
+def test_a_view_of_the_lines_a_grep_found_depends_on_it(tmp_path: Path) -> None:
+    calls: list[tuple[str, dict[str, Any], str]] = [
+        ("Read", {"file_path": "a.py"}, "x = 1"),
+        ("Bash", {"command": "grep -n 'class Loader' src/app.py"}, "131:class Loader:"),
+        # Lines 125 to 150: around line 131, which the grep found.
+        (
+            "str_replace_editor",
+            {"command": "view", "path": "src/app.py", "view_range": [125, 150]},
+            "...",
+        ),
+        # Lines 400 to 420 of another file: nothing the grep said.
+        (
+            "str_replace_editor",
+            {"command": "view", "path": "src/b.py", "view_range": [400, 420]},
+            "...",
+        ),
+    ]
+    found = missed_parallelism(load_run(_trace(tmp_path, calls)))
+    assert [(m.call, m.joins) for m in found.missed] == [(2, 1), (4, 3)]
 
 
 def test_prices_the_extra_calls_input_as_billed_and_output_beyond_the_call(tmp_path: Path) -> None:

@@ -17,7 +17,10 @@ those calls in a :class:`~tidyctx.traces.Run` and prices them.
    ``<system-reminder>`` text aside): no person spoke in between;
 4. call *k*'s input takes nothing from the result of call *k-1*: no word or path of 6
    characters or more that first appeared in the conversation in that result (not in the
-   system prompt, the earlier messages or the call's own input) appears in call *k*'s input.
+   system prompt, the earlier messages or the call's own input) appears in call *k*'s input,
+   and no number in call *k*'s input lies within 10 of a number of 10 or more that first
+   appeared in that result (line numbers: a grep answers ``131:class DatetimeIndex``, the
+   next call views lines 130 to 150).
 
 A chain of such calls could all have been one turn: call *k+1* joins the same turn if it
 takes nothing from the results of any call in the chain. The rule reads text, not intent: a
@@ -52,6 +55,7 @@ writes too: the output counted is the call's output less its ``tool_use`` block.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -65,6 +69,7 @@ from tidyctx.traces import Run
 
 __all__ = [
     "MIN_SHARED",
+    "NEAR_LINES",
     "READ_ONLY_COMMANDS",
     "READ_WORDS",
     "WRITE_WORDS",
@@ -83,6 +88,11 @@ def _words(text: str) -> frozenset[str]:
 MIN_SHARED = 6
 """The shortest word or path that, taken from a result into the next call's input, makes
 the call depend on the result."""
+
+NEAR_LINES = 10
+"""A number in a call's input within this distance of a number (10 or more) that first
+appeared in the previous result makes the call depend on it: a grep answers
+``131:class DatetimeIndex`` and the next call views lines 130 to 150."""
 
 READ_WORDS = _words(
     "read get list ls search find grep glob view show describe fetch lookup query info "
@@ -123,6 +133,8 @@ _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # A word or a path of MIN_SHARED characters or more (letters, digits, _, and inside . / -).
 _TOKENS = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_./-]*[A-Za-z0-9_])?")
 _REMINDER = "<system-reminder>"
+# A whole number of 2 to 9 digits, not part of a word, a version or a decimal.
+_NUMBERS = re.compile(r"(?<![\w.])\d{2,9}(?![\w.]|\.\d)")
 
 
 def _name_words(name: str) -> set[str]:
@@ -202,11 +214,38 @@ def _text_of(value: Any) -> Iterable[str]:
             stack.extend(item)
 
 
-def _tokens_of(value: Any) -> set[str]:
-    out: set[str] = set()
+def _scan(value: Any) -> tuple[set[str], set[int]]:
+    """The words (:func:`_tokens`) and the whole numbers in a JSON value."""
+    words: set[str] = set()
+    numbers: set[int] = set()
     for text in _text_of(value):
-        out |= _tokens(text)
-    return out
+        words |= _tokens(text)
+        numbers.update(int(n) for n in _NUMBERS.findall(text))
+    return words, numbers
+
+
+class _Known:
+    """The words and numbers seen in a conversation so far."""
+
+    __slots__ = ("numbers", "words")
+
+    def __init__(self) -> None:
+        self.words: set[str] = set()
+        self.numbers: set[int] = set()
+
+    def add(self, value: Any) -> None:
+        words, numbers = _scan(value)
+        self.words |= words
+        self.numbers |= numbers
+
+
+def _near(wanted: set[int], numbers: list[int]) -> bool:
+    """Is a number of ``wanted`` within :data:`NEAR_LINES` of one of ``numbers`` (sorted)?"""
+    for n in wanted:
+        i = bisect.bisect_left(numbers, n - NEAR_LINES)
+        if i < len(numbers) and numbers[i] <= n + NEAR_LINES:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,10 +394,6 @@ def _call_tokens(counter: LocalCounter, call: Mapping[str, Any]) -> int:
     return sum(n for _, n in blocks)
 
 
-def _system_tokens(request: Mapping[str, Any]) -> set[str]:
-    return _tokens_of(request.get("system")) | _tokens_of(request.get("tools"))
-
-
 def missed_parallelism(run: Run, *, model: str | None = None) -> MissedParallelism:
     """The calls of ``run`` that could have joined the call before them, and their cost,
     priced on ``model`` (default: the run's; ``claude-sonnet-4-6`` when it has no price).
@@ -375,10 +410,11 @@ def missed_parallelism(run: Run, *, model: str | None = None) -> MissedParalleli
     turns = run.turns
     missed: list[MissedCall] = []
     singles = 0
-    known: set[str] = set()  # the words of the conversation so far
+    known = _Known()  # the words and numbers of the conversation so far
     seen_messages: Sequence[Any] = ()
     chain_start = -1  # the first call of the current chain, or -1
     chain_new: set[str] = set()  # the words the chain's results brought in
+    chain_numbers: list[int] = []  # the numbers they brought in, sorted
     for k, turn in enumerate(turns):
         messages = turn.request.get("messages")
         messages = messages if isinstance(messages, list) else []
@@ -386,21 +422,17 @@ def missed_parallelism(run: Run, *, model: str | None = None) -> MissedParalleli
             a is b or a == b
             for a, b in zip(seen_messages[-1:], messages[len(seen_messages) - 1 :], strict=False)
         )
+        start = len(seen_messages)
         if not grew or k == 0:
-            known = _system_tokens(turn.request)
-            for message in messages:
-                known |= _tokens_of(
-                    message.get("content") if isinstance(message, Mapping) else None
-                )
-        else:
-            for message in messages[len(seen_messages) :]:
-                known |= _tokens_of(
-                    message.get("content") if isinstance(message, Mapping) else None
-                )
+            known, start = _Known(), 0
+            known.add(turn.request.get("system"))
+            known.add(turn.request.get("tools"))
+        for message in messages[start:]:
+            known.add(message.get("content") if isinstance(message, Mapping) else None)
         seen_messages = messages
         call = _one_call(turn.reply)
         if call is None or not read_only(str(call.get("name", "")), _input(call)):
-            chain_start, chain_new = -1, set()
+            chain_start, chain_new, chain_numbers = -1, set(), []
             continue
         singles += 1
         # Does this call follow the chain: the message before it is the previous call's
@@ -410,7 +442,8 @@ def missed_parallelism(run: Run, *, model: str | None = None) -> MissedParalleli
             previous = _one_call(turns[k - 1].reply)
             between = messages[-1]
             if previous is not None and _result_only(between, str(previous.get("id"))) is not None:
-                follows = not (_tokens_of(call.get("input")) & chain_new)
+                words, numbers = _scan(call.get("input"))
+                follows = not (words & chain_new) and not _near(numbers, chain_numbers)
         if follows:
             usage = usages[k]
             billed = pricing.cost({**usage, "output_tokens": 0}, price)
@@ -430,15 +463,18 @@ def missed_parallelism(run: Run, *, model: str | None = None) -> MissedParalleli
                 )
             )
         else:
-            chain_start, chain_new = k, set()
+            chain_start, chain_new, chain_numbers = k, set(), []
         # The words this call's result brings in: found in the next request, after the reply.
-        known |= _tokens_of(call.get("input"))
+        known.add(call.get("input"))
         if k + 1 < len(turns):
             following = turns[k + 1].request.get("messages")
             if isinstance(following, list) and len(following) > len(messages) + 1:
                 result = _result_only(following[len(messages) + 1], str(call.get("id")))
                 if result is not None:
-                    chain_new |= _tokens_of(result.get("content")) - known
+                    words, numbers = _scan(result.get("content"))
+                    chain_new |= words - known.words
+                    found = {n for n in numbers - known.numbers if n >= 10}
+                    chain_numbers = sorted({*chain_numbers, *found})
     return MissedParallelism(
         run=run.id,
         model=price.model,
