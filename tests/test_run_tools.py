@@ -8,6 +8,8 @@ from typing import Any
 
 import anthropic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tidyctx as tc
 from tidyctx.testing import LocalServer
@@ -288,3 +290,60 @@ def test_bad_input_is_named(
 def test_a_tool_returning_no_content_raises_naming_it() -> None:
     with pytest.raises(TypeError, match=r"tool 'alpha' \(content\[1\]\) returned a set"):
         tc.run_tools(_turn("alpha"), {"alpha": lambda a: {1, 2}})
+
+
+# ---------------------------------------------------------------------------- property
+
+_KINDS = ("ok", "fails", "async_ok", "async_fails", "missing")
+
+
+async def _async_echo(arg: dict[str, Any]) -> str:
+    await asyncio.sleep(0)
+    return f"done {arg['k']}"
+
+
+async def _async_fail(arg: dict[str, Any]) -> str:
+    await asyncio.sleep(0)
+    raise ValueError(f"bad {arg['k']}")
+
+
+def _fail(arg: dict[str, Any]) -> str:
+    raise ValueError(f"bad {arg['k']}")
+
+
+PROPERTY_TOOLS: dict[str, Any] = {
+    "ok": lambda arg: f"done {arg['k']}",
+    "fails": _fail,
+    "async_ok": _async_echo,
+    "async_fails": _async_fail,
+}
+
+
+@settings(max_examples=40)
+@given(
+    st.lists(st.sampled_from(_KINDS), min_size=1, max_size=12),
+    st.one_of(st.none(), st.integers(1, 4)),
+)
+def test_every_call_is_answered_once_in_order(kinds: list[str], limit: int | None) -> None:
+    turn = {"role": "assistant", "content": _calls(*kinds)}
+    answer = tc.run_tools(turn, PROPERTY_TOOLS, max_concurrency=limit)
+    assert _ids(answer) == [f"toolu_{i}" for i in range(len(kinds))]
+    for i, (kind, result) in enumerate(zip(kinds, answer["content"], strict=True)):
+        failed = kind.endswith("fails") or kind == "missing"
+        assert result.get("is_error", False) is failed
+        if kind.endswith("ok"):
+            assert result["content"] == f"done {i}"
+        elif kind.endswith("fails"):
+            assert result["content"] == f"ValueError: bad {i}"
+
+
+def test_a_tool_with_the_wrong_signature_is_an_error_result() -> None:
+    async def no_arguments() -> str:
+        return "never"
+
+    def two_arguments(a: Any, b: Any) -> str:
+        return "never"
+
+    answer = tc.run_tools(_turn("alpha", "beta"), {"alpha": no_arguments, "beta": two_arguments})
+    assert [r["is_error"] for r in answer["content"]] == [True, True]
+    assert all(r["content"].startswith("TypeError: ") for r in answer["content"])

@@ -245,7 +245,10 @@ async def _one(
     """The call's result value and whether it is an error."""
     async with slots:
         if _is_async(fn):
-            job: asyncio.Future[Any] = asyncio.ensure_future(fn(call.input))
+            try:  # calling it only makes the coroutine, but a wrong signature raises here
+                job: asyncio.Future[Any] = asyncio.ensure_future(fn(call.input))
+            except Exception as err:
+                return f"{type(err).__name__}: {err}", True
         else:
             job = _in_thread(fn, call.input, call.name)
         loop = asyncio.get_running_loop()
