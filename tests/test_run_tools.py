@@ -347,3 +347,32 @@ def test_a_tool_with_the_wrong_signature_is_an_error_result() -> None:
     answer = tc.run_tools(_turn("alpha", "beta"), {"alpha": no_arguments, "beta": two_arguments})
     assert [r["is_error"] for r in answer["content"]] == [True, True]
     assert all(r["content"].startswith("TypeError: ") for r in answer["content"])
+
+
+def test_cancelling_the_turn_cancels_its_async_calls() -> None:
+    running: list[int] = []
+    cancelled: list[int] = []
+    both = asyncio.Event()
+
+    async def slow(arg: dict[str, Any]) -> str:
+        running.append(arg["k"])
+        if len(running) == 2:
+            both.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(arg["k"])
+            raise
+        return "never"
+
+    async def main() -> None:
+        turn = asyncio.ensure_future(
+            tc.arun_tools(_turn("alpha", "beta"), {"alpha": slow, "beta": slow})
+        )
+        await both.wait()
+        turn.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await turn
+
+    asyncio.run(main())
+    assert sorted(cancelled) == [0, 1]

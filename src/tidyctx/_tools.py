@@ -253,7 +253,11 @@ async def _one(
             job = _in_thread(fn, call.input, call.name)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        done, _ = await asyncio.wait({job}, timeout=timeout)
+        try:
+            done, _ = await asyncio.wait({job}, timeout=timeout)
+        except asyncio.CancelledError:  # the turn itself was cancelled: so is the call
+            job.cancel()
+            raise
         if not done:
             job.cancel()
             return f"timed out after {timeout:g} s", True
