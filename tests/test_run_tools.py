@@ -71,6 +71,8 @@ def test_results_come_back_in_tool_use_order_and_the_api_accepts_them(
     answer = tc.run_tools(response, tools)
     assert answer["role"] == "user"
     assert _ids(answer) == [b.id for b in response.content if b.type == "tool_use"]
+    # The content list alone is read the same way.
+    assert tc.run_tools(response.content, tools) == answer
     assert [b["content"] for b in answer["content"]] == [
         "alpha saw k=0",
         "beta saw k=1",

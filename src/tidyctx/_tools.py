@@ -6,7 +6,8 @@ user message
 (https://platform.claude.com/docs/en/agents-and-tools/tool-use/parallel-tool-use).
 :func:`run_tools` does that:
 
-- ``response`` is the SDK ``Message`` (or ``BetaMessage``) the call returned, or its dict;
+- ``response`` is the SDK ``Message`` (or ``BetaMessage``) the call returned, its dict, or its
+  ``content`` list;
   its ``tool_use`` blocks are the calls (Anthropic's server tools, ``server_tool_use`` and
   ``mcp_tool_use``, ran on Anthropic's side and are skipped);
 - ``tools`` maps a tool name to a callable that takes the call's ``input`` dict and returns
@@ -86,10 +87,12 @@ def _plain_response(response: Any) -> dict[str, Any]:
         plain = to_plain(response)
     except TypeError:
         plain = None
+    if isinstance(plain, list):  # message.content
+        return {"role": "assistant", "content": plain}
     if not isinstance(plain, dict):
         raise TypeError(
-            "run_tools() takes the response: an SDK Message or its dict with 'content', got "
-            f"{type(response).__name__}"
+            "run_tools() takes the response: an SDK Message, its dict with 'content', or its "
+            f"content list; got {type(response).__name__}"
         )
     return plain
 
