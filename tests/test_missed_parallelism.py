@@ -116,6 +116,16 @@ def test_a_view_of_the_lines_a_grep_found_depends_on_it(tmp_path: Path) -> None:
     assert [(m.call, m.joins) for m in found.missed] == [(2, 1), (4, 3)]
 
 
+def test_an_id_a_result_brought_makes_the_next_lookup_depend_on_it(tmp_path: Path) -> None:
+    calls: list[tuple[str, dict[str, Any], str]] = [
+        ("list_orders", {"customer": "acme"}, '[{"id": "ORD-771204"}]'),
+        ("get_order", {"id": "ORD-771204"}, '{"status": "late"}'),
+        ("get_customer", {"name": "acme"}, '{"tier": "gold"}'),
+    ]
+    found = missed_parallelism(load_run(_trace(tmp_path, calls)))
+    assert [(m.call, m.joins) for m in found.missed] == [(3, 2)]
+
+
 def test_prices_the_extra_calls_input_as_billed_and_output_beyond_the_call(tmp_path: Path) -> None:
     found = missed_parallelism(load_run(_trace(tmp_path)))
     first = found.missed[0]
@@ -171,6 +181,8 @@ def test_a_run_without_usage_is_priced_on_the_cache_model(tmp_path: Path) -> Non
         ("Bash", {"command": "echo $(rm x)"}, False),
         ("Bash", {"command": "git branch new-feature"}, False),
         ("Bash", {"command": "python -m pytest"}, False),
+        ("Bash", {"command": "find . -name '*.py' | xargs grep -l Loader"}, True),
+        ("Bash", {"command": "find . -name '*.pyc' | xargs -0 rm"}, False),
         ("Bash", {}, False),
     ],
 )

@@ -34,9 +34,9 @@ the count leans low.
 - a shell tool (``Bash``, ``bash``, ``execute_bash``, ``terminal``, ``shell``,
   ``run_command``...) whose ``command`` is one or more simple commands joined by ``&&``,
   ``||``, ``;`` or ``|``, each a program of :data:`READ_ONLY_COMMANDS` (``cat``, ``ls``,
-  ``grep``, ``find``, ``head``, ``git log``...), with no output redirection other than to
-  ``/dev/null`` or ``2>&1``, no command substitution, no ``-exec``/``-delete`` (``find``) and
-  no ``-i`` (``sed``);
+  ``grep``, ``find``, ``head``, ``git log``...; ``xargs`` running one of them), with no
+  output redirection other than to ``/dev/null`` or ``2>&1``, no command substitution, no
+  ``-exec``/``-delete`` (``find``) and no ``-i`` (``sed``);
 - a text editor tool (its name holds ``editor`` or ``edit_tool``: ``str_replace_editor``,
   ``str_replace_based_edit_tool``) called with ``command: "view"``;
 - any other tool whose name, split into words (``WebSearch`` → web, search;
@@ -133,6 +133,7 @@ _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # A word or a path of MIN_SHARED characters or more (letters, digits, _, and inside . / -).
 _TOKENS = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_./-]*[A-Za-z0-9_])?")
 _REMINDER = "<system-reminder>"
+_BLOCKS = frozenset({"text", "tool_use", "tool_result", "server_tool_use", "mcp_tool_use"})
 # A whole number of 2 to 9 digits, not part of a word, a version or a decimal.
 _NUMBERS = re.compile(r"(?<![\w.])\d{2,9}(?![\w.]|\.\d)")
 
@@ -156,6 +157,11 @@ def _segment_read_only(segment: str) -> bool:
     if not words:
         return True
     program, args = words[0].rsplit("/", 1)[-1], words[1:]
+    if program == "xargs":  # runs the program after its options on what it reads
+        rest = list(args)
+        while rest and rest[0].startswith("-"):
+            rest = rest[1:]
+        return bool(rest) and _segment_read_only(" ".join(rest))
     if program == "git":
         rest = [a for a in args if not a.startswith("-")]
         if not rest or rest[0] not in _GIT_READS:
@@ -207,9 +213,12 @@ def _text_of(value: Any) -> Iterable[str]:
         elif isinstance(item, int | float):
             yield str(item)
         elif isinstance(item, Mapping):
-            if item.get("type") in ("image", "document") and "source" in item:
+            kind = item.get("type")
+            if kind in ("image", "document") and "source" in item:
                 continue
-            stack.extend(v for k, v in item.items() if k not in ("type", "id", "tool_use_id"))
+            # A block's own type and ids are not what it says; a tool input's "id" is.
+            skip = ("type", "id", "tool_use_id") if kind in _BLOCKS else ()
+            stack.extend(v for k, v in item.items() if k not in skip)
         elif isinstance(item, list | tuple):
             stack.extend(item)
 
