@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from tidyctx import cachesim
 from tidyctx._request import validate
 from tidyctx.testing import LocalServer
 from tidyctx.transforms._parallel import PARALLEL_TEXT, parallel_tools
 
 PROPS = settings(max_examples=60)
+MODEL = "claude-sonnet-4-6"
 TOOL = {"name": "read_file", "description": "Read a file.", "input_schema": {"type": "object"}}
 
 
@@ -167,3 +169,51 @@ def test_the_sdk_accepts_the_request(
     sent = local_server.requests[-1].body
     assert sent["system"][-1]["text"] == PARALLEL_TEXT
     assert "tool_choice" not in sent
+
+
+@PROPS
+@given(gen.requests(), st.booleans())
+def test_calling_it_is_piping_it(request: dict[str, Any], bare: bool) -> None:
+    x = request["messages"] if bare else request
+    assert parallel_tools()(x) == tc.pipe(x, parallel_tools())
+
+
+def test_each_call_of_a_growing_conversation_reads_the_prefix_from_the_cache() -> None:
+    system = "You review pull requests for a payments service. " * 200
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Check a.py and b.py."}]
+    sent = []
+    for i in range(4):
+        request = {**_request(system), "messages": copy.deepcopy(messages)}
+        sent.append(tc.pipe(request, parallel_tools(), *tc.defaults(slice_code=False)))
+        messages += [
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{i}a",
+                        "name": "read_file",
+                        "input": {"p": "a.py"},
+                    },
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{i}b",
+                        "name": "read_file",
+                        "input": {"p": "b.py"},
+                    },
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": f"toolu_{i}a", "content": f"a {i}"},
+                    {"type": "tool_result", "tool_use_id": f"toolu_{i}b", "content": f"b {i}"},
+                ],
+            },
+        ]
+    usages = cachesim.simulate(sent)
+    prefix = tc.tokens.LocalCounter(MODEL).count_request({**sent[0], "messages": []})
+    assert usages[0]["cache_read_input_tokens"] == 0
+    for usage in usages[1:]:
+        # The tools, the system and its instruction are read back on every later call.
+        assert usage["cache_read_input_tokens"] >= prefix - 50
