@@ -54,6 +54,7 @@ TRANSFORMS: dict[str, Callable[[Any], Any]] = {
     "compact": tc.compact(),
     "clear": tc.clear(tc.Clearing(keep=0, trigger=0, clear_at_least=0)),
     "slice_code": tc.slice_code(max_tokens=100),
+    "parallel_tools": tc.parallel_tools(),
 }
 
 BAD = [

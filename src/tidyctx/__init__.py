@@ -9,6 +9,7 @@ from tidyctx._betas import required_betas
 from tidyctx._memo import MemoStats, clear_memo, memo_stats, set_memo_limit
 from tidyctx._pipeline import Report, Step, Transform, explain, pipe
 from tidyctx._request import Request, ValidationError, normalize, validate
+from tidyctx._tools import arun_tools, run_tools
 from tidyctx._wrap import wrap
 from tidyctx.code import (
     Definition,
@@ -25,6 +26,7 @@ from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, store_tex
 from tidyctx.tokens import LocalCounter, TokenCounter
 from tidyctx.transforms import (
     Clearing,
+    ParallelTools,
     Pauses,
     SummaryEvent,
     SummaryWarning,
@@ -38,6 +40,7 @@ from tidyctx.transforms import (
     defaults,
     expand_tool,
     order,
+    parallel_tools,
     slice_code,
     summarize,
     trim,
@@ -51,6 +54,7 @@ __all__ = [
     "LocalCounter",
     "MemoStats",
     "MemoryStore",
+    "ParallelTools",
     "Pauses",
     "RedisStore",
     "Report",
@@ -69,6 +73,7 @@ __all__ = [
     "ToolChanges",
     "Transform",
     "ValidationError",
+    "arun_tools",
     "asummarize",
     "cache",
     "clear",
@@ -82,9 +87,11 @@ __all__ = [
     "normalize",
     "order",
     "outline",
+    "parallel_tools",
     "pipe",
     "read_ledger",
     "required_betas",
+    "run_tools",
     "set_memo_limit",
     "slice_code",
     "slice_lines",

@@ -154,6 +154,14 @@ def report(run: Run, *, model: str | None = None, out: Any = None) -> dict[str, 
             "short of 'recorded', the log lacks the system prompt and tool definitions.",
             file=out,
         )
+    from tidyctx import _parallelism
+
+    missed = _parallelism.missed_parallelism(run, model=price.model)
+    print(file=out)
+    for line in _parallelism.describe(missed):
+        print(line, file=out)
+    totals["missed_calls"] = len(missed.missed)
+    totals["missed_cost"] = missed.cost
     return totals
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from tidyctx import cachesim, pricing
+from tidyctx._parallelism import missed_parallelism
 from tidyctx._request import canonical_json
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run
@@ -173,6 +174,9 @@ class ReportData:
     bars: Bars = field(default_factory=Bars)
     transforms: list[dict[str, Any]] = field(default_factory=list)
     chunks: list[dict[str, Any]] = field(default_factory=list)
+    parallel: list[dict[str, Any]] = field(default_factory=list)
+    """Per run, the calls that could have joined the call before
+    (:meth:`tidyctx._parallelism.MissedParallelism.as_dict`)."""
     facts: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     pipeline: str = ""
@@ -210,6 +214,7 @@ class ReportData:
             "total": asdict(self.bars.total) | {"calls": self.bars.count},
             "transforms": self.transforms,
             "chunks": self.chunks,
+            "parallel": self.parallel,
         }
 
 
@@ -327,6 +332,7 @@ def from_run(
         )
         done += len(one.turns)
         recorded_cost += recorded
+        data.parallel.append(missed_parallelism(one, model=price.model).as_dict())
         timed_any = timed_any or timed
     data.pipeline = ", ".join(saved)
     data.transforms = [
@@ -345,6 +351,10 @@ def from_run(
         data.facts.append(("saved", f"{100 * (1 - total.cost / total.cost_without):.1f}%"))
     if recorded_cost:
         data.facts.append(("billed as recorded", f"${recorded_cost:,.4f}"))
+    missed = sum(p["missed_calls"] for p in data.parallel)
+    if missed:
+        cost = sum(p["missed_cost"] for p in data.parallel)
+        data.facts.append(("calls that could have run in parallel", f"{missed:,}: ${cost:,.4f}"))
     if decisions:
         data.facts.append(
             ("adaptive TTL", "; ".join(f"{n} calls {label}" for label, n in decisions.items()))
@@ -529,6 +539,39 @@ def _block_text(block: Any) -> str:
 # ---------------------------------------------------------------------------- the page
 
 
+def _parallel_html(runs: list[dict[str, Any]], limit: int = 30) -> str:
+    """The missed-parallelism section: per run the total, then its missed calls."""
+    esc = html.escape
+    if not runs:
+        return "<p class=muted>No run to read.</p>"
+    parts = []
+    for run in runs:
+        n = run["missed_calls"]
+        share = 100 * run["missed_cost"] / run["run_cost"] if run["run_cost"] else 0.0
+        head = (
+            f"<p><b>{esc(run['run'])}</b>: {n:,} of {run['calls']:,} calls could have joined "
+            f"the call before; those extra round trips re-read "
+            f"{run['missed_input_tokens']:,} input tokens, ${run['missed_cost']:,.4f} on "
+            f"{esc(run['model'])} ({share:.1f}% of the run's ${run['run_cost']:,.4f}).</p>"
+        )
+        rows = "".join(
+            f"<tr><td class=n>{m['call']}</td><td class=n>{m['joins']}</td>"
+            f"<td class=n>{m['input_tokens']:,}</td><td class=n>${m['cost']:.4f}</td>"
+            f"<td class=pre>{esc(m['summary'])}</td></tr>"
+            for m in run["missed"][:limit]
+        )
+        more = f"<p class=muted>... and {n - limit} more.</p>" if n > limit else ""
+        table = (
+            "<table><thead><tr><th class=n>call</th><th class=n>could join call</th>"
+            "<th class=n>input tokens</th><th class=n>cost</th><th>tool call</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{more}"
+            if rows
+            else ""
+        )
+        parts.append(head + table)
+    return "".join(parts)
+
+
 def render_html(data: ReportData) -> str:
     """The self-contained page of ``data``."""
     payload = json.dumps(data.as_json(), ensure_ascii=True, separators=(",", ":"))
@@ -563,6 +606,7 @@ def render_html(data: ReportData) -> str:
         else "<p class=muted>No block of 200 characters or more occurs twice.</p>"
     )
     notes = "".join(f"<li>{esc(n)}</li>" for n in data.notes)
+    parallel = _parallel_html(data.parallel)
     width = data.bars.width
     per_bar = (
         ""
@@ -578,6 +622,7 @@ def render_html(data: ReportData) -> str:
         .replace("{{per_bar}}", per_bar)
         .replace("{{transforms}}", transforms)
         .replace("{{chunks}}", chunks)
+        .replace("{{parallel}}", parallel)
         .replace("{{notes}}", notes)
         .replace("{{data}}", payload)
     )

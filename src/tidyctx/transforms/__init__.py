@@ -6,6 +6,7 @@ from tidyctx.transforms._compact import compact
 from tidyctx.transforms._defaults import defaults
 from tidyctx.transforms._expand import expand_tool
 from tidyctx.transforms._order import SystemLines, order
+from tidyctx.transforms._parallel import ParallelTools, parallel_tools
 from tidyctx.transforms._pauses import Pauses, TTLDecision
 from tidyctx.transforms._slice_code import slice_code
 from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, asummarize, summarize
@@ -14,6 +15,7 @@ from tidyctx.transforms._trim import trim
 
 __all__ = [
     "Clearing",
+    "ParallelTools",
     "Pauses",
     "SummaryEvent",
     "SummaryWarning",
@@ -27,6 +29,7 @@ __all__ = [
     "defaults",
     "expand_tool",
     "order",
+    "parallel_tools",
     "slice_code",
     "summarize",
     "trim",

@@ -38,10 +38,13 @@ TOOL_CHANGE_MODELS = (
     "claude-opus-5",
     "claude-fable-5",
     "claude-mythos-5",
+    "claude-sonnet-5-5",
+    "claude-haiku-5-5",
 )
-"""Model name prefixes that take mid-conversation tool changes: the models Claude Code sends
-the ``mid-conversation-tool-changes-2026-07-01`` beta for, and the ones its announcement
-names. Other models get their tools as sent."""
+"""Model name prefixes that take mid-conversation system messages and tool changes: Fable 5
+and 5.x, Mythos 5 and 5.x, Opus 4.8, Opus 5 and 5.5, Sonnet 5.5 and Haiku 5.5 (not Sonnet 5)
+(https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages).
+Other models get their tools as sent."""
 
 
 def _message_digest(message: Any) -> str:
