@@ -159,10 +159,6 @@ class _Proxy:
         self.board = Board(config.pipeline)
         self.metrics = ProxyMetrics()
         self.rows = Rows()
-        # The ledger's counting and cache models run in one worker thread, call after call:
-        # more threads would not run them sooner (they hold the GIL), only take it from the
-        # event loop relaying other streams.
-        self._ledger_lane: anyio.CapacityLimiter | None = None
         # None: the client's own timeout decides (a long generation may take minutes).
         self.timeout = httpx.Timeout(
             connect=config.connect_timeout,
@@ -227,11 +223,6 @@ class _Proxy:
                     return 421, f"tidyctx proxy does not serve host {host!r}"
         return None
 
-    def _lane(self) -> anyio.CapacityLimiter:
-        if self._ledger_lane is None:  # made on the event loop, where it is used
-            self._ledger_lane = anyio.CapacityLimiter(1)
-        return self._ledger_lane
-
     # -- forwarding
 
     async def _forward(
@@ -283,9 +274,7 @@ class _Proxy:
         inline = len(body) <= self.config.inline_bytes
         counting = None
         if prepared is not None and prepared.before is not None and not inline:
-            counting = asyncio.ensure_future(
-                anyio.to_thread.run_sync(prepared.count, limiter=self._lane())
-            )
+            counting = asyncio.ensure_future(anyio.to_thread.run_sync(prepared.count))
         left = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             await asyncio.wait({relay, left}, return_when=asyncio.FIRST_COMPLETED)
@@ -309,7 +298,7 @@ class _Proxy:
         if prepared is not None and prepared.before is not None and not inline:
             # The cache models behind the row's cost without the pipeline: off the loop too.
             record = await anyio.to_thread.run_sync(
-                self.rows.row, row, prepared, tap, arrived, ended, limiter=self._lane()
+                self.rows.row, row, prepared, tap, arrived, ended
             )
         else:
             record = self.rows.row(row, prepared, tap, arrived, ended)
