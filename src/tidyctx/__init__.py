@@ -9,6 +9,7 @@ from tidyctx._memo import MemoStats, clear_memo, memo_stats, set_memo_limit
 from tidyctx._pipeline import Report, Step, Transform, explain, pipe
 from tidyctx._request import Request, ValidationError, normalize, validate
 from tidyctx._wrap import wrap
+from tidyctx.batch import BatchError, BatchJob
 from tidyctx.code import (
     Definition,
     Slice,
@@ -42,6 +43,8 @@ from tidyctx.transforms import (
 )
 
 __all__ = [
+    "BatchError",
+    "BatchJob",
     "Clearing",
     "Definition",
     "Ledger",

@@ -1,0 +1,518 @@
+"""tc.BatchJob with the real SDK against LocalServer: splitting by the API's limits, results
+matched to their ids, the one retry of errored and expired requests, the batch price in the
+ledger, resuming after a kill (a real subprocess killed while polling, and a kill between the
+create call and recording its batch), the async form, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+
+import tidyctx as tc
+from tidyctx import pricing
+from tidyctx._cli import main
+from tidyctx.batch import BatchError, BatchJob
+from tidyctx.batch._state import Files, job_lock
+from tidyctx.ledger import read_ledger, summarize_ledger
+from tidyctx.testing import Fail, LocalServer
+
+MODEL = "claude-sonnet-4-6"
+SRC = str(Path(tc.__file__).resolve().parents[1])
+# Long enough to be cached (1,024 tokens for Sonnet), shared by every request.
+SYSTEM = "You sort support tickets into billing, bug, account or other. " * 120
+
+
+def request(custom_id: str, **extra: Any) -> dict[str, Any]:
+    params = {
+        "model": MODEL,
+        "max_tokens": 64,
+        "system": SYSTEM,
+        "messages": [{"role": "user", "content": f"ticket {custom_id}"}],
+        **extra,
+    }
+    return {"custom_id": custom_id, "params": params}
+
+
+def echo(body: dict[str, Any]) -> str:
+    """The reply names the ticket it answers, so a result can be checked against its id."""
+    content = body["messages"][-1]["content"]
+    text = content if isinstance(content, str) else content[-1]["text"]
+    return f"answer to {text}"
+
+
+def client_for(server: LocalServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=server.base_url, api_key="test", max_retries=0, _strict_response_validation=True
+    )
+
+
+def creates(server: LocalServer) -> list[list[str]]:
+    """The custom_ids of each batch created, in order."""
+    return [
+        [item["custom_id"] for item in r.body["requests"]]
+        for r in server.requests
+        if r.method == "POST" and r.path == "/v1/messages/batches"
+    ]
+
+
+def check_matched(results: list[dict[str, Any]]) -> None:
+    for row in results:
+        if row["result"]["type"] == "succeeded":
+            text = row["result"]["message"]["content"][0]["text"]
+            assert text == f"answer to ticket {row['custom_id']}"
+
+
+class FirstTime:
+    """A batch_outcome: ``outcome`` for the ids ``chosen`` says, the first time each is seen."""
+
+    def __init__(self, choose: Any) -> None:
+        self.choose = choose
+        self.seen: set[str] = set()
+
+    def __call__(self, custom_id: str, params: dict[str, Any]) -> Any:
+        outcome = self.choose(custom_id)
+        if outcome is None or custom_id in self.seen:
+            return None
+        self.seen.add(custom_id)
+        return outcome
+
+
+# ---------------------------------------------------------------------------- the job
+
+
+def test_ten_thousand_requests_split_within_the_limits_and_matched_to_their_ids(
+    tmp_path: Path,
+) -> None:
+    ids = [f"t{i:05d}" for i in range(10_000)]
+    with LocalServer(responder=echo, batch_polls=2) as srv, client_for(srv) as client:
+        job = BatchJob(
+            [request(i) for i in ids],
+            job="backfill",
+            dir=tmp_path,
+            max_requests=3_000,
+            poll_interval=0.0,
+            max_interval=0.0,
+            ledger=tmp_path / "ledger.jsonl",
+        )
+        status = job.run(client)
+        batches = creates(srv)
+        bodies = [r.raw for r in srv.requests if r.path == "/v1/messages/batches"]
+    assert [len(b) for b in batches] == [3_000, 3_000, 3_000, 1_000]
+    assert [i for b in batches for i in b] == ids  # each sent once, in order
+    assert all(len(raw) <= tc.batch.MAX_BYTES for raw in bodies)
+    results = list(job.results())
+    assert sorted(r["custom_id"] for r in results) == ids
+    assert {r["result"]["type"] for r in results} == {"succeeded"}
+    check_matched(results)
+    assert status.complete and status.by_type == {"succeeded": 10_000}
+    # The pipeline's 1-hour breakpoints let the requests share the system prompt's cache.
+    usage = [pricing.usage_dict(r["result"]["message"]["usage"]) for r in results]
+    assert sum(u["cache_read_input_tokens"] for u in usage) > 9_000 * 1_000
+    assert all(r["result"]["message"]["usage"]["service_tier"] == "batch" for r in results)
+    # Priced at the batch discount: half the standard price, cache reads and writes included.
+    assert status.cost == pytest.approx(status.standard_cost / 2)
+    expected = sum(pricing.cost(u, MODEL, batch=True).total for u in usage)
+    assert status.cost == pytest.approx(expected)
+    rows = read_ledger(tmp_path / "ledger.jsonl")
+    assert len(rows) == 10_000
+    assert {(r["kind"], r["batch"], r["job"]) for r in rows} == {("batch", True, "backfill")}
+    assert summarize_ledger(tmp_path / "ledger.jsonl").total.cost == pytest.approx(status.cost)
+
+
+def test_batches_stay_within_the_byte_limit_as_the_sdk_sends_them(tmp_path: Path) -> None:
+    # Non-ASCII text takes more bytes escaped than raw: the size counted is an upper bound.
+    items = [request(f"r{i}", system=f"{i} Grüße 🙂 " * (20 + i % 30)) for i in range(60)]
+    with LocalServer(responder=echo) as srv, client_for(srv) as client:
+        status = BatchJob(items, dir=tmp_path, max_bytes=12_000, pipeline=()).run(client)
+        bodies = [r.raw for r in srv.requests if r.path == "/v1/messages/batches"]
+    assert status.complete and len(bodies) > 3
+    assert all(len(raw) <= 12_000 for raw in bodies)
+    assert sum(len(b) for b in creates(srv)) == 60
+
+
+def test_errored_and_expired_requests_are_retried_once_in_a_new_batch(tmp_path: Path) -> None:
+    def choose(custom_id: str) -> Any:
+        return {
+            "exp": "expired",  # expired the first time
+            "err": Fail(500),  # an api_error the first time
+            "ovl": Fail(529),  # overloaded the first time
+            "bad": Fail(400, message="the request's own fault"),  # not retried
+        }.get(custom_id[:3])
+
+    outcome = FirstTime(choose)
+
+    def always_failing(custom_id: str, params: dict[str, Any]) -> Any:
+        return Fail(500) if custom_id.startswith("die") else outcome(custom_id, params)
+
+    ids = ["ok-1", "exp-1", "err-1", "ovl-1", "bad-1", "die-1", "ok-2", "exp-2"]
+    with (
+        LocalServer(responder=echo, batch_outcome=always_failing) as srv,
+        client_for(srv) as client,
+    ):
+        status = BatchJob([request(i) for i in ids], dir=tmp_path, poll_interval=0).run(client)
+        batches = creates(srv)
+    assert batches[0] == ids
+    assert sorted(batches[1]) == sorted(["exp-1", "err-1", "ovl-1", "die-1", "exp-2"])
+    assert len(batches) == 2  # one retry, never a third try
+    final = {r["custom_id"]: r for r in BatchJob.open(status.job, dir=tmp_path).results()}
+    assert sorted(final) == sorted(ids)
+    kinds = {i: (r["result"]["type"], r["attempt"]) for i, r in final.items()}
+    assert kinds == {
+        "ok-1": ("succeeded", 1),
+        "ok-2": ("succeeded", 1),
+        "exp-1": ("succeeded", 2),
+        "exp-2": ("succeeded", 2),
+        "err-1": ("succeeded", 2),
+        "ovl-1": ("succeeded", 2),
+        "bad-1": ("errored", 1),
+        "die-1": ("errored", 2),
+    }
+    check_matched(list(final.values()))
+    assert status.retried == 5 and status.by_type == {"succeeded": 6, "errored": 2}
+
+
+def test_a_request_expired_by_the_24_hour_limit_is_retried(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    with (
+        LocalServer(responder=echo, batch_polls=5, clock=lambda: now[0]) as srv,
+        client_for(srv) as client,
+    ):
+        job = BatchJob([request("a"), request("b")], dir=tmp_path, poll_interval=0)
+        assert not job.run(client, wait=False).complete
+        now[0] += 24 * 3600  # the batch's expires_at passes: it ends, every request expired
+        srv.batch_polls = 10**9  # only the expiry can end a batch now
+        first = client.messages.batches.retrieve(batch_ids(srv)[0])
+        assert first.request_counts.expired == 2
+        srv.batch_polls = 0
+        status = job.run(client)
+    assert status.complete and status.retried == 2
+    assert {r["attempt"] for r in job.results()} == {2}
+
+
+def batch_ids(server: LocalServer) -> list[str]:
+    """The server's batches, oldest first."""
+    with client_for(server) as client:
+        return [b.id for b in client.messages.batches.list()][::-1]
+
+
+def test_the_async_form_runs_the_same_job(tmp_path: Path) -> None:
+    outcome = FirstTime(lambda i: "expired" if i.endswith("3") else None)
+    with LocalServer(responder=echo, batch_polls=3, batch_outcome=outcome) as srv:
+
+        async def go() -> tc.batch.JobStatus:
+            async with anthropic.AsyncAnthropic(
+                base_url=srv.base_url, api_key="test", max_retries=0
+            ) as client:
+                job = BatchJob(
+                    [request(f"a{i}") for i in range(25)],
+                    dir=tmp_path,
+                    max_requests=10,
+                    poll_interval=0,
+                )
+                return await job.arun(client)
+
+        status = asyncio.run(go())
+        batches = creates(srv)
+    assert status.complete and status.by_type == {"succeeded": 25}
+    assert [len(b) for b in batches] == [10, 10, 5, 1, 1, 1]
+    assert status.retried == 3
+
+
+# ---------------------------------------------------------------------------- resuming
+
+
+def polls(server: LocalServer) -> Counter[str]:
+    return Counter(
+        r.path.rsplit("/", 1)[-1]
+        for r in server.requests
+        if r.method == "GET" and r.path.startswith("/v1/messages/batches/msgbatch_")
+    )
+
+
+def test_a_process_killed_while_polling_finishes_without_resubmitting(tmp_path: Path) -> None:
+    ids = [f"q{i:02d}" for i in range(30)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(request(i)) + "\n" for i in ids))
+    outcome = FirstTime(lambda i: "expired" if i.endswith("7") else None)
+    jobs = tmp_path / "jobs"
+    fast = ["--dir", str(jobs), "--poll-interval", "0.01", "--max-interval", "0.02"]
+    with LocalServer(responder=echo, batch_polls=10**9, batch_outcome=outcome) as srv:
+        env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": srv.base_url,
+            "ANTHROPIC_API_KEY": "test",
+            "PYTHONPATH": SRC,
+        }
+        cli = [sys.executable, "-m", "tidyctx", "batch"]
+        submit = [*cli, "submit", str(tmp_path / "in.jsonl"), "--job", "nightly"]
+        proc = subprocess.Popen(
+            [*submit, "--max-requests", "10", "--wait", *fast],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            guard = time.monotonic() + 300  # a stuck child fails the test, not hangs it
+            while len(polls(srv)) < 3 or min(polls(srv).values()) < 3:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < guard
+                time.sleep(0.01)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+        assert proc.returncode == -signal.SIGKILL
+        state = json.loads((jobs / "nightly.batch.json").read_text())
+        assert [c["status"] for c in state["chunks"]] == ["in_progress"] * 3
+        assert len(creates(srv)) == 3
+
+        srv.batch_polls = 1  # the open batches end at their next retrieve
+        done = subprocess.run(
+            [*cli, "results", "nightly", "--wait", *fast], env=env, capture_output=True, text=True
+        )
+        batches = creates(srv)
+    assert done.returncode == 0, done.stderr
+    # Each batch sent once; its expired request retried once, in a batch of its own.
+    assert [i for b in batches[:3] for i in b] == ids
+    assert batches[3:] == [["q07"], ["q17"], ["q27"]]
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(r["custom_id"] for r in results) == ids
+    assert {r["result"]["type"] for r in results} == {"succeeded"}
+    check_matched(results)
+
+
+class Killed(BaseException):
+    """Stands for the process dying at this point."""
+
+
+def test_a_kill_between_create_and_recording_finds_the_batch_instead_of_resubmitting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anthropic.resources.messages.batches import Batches
+
+    real_create = Batches.create
+
+    def create_then_die(self: Batches, **kwargs: Any) -> Any:
+        real_create(self, **kwargs)
+        raise Killed
+
+    items = [request(f"w{i}") for i in range(12)]
+    with LocalServer(responder=echo, batch_polls=3) as srv, client_for(srv) as client:
+        job = BatchJob(items, job="window", dir=tmp_path, max_requests=5, poll_interval=0)
+        monkeypatch.setattr(Batches, "create", create_then_die)
+        with pytest.raises(Killed):
+            job.run(client)
+        monkeypatch.setattr(Batches, "create", real_create)
+        state = json.loads((tmp_path / "window.batch.json").read_text())
+        assert [c["status"] for c in state["chunks"]] == ["submitting", "pending", "pending"]
+        # Someone else's batch of the same size, made in the same minutes: not this job's.
+        other = client.messages.batches.create(
+            requests=[{"custom_id": f"x{i}", "params": request("x")["params"]} for i in range(5)]  # type: ignore[typeddict-item]
+        )
+        status = BatchJob.open("window", dir=tmp_path, poll_interval=0).run(client)
+        batches = creates(srv)
+        first = batch_ids(srv)[0]
+    assert status.complete and status.by_type == {"succeeded": 12}
+    assert [len(b) for b in batches] == [5, 5, 5, 2]  # the job's first, the other, two more
+    assert batches[0] == [f"w{i}" for i in range(5)]
+    saved = json.loads((tmp_path / "window.batch.json").read_text())
+    assert saved["chunks"][0]["batch_id"] == first
+    assert set(saved["chunks"][0]["rejected"]) <= {other.id}
+    assert other.id not in {c["batch_id"] for c in saved["chunks"]}
+    check_matched(list(BatchJob.open("window", dir=tmp_path).results()))
+
+
+def test_a_kill_before_the_create_reached_the_api_sends_the_batch_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anthropic.resources.messages.batches import Batches
+
+    def die(self: Batches, **kwargs: Any) -> Any:
+        raise Killed
+
+    with LocalServer(responder=echo) as srv, client_for(srv) as client:
+        job = BatchJob([request("a"), request("b")], job="early", dir=tmp_path)
+        real_create = Batches.create
+        monkeypatch.setattr(Batches, "create", die)
+        with pytest.raises(Killed):
+            job.run(client)
+        monkeypatch.setattr(Batches, "create", real_create)
+        status = BatchJob.open("early", dir=tmp_path).run(client)
+        assert creates(srv) == [["a", "b"]]
+    assert status.complete
+
+
+def test_a_lost_connection_on_create_is_looked_up_not_resent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anthropic.resources.messages.batches import Batches
+
+    real_create = Batches.create
+
+    def create_then_lose_the_answer(self: Batches, **kwargs: Any) -> Any:
+        real_create(self, **kwargs)
+        raise anthropic.APIConnectionError(request=None)  # type: ignore[arg-type]
+
+    with LocalServer(responder=echo, batch_polls=2) as srv, client_for(srv) as client:
+        job = BatchJob([request("a"), request("b")], dir=tmp_path, poll_interval=0)
+        monkeypatch.setattr(Batches, "create", create_then_lose_the_answer)
+        status = job.run(client)
+        assert creates(srv) == [["a", "b"]]
+    assert status.complete
+
+
+def test_results_cut_short_by_a_kill_are_read_again_without_doubles(tmp_path: Path) -> None:
+    ids = [f"c{i}" for i in range(6)]
+    with LocalServer(responder=echo) as srv, client_for(srv) as client:
+        ledger = tmp_path / "ledger.jsonl"
+        job = BatchJob([request(i) for i in ids], job="cut", dir=tmp_path, ledger=ledger)
+        job.run(client)
+        files = Files(tmp_path, "cut")
+        lines = files.results.read_bytes().splitlines(keepends=True)
+        # As if killed while saving: two results whole, the third cut, the batch not marked.
+        files.results.write_bytes(b"".join(lines[:2]) + lines[2][:40])
+        state = json.loads(files.state.read_text())
+        state["chunks"][0]["status"] = "collecting"
+        files.state.write_text(json.dumps(state))
+        rows = ledger.read_bytes().splitlines(keepends=True)
+        ledger.write_bytes(b"".join(rows[:3]))
+        BatchJob.open("cut", dir=tmp_path, ledger=ledger).run(client)
+        assert len(creates(srv)) == 1
+    assert sorted(r["custom_id"] for r in job.results()) == ids
+    assert sorted(r["custom_id"] for r in read_ledger(ledger)) == ids
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_a_request_over_the_size_limit_names_its_custom_id(tmp_path: Path) -> None:
+    items = [request("small"), request("huge-one", system="x" * 50_000)]
+    with pytest.raises(BatchError, match=r"request 'huge-one' \(requests\[1\]\) is [\d,]+ bytes"):
+        BatchJob(items, dir=tmp_path, max_bytes=40_000)
+
+
+def test_duplicate_custom_ids_are_refused_naming_both(tmp_path: Path) -> None:
+    items = [request("a"), request("b"), request("a")]
+    with pytest.raises(BatchError, match=r"requests\[2\].custom_id: duplicate custom_id 'a' "):
+        BatchJob(items, dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        (request("no spaces"), r"requests\[0\].custom_id: must be 1 to 64"),
+        (request("x" * 65), r"must be 1 to 64"),
+        ({"params": request("a")["params"]}, r"custom_id: must be 1 to 64.*None"),
+        ({"custom_id": "a", "params": "hi"}, r"requests\[0\] \('a'\).params"),
+        (request("a", stream=True), r"request 'a': stream is not supported"),
+        ({**request("a"), "id": 1}, r"unknown keys \['id'\]"),
+        ("a request", r"requests\[0\]: must be an object"),
+    ],
+)
+def test_bad_requests_get_a_clear_error(tmp_path: Path, item: Any, match: str) -> None:
+    with pytest.raises(BatchError, match=match):
+        BatchJob([item], dir=tmp_path)
+
+
+def test_limits_above_the_apis_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_requests must be an integer from 1 to 100,000"):
+        BatchJob([request("a")], dir=tmp_path, max_requests=100_001)
+    with pytest.raises(ValueError, match="max_bytes"):
+        BatchJob([request("a")], dir=tmp_path, max_bytes=0)
+    with pytest.raises(BatchError, match="at least one"):
+        BatchJob([], dir=tmp_path)
+
+
+def test_a_state_file_from_another_job_is_refused(tmp_path: Path) -> None:
+    BatchJob([request("a")], job="first", dir=tmp_path)
+    BatchJob([request("b")], job="second", dir=tmp_path)
+    (tmp_path / "second.batch.json").write_bytes((tmp_path / "first.batch.json").read_bytes())
+    with pytest.raises(BatchError, match="holds the state of job 'first', not 'second'"):
+        BatchJob.open("second", dir=tmp_path)
+    with pytest.raises(BatchError, match="holds the state of job 'first', not 'second'"):
+        BatchJob([request("b")], job="second", dir=tmp_path)
+
+
+def test_a_job_name_reused_with_other_requests_is_refused(tmp_path: Path) -> None:
+    BatchJob([request("a")], job="nightly", dir=tmp_path)
+    assert BatchJob([request("a")], job="nightly", dir=tmp_path).state.count == 1  # resumed
+    with pytest.raises(BatchError, match=r"job 'nightly' in .* was started with other requests"):
+        BatchJob([request("a"), request("b")], job="nightly", dir=tmp_path)
+    (tmp_path / "nightly.requests.jsonl").write_text("{}\n")
+    with pytest.raises(BatchError, match="is not the requests file job 'nightly' was started"):
+        BatchJob.open("nightly", dir=tmp_path)
+    with pytest.raises(BatchError, match="no batch job 'missing'"):
+        BatchJob.open("missing", dir=tmp_path)
+    with pytest.raises(BatchError, match=r"job name '\.\./x'"):
+        BatchJob([request("a")], job="../x", dir=tmp_path)
+
+
+def test_a_job_run_by_two_processes_at_once_is_refused(tmp_path: Path) -> None:
+    job = BatchJob([request("a")], job="busy", dir=tmp_path)
+    with job_lock(Files(tmp_path, "busy")), pytest.raises(BatchError, match="another process"):
+        job.run(object())
+
+
+def test_a_request_the_api_refuses_names_its_batch(tmp_path: Path) -> None:
+    with LocalServer(api_key="right") as srv:
+        wrong = anthropic.Anthropic(base_url=srv.base_url, api_key="wrong", max_retries=0)
+        job = BatchJob([request("a")], job="denied", dir=tmp_path)
+        with pytest.raises(BatchError, match=r"the API refused batch 0 of job 'denied'.*401"):
+            job.run(wrong)
+        right = anthropic.Anthropic(base_url=srv.base_url, api_key="right", max_retries=0)
+        assert BatchJob.open("denied", dir=tmp_path).run(right).complete  # sent once fixed
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def test_the_command_submits_checks_and_prints_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(request(f"k{i}")) + "\n\n" for i in range(4)))
+    jobs = ["--dir", str(tmp_path / "jobs"), "--poll-interval", "0"]
+    with LocalServer(responder=echo, batch_polls=2) as srv:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        assert main(["batch", "submit", str(source), "--job", "cli", *jobs]) == 0
+        out = capsys.readouterr().out
+        assert "job cli in" in out and "0 of 4 requests done" in out
+        assert main(["batch", "results", "cli", *jobs]) == 1
+        assert "4 of 4 results still missing" in capsys.readouterr().err
+        assert main(["batch", "status", "cli", "--json", *jobs]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["complete"] and status["results"] == {"succeeded": 4}
+        assert main(["batch", "results", "cli", *jobs]) == 0
+        results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert len(creates(srv)) == 1
+    assert sorted(r["custom_id"] for r in results) == [f"k{i}" for i in range(4)]
+    check_matched(results)
+
+
+def test_the_command_names_the_line_of_a_bad_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(request("a")) + "\n\n" + json.dumps(request("a")) + "\n")
+    assert main(["batch", "submit", str(source), "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3.custom_id: duplicate custom_id 'a' (also line 1)" in err
+    source.write_text("{not json\n")
+    assert main(["batch", "submit", str(source), "--dir", str(tmp_path)]) == 2
+    assert "in.jsonl, line 1: not JSON" in capsys.readouterr().err
+    assert main(["batch", "status", "nope", "--dir", str(tmp_path)]) == 2
+    assert "no batch job 'nope'" in capsys.readouterr().err
