@@ -200,10 +200,13 @@ class BatchJob:
             :func:`default_pipeline`: 1-hour cache breakpoints; ``()`` sends them as given).
         ledger: a :class:`tidyctx.Ledger` (or a path) that gets a row per succeeded request,
             priced at the batch discount.
-        max_requests, max_bytes: the most one batch holds (default and at most the API's
-            limits: 100,000 requests, 256 MB).
-        poll_interval, max_interval: seconds between status checks, growing 1.5x from the
-            first to the second while nothing changes.
+        max_requests: the most requests one batch holds (default and at most the API's
+            limit, 100,000).
+        max_bytes: the most bytes one batch's body holds (default and at most the API's
+            limit, 256 MB).
+        poll_interval: seconds before the first status check; the wait grows 1.5x while
+            nothing changes.
+        max_interval: the longest wait between status checks, in seconds.
 
     :meth:`run` (sync client) and :meth:`arun` (async client) submit, poll, save the results
     and retry the errored and expired requests once; a process killed at any point continues
