@@ -372,6 +372,43 @@ def test_a_lost_connection_on_create_is_looked_up_not_resent(
     assert status.complete
 
 
+def test_lost_connections_while_polling_and_reading_results_are_waited_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anthropic.resources.messages.batches import Batches
+
+    real_retrieve, real_results = Batches.retrieve, Batches.results
+    failures = {"retrieve": 2, "results": 1}
+
+    def flaky_retrieve(self: Batches, *args: Any, **kwargs: Any) -> Any:
+        if failures["retrieve"]:
+            failures["retrieve"] -= 1
+            raise anthropic.APIConnectionError(request=None)  # type: ignore[arg-type]
+        return real_retrieve(self, *args, **kwargs)
+
+    def results_cut_after_two(self: Batches, *args: Any, **kwargs: Any) -> Any:
+        lines = iter(real_results(self, *args, **kwargs))
+        if failures["results"]:
+            failures["results"] -= 1
+            yield next(lines)
+            yield next(lines)
+            raise anthropic.APIConnectionError(request=None)  # type: ignore[arg-type]
+        yield from lines
+
+    monkeypatch.setattr(Batches, "retrieve", flaky_retrieve)
+    monkeypatch.setattr(Batches, "results", results_cut_after_two)
+    ids = [f"f{i}" for i in range(5)]
+    with LocalServer(responder=echo, batch_polls=2) as srv, client_for(srv) as client:
+        ledger = tmp_path / "ledger.jsonl"
+        job = BatchJob([request(i) for i in ids], dir=tmp_path, poll_interval=0, ledger=ledger)
+        status = job.run(client)
+        assert len(creates(srv)) == 1
+    assert failures == {"retrieve": 0, "results": 0}
+    assert status.complete
+    assert sorted(r["custom_id"] for r in job.results()) == ids
+    assert sorted(r["custom_id"] for r in read_ledger(ledger)) == ids
+
+
 def test_results_cut_short_by_a_kill_are_read_again_without_doubles(tmp_path: Path) -> None:
     ids = [f"c{i}" for i in range(6)]
     with LocalServer(responder=echo) as srv, client_for(srv) as client:

@@ -59,6 +59,9 @@ _CLOCK_MARGIN = 600.0
 # results" in https://platform.claude.com/docs/en/build-with-claude/batch-processing
 _NOT_RETRIED = frozenset({"invalid_request_error"})
 
+# Passing errors (lost connections, 5xx...) waited out in a row before one is raised.
+_MAX_ERRORS = 8
+
 
 def default_pipeline() -> list[Transform]:
     """``[tc.cache(ttl="1h")]``: cache breakpoints with the 1-hour lifetime the batch page
@@ -236,6 +239,7 @@ class BatchJob:
         self.max_interval = float(max_interval)
         self._interval = self.poll_interval
         self._pause = 0.0
+        self._errors = 0
         self._done: dict[str, int] = {}
         self._ids: dict[int, str] | None = None
         self.ledger = ledger if isinstance(ledger, Ledger) or ledger is None else Ledger(ledger)
@@ -331,42 +335,24 @@ class BatchJob:
     def run(self, client: Any, *, wait: bool = True) -> JobStatus:
         """Carry the job on with ``client`` (an ``anthropic.Anthropic``) until every request
         has a final result; ``wait=False``: do what can be done now (send what is unsent, check
-        each open batch once, save what ended) and return."""
+        each open batch once, save what ended) and return.
+
+        A lost connection, a timeout, a 429 or a 5xx is waited out (with backoff, up to
+        8 in a row); any other error is raised, and the job goes on from there when run
+        again."""
         with job_lock(self.files):
             self._resume()
             polled = False
             while (action := self._next(wait or not polled, wait)) is not None:
                 if isinstance(action, _Poll):
-                    if action.wait:
-                        time.sleep(action.wait)
                     polled = True
-                    for batch_id in action.batch_ids:
-                        self._polled(client.messages.batches.retrieve(batch_id))
-                elif isinstance(action, _Submit):
-                    items = self._submitting(action.chunk)
-                    creator = client.with_options(max_retries=0).messages.batches
-                    try:
-                        batch = creator.create(requests=items)
-                    except Exception as err:
-                        self._failed(action.chunk, err)
-                        if self._pause:
-                            time.sleep(self._pause)
-                        continue
-                    self._submitted(action.chunk, batch)
-                elif isinstance(action, _Find):
-                    found = []
-                    for batch in client.messages.batches.list(limit=100):
-                        if _seconds(batch.created_at) < action.since:
-                            break
-                        found.append(batch)
-                    self._found(action.chunk, found)
-                elif isinstance(action, _Check):
-                    lines = client.messages.batches.results(action.batch_id)
-                    self._checked(action.chunk, action.batch_id, [x.custom_id for x in lines])
+                    time.sleep(action.wait)
+                try:
+                    self._do(client, action)
+                except Exception as err:
+                    time.sleep(self._setback(action, err))
                 else:
-                    with self._collecting(action.chunk) as take:
-                        for line in client.messages.batches.results(action.chunk.batch_id):
-                            take(line)
+                    self._errors, self._pause = 0, 0.0
         return self.status()
 
     async def arun(self, client: Any, *, wait: bool = True) -> JobStatus:
@@ -376,40 +362,66 @@ class BatchJob:
             polled = False
             while (action := self._next(wait or not polled, wait)) is not None:
                 if isinstance(action, _Poll):
-                    if action.wait:
-                        await asyncio.sleep(action.wait)
                     polled = True
-                    for batch_id in action.batch_ids:
-                        self._polled(await client.messages.batches.retrieve(batch_id))
-                elif isinstance(action, _Submit):
-                    items = self._submitting(action.chunk)
-                    creator = client.with_options(max_retries=0).messages.batches
-                    try:
-                        batch = await creator.create(requests=items)
-                    except Exception as err:
-                        self._failed(action.chunk, err)
-                        if self._pause:
-                            await asyncio.sleep(self._pause)
-                        continue
-                    self._submitted(action.chunk, batch)
-                elif isinstance(action, _Find):
-                    found = []
-                    async for batch in client.messages.batches.list(limit=100):
-                        if _seconds(batch.created_at) < action.since:
-                            break
-                        found.append(batch)
-                    self._found(action.chunk, found)
-                elif isinstance(action, _Check):
-                    lines = await client.messages.batches.results(action.batch_id)
-                    ids = [x.custom_id async for x in lines]
-                    self._checked(action.chunk, action.batch_id, ids)
+                    await asyncio.sleep(action.wait)
+                try:
+                    await self._ado(client, action)
+                except Exception as err:
+                    await asyncio.sleep(self._setback(action, err))
                 else:
-                    with self._collecting(action.chunk) as take:
-                        async for line in await client.messages.batches.results(
-                            action.chunk.batch_id
-                        ):
-                            take(line)
+                    self._errors, self._pause = 0, 0.0
         return self.status()
+
+    def _do(self, client: Any, action: _Action) -> None:
+        """Carry out ``action`` with a sync client."""
+        batches = client.messages.batches
+        if isinstance(action, _Poll):
+            for batch_id in action.batch_ids:
+                self._polled(batches.retrieve(batch_id))
+        elif isinstance(action, _Submit):
+            items = self._submitting(action.chunk)
+            creator = client.with_options(max_retries=0).messages.batches
+            self._submitted(action.chunk, creator.create(requests=items))
+        elif isinstance(action, _Find):
+            found = []
+            for batch in batches.list(limit=100):
+                if _seconds(batch.created_at) < action.since:
+                    break
+                found.append(batch)
+            self._found(action.chunk, found)
+        elif isinstance(action, _Check):
+            ids = [line.custom_id for line in batches.results(action.batch_id)]
+            self._checked(action.chunk, action.batch_id, ids)
+        else:
+            with self._collecting(action.chunk) as take:
+                for line in batches.results(action.chunk.batch_id):
+                    take(line)
+
+    async def _ado(self, client: Any, action: _Action) -> None:
+        """Carry out ``action`` with an async client."""
+        batches = client.messages.batches
+        if isinstance(action, _Poll):
+            for batch_id in action.batch_ids:
+                self._polled(await batches.retrieve(batch_id))
+        elif isinstance(action, _Submit):
+            items = self._submitting(action.chunk)
+            creator = client.with_options(max_retries=0).messages.batches
+            self._submitted(action.chunk, await creator.create(requests=items))
+        elif isinstance(action, _Find):
+            found = []
+            async for batch in batches.list(limit=100):
+                if _seconds(batch.created_at) < action.since:
+                    break
+                found.append(batch)
+            self._found(action.chunk, found)
+        elif isinstance(action, _Check):
+            lines = await batches.results(action.batch_id)
+            ids = [line.custom_id async for line in lines]
+            self._checked(action.chunk, action.batch_id, ids)
+        else:
+            with self._collecting(action.chunk) as take:
+                async for line in await batches.results(action.chunk.batch_id):
+                    take(line)
 
     # ------------------------------------------------------------------ decisions
 
@@ -419,6 +431,7 @@ class BatchJob:
         self._done = self.files.done()
         self._ids = None
         self._pause = 0.0
+        self._errors = 0
         self._interval = self.poll_interval
 
     def _next(self, poll: bool, wait: bool) -> _Action | None:
@@ -470,30 +483,40 @@ class BatchJob:
         self._save()
         self._pause = 0.0
 
+    def _setback(self, action: _Action, err: Exception) -> float:
+        """The pause after ``action`` raised ``err``, or ``err`` raised again: it is not
+        passing, or it came too many times in a row."""
+        self._errors += 1
+        self._pause = min(self.max_interval, max(self._pause * 2, self.poll_interval))
+        if isinstance(action, _Submit):
+            self._failed(action.chunk, err)
+        elif not _transient(err):
+            raise err
+        if self._errors >= _MAX_ERRORS:
+            raise err
+        return self._pause
+
     def _failed(self, chunk: Chunk, err: Exception) -> None:
         """A create call that raised: sent again later if the API surely made no batch; looked
         for (``submitting``) if it may have; a request the API refused is an error."""
         status = getattr(err, "status_code", None)
-        self._pause = min(self.max_interval, max(self._pause * 2, self.poll_interval))
         if status in (429, 529):
             # Turned away before any work: rate limited or overloaded
             # (https://platform.claude.com/docs/en/api/errors).
             chunk.status = "pending"
             self._save()
             return
-        if isinstance(status, int) and 400 <= status < 500 and status != 408:
-            chunk.status = "pending"
-            self._save()
+        if _transient(err):
+            return  # a 5xx, a 408, a lost connection or a timeout: the batch may exist
+        chunk.status = "pending"
+        self._save()
+        if isinstance(status, int):
             first, last = chunk.requests[0][0], chunk.requests[-1][1] - 1
             raise BatchError(
                 f"the API refused batch {chunk.n} of job {self.job!r} (requests {first} to "
                 f"{last}, attempt {chunk.attempt}): {status} {err}"
             ) from err
-        if status is None and not _is_connection_error(err):
-            chunk.status = "pending"
-            self._save()
-            raise err
-        # A 5xx, a 408, a lost connection or a timeout: the batch may exist. Stay "submitting".
+        raise err
 
     def _found(self, chunk: Chunk, listed: list[Any]) -> None:
         """The batches created since the chunk's intent: those the size of the chunk that no
@@ -639,10 +662,15 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _is_connection_error(err: Exception) -> bool:
-    """An SDK connection error or timeout (the request may have reached the API)."""
+def _transient(err: Exception) -> bool:
+    """An error that may pass: an SDK connection error or timeout, a 408, 429 or 5xx."""
     try:
         import anthropic
     except ImportError:  # pragma: no cover - the SDK is what calls us
         return False
-    return isinstance(err, anthropic.APIConnectionError)
+    if isinstance(err, anthropic.APIConnectionError):
+        return True
+    status = getattr(err, "status_code", None)
+    if not isinstance(err, anthropic.APIStatusError) or not isinstance(status, int):
+        return False
+    return status in (408, 429) or status >= 500
