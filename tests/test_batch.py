@@ -372,6 +372,61 @@ def test_a_lost_connection_on_create_is_looked_up_not_resent(
     assert status.complete
 
 
+def test_a_create_turned_away_with_429_is_sent_later_while_others_are_polled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+    from anthropic.resources.messages.batches import Batches
+
+    real_create = Batches.create
+    turned_away: list[int] = []  # the polls seen when the create was turned away
+
+    def queue_full_once(self: Batches, **kwargs: Any) -> Any:
+        if kwargs["requests"][0]["custom_id"] == "q3":
+            turned_away.append(sum(polls(srv).values()))
+        if len(turned_away) == 1:
+            response = httpx.Response(
+                429,
+                headers={"retry-after": "1"},  # the job waits a second before sending it again
+                request=httpx.Request("POST", "http://127.0.0.1/v1/messages/batches"),
+            )
+            raise anthropic.RateLimitError("queue full", response=response, body=None)
+        return real_create(self, **kwargs)
+
+    monkeypatch.setattr(Batches, "create", queue_full_once)
+    with LocalServer(responder=echo, batch_polls=10**6) as srv, client_for(srv) as client:
+        items = [request(f"q{i}") for i in range(6)]
+        job = BatchJob(items, dir=tmp_path, max_requests=3, poll_interval=0.01)
+        first = job.run(client, wait=False)  # the second batch held back: not sent yet
+        assert [b["status"] for b in first.batches] == ["in_progress", "pending"]
+        srv.batch_polls = 3
+        status = job.run(client)
+        assert creates(srv) == [["q0", "q1", "q2"], ["q3", "q4", "q5"]]
+    assert len(turned_away) == 2 and turned_away[1] > turned_away[0]  # polled meanwhile
+    assert status.complete
+
+
+def test_an_unreadable_answer_to_create_leaves_the_batch_to_be_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anthropic.resources.messages.batches import Batches
+
+    real_create = Batches.create
+
+    def create_then_fail_to_read(self: Batches, **kwargs: Any) -> Any:
+        real_create(self, **kwargs)
+        raise ValueError("the answer could not be read")
+
+    with LocalServer(responder=echo) as srv, client_for(srv) as client:
+        job = BatchJob([request("a")], job="unread", dir=tmp_path)
+        monkeypatch.setattr(Batches, "create", create_then_fail_to_read)
+        with pytest.raises(ValueError, match="could not be read"):
+            job.run(client)
+        monkeypatch.setattr(Batches, "create", real_create)
+        assert BatchJob.open("unread", dir=tmp_path).run(client).complete
+        assert creates(srv) == [["a"]]
+
+
 def test_lost_connections_while_polling_and_reading_results_are_waited_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

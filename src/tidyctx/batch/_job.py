@@ -44,7 +44,7 @@ from tidyctx.batch._prepare import (
     split,
 )
 from tidyctx.batch._state import Chunk, Files, State, job_lock, ranges, write_atomic
-from tidyctx.ledger import Ledger, iter_ledger, price
+from tidyctx.ledger import Ledger, price
 
 __all__ = ["BatchJob", "JobStatus", "default_pipeline"]
 
@@ -239,6 +239,7 @@ class BatchJob:
         self.max_interval = float(max_interval)
         self._interval = self.poll_interval
         self._pause = 0.0
+        self._hold_until = 0.0
         self._errors = 0
         self._done: dict[str, int] = {}
         self._ids: dict[int, str] | None = None
@@ -430,7 +431,7 @@ class BatchJob:
         self.state = self.files.load()
         self._done = self.files.done()
         self._ids = None
-        self._pause = 0.0
+        self._pause = self._hold_until = 0.0
         self._errors = 0
         self._interval = self.poll_interval
 
@@ -442,9 +443,14 @@ class BatchJob:
         for chunk in chunks:
             if chunk.status == "submitting":
                 return _Find(chunk, (chunk.intent_at or 0.0) - _CLOCK_MARGIN)
+        now = time.time()
+        held = False  # a create turned away (429, 529): not sent again before _hold_until
         for chunk in chunks:
             if chunk.status == "pending":
-                return _Submit(chunk)
+                if now >= self._hold_until:
+                    return _Submit(chunk)
+                held = True
+                break
         for chunk in chunks:
             if chunk.status in ("ended", "collecting"):
                 return _Collect(chunk)
@@ -454,12 +460,14 @@ class BatchJob:
                     return _Check(chunk, batch_id)
         open_ids = [c.batch_id for c in chunks if c.status == "in_progress" and c.batch_id]
         open_ids += [b for c in chunks for b, s in c.candidates.items() if s != "ended"]
-        if not open_ids or not poll:
+        if not poll or not (open_ids or held):
             return None
         if not wait:
-            return _Poll(open_ids, 0.0)
+            return _Poll(open_ids, 0.0) if open_ids else None
         delay = self._interval
         self._interval = min(self.max_interval, self._interval * 1.5)
+        if held:
+            delay = min(delay, self._hold_until - now)
         return _Poll(open_ids, delay)
 
     def _save(self) -> None:
@@ -481,42 +489,41 @@ class BatchJob:
         chunk.status = "ended" if _field(batch, "processing_status") == "ended" else "in_progress"
         chunk.counts = _plain(_field(batch, "request_counts"))
         self._save()
-        self._pause = 0.0
+        self._hold_until = 0.0
 
     def _setback(self, action: _Action, err: Exception) -> float:
         """The pause after ``action`` raised ``err``, or ``err`` raised again: it is not
         passing, or it came too many times in a row."""
-        self._errors += 1
         self._pause = min(self.max_interval, max(self._pause * 2, self.poll_interval))
-        if isinstance(action, _Submit):
-            self._failed(action.chunk, err)
-        elif not _transient(err):
-            raise err
-        if self._errors >= _MAX_ERRORS:
+        if isinstance(action, _Submit) and self._turned_away(action.chunk, err):
+            return 0.0  # the other batches are polled meanwhile
+        self._errors += 1
+        if not _transient(err) or self._errors >= _MAX_ERRORS:
             raise err
         return self._pause
 
-    def _failed(self, chunk: Chunk, err: Exception) -> None:
-        """A create call that raised: sent again later if the API surely made no batch; looked
-        for (``submitting``) if it may have; a request the API refused is an error."""
-        status = getattr(err, "status_code", None)
+    def _turned_away(self, chunk: Chunk, err: Exception) -> bool:
+        """After a create call raised: True if the API made no batch and will take it later
+        (a 429 or 529: sent again after a pause, meanwhile the open batches are polled).
+        Raises :class:`BatchError` for a request it refused (another 4xx). Anything else may
+        have made the batch: the chunk stays ``submitting``, to be looked for."""
+        status = _status(err)
         if status in (429, 529):
-            # Turned away before any work: rate limited or overloaded
-            # (https://platform.claude.com/docs/en/api/errors).
+            # Turned away before any work: rate limited (the queue of a tier is full) or
+            # overloaded (https://platform.claude.com/docs/en/api/errors).
             chunk.status = "pending"
             self._save()
-            return
-        if _transient(err):
-            return  # a 5xx, a 408, a lost connection or a timeout: the batch may exist
-        chunk.status = "pending"
-        self._save()
-        if isinstance(status, int):
+            self._hold_until = time.time() + max(self._pause, _retry_after(err))
+            return True
+        if status is not None and 400 <= status < 500 and status != 408:
+            chunk.status = "pending"
+            self._save()
             first, last = chunk.requests[0][0], chunk.requests[-1][1] - 1
             raise BatchError(
                 f"the API refused batch {chunk.n} of job {self.job!r} (requests {first} to "
-                f"{last}, attempt {chunk.attempt}): {status} {err}"
+                f"{last}, attempt {chunk.attempt}): {err}"
             ) from err
-        raise err
+        return False
 
     def _found(self, chunk: Chunk, listed: list[Any]) -> None:
         """The batches created since the chunk's intent: those the size of the chunk that no
@@ -622,16 +629,22 @@ class BatchJob:
         self._save()
 
     def _logged(self, batch_id: str) -> set[str]:
+        """The requests of ``batch_id`` with a row in the ledger already (a line cut by a
+        kill, or another writer's, is passed over)."""
         if self.ledger is None or not self.ledger.path.exists():
             return set()
-        try:
-            return {
-                str(row.get("custom_id"))
-                for row in iter_ledger(self.ledger.path)
-                if row.get("batch_id") == batch_id and row.get("job") == self.job
-            }
-        except ValueError:
-            return set()
+        out: set[str] = set()
+        with open(self.ledger.path, "rb") as f:
+            for line in f:
+                if batch_id.encode() not in line:
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if row.get("batch_id") == batch_id and row.get("job") == self.job:
+                    out.add(str(row.get("custom_id")))
+        return out
 
     def _ledger_row(self, custom_id: str, chunk: Chunk, message: Mapping[str, Any]) -> None:
         assert self.ledger is not None
@@ -662,6 +675,25 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _status(err: Exception) -> int | None:
+    """The HTTP status of an error the API answered with (None: no answer, or not the API)."""
+    try:
+        import anthropic
+    except ImportError:  # pragma: no cover - the SDK is what calls us
+        return None
+    return err.status_code if isinstance(err, anthropic.APIStatusError) else None
+
+
+def _retry_after(err: Exception) -> float:
+    """The seconds the API asked to wait (its ``retry-after`` header), else 0."""
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        return max(0.0, float(headers.get("retry-after", 0)))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _transient(err: Exception) -> bool:
     """An error that may pass: an SDK connection error or timeout, a 408, 429 or 5xx."""
     try:
@@ -670,7 +702,5 @@ def _transient(err: Exception) -> bool:
         return False
     if isinstance(err, anthropic.APIConnectionError):
         return True
-    status = getattr(err, "status_code", None)
-    if not isinstance(err, anthropic.APIStatusError) or not isinstance(status, int):
-        return False
-    return status in (408, 429) or status >= 500
+    status = _status(err)
+    return status is not None and (status in (408, 429) or status >= 500)
