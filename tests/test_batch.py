@@ -22,7 +22,8 @@ import pytest
 import tidyctx as tc
 from tidyctx import pricing
 from tidyctx._cli import main
-from tidyctx.batch import BatchError, BatchJob
+from tidyctx._request import cache_markers
+from tidyctx.batch import BatchError, BatchJob, shared_breakpoints
 from tidyctx.batch._state import Files, job_lock
 from tidyctx.ledger import read_ledger, summarize_ledger
 from tidyctx.testing import Fail, LocalServer
@@ -227,6 +228,66 @@ def test_the_async_form_runs_the_same_job(tmp_path: Path) -> None:
     assert status.complete and status.by_type == {"succeeded": 25}
     assert [len(b) for b in batches] == [10, 10, 5, 1, 1, 1]
     assert status.retried == 3
+
+
+# ---------------------------------------------------------------------------- breakpoints
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+
+
+def essay(seed: int, words: int = 1_500) -> str:
+    return " ".join(WORDS[(seed * 7 + i * i) % len(WORDS)] + str(i % 13) for i in range(words))
+
+
+def questions(essays: int, per_essay: int) -> list[dict[str, Any]]:
+    """Requests sharing a system prompt, and per essay, the essay: then one question each."""
+    out = []
+    for e in range(essays):
+        for q in range(per_essay):
+            content = [
+                {"type": "text", "text": essay(e)},
+                {"type": "text", "text": f"Question {q}: what is the main claim?"},
+            ]
+            out.append(request(f"e{e}-q{q}", messages=[{"role": "user", "content": content}]))
+    return out
+
+
+def test_breakpoints_go_where_requests_share_a_prefix_and_nowhere_else() -> None:
+    params = [r["params"] for r in questions(2, 3)]
+    params[0]["messages"][0]["content"][1]["cache_control"] = {"type": "ephemeral"}
+    lone = {**request("lone")["params"], "system": "Be brief."}  # shares under 1,024 tokens
+    marked = shared_breakpoints([*params, lone])
+    one_hour = {"type": "ephemeral", "ttl": "1h"}
+    for m in marked[:6]:
+        # The system prompt all share, then the essay three share; not the question.
+        assert cache_markers(m) == [
+            ("system[0]", one_hour),
+            ("messages[0].content[0]", one_hour),
+        ]
+    assert cache_markers(marked[6]) == []
+    assert marked[6] == lone  # sent as given
+    # The caller's marker on the first question is gone; the text is the same.
+    question = marked[0]["messages"][0]["content"][1]
+    assert question == {"type": "text", "text": "Question 0: what is the main claim?"}
+    assert [m["system"][0]["text"] for m in marked[:6]] == [SYSTEM] * 6
+    assert "cache_control" in params[0]["messages"][0]["content"][1]  # the input is untouched
+
+
+def test_shared_breakpoints_cost_less_than_none_and_than_caching_each_request(
+    tmp_path: Path,
+) -> None:
+    items = questions(4, 3)
+    costs = {}
+    for name, options in {
+        "shared": {},
+        "none": {"breakpoints": "keep"},
+        "each": {"pipeline": [tc.cache(ttl="1h")], "breakpoints": "keep"},
+    }.items():
+        with LocalServer(responder=echo) as srv, client_for(srv) as client:
+            job = BatchJob(items, job=name, dir=tmp_path, **options)  # type: ignore[arg-type]
+            costs[name] = job.run(client).cost
+    # Caching each request writes its own question at the 1-hour price and reads no essay.
+    assert costs["shared"] < costs["none"] < costs["each"]
 
 
 # ---------------------------------------------------------------------------- resuming

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from tidyctx._pipeline import Transform
-from tidyctx.batch._job import DEFAULT_DIR, BatchJob, JobStatus, default_pipeline
+from tidyctx.batch._job import DEFAULT_DIR, BatchJob, JobStatus
 from tidyctx.batch._prepare import MAX_BYTES, MAX_REQUESTS, BatchError
 
 __all__ = ["add_batch_command", "batch_main"]
 
-_PIPELINES = ("cache", "defaults", "off")
+_PIPELINES = ("off", "defaults")
 
 
 def add_batch_command(sub: Any) -> None:
@@ -44,9 +44,15 @@ def add_batch_command(sub: Any) -> None:
     submit.add_argument(
         "--pipeline",
         choices=_PIPELINES,
-        default="cache",
-        help="cache: 1-hour cache breakpoints (default); defaults: tc.defaults() with 1-hour "
-        "breakpoints; off: the requests as given",
+        default="off",
+        help="off: the requests as given (default); defaults: through tc.defaults() (order, "
+        "trim...), its cache step left to --breakpoints",
+    )
+    submit.add_argument(
+        "--keep-breakpoints",
+        action="store_true",
+        help="leave the requests' cache_control markers as they are, instead of placing "
+        "1-hour breakpoints where the requests share a prefix",
     )
     submit.add_argument("--max-requests", type=int, default=MAX_REQUESTS, metavar="N")
     submit.add_argument("--max-bytes", type=int, default=MAX_BYTES, metavar="N")
@@ -84,11 +90,9 @@ def add_batch_command(sub: Any) -> None:
 def _pipeline(name: str) -> list[Transform]:
     if name == "off":
         return []
-    if name == "cache":
-        return default_pipeline()
     from tidyctx.transforms import defaults
 
-    return defaults(cache={"ttl": "1h"})
+    return defaults(cache=False)
 
 
 def _read_requests(path: str) -> tuple[list[Any], list[int]]:
@@ -141,6 +145,7 @@ def batch_main(args: argparse.Namespace) -> int:
                 items,
                 job=args.job,
                 pipeline=_pipeline(args.pipeline),
+                breakpoints="keep" if args.keep_breakpoints else "shared",
                 max_requests=args.max_requests,
                 max_bytes=args.max_bytes,
                 **options,

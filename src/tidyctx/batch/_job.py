@@ -46,7 +46,10 @@ from tidyctx.batch._prepare import (
 from tidyctx.batch._state import Chunk, Files, State, job_lock, ranges, write_atomic
 from tidyctx.ledger import Ledger, price
 
-__all__ = ["BatchJob", "JobStatus", "default_pipeline"]
+__all__ = ["BREAKPOINTS", "BatchJob", "JobStatus"]
+
+BREAKPOINTS = ("shared", "keep")
+"""The choices of ``BatchJob(breakpoints=...)``."""
 
 DEFAULT_DIR = Path(".tidyctx") / "batches"
 
@@ -61,14 +64,6 @@ _NOT_RETRIED = frozenset({"invalid_request_error"})
 
 # Passing errors (lost connections, 5xx...) waited out in a row before one is raised.
 _MAX_ERRORS = 8
-
-
-def default_pipeline() -> list[Transform]:
-    """``[tc.cache(ttl="1h")]``: cache breakpoints with the 1-hour lifetime the batch page
-    recommends, so the requests of a batch that share a prefix can read it from the cache."""
-    from tidyctx.transforms import cache
-
-    return [cache(ttl="1h")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +194,13 @@ class BatchJob:
         job: the job's name (default: a new one); its files are ``DIR/JOB.*``. A job of
             that name already in ``dir`` is resumed, if it was started with the same requests.
         dir: where the job's files go (default ``.tidyctx/batches``, created if missing).
-        pipeline: the transforms for each request's params (default
-            :func:`default_pipeline`: 1-hour cache breakpoints; ``()`` sends them as given).
+        pipeline: the transforms for each request's params (default none), e.g.
+            ``tc.defaults(cache=False)``.
+        breakpoints: ``"shared"`` (default): after the pipeline, each request's cache
+            markers are replaced by 1-hour breakpoints at the ends of the prefixes it shares
+            with other requests of the job, and none where it shares nothing
+            (:func:`~tidyctx.batch.shared_breakpoints`); ``"keep"``: the markers are left
+            as the pipeline (or the request) has them.
         ledger: a :class:`tidyctx.Ledger` (or a path) that gets a row per succeeded request,
             priced at the batch discount.
         max_requests: the most requests one batch holds (default and at most the API's
@@ -222,7 +222,8 @@ class BatchJob:
         *,
         job: str | None = None,
         dir: str | Path = DEFAULT_DIR,
-        pipeline: Transform | Sequence[Transform] | None = None,
+        pipeline: Transform | Sequence[Transform] = (),
+        breakpoints: str = "shared",
         ledger: Ledger | str | Path | None = None,
         max_requests: int = MAX_REQUESTS,
         max_bytes: int = MAX_BYTES,
@@ -255,14 +256,11 @@ class BatchJob:
                 "BatchJob(requests): give an iterable of {custom_id, params} items, not a "
                 f"{type(requests).__name__}"
             )
+        if breakpoints not in BREAKPOINTS:
+            raise ValueError(f"breakpoints must be 'shared' or 'keep', got {breakpoints!r}")
         limits = Limits(max_requests, max_bytes)
-        if pipeline is None:
-            transforms: list[Transform] = default_pipeline()
-        elif callable(pipeline):
-            transforms = [pipeline]
-        else:
-            transforms = list(pipeline)
-        prepared = prepare(requests, transforms, limits)
+        transforms = [pipeline] if callable(pipeline) else list(pipeline)
+        prepared = prepare(requests, transforms, limits, shared=breakpoints == "shared")
         lines = b"".join(encoded(p.item()) + b"\n" for p in prepared)
         directory.mkdir(parents=True, exist_ok=True)
         with job_lock(self.files):

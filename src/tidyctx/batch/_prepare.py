@@ -122,29 +122,38 @@ def _check_item(i: int, item: Any, seen: dict[str, int]) -> tuple[str, dict[str,
 
 
 def prepare(
-    requests: Iterable[Any], pipeline: Sequence[Transform], limits: Limits
+    requests: Iterable[Any], pipeline: Sequence[Transform], limits: Limits, *, shared: bool
 ) -> list[Prepared]:
-    """Check every request, run its params through ``pipeline`` and size it.
+    """Check every request, run its params through ``pipeline``, place the job's cache
+    breakpoints (``shared``: :func:`~tidyctx.batch._shared.shared_breakpoints`) and size it.
 
     Raises :class:`BatchError` naming the request for a bad or duplicate ``custom_id``, a
     request that is not ``{custom_id, params}``, and a request larger than a batch may be.
     """
+    from tidyctx.batch._shared import shared_breakpoints
+
     transforms = flat(pipeline)
     seen: dict[str, int] = {}
-    out: list[Prepared] = []
+    ids: list[str] = []
+    sent: list[dict[str, Any]] = []
     for i, item in enumerate(requests):
         custom_id, params = _check_item(i, item, seen)
-        sent = pipe(params, *transforms) if transforms else params
-        size = len(encoded({"custom_id": custom_id, "params": sent}))
+        ids.append(custom_id)
+        sent.append(pipe(params, *transforms) if transforms else params)
+    if not sent:
+        raise BatchError("no requests: a batch job needs at least one")
+    if shared:
+        sent = shared_breakpoints(sent)
+    out: list[Prepared] = []
+    for i, (custom_id, params) in enumerate(zip(ids, sent, strict=True)):
+        size = len(encoded({"custom_id": custom_id, "params": params}))
         if size + _BODY_OVERHEAD > limits.bytes:
             raise BatchError(
                 f"request {custom_id!r} (requests[{i}]) is {size:,} bytes as JSON; a batch holds "
                 f"at most {limits.bytes:,} bytes in all, so it fits in none: make it smaller or "
                 "send it with client.messages.create"
             )
-        out.append(Prepared(custom_id, sent, size))
-    if not out:
-        raise BatchError("no requests: a batch job needs at least one")
+        out.append(Prepared(custom_id, params, size))
     return out
 
 
