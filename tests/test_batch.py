@@ -572,6 +572,8 @@ def test_duplicate_custom_ids_are_refused_naming_both(tmp_path: Path) -> None:
         (request("a", stream=True), r"request 'a': stream is not supported"),
         ({**request("a"), "id": 1}, r"unknown keys \['id'\]"),
         ("a request", r"requests\[0\]: must be an object"),
+        (request("a", temperature=float("nan")), r"request 'a' \(requests\[0\]\): temperature"),
+        (request("s", system="x\ud800"), r"request 's' .*system.*surrogate"),
     ],
 )
 def test_bad_requests_get_a_clear_error(tmp_path: Path, item: Any, match: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidyctx._pipeline import Transform, flat, pipe
+from tidyctx._request import check_encodable
 
 __all__ = [
     "CUSTOM_ID",
@@ -139,7 +140,12 @@ def prepare(
     for i, item in enumerate(requests):
         custom_id, params = _check_item(i, item, seen)
         ids.append(custom_id)
-        sent.append(pipe(params, *transforms) if transforms else params)
+        try:
+            done = pipe(params, *transforms) if transforms else params
+            check_encodable(done)  # a lone surrogate, a NaN: named here, not deep in the SDK
+        except ValueError as err:
+            raise BatchError(f"request {custom_id!r} (requests[{i}]): {err}") from None
+        sent.append(done)
     if not sent:
         raise BatchError("no requests: a batch job needs at least one")
     if shared:
