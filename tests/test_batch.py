@@ -353,6 +353,64 @@ def test_a_process_killed_while_polling_finishes_without_resubmitting(tmp_path: 
     check_matched(results)
 
 
+@pytest.mark.parametrize("moment", ["create", "results"])
+def test_a_process_killed_inside_a_create_or_a_results_call_finishes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    """The server kills the child while it answers the child's second create call (the batch
+    is made, its id not yet recorded) or second results call (the first batch's results saved,
+    the second's marked as being saved)."""
+    from tidyctx.testing import _batches
+
+    ids = [f"k{i:02d}" for i in range(30)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(request(i)) + "\n" for i in ids))
+    jobs, ledger = tmp_path / "jobs", tmp_path / "ledger.jsonl"
+    options = ["--dir", str(jobs), "--ledger", str(ledger), "--poll-interval", "0.01"]
+    options += ["--max-interval", "0.02"]
+    child: list[subprocess.Popen[bytes]] = []
+    calls = [0]
+    real = getattr(_batches.Batches, moment)
+
+    def kill_on_the_second(self: Any, *args: Any) -> Any:
+        out = real(self, *args)
+        calls[0] += 1
+        if calls[0] == 2 and child:
+            child[0].kill()
+            child[0].wait()
+        return out
+
+    monkeypatch.setattr(_batches.Batches, moment, kill_on_the_second)
+    with LocalServer(responder=echo, batch_polls=2) as srv:
+        env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": srv.base_url,
+            "ANTHROPIC_API_KEY": "test",
+            "PYTHONPATH": SRC,
+        }
+        cli = [sys.executable, "-m", "tidyctx", "batch"]
+        submit = [*cli, "submit", str(tmp_path / "in.jsonl"), "--job", "k", "--wait"]
+        child.append(
+            subprocess.Popen(
+                [*submit, "--max-requests", "10", *options],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        assert child[0].wait() == -signal.SIGKILL
+        child.clear()
+        done = subprocess.run(
+            [*cli, "results", "k", "--wait", *options], env=env, capture_output=True, text=True
+        )
+        batches = creates(srv)
+    assert done.returncode == 0, done.stderr
+    assert [i for b in batches for i in b] == ids  # each request sent in exactly one batch
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(r["custom_id"] for r in results) == ids
+    check_matched(results)
+    assert sorted(r["custom_id"] for r in read_ledger(ledger)) == ids  # one row each
+
+
 class Killed(BaseException):
     """Stands for the process dying at this point."""
 
