@@ -23,7 +23,7 @@ import tidyctx as tc
 from tidyctx import pricing
 from tidyctx._cli import main
 from tidyctx._request import cache_markers
-from tidyctx.batch import BatchError, BatchJob, shared_breakpoints
+from tidyctx.batch import BatchError, BatchJob, JobBusy, shared_breakpoints
 from tidyctx.batch._state import Files, job_lock
 from tidyctx.ledger import read_ledger, summarize_ledger
 from tidyctx.testing import Fail, LocalServer
@@ -672,10 +672,18 @@ def test_a_job_name_reused_with_other_requests_is_refused(tmp_path: Path) -> Non
         BatchJob([request("a")], job="../x", dir=tmp_path)
 
 
-def test_a_job_run_by_two_processes_at_once_is_refused(tmp_path: Path) -> None:
+def test_a_job_run_by_two_processes_at_once_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     job = BatchJob([request("a")], job="busy", dir=tmp_path)
-    with job_lock(Files(tmp_path, "busy")), pytest.raises(BatchError, match="another process"):
-        job.run(object())
+    with job_lock(Files(tmp_path, "busy")):
+        with pytest.raises(JobBusy, match="being run by another process"):
+            job.run(object())
+        # The command's status shows the files instead.
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        assert main(["batch", "status", "busy", "--dir", str(tmp_path)]) == 0
+        out, err = capsys.readouterr()
+        assert "0 of 1 requests done" in out and "showing its files" in err
 
 
 def test_a_request_the_api_refuses_names_its_batch(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from tidyctx.batch._prepare import (
     MAX_BYTES,
     MAX_REQUESTS,
     BatchError,
+    JobBusy,
     Limits,
     split,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_REQUESTS",
     "BatchError",
     "BatchJob",
+    "JobBusy",
     "JobStatus",
     "Limits",
     "shared_breakpoints",

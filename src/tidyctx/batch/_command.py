@@ -16,7 +16,7 @@ from typing import Any
 
 from tidyctx._pipeline import Transform
 from tidyctx.batch._job import DEFAULT_DIR, BatchJob, JobStatus
-from tidyctx.batch._prepare import MAX_BYTES, MAX_REQUESTS, BatchError
+from tidyctx.batch._prepare import MAX_BYTES, MAX_REQUESTS, BatchError, JobBusy
 
 __all__ = ["add_batch_command", "batch_main"]
 
@@ -156,7 +156,12 @@ def batch_main(args: argparse.Namespace) -> int:
             return 0
         job = BatchJob.open(args.job, **options)
         if args.batch_command == "status":
-            _print_status(job.run(_client(), wait=False), args.json)
+            try:
+                status = job.run(_client(), wait=False)
+            except JobBusy as err:  # another process runs it: show its files as they are
+                print(f"tidyctx {command}: {err}; showing its files", file=sys.stderr)
+                status = job.status()
+            _print_status(status, args.json)
             return 0
         status = job.run(_client()) if args.wait else job.status()
         for row in job.results():

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_REQUESTS",
     "BatchError",
+    "JobBusy",
     "Limits",
     "Prepared",
     "encoded",
@@ -48,6 +49,10 @@ _SEPARATOR = len(", ")
 class BatchError(ValueError):
     """A batch job that cannot go on: bad requests, a state file that is not this job's, a
     request the API refused. The message names the request, file or batch."""
+
+
+class JobBusy(BatchError):
+    """The job is being run by another process (it holds the job's lock)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tidyctx.batch._prepare import BatchError, Limits
+from tidyctx.batch._prepare import BatchError, JobBusy, Limits
 
 try:  # POSIX: one process runs a job at a time
     import fcntl
@@ -271,14 +271,14 @@ class Files:
 
 @contextlib.contextmanager
 def job_lock(files: Files) -> Iterator[None]:
-    """Hold the job's lock, or raise :class:`BatchError` if another process holds it."""
+    """Hold the job's lock, or raise :class:`JobBusy` if another process holds it."""
     fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise BatchError(
+                raise JobBusy(
                     f"batch job {files.job!r} is being run by another process ({files.lock} is "
                     "locked); wait for it, or stop it first"
                 ) from None
