@@ -452,6 +452,34 @@ def test_a_kill_between_create_and_recording_finds_the_batch_instead_of_resubmit
     check_matched(list(BatchJob.open("window", dir=tmp_path).results()))
 
 
+def test_the_async_form_finds_a_batch_a_kill_left_unrecorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anthropic.resources.messages.batches import AsyncBatches
+
+    real_create = AsyncBatches.create
+
+    async def create_then_die(self: AsyncBatches, **kwargs: Any) -> Any:
+        await real_create(self, **kwargs)
+        raise Killed
+
+    async def go(srv: LocalServer) -> tc.batch.JobStatus:
+        async with anthropic.AsyncAnthropic(
+            base_url=srv.base_url, api_key="test", max_retries=0
+        ) as client:
+            job = BatchJob([request(f"w{i}") for i in range(7)], job="w", dir=tmp_path)
+            monkeypatch.setattr(AsyncBatches, "create", create_then_die)
+            with pytest.raises(Killed):
+                await job.arun(client)
+            monkeypatch.setattr(AsyncBatches, "create", real_create)
+            return await BatchJob.open("w", dir=tmp_path, poll_interval=0).arun(client)
+
+    with LocalServer(responder=echo, batch_polls=3) as srv:
+        status = asyncio.run(go(srv))
+        assert creates(srv) == [[f"w{i}" for i in range(7)]]
+    assert status.complete and status.by_type == {"succeeded": 7}
+
+
 def test_a_kill_before_the_create_reached_the_api_sends_the_batch_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
