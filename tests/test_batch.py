@@ -127,7 +127,9 @@ def test_ten_thousand_requests_split_within_the_limits_and_matched_to_their_ids(
     assert status.cost == pytest.approx(expected)
     rows = read_ledger(tmp_path / "ledger.jsonl")
     assert len(rows) == 10_000
-    assert {(r["kind"], r["batch"], r["job"]) for r in rows} == {("batch", True, "backfill")}
+    assert {(r["kind"], r["batch"], r["job"], r["run"]) for r in rows} == {
+        ("batch", True, "backfill", "backfill")
+    }
     assert summarize_ledger(tmp_path / "ledger.jsonl").total.cost == pytest.approx(status.cost)
 
 

@@ -201,8 +201,8 @@ class BatchJob:
             with other requests of the job, and none where it shares nothing
             (:func:`~tidyctx.batch.shared_breakpoints`); ``"keep"``: the markers are left
             as the pipeline (or the request) has them.
-        ledger: a :class:`tidyctx.Ledger` (or a path) that gets a row per succeeded request,
-            priced at the batch discount.
+        ledger: a :class:`tidyctx.Ledger` (or a path: then the rows' ``run`` is the job's
+            name) that gets a row per succeeded request, priced at the batch discount.
         max_requests: the most requests one batch holds (default and at most the API's
             limit, 100,000).
         max_bytes: the most bytes one batch's body holds (default and at most the API's
@@ -244,10 +244,13 @@ class BatchJob:
         self._errors = 0
         self._done: dict[str, int] = {}
         self._ids: dict[int, str] | None = None
-        self.ledger = ledger if isinstance(ledger, Ledger) or ledger is None else Ledger(ledger)
         directory = Path(dir)
         self.files = Files(directory, job if job is not None else _new_job_name())
         self.job = self.files.job
+        if ledger is None or isinstance(ledger, Ledger):
+            self.ledger = ledger
+        else:  # the job's rows are its own run in the ledger's totals
+            self.ledger = Ledger(ledger, run=self.job)
         if requests is None:
             self.state = self.files.load()
             return
