@@ -6,6 +6,7 @@ create call and recording its batch), the async form, and bad input."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -18,13 +19,15 @@ from typing import Any
 
 import anthropic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tidyctx as tc
 from tidyctx import pricing
 from tidyctx._cli import main
 from tidyctx._request import cache_markers
-from tidyctx.batch import BatchError, BatchJob, JobBusy, shared_breakpoints
-from tidyctx.batch._state import Files, job_lock
+from tidyctx.batch import BatchError, BatchJob, JobBusy, Limits, shared_breakpoints, split
+from tidyctx.batch._state import Files, job_lock, ranges
 from tidyctx.ledger import read_ledger, summarize_ledger
 from tidyctx.testing import Fail, LocalServer
 
@@ -232,6 +235,36 @@ def test_the_async_form_runs_the_same_job(tmp_path: Path) -> None:
     assert status.retried == 3
 
 
+@settings(max_examples=200)
+@given(
+    sizes=st.lists(st.integers(1, 400), max_size=60),
+    most=st.integers(1, 12),
+    room=st.integers(0, 2_000),
+)
+def test_split_keeps_order_and_every_batch_within_both_limits(
+    sizes: list[int], most: int, room: int
+) -> None:
+    limits = Limits(requests=most, bytes=len('{"requests": []}') + 400 + room)
+    chunks = split(sizes, limits)
+    assert [i for start, stop in chunks for i in range(start, stop)] == list(range(len(sizes)))
+    for start, stop in chunks:
+        assert 1 <= stop - start <= most
+        body = len('{"requests": []}') + sum(sizes[start:stop]) + 2 * (stop - start - 1)
+        assert body <= limits.bytes
+    # Greedy: the next request would not have fitted in the batch before it.
+    for (start, stop), _ in itertools.pairwise(chunks):
+        body = len('{"requests": []}') + sum(sizes[start : stop + 1]) + 2 * (stop - start)
+        assert stop - start == most or body > limits.bytes
+
+
+@settings(max_examples=200)
+@given(st.sets(st.integers(0, 300)))
+def test_ranges_hold_exactly_the_indices(indices: set[int]) -> None:
+    spans = ranges(list(indices))
+    assert [i for start, stop in spans for i in range(start, stop)] == sorted(indices)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))  # not adjacent
+
+
 # ---------------------------------------------------------------------------- breakpoints
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
@@ -411,6 +444,54 @@ def test_a_process_killed_inside_a_create_or_a_results_call_finishes_once(
     assert sorted(r["custom_id"] for r in results) == ids
     check_matched(results)
     assert sorted(r["custom_id"] for r in read_ledger(ledger)) == ids  # one row each
+
+
+def test_a_job_killed_again_and_again_at_arbitrary_points_sends_each_request_once(
+    tmp_path: Path,
+) -> None:
+    """Kill the child each time the server has answered a few more requests, wherever the
+    child is then (saving, creating, polling, reading results), and start it again."""
+    ids = [f"a{i:02d}" for i in range(40)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(request(i)) + "\n" for i in ids))
+    outcome = FirstTime(lambda i: "expired" if i.endswith(("3", "8")) else None)
+    jobs, ledger = tmp_path / "jobs", tmp_path / "ledger.jsonl"
+    options = ["--dir", str(jobs), "--ledger", str(ledger), "--poll-interval", "0.01"]
+    options += ["--max-interval", "0.02"]
+    with LocalServer(responder=echo, batch_polls=3, batch_outcome=outcome) as srv:
+        env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": srv.base_url,
+            "ANTHROPIC_API_KEY": "test",
+            "PYTHONPATH": SRC,
+        }
+        cli = [sys.executable, "-m", "tidyctx", "batch"]
+        first = [*cli, "submit", str(tmp_path / "in.jsonl"), "--job", "a", "--max-requests", "8"]
+        again = [*cli, "results", "a"]
+        kills = 0
+        for step in (3, 5, 7, 9, 11, 13):
+            command = first if kills == 0 and not (jobs / "a.batch.json").exists() else again
+            proc = subprocess.Popen(
+                [*command, "--wait", *options],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            target = len(srv.requests) + step
+            while len(srv.requests) < target and proc.poll() is None:
+                time.sleep(0.001)
+            proc.kill()
+            if proc.wait() == -signal.SIGKILL:
+                kills += 1
+        done = subprocess.run([*again, "--wait", *options], env=env, capture_output=True)
+        batches = creates(srv)
+    assert kills >= 3 and done.returncode == 0, done.stderr
+    sent = Counter(i for b in batches for i in b)
+    retried = {i for i in ids if i.endswith(("3", "8"))}
+    assert sent == {i: 2 if i in retried else 1 for i in ids}
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(r["custom_id"] for r in results) == ids
+    check_matched(results)
+    assert sorted(r["custom_id"] for r in read_ledger(ledger)) == ids
 
 
 class Killed(BaseException):
