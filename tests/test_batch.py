@@ -848,3 +848,9 @@ def test_the_command_names_the_line_of_a_bad_request(
     assert "in.jsonl, line 1: not JSON" in capsys.readouterr().err
     assert main(["batch", "status", "nope", "--dir", str(tmp_path)]) == 2
     assert "no batch job 'nope'" in capsys.readouterr().err
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    source.write_text(json.dumps(request("a")) + "\n")
+    assert main(["batch", "submit", str(source), "--dir", str(tmp_path / "new")]) == 2
+    assert "set ANTHROPIC_API_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # nothing written

@@ -140,6 +140,7 @@ def batch_main(args: argparse.Namespace) -> int:
     lines: list[int] = []
     try:
         if args.batch_command == "submit":
+            client = _client()  # before any file is written
             items, lines = _read_requests(args.file)
             job = BatchJob(
                 items,
@@ -150,7 +151,7 @@ def batch_main(args: argparse.Namespace) -> int:
                 max_bytes=args.max_bytes,
                 **options,
             )
-            status = job.run(_client(), wait=args.wait)
+            status = job.run(client, wait=args.wait)
             print(f"job {job.job} in {Path(args.dir)}")
             _print_status(status, as_json=False)
             return 0
