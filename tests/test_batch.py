@@ -34,7 +34,7 @@ from tidyctx.testing import Fail, LocalServer
 MODEL = "claude-sonnet-4-6"
 SRC = str(Path(tc.__file__).resolve().parents[1])
 # Long enough to be cached (1,024 tokens for Sonnet), shared by every request.
-SYSTEM = "You sort support tickets into billing, bug, account or other. " * 120
+SYSTEM = "You sort customer emails into billing, bug, account or other. " * 120
 
 
 def request(custom_id: str, **extra: Any) -> dict[str, Any]:
@@ -42,14 +42,14 @@ def request(custom_id: str, **extra: Any) -> dict[str, Any]:
         "model": MODEL,
         "max_tokens": 64,
         "system": SYSTEM,
-        "messages": [{"role": "user", "content": f"ticket {custom_id}"}],
+        "messages": [{"role": "user", "content": f"email {custom_id}"}],
         **extra,
     }
     return {"custom_id": custom_id, "params": params}
 
 
 def echo(body: dict[str, Any]) -> str:
-    """The reply names the ticket it answers, so a result can be checked against its id."""
+    """The reply names the email it answers, so a result can be checked against its id."""
     content = body["messages"][-1]["content"]
     text = content if isinstance(content, str) else content[-1]["text"]
     return f"answer to {text}"
@@ -74,7 +74,7 @@ def check_matched(results: list[dict[str, Any]]) -> None:
     for row in results:
         if row["result"]["type"] == "succeeded":
             text = row["result"]["message"]["content"][0]["text"]
-            assert text == f"answer to ticket {row['custom_id']}"
+            assert text == f"answer to email {row['custom_id']}"
 
 
 class FirstTime:
