@@ -308,6 +308,52 @@ def test_breakpoints_go_where_requests_share_a_prefix_and_nowhere_else() -> None
     assert "cache_control" in params[0]["messages"][0]["content"][1]  # the input is untouched
 
 
+@settings(max_examples=25)
+@given(
+    groups=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 3)), min_size=1, max_size=6),
+    systems=st.lists(st.sampled_from(["long", "short"]), min_size=6, max_size=6),
+)
+def test_shared_breakpoints_mark_only_prefixes_another_request_shares(
+    groups: list[tuple[int, int]], systems: list[str]
+) -> None:
+    params = []
+    for n, (doc, asked) in enumerate(groups):
+        for q in range(asked):
+            content = [
+                {"type": "text", "text": essay(doc, 300)},
+                {"type": "text", "text": f"Question {q}"},
+            ]
+            system = SYSTEM if systems[n] == "long" else "Be brief."
+            params.append(
+                {
+                    **request("x")["params"],
+                    "system": system,
+                    "messages": [{"role": "user", "content": content}],
+                }
+            )
+    marked = shared_breakpoints(params)
+
+    def prefix(p: dict[str, Any], blocks: int) -> str:
+        return json.dumps([p["system"], p["messages"][0]["content"][:blocks]])
+
+    depth = {"system[0]": 0, "messages[0].content[0]": 1, "messages[0].content[1]": 2}
+    shared = Counter(prefix(p, n) for p in params for n in range(3))
+    one_hour = {"type": "ephemeral", "ttl": "1h"}
+    for before, after in zip(params, marked, strict=True):
+        found = cache_markers(after)
+        assert len(found) <= 4
+        # A long system prompt another request shares is always marked; the short one never.
+        assert bool(found) == (before["system"] == SYSTEM and shared[prefix(before, 0)] >= 2)
+        for path, marker in found:
+            assert marker == one_hour
+            # Another request has the same prefix, so reads what this one writes.
+            assert shared[prefix(before, depth[path])] >= 2
+        unmarked = json.loads(
+            json.dumps(after).replace(f", {json.dumps({'cache_control': one_hour})[1:-1]}", "")
+        )
+        assert unmarked["messages"] == before["messages"]
+
+
 def test_shared_breakpoints_cost_less_than_none_and_than_caching_each_request(
     tmp_path: Path,
 ) -> None:
