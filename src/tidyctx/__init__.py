@@ -11,6 +11,7 @@ from tidyctx._pipeline import Report, Step, Transform, explain, pipe
 from tidyctx._request import Request, ValidationError, normalize, validate
 from tidyctx._tools import arun_tools, run_tools
 from tidyctx._wrap import wrap
+from tidyctx.batch import BatchError, BatchJob
 from tidyctx.code import (
     Definition,
     Slice,
@@ -47,6 +48,8 @@ from tidyctx.transforms import (
 )
 
 __all__ = [
+    "BatchError",
+    "BatchJob",
     "Clearing",
     "Definition",
     "Ledger",

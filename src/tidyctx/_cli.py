@@ -8,6 +8,7 @@ ledger (``tc.wrap``), its totals per run, model and day. ``--json`` for machines
 ``tidyctx mcp [--store URL]``: an MCP server (stdio) whose ``tidyctx_expand`` tool reads cuts back.
 ``tidyctx proxy``: the pipeline in front of any agent that reads ANTHROPIC_BASE_URL.
 ``tidyctx run -- COMMAND...``: run COMMAND behind the proxy; print what it cost and saved.
+``tidyctx batch submit FILE.jsonl | status JOB | results JOB``: a Message Batches job.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from tidyctx import cachesim, ledger, pricing
 from tidyctx._request import ValidationError
+from tidyctx.batch._command import add_batch_command, batch_main
 from tidyctx.store import STORE_ENV, default_store_path, open_store
 from tidyctx.tokens import LocalCounter
 from tidyctx.traces import Run, _read_limited, load
@@ -576,11 +578,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_code_commands(sub)
     _add_mcp_command(sub)
     _add_proxy_commands(sub)
+    add_batch_command(sub)
     args = parser.parse_args(argv)
     if args.command == "mcp":  # standard output carries the protocol
         return mcp_server(args.store)
     if args.command in ("proxy", "run"):
         return _proxy_main(args)
+    if args.command == "batch":
+        return batch_main(args)
     if sys.stdout is None:  # started with its standard output closed (``>&-``)
         print(
             f"tidyctx {args.command}: standard output is closed; nothing to write to",

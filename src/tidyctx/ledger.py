@@ -42,6 +42,12 @@ only, never an API key, a header or any message content:
     a call that raised: ``{"type": "RateLimitError", "status": 429}`` (no message: an error
     message can quote the request); a stream closed before its end: ``complete: false``.
 
+A request of a Message Batches job (:class:`tidyctx.BatchJob`) gets a row when its result is
+saved: ``kind`` ``"batch"``, ``batch: true`` (the marker that ``cost`` is at the batch
+discount, 50 %), ``api`` ``messages.batches``, ``job``, ``batch_id``, ``custom_id`` and
+``attempt``; ``standard_cost`` is the same usage at the standard price, and
+``baseline_cost`` equals ``cost`` (what a batch saves is the discount, not the pipeline's).
+
 Other writers add fields of their own; a reader ignores the fields it does not know. The
 proxy (``tidyctx proxy --ledger``) writes the same rows for the calls it relays, its
 ``run`` the ``tidyctx run`` session (else the proxy's own id), and adds ``session``,
@@ -269,11 +275,11 @@ _PRUNE_EVERY = 500
 """Calls between sweeps of expired entries from the cache models (bounded memory)."""
 
 
-def price(usage: Mapping[str, Any], model: str | None) -> float | None:
-    """A row's ``cost``: ``usage`` priced by :func:`tidyctx.pricing.cost` in USD, rounded to 8
-    places; None for a model with no price."""
+def price(usage: Mapping[str, Any], model: str | None, *, batch: bool = False) -> float | None:
+    """A row's ``cost``: ``usage`` priced by :func:`tidyctx.pricing.cost` in USD (``batch``:
+    at the Message Batches discount), rounded to 8 places; None for a model with no price."""
     try:
-        return round(pricing.cost(usage, model or "").total, 8)
+        return round(pricing.cost(usage, model or "", batch=batch).total, 8)
     except pricing.UnknownModelError:
         return None
 

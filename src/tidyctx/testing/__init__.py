@@ -5,6 +5,7 @@
 True
 """
 
+from tidyctx.testing._batches import BatchOutcome
 from tidyctx.testing._http import RecordedRequest
 from tidyctx.testing._messages import (
     ERROR_TYPES,
@@ -22,6 +23,7 @@ from tidyctx.testing._summarizer import is_summary_call, summary_responder
 
 __all__ = [
     "ERROR_TYPES",
+    "BatchOutcome",
     "Fail",
     "Hang",
     "LocalServer",

@@ -1,8 +1,10 @@
 """The Message Batches API of the local server: create, list, retrieve, cancel, delete, results.
 
-A batch ends on its ``batch_polls``-th retrieve (or at once); its requests are processed then,
-each answered as ``POST /v1/messages`` would answer it, as described in
-https://docs.claude.com/en/docs/build-with-claude/batch-processing.
+A batch ends on its ``batch_polls``-th retrieve (or at once), or on the first retrieve 24 hours
+after its creation by the server's clock; its requests are processed then, each answered as
+``POST /v1/messages`` would answer it, as described in
+https://platform.claude.com/docs/en/build-with-claude/batch-processing. A
+:data:`BatchOutcome` hook can make a request end ``errored`` or ``expired`` instead.
 """
 
 from __future__ import annotations
@@ -14,12 +16,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from tidyctx.testing._http import Out, error_response
-from tidyctx.testing._messages import MessagesAPI
+from tidyctx.testing._messages import DEFAULT_MESSAGES, Fail, MessagesAPI, error_type_for
 
-__all__ = ["MAX_BATCH_REQUESTS", "Batches"]
+__all__ = ["MAX_BATCH_REQUESTS", "BatchOutcome", "Batches"]
+
+BatchOutcome: TypeAlias = Callable[[str, dict[str, Any]], "Fail | Literal['expired'] | None"]
+"""Called with each request's ``custom_id`` and (a copy of) its params when its batch is
+processed: ``None`` processes it as usual, ``"expired"`` ends it ``expired`` (as a request the
+API did not reach within 24 hours), a :class:`~tidyctx.testing.Fail` ends it ``errored`` with
+that error's type and message (``Fail(500)``: an ``api_error``)."""
+
+_EXPIRY = timedelta(hours=24)
 
 # A batch holds at most 100,000 requests (and 256 MB, see _http.MAX_BODY):
 # https://docs.claude.com/en/docs/build-with-claude/batch-processing
@@ -36,7 +46,7 @@ class _Batch:
     id: str
     requests: list[tuple[str, dict[str, Any]]]
     created_at: datetime
-    polls_left: int
+    polls: int = 0
     status: str = "in_progress"
     finishing: bool = False
     cancel_initiated_at: datetime | None = None
@@ -49,7 +59,8 @@ class Batches:
 
     ``messages`` answers each request of a batch; ``request_id`` gives the ids of errored
     results; ``clock`` is the server's (see :class:`~tidyctx.testing.LocalServer`);
-    ``base_url`` gives the server's address for ``results_url``.
+    ``base_url`` gives the server's address for ``results_url``; ``outcome`` is the
+    :data:`BatchOutcome` hook (may be replaced while the server runs).
     """
 
     def __init__(
@@ -59,7 +70,9 @@ class Batches:
         request_id: Callable[[], str],
         clock: Callable[[], float | datetime] | None,
         base_url: Callable[[], str],
+        outcome: BatchOutcome | None = None,
     ) -> None:
+        self.outcome = outcome
         self._messages = messages
         self._request_id = request_id
         self._time = clock
@@ -94,7 +107,7 @@ class Batches:
             "processing_status": batch.status,
             "request_counts": counts,
             "created_at": _timestamp(batch.created_at),
-            "expires_at": _timestamp(batch.created_at + timedelta(hours=24)),
+            "expires_at": _timestamp(batch.created_at + _EXPIRY),
             "ended_at": _timestamp(batch.ended_at) if batch.ended_at else None,
             "archived_at": None,
             "cancel_initiated_at": (
@@ -106,7 +119,8 @@ class Batches:
         }
 
     def create(self, body: Any, polls: int) -> Out:
-        """``POST /v1/messages/batches``: a batch that ends on its ``polls``-th retrieve."""
+        """``POST /v1/messages/batches``: a batch that ends at once when ``polls`` is 0, else on
+        a later retrieve (see :meth:`retrieve`)."""
         if not isinstance(body, dict):
             return error_response(400, "The request body must be a JSON object")
         requests = body.get("requests")
@@ -148,28 +162,55 @@ class Batches:
         with self._lock:
             self._batch_ids += 1
             batch_id = f"msgbatch_local{self._batch_ids:015d}"
-            batch = _Batch(batch_id, parsed, self._now(), polls_left=polls)
+            batch = _Batch(batch_id, parsed, self._now())
             self._batches[batch_id] = batch
         if polls == 0:
             self._end(batch)
         with self._lock:
             return Out(200, self._json(batch))
 
-    def _end(self, batch: _Batch) -> None:
-        """Process every request (outside the lock: hooks run here) and mark the batch ended."""
+    def _end(self, batch: _Batch, *, expired: bool = False) -> None:
+        """Process every request (outside the lock: hooks run here) and mark the batch ended;
+        ``expired``: none is processed, each ends ``expired``."""
         canceled = batch.status == "canceling"
-        results = [
-            {
-                "custom_id": custom_id,
-                "result": {"type": "canceled"} if canceled else self._result(params),
-            }
-            for custom_id, params in batch.requests
-        ]
+        results = []
+        for custom_id, params in batch.requests:
+            if canceled:
+                result: dict[str, Any] = {"type": "canceled"}
+            elif expired:
+                result = {"type": "expired"}
+            else:
+                result = self._outcome(custom_id, params) or self._result(params)
+            results.append({"custom_id": custom_id, "result": result})
         with self._lock:
             batch.results = results
             batch.status = "ended"
             batch.ended_at = self._now()
             batch.finishing = False
+
+    def _outcome(self, custom_id: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The result the :data:`BatchOutcome` hook chose, or None to process as usual."""
+        hook = self.outcome
+        chosen = hook(custom_id, copy.deepcopy(params)) if hook is not None else None
+        if chosen is None:
+            return None
+        if chosen == "expired":
+            return {"type": "expired"}
+        if isinstance(chosen, Fail):
+            kind = chosen.error_type or error_type_for(chosen.status)
+            error = {
+                "type": "error",
+                "error": {
+                    "type": kind,
+                    "message": chosen.message or DEFAULT_MESSAGES.get(kind, "Error"),
+                },
+                "request_id": self._request_id(),
+            }
+            return {"type": "errored", "error": error}
+        raise TypeError(
+            f"batch_outcome returned {chosen!r} for {custom_id!r}: expected None, 'expired' or "
+            "a Fail"
+        )
 
     def _result(self, params: dict[str, Any]) -> dict[str, Any]:
         # The API validates a request's params only when the batch is processed, see
@@ -199,20 +240,26 @@ class Batches:
             return error_response(404, f"message_batch {batch_id!r} not found")
         return batch
 
-    def retrieve(self, batch_id: str) -> Out:
-        """``GET /v1/messages/batches/{id}``; the last poll processes the batch."""
+    def retrieve(self, batch_id: str, polls: int) -> Out:
+        """``GET /v1/messages/batches/{id}``: the batch ends on its ``polls``-th retrieve (the
+        server's ``batch_polls`` now, so changing it applies to open batches), on the first
+        after a cancel, or, with every request expired, on the first 24 hours after creation
+        (the documented expiry)."""
         found = self._find(batch_id)
         if isinstance(found, Out):
             return found
         batch = found
-        end = False
+        end = expired = False
         with self._lock:
             if batch.status != "ended" and not batch.finishing:
-                batch.polls_left -= 1
-                if batch.status == "canceling" or batch.polls_left <= 0:
+                batch.polls += 1
+                expired = batch.status != "canceling" and (
+                    self._now() >= batch.created_at + _EXPIRY
+                )
+                if batch.status == "canceling" or expired or batch.polls >= polls:
                     batch.finishing = end = True
         if end:
-            self._end(batch)
+            self._end(batch, expired=expired)
         with self._lock:
             return Out(200, self._json(batch))
 

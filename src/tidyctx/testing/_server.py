@@ -44,7 +44,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from tidyctx.testing._batches import Batches
+from tidyctx.testing._batches import Batches, BatchOutcome
 from tidyctx.testing._http import (
     Out,
     RecordedRequest,
@@ -83,7 +83,12 @@ class LocalServer:
             call, ``"ok"`` for anything else).
         usage_for: overrides the usage fields; see :data:`UsageHook`. When given, ``cache``
             has no effect.
-        batch_polls: a new batch ends on its ``batch_polls``-th retrieve call (0: at once).
+        batch_polls: a new batch ends on its ``batch_polls``-th retrieve call (0: at once). It
+            may be changed while the server runs: open batches end on their next retrieve once
+            they have been retrieved that many times.
+        batch_outcome: decides a batch request's result when its batch is processed (``None``:
+            as usual; ``"expired"``; a :class:`Fail`: ``errored`` with that error); see
+            :data:`~tidyctx.testing.BatchOutcome`. May be replaced while the server runs.
         counter: counts tokens (default: ``tidyctx.tokens.LocalCounter()``).
         api_key: if given, requests that carry another key (``x-api-key`` or
             ``Authorization: Bearer``; SDK 2.x sends the latter) get a 401.
@@ -106,6 +111,7 @@ class LocalServer:
         responder: Responder | None = None,
         usage_for: UsageHook | None = None,
         batch_polls: int = 0,
+        batch_outcome: BatchOutcome | None = None,
         counter: TokenCounter | None = None,
         api_key: str | None = None,
         cache: bool = True,
@@ -124,6 +130,7 @@ class LocalServer:
             request_id=self._next_request_id,
             clock=clock,
             base_url=lambda: self.base_url,
+            outcome=batch_outcome,
         )
         self._host = host
         self._lock = threading.RLock()
@@ -139,7 +146,11 @@ class LocalServer:
                 "POST", "/v1/messages/batches", lambda r: batches.create(r.body, self.batch_polls)
             ),
             Route("GET", "/v1/messages/batches", lambda r: batches.list_batches(r.query)),
-            Route("GET", _BATCH_PATH, lambda _, batch_id: batches.retrieve(batch_id)),
+            Route(
+                "GET",
+                _BATCH_PATH,
+                lambda _, batch_id: batches.retrieve(batch_id, self.batch_polls),
+            ),
             Route("DELETE", _BATCH_PATH, lambda _, batch_id: batches.delete(batch_id)),
             Route("POST", _BATCH_PATH + "/cancel", lambda _, batch_id: batches.cancel(batch_id)),
             Route("GET", _BATCH_PATH + "/results", lambda _, batch_id: batches.results(batch_id)),
@@ -164,6 +175,15 @@ class LocalServer:
     @usage_for.setter
     def usage_for(self, usage_for: UsageHook | None) -> None:
         self._api.usage_for = usage_for
+
+    @property
+    def batch_outcome(self) -> BatchOutcome | None:
+        """See the class doc; may be replaced while the server runs."""
+        return self._batches.outcome
+
+    @batch_outcome.setter
+    def batch_outcome(self, outcome: BatchOutcome | None) -> None:
+        self._batches.outcome = outcome
 
     @property
     def cache(self) -> bool:
