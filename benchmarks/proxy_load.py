@@ -90,6 +90,8 @@ class Results:
     samples: list[Sample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     proxied: int = 0
+    rounds_done: dict[int, list[float]] = field(default_factory=dict)
+    """Per round, when each worker finished its conversation of that round (monotonic)."""
 
 
 def _result_text(rng: random.Random, turn: int) -> str:
@@ -113,6 +115,23 @@ async def _stream(client: httpx.AsyncClient, url: str, body: bytes) -> tuple[flo
             raise RuntimeError(f"status {response.status_code}")
     end = time.perf_counter()
     return end - began, (first or end) - began
+
+
+async def _worker(
+    n: int,
+    sessions: int,
+    rounds: int,
+    turns: int,
+    direct: str,
+    proxied: str,
+    results: Results,
+    deadline: float,
+    think: float,
+) -> None:
+    """One agent: ``rounds`` conversations, one after another (each a new session)."""
+    for r in range(rounds):
+        await _session(n + r * sessions, turns, direct, proxied, results, deadline, think)
+        results.rounds_done.setdefault(r, []).append(time.monotonic())
 
 
 async def _session(
@@ -189,7 +208,7 @@ async def _session(
 class Stack:
     """A LocalServer and a ``tidyctx proxy`` in front of it, each in its own process."""
 
-    def __init__(self, pipeline: str) -> None:
+    def __init__(self, pipeline: str, memo_mb: int | None = None) -> None:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -208,7 +227,8 @@ class Stack:
         self.direct = f"http://127.0.0.1:{self.upstream.stdout.readline().strip()}"
         self.proxy = subprocess.Popen(
             [sys.executable, "-m", "tidyctx", "proxy", "--port", "0", "--upstream", self.direct,
-             "--pipeline", pipeline, "--store", "memory:", "--ledger", str(self.ledger)],
+             "--pipeline", pipeline, "--store", "memory:", "--ledger", str(self.ledger),
+             *(["--memo-mb", str(memo_mb)] if memo_mb is not None else [])],
             stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         assert self.proxy.stderr is not None
@@ -261,6 +281,11 @@ async def _sample(pid: int, out: list[tuple[float, float, float]], stop: asyncio
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
+def _rss_at(samples: list[tuple[float, float, float]], at: float) -> float:
+    """The RSS sampled nearest to ``at`` seconds into the run."""
+    return min(samples, key=lambda s: abs(s[0] - at))[1]
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -280,16 +305,24 @@ def main() -> int:
         default=0.0,
         help="mean seconds between a session's turns (0: each turn starts as the last ends)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="conversations each session runs one after another (memory over many sessions)",
+    )
+    parser.add_argument("--memo-mb", type=int, help="the proxy's --memo-mb (default its own)")
     parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()
 
-    stack = Stack(args.pipeline)
+    stack = Stack(args.pipeline, args.memo_mb)
     direct, proxied, proxy = stack.direct, stack.proxied, stack.proxy
 
     results = Results()
     samples: list[tuple[float, float, float]] = []
     cpu: dict[str, float] = {}
     load_began = os.getloadavg()
+    rounds_began: list[float] = []
 
     async def run() -> float:
         stop = asyncio.Event()
@@ -300,9 +333,20 @@ def main() -> int:
         cpu["upstream"] = -_cpu_seconds(stack.upstream.pid)
         cpu["client"] = -time.process_time()
         began = time.perf_counter()
+        rounds_began.append(time.monotonic())
         await asyncio.gather(
             *(
-                _session(n, args.turns, direct, proxied, results, deadline, args.think)
+                _worker(
+                    n,
+                    args.sessions,
+                    args.rounds,
+                    args.turns,
+                    direct,
+                    proxied,
+                    results,
+                    deadline,
+                    args.think,
+                )
                 for n in range(args.sessions)
             )
         )
@@ -323,14 +367,16 @@ def main() -> int:
 
     out: list[str] = []
     say = out.append
-    planned = args.sessions * args.turns
+    planned = args.sessions * args.turns * args.rounds
     pace = (
         f"{args.think:g} s (0.5-1.5x) between a session's turns"
         if args.think
         else "each turn as soon as the last ends"
     )
-    say(f"proxy_load: {args.sessions} concurrent streaming sessions x up to {args.turns} turns, "
-        f"{pace}, pipeline {args.pipeline}, against LocalServer(cache=False) on "
+    rounds = f", {args.rounds} in turn per session slot" if args.rounds > 1 else ""
+    memo = f", proxy --memo-mb {args.memo_mb}" if args.memo_mb is not None else ""
+    say(f"proxy_load: {args.sessions} concurrent streaming sessions x up to {args.turns} turns"
+        f"{rounds}, {pace}, pipeline {args.pipeline}{memo}, against LocalServer(cache=False) on "
         f"loopback")  # fmt: skip
     say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; proxy: {stack.serving}")  # fmt: skip
@@ -394,6 +440,13 @@ def main() -> int:
             f"{' / '.join(f'{m:.0f}' for _, m, _ in marks)} MB; peak "
             f"{max(m for _, m, _ in samples):.0f} MB, end {samples[-1][1]:.0f} MB "
             f"({len(samples)} samples, one a second)")  # fmt: skip
+        if args.rounds > 1 and rounds_began:
+            # RSS when the last session of each round ended (every conversation of it done).
+            start = rounds_began[0]
+            ends = [max(done) - start for _, done in sorted(results.rounds_done.items())]
+            at = [_rss_at(samples, end) for end in ends]
+            say(f"proxy RSS when each round of conversations had ended: "
+                f"{' / '.join(f'{m:.0f}' for m in at)} MB")  # fmt: skip
     report = "\n".join(out)
     print(report)
     if args.out:

@@ -153,3 +153,16 @@ def test_only_built_in_pipelines_on_a_local_store_run_on_the_event_loop(
     assert inline("--pipeline", "tidyctx:defaults", "--store", "memory:") == 0
     assert inline("--pipeline", "defaults", "--store", redis_url) == 0
     assert inline("--pipeline", "off", "--store", "memory:") == 0
+
+
+def test_memo_mb_bounds_the_memo_of_the_process_serving_the_proxy() -> None:
+    parser = argparse.ArgumentParser()
+    add_proxy_options(parser)
+    before = tc.memo_stats().max_bytes
+    try:
+        _config(parser.parse_args(["--store", "memory:", "--memo-mb", "8"]))
+        assert tc.memo_stats().max_bytes == 8 << 20
+    finally:
+        tc.set_memo_limit(before)
+    done = _tidyctx("proxy", "--port", "0", "--store", "memory:", "--memo-mb", "-1")
+    assert done.returncode == 2 and "--memo-mb: must be 0 or more, got -1" in done.stderr

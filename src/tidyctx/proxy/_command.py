@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from tidyctx._memo import DEFAULT_MAX_BYTES, set_memo_limit
 from tidyctx.ledger import Ledger
 from tidyctx.proxy._app import DEFAULT_UPSTREAM, ProxyConfig, _is_loopback, create_app
 from tidyctx.proxy._dashboard import TOKEN_ENV
@@ -57,6 +58,14 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
         "sqlite:///PATH, redis://HOST:PORT/DB for a shared proxy, or memory:",
     )
     parser.add_argument(
+        "--memo-mb",
+        type=_memo_mb,
+        default=DEFAULT_MAX_BYTES >> 20,
+        metavar="MB",
+        help="bound of the transforms' memo, in MB of text held (default "
+        f"{DEFAULT_MAX_BYTES >> 20}); the process grows to about 3-4x this at most",
+    )
+    parser.add_argument(
         "--ledger",
         help="append one tidyctx/1 ledger row per API call to this file (tidyctx report reads it)",
     )
@@ -74,8 +83,21 @@ def add_proxy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _memo_mb(value: str) -> int:
+    try:
+        mb = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MB, got {value!r}") from None
+    if mb < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {mb}")
+    return mb
+
+
 def _config(args: argparse.Namespace) -> ProxyConfig:
     upstream = args.upstream or os.environ.get(UPSTREAM_ENV) or DEFAULT_UPSTREAM
+    # The memo holds what the transforms learned of each conversation (token counts, the
+    # state each resumes from); bounded, so a long-running proxy stops growing once it is full.
+    set_memo_limit(args.memo_mb << 20)
     store = open_store(args.store)
     local = not isinstance(store, RedisStore)
     transforms = select_pipeline(args.pipeline, store)
