@@ -78,6 +78,7 @@ from tidyctx._request import (
     canonical_json,
     check_encodable,
 )
+from tidyctx.tokens import runs_prefix_check
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -539,6 +540,7 @@ class _Stats:
     blocks: int = 0
     markers: list[str] = field(default_factory=list)
     already: bool = False
+    held: bool = False  # a model that checks the prefix of thinking blocks: system left as sent
 
 
 @dataclass(frozen=True)
@@ -614,6 +616,11 @@ class Order(Edge):
             parts.append(f"moved {what} after the cached prefix")
         elif stats.already:
             parts.append("system already ordered (the last user message has the dynamic block)")
+        elif stats.held:
+            parts.append(
+                "system left as sent (the model checks the prefix of thinking blocks: moving a "
+                "line would change an earlier message on the next turn)"
+            )
         if stats.kept_lines:
             n = stats.kept_lines
             parts.append(
@@ -706,6 +713,14 @@ class Order(Edge):
         system = out.get("system")
         if system is None or (isinstance(system, str) and not system.strip()):
             return  # nothing to scan
+        if runs_prefix_check(request.get("model")):
+            # The moved text goes into the last user message, and the next turn's copy of that
+            # message goes without it: an earlier message changes, and on these models every
+            # thinking block after it fails the prefix check (a 400 by default). A system the
+            # client changes every turn fails it anyway, moved or not.
+            # https://platform.claude.com/docs/en/build-with-claude/preserved-thinking/prefix-checks
+            stats.held = True
+            return
         if isinstance(system, str):
             blocks: list[Any] = [{"type": "text", "text": system}]
         elif isinstance(system, list):
