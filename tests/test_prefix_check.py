@@ -13,11 +13,12 @@ from typing import Any
 
 import anthropic
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
+from proxy_helpers import proxy_to
 from tidyctx.store import MemoryStore, StoreWarning
 from tidyctx.testing import (
     Binding,
@@ -247,7 +248,7 @@ def _agent(
 
 def _summarized(request: dict[str, Any]) -> bool:
     first = request["messages"][0]["content"]
-    return isinstance(first, list) and first[0]["text"].startswith("<tidyctx-summary")
+    return isinstance(first, list) and str(first[0].get("text")).startswith("<tidyctx-summary")
 
 
 def _thinking_blocks(request: dict[str, Any]) -> int:
@@ -455,14 +456,18 @@ def _check_growing(requests: list[dict[str, Any]], pipeline: list[Any]) -> None:
     """Each turn's output passes the prefix check against the thinking produced for the
     outputs before it (the assistant turn after each request was its answer)."""
     bound: dict[str, list[Binding]] = {}
+    summarized = False
     for k, request in enumerate(requests):
         out = tc.pipe(copy.deepcopy(request), *pipeline)
         assert prefix_mismatches(out, bound) == [], f"turn {k}"
+        summarized = summarized or _summarized(out)
         if k + 1 < len(requests):
             answer = requests[k + 1]["messages"][len(request["messages"])]
             assert answer["role"] == "assistant"
             content = answer["content"] if isinstance(answer["content"], list) else []
             merge_bindings(bound, thinking_bindings(out, content))
+    checked = sum(len(b) for b in bound.values())
+    event(f"{'summarized, ' if summarized else ''}{min(checked, 3)}+ thinking blocks bound")
 
 
 def _on_model(requests: list[dict[str, Any]], model: str) -> list[dict[str, Any]]:
@@ -504,3 +509,32 @@ def test_summaries_pass_the_prefix_check_turn_after_turn(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _check_growing(_on_model(requests, MODEL), pipeline)
+
+
+def test_the_proxy_keeps_thinking_valid_and_passes_block_binding_through(
+    server: LocalServer,
+) -> None:
+    with proxy_to(server.base_url, tc.defaults()) as (proxy, rows):
+        client = anthropic.Anthropic(base_url=proxy.base_url, api_key="test", max_retries=0)
+        with client, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            messages = _agent(client)
+            assert server.prefix_mismatches == []
+            assert any("trim" in str(row.get("changed")) for row in rows)
+            # An edited first message, sent with "drop_block": the proxy forwards the beta
+            # header and block_binding, and hands input_transformations back.
+            messages[0] = {"role": "user", "content": "Fix the failing tests."}
+            reply = client.beta.messages.create(
+                model=MODEL,
+                max_tokens=64,
+                system=SYSTEM,
+                tools=TOOLS,  # type: ignore[arg-type]
+                messages=[*messages, {"role": "user", "content": "Sum it up."}],  # type: ignore[list-item]
+                thinking={
+                    "type": "adaptive",
+                    "block_binding": {"prefix_mismatch_behavior": "drop_block"},
+                },
+                betas=[BETA],
+            )
+    dropped = [e.path for e in reply.input_transformations or []]
+    assert dropped == [f"messages.{i}.content.0" for i in range(1, len(messages), 2)]

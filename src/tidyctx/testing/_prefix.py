@@ -12,7 +12,7 @@ back is not).
 
 What counts as a change, from
 https://platform.claude.com/docs/en/build-with-claude/preserved-thinking ("What counts as an
-edit", and the FAQ on resuming a session):
+edit", and its FAQ on resuming a saved conversation):
 
 - values compare, not bytes: "JSON formatting and key order don't matter; the values do";
 - ``cache_control`` markers are not part of the prefix (added, moved or removed: valid), nor
