@@ -28,6 +28,12 @@ sent; rewriting them would break the cache from that point on, and they do not c
 turn to turn anyway. Tool descriptions are not scanned either: a tool definition describes
 the tool, it cannot be split, and any change to it invalidates every cache level.
 
+**Models that check the prefix of thinking blocks**
+(:data:`tidyctx.tokens.PRESERVED_THINKING_MODELS`): the system prompt is left as sent. The
+dynamic block sits in the last user message, and the next turn's copy of that message goes
+without it: an earlier message changes, which fails the check for every thinking block after
+it (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking/prefix-checks).
+
 **Lines that only look volatile.** A pure transform sees one request, so it cannot tell a
 timestamp that changes every turn from a fixed "The current time is 2024-05-15 15:00" that a
 benchmark pins for the whole run. By default every volatile-looking line moves (missing a

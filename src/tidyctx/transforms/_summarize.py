@@ -15,8 +15,12 @@ the last ``keep`` assistant turns byte for byte.
 
 So no ``tool_use`` is separated from its ``tool_result``, the history never starts with a
 stray ``tool_result``, and the thinking blocks of the kept assistant turns (the last one
-included) are passed back unmodified. Agents that get one task and then run a long tool loop
-have no user message to cut at; the second kind of cut serves them. If no cut keeps
+included) are passed back unmodified, except on the models that check the prefix of thinking
+blocks (:data:`tidyctx.tokens.PRESERVED_THINKING_MODELS`): there the kept turns that were in the
+history when the summary was put in place lose their thinking blocks, which were produced
+against the replaced messages and would fail the check (see :func:`_build`). Agents that get
+one task and then run a long tool loop have no user message to cut at; the second kind of cut
+serves them. If no cut keeps
 ``keep`` turns, the request goes on unchanged.
 
 **What it produces.** ``[summary message, (ack,) kept messages...]``: the summary message is a
