@@ -538,3 +538,24 @@ def test_the_proxy_keeps_thinking_valid_and_passes_block_binding_through(
             )
     dropped = [e.path for e in reply.input_transformations or []]
     assert dropped == [f"messages.{i}.content.0" for i in range(1, len(messages), 2)]
+
+
+def test_clearing_on_the_client_leaves_earlier_results_on_these_models() -> None:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Find the error."}]
+    for i in range(5):
+        use = {"type": "tool_use", "id": f"toolu_{i}", "name": "read_log", "input": {"n": i}}
+        result = {
+            "type": "tool_result",
+            "tool_use_id": f"toolu_{i}",
+            "content": f"line {i}\n" * 300,
+        }
+        messages += [
+            {"role": "assistant", "content": [_thinking(f"s{i}"), use]},
+            {"role": "user", "content": [result]},
+        ]
+    clearing = tc.Clearing(keep=1, trigger=0, clear_at_least=500)
+    request = {"model": MODEL, "max_tokens": 64, "messages": messages}
+    assert tc.clear(clearing, dedupe=False)(request) == request
+    assert tc.trim(clearing=clearing)(request)["messages"][2] == messages[2]
+    older = {**request, "model": "claude-opus-5"}
+    assert tc.clear(clearing, dedupe=False)(older)["messages"][2] != messages[2]
