@@ -559,3 +559,27 @@ def test_clearing_on_the_client_leaves_earlier_results_on_these_models() -> None
     assert tc.trim(clearing=clearing)(request)["messages"][2] == messages[2]
     older = {**request, "model": "claude-opus-5"}
     assert tc.clear(clearing, dedupe=False)(older)["messages"][2] != messages[2]
+
+
+def _thoughtful(session: dict[str, Any]) -> list[dict[str, Any]]:
+    """The turns of a tool session on MODEL, each assistant turn opening with a thinking
+    block: one request per prefix that ends with a user message."""
+    messages = copy.deepcopy(session["messages"])
+    for i, message in enumerate(messages):
+        if message["role"] == "assistant":
+            message["content"].insert(0, _thinking(f"sig_{i}"))
+    ends = [i + 1 for i, m in enumerate(messages) if m["role"] == "user"]
+    return [{**session, "model": MODEL, "messages": messages[:end]} for end in ends]
+
+
+@PROPS
+@given(gen.tool_sessions(min_calls=2, max_calls=7))
+def test_rewritten_tool_results_pass_the_prefix_check_turn_after_turn(
+    session: dict[str, Any],
+) -> None:
+    # slice_code, trim (compaction, dedupe, repeat notes, cuts) on results of the kinds they
+    # rewrite: each is cut when it first appears and the same way on every later turn.
+    pipeline = tc.defaults(trim={"max_tokens": 300})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _check_growing(_thoughtful(session), pipeline)
