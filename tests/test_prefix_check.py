@@ -583,3 +583,22 @@ def test_rewritten_tool_results_pass_the_prefix_check_turn_after_turn(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _check_growing(_thoughtful(session), pipeline)
+
+
+def test_a_batch_drops_failing_blocks_unless_error_is_asked_for(server: LocalServer) -> None:
+    messages = _conversation(server)
+    params = {"model": MODEL, "max_tokens": 64, "system": "Be terse.", "messages": messages}
+    strict = {"type": "adaptive", "block_binding": {"prefix_mismatch_behavior": "error"}}
+    with _client(server) as client:
+        batch = client.beta.messages.batches.create(
+            requests=[
+                {"custom_id": "unset", "params": params},  # type: ignore[typeddict-item]
+                {"custom_id": "error", "params": {**params, "thinking": strict}},  # type: ignore[typeddict-item]
+            ],
+            betas=[BETA],
+        )
+        results = {r.custom_id: r.result for r in client.beta.messages.batches.results(batch.id)}
+    unset, error = results["unset"], results["error"]
+    assert unset.type == "succeeded" and error.type == "errored"
+    assert [e.type for e in unset.message.input_transformations or []] == ["thinking_dropped"]
+    assert "bound to a different conversation" in error.error.error.message

@@ -11,7 +11,7 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +42,15 @@ class _Batch:
     cancel_initiated_at: datetime | None = None
     ended_at: datetime | None = None
     results: list[dict[str, Any]] | None = None
+    headers: Mapping[str, str] | None = None
+
+
+PrefixHook = Callable[[dict[str, Any], Mapping[str, str]], tuple[str | None, Any]]
+"""The server's prefix check of one batch request: the error, or None and the
+``input_transformations`` to answer with."""
+
+BindHook = Callable[[dict[str, Any], Mapping[str, Any]], None]
+"""The server's record of what the thinking blocks of an answer are bound to."""
 
 
 class Batches:
@@ -49,7 +58,9 @@ class Batches:
 
     ``messages`` answers each request of a batch; ``request_id`` gives the ids of errored
     results; ``clock`` is the server's (see :class:`~tidyctx.testing.LocalServer`);
-    ``base_url`` gives the server's address for ``results_url``.
+    ``base_url`` gives the server's address for ``results_url``; ``prefix`` and ``bind``: the
+    server's prefix check on thinking blocks, run on each request when the batch is processed
+    (with the headers of the call that created the batch).
     """
 
     def __init__(
@@ -59,8 +70,12 @@ class Batches:
         request_id: Callable[[], str],
         clock: Callable[[], float | datetime] | None,
         base_url: Callable[[], str],
+        prefix: PrefixHook | None = None,
+        bind: BindHook | None = None,
     ) -> None:
         self._messages = messages
+        self._prefix = prefix
+        self._bind = bind
         self._request_id = request_id
         self._time = clock
         self._base_url = base_url
@@ -105,7 +120,7 @@ class Batches:
             ),
         }
 
-    def create(self, body: Any, polls: int) -> Out:
+    def create(self, body: Any, polls: int, headers: Mapping[str, str] | None = None) -> Out:
         """``POST /v1/messages/batches``: a batch that ends on its ``polls``-th retrieve."""
         if not isinstance(body, dict):
             return error_response(400, "The request body must be a JSON object")
@@ -148,7 +163,7 @@ class Batches:
         with self._lock:
             self._batch_ids += 1
             batch_id = f"msgbatch_local{self._batch_ids:015d}"
-            batch = _Batch(batch_id, parsed, self._now(), polls_left=polls)
+            batch = _Batch(batch_id, parsed, self._now(), polls_left=polls, headers=headers)
             self._batches[batch_id] = batch
         if polls == 0:
             self._end(batch)
@@ -161,7 +176,9 @@ class Batches:
         results = [
             {
                 "custom_id": custom_id,
-                "result": {"type": "canceled"} if canceled else self._result(params),
+                "result": (
+                    {"type": "canceled"} if canceled else self._result(params, batch.headers or {})
+                ),
             }
             for custom_id, params in batch.requests
         ]
@@ -171,11 +188,14 @@ class Batches:
             batch.ended_at = self._now()
             batch.finishing = False
 
-    def _result(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _result(self, params: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         # The API validates a request's params only when the batch is processed, see
         # https://docs.claude.com/en/docs/build-with-claude/batch-processing
         problem = self._messages.problem(params, "batch")
         kind = "invalid_request_error"
+        transformations: Any = None
+        if problem is None and self._prefix is not None:
+            problem, transformations = self._prefix(params, headers)
         if problem is None:
             try:
                 message = self._messages.message(
@@ -184,6 +204,10 @@ class Batches:
             except Exception as err:  # a failing hook errors this request, not the batch
                 problem, kind = f"LocalServer failed: {type(err).__name__}: {err}", "api_error"
             else:
+                if transformations is not None:
+                    message["input_transformations"] = transformations
+                if self._bind is not None:
+                    self._bind(params, message)
                 return {"type": "succeeded", "message": message}
         error = {
             "type": "error",

@@ -165,6 +165,8 @@ class LocalServer:
             request_id=self._next_request_id,
             clock=clock,
             base_url=lambda: self.base_url,
+            prefix=lambda body, headers: self._prefix(body, headers, batch=True),
+            bind=self._bind,
         )
         self._host = host
         self._lock = threading.RLock()
@@ -181,7 +183,9 @@ class LocalServer:
                 lambda r: self._count_tokens(r.body, r.headers),
             ),
             Route(
-                "POST", "/v1/messages/batches", lambda r: batches.create(r.body, self.batch_polls)
+                "POST",
+                "/v1/messages/batches",
+                lambda r: batches.create(r.body, self.batch_polls, r.headers),
             ),
             Route("GET", "/v1/messages/batches", lambda r: batches.list_batches(r.query)),
             Route("GET", _BATCH_PATH, lambda _, batch_id: batches.retrieve(batch_id)),
@@ -339,9 +343,14 @@ class LocalServer:
         request_id = self._next_request_id()
         return answer(request, bad_json, self._routes, api_key=self.api_key, request_id=request_id)
 
-    def _prefix(self, body: Any, headers: Mapping[str, str]) -> tuple[str | None, Any]:
+    def _prefix(
+        self, body: Any, headers: Mapping[str, str], *, batch: bool = False
+    ) -> tuple[str | None, Any]:
         """The prefix check on a valid ``body``: the 400 message, or None and the
-        ``input_transformations`` to answer with (None without the beta header)."""
+        ``input_transformations`` to answer with (None without the beta header). In a batch
+        (``batch``), a request that leaves the behaviour unset is not failed: where the check
+        is enforced by default the failing blocks are dropped (the docs: "In the Message
+        Batches API, an item that leaves the field unset doesn't fail")."""
         betas = {b.strip() for b in headers.get("anthropic-beta", "").split(",")}
         beta = BINDING_BETA in betas
         thinking = body.get("thinking")
@@ -364,7 +373,7 @@ class LocalServer:
                 found = prefix_mismatches(body, self._bindings)
                 self._mismatches.extend(found)
             if behaviour is None and self.prefix_check == "enforce":
-                behaviour = "error"
+                behaviour = "drop_block" if batch else "error"
             if found and behaviour == "error":
                 return mismatch_message(found[0], beta=beta), None
             for mismatch in found:
