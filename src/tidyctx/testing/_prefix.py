@@ -96,14 +96,15 @@ def block_key(block: Mapping[str, Any]) -> str | None:
 
 
 def _strip_markers(value: Any) -> Any:
-    """``value`` without any ``cache_control`` key, a string ``content`` or ``system`` as its
-    one text block."""
+    """``value`` without any ``cache_control`` key, the string ``content`` of a message or a
+    ``tool_result`` as its one text block."""
     if isinstance(value, Mapping):
+        shorthand = "role" in value or value.get("type") == "tool_result"
         out: dict[str, Any] = {}
         for key, item in value.items():
             if key == "cache_control":
                 continue
-            if key == "content" and isinstance(item, str):
+            if key == "content" and shorthand and isinstance(item, str):
                 item = [{"type": "text", "text": item}]
             out[str(key)] = _strip_markers(item)
         return out
