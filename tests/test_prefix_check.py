@@ -602,3 +602,16 @@ def test_a_batch_drops_failing_blocks_unless_error_is_asked_for(server: LocalSer
     assert unset.type == "succeeded" and error.type == "errored"
     assert [e.type for e in unset.message.input_transformations or []] == ["thinking_dropped"]
     assert "bound to a different conversation" in error.error.error.message
+
+
+def test_a_thinking_block_put_back_fails_the_ones_made_without_it() -> None:
+    request, bound = _two_turns()
+    without = copy.deepcopy(request)
+    without["messages"][3]["content"].pop(0)  # s2 left out (from the end: valid)
+    assert prefix_mismatches(without, bound) == []
+    reply3 = [_thinking("s3"), {"type": "text", "text": "Bye."}]
+    merge_bindings(bound, thinking_bindings(without, reply3))
+    tail = [{"role": "assistant", "content": reply3}, {"role": "user", "content": "?"}]
+    assert prefix_mismatches({**without, "messages": [*without["messages"], *tail]}, bound) == []
+    back = {**request, "messages": [*request["messages"], *tail]}  # s2 put back
+    assert [m.path for m in prefix_mismatches(back, bound)] == ["messages.5.content.0"]
