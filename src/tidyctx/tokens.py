@@ -41,6 +41,7 @@ __all__ = [
     "MEMO_SIZE",
     "MESSAGE_OVERHEAD",
     "NEW_TOKENIZER_RATIO",
+    "PRESERVED_THINKING_MODELS",
     "TOOL_RESULT_OVERHEAD",
     "TOOL_USE_OVERHEAD",
     "ApiCounter",
@@ -57,6 +58,7 @@ __all__ = [
     "local_counter",
     "message_tokens",
     "opens_turn",
+    "runs_prefix_check",
     "tool_prompt_tokens",
     "uses_new_tokenizer",
 ]
@@ -222,6 +224,35 @@ def keeps_prior_thinking(model: str | None) -> bool:
     if family == "sonnet":
         return version >= (4, 6)
     return False
+
+
+PRESERVED_THINKING_MODELS: frozenset[str] = frozenset(
+    {
+        "claude-fable-5-2",
+        "claude-mythos-5-2",
+        "claude-fable-5-1",
+        "claude-mythos-5-1",
+        "claude-opus-5-5",
+        "claude-sonnet-5-5",
+        "claude-haiku-5-5",
+    }
+)
+"""The models with preserved thinking, which run the prefix check on the thinking blocks a
+request sends back: the ``supportedModels`` of
+https://platform.claude.com/docs/en/build-with-claude/preserved-thinking/prefix-checks. A
+thinking block is bound to what came before it (``system``, ``tools``, the earlier messages);
+if that changes on a later request, the block and every later one are invalid (a 400, or the
+blocks dropped or ignored). A transform must then leave everything before the last thinking
+block as it sent it on the turn before (see ``docs/api-behaviour.md``)."""
+
+
+def runs_prefix_check(model: str | None) -> bool:
+    """Whether ``model`` is one of :data:`PRESERVED_THINKING_MODELS` (exact id, any case).
+
+    >>> runs_prefix_check("claude-opus-5-5"), runs_prefix_check("claude-opus-5")
+    (True, False)
+    """
+    return isinstance(model, str) and model.lower() in PRESERVED_THINKING_MODELS
 
 
 def tool_prompt_tokens(model: str | None, tool_choice: Any = None) -> int:

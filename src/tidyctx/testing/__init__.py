@@ -18,15 +18,26 @@ from tidyctx.testing._messages import (
     UsageHook,
     error_type_for,
 )
-from tidyctx.testing._server import LocalServer, local_server
+from tidyctx.testing._prefix import (
+    Binding,
+    PrefixMismatch,
+    merge_bindings,
+    mismatch_message,
+    prefix_mismatches,
+    thinking_bindings,
+)
+from tidyctx.testing._server import LocalServer, PrefixCheck, local_server
 from tidyctx.testing._summarizer import is_summary_call, summary_responder
 
 __all__ = [
     "ERROR_TYPES",
     "BatchOutcome",
+    "Binding",
     "Fail",
     "Hang",
     "LocalServer",
+    "PrefixCheck",
+    "PrefixMismatch",
     "RecordedRequest",
     "Reply",
     "Responder",
@@ -36,5 +47,9 @@ __all__ = [
     "error_type_for",
     "is_summary_call",
     "local_server",
+    "merge_bindings",
+    "mismatch_message",
+    "prefix_mismatches",
     "summary_responder",
+    "thinking_bindings",
 ]

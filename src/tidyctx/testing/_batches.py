@@ -13,7 +13,7 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeAlias
@@ -52,6 +52,15 @@ class _Batch:
     cancel_initiated_at: datetime | None = None
     ended_at: datetime | None = None
     results: list[dict[str, Any]] | None = None
+    headers: Mapping[str, str] | None = None
+
+
+PrefixHook = Callable[[dict[str, Any], Mapping[str, str]], tuple[str | None, Any]]
+"""The server's prefix check of one batch request: the error, or None and the
+``input_transformations`` to answer with."""
+
+BindHook = Callable[[dict[str, Any], Mapping[str, Any]], None]
+"""The server's record of what the thinking blocks of an answer are bound to."""
 
 
 class Batches:
@@ -60,7 +69,9 @@ class Batches:
     ``messages`` answers each request of a batch; ``request_id`` gives the ids of errored
     results; ``clock`` is the server's (see :class:`~tidyctx.testing.LocalServer`);
     ``base_url`` gives the server's address for ``results_url``; ``outcome`` is the
-    :data:`BatchOutcome` hook (may be replaced while the server runs).
+    :data:`BatchOutcome` hook (may be replaced while the server runs); ``prefix`` and ``bind``:
+    the server's prefix check on thinking blocks, run on each request when the batch is
+    processed (with the headers of the call that created the batch).
     """
 
     def __init__(
@@ -71,9 +82,13 @@ class Batches:
         clock: Callable[[], float | datetime] | None,
         base_url: Callable[[], str],
         outcome: BatchOutcome | None = None,
+        prefix: PrefixHook | None = None,
+        bind: BindHook | None = None,
     ) -> None:
         self.outcome = outcome
         self._messages = messages
+        self._prefix = prefix
+        self._bind = bind
         self._request_id = request_id
         self._time = clock
         self._base_url = base_url
@@ -118,9 +133,10 @@ class Batches:
             ),
         }
 
-    def create(self, body: Any, polls: int) -> Out:
+    def create(self, body: Any, polls: int, headers: Mapping[str, str] | None = None) -> Out:
         """``POST /v1/messages/batches``: a batch that ends at once when ``polls`` is 0, else on
-        a later retrieve (see :meth:`retrieve`)."""
+        a later retrieve (see :meth:`retrieve`); ``headers``: the creating call's, for the
+        prefix check of its requests."""
         if not isinstance(body, dict):
             return error_response(400, "The request body must be a JSON object")
         requests = body.get("requests")
@@ -162,7 +178,7 @@ class Batches:
         with self._lock:
             self._batch_ids += 1
             batch_id = f"msgbatch_local{self._batch_ids:015d}"
-            batch = _Batch(batch_id, parsed, self._now())
+            batch = _Batch(batch_id, parsed, self._now(), headers=headers)
             self._batches[batch_id] = batch
         if polls == 0:
             self._end(batch)
@@ -180,7 +196,9 @@ class Batches:
             elif expired:
                 result = {"type": "expired"}
             else:
-                result = self._outcome(custom_id, params) or self._result(params)
+                result = self._outcome(custom_id, params) or self._result(
+                    params, batch.headers or {}
+                )
             results.append({"custom_id": custom_id, "result": result})
         with self._lock:
             batch.results = results
@@ -212,11 +230,14 @@ class Batches:
             "a Fail"
         )
 
-    def _result(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _result(self, params: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         # The API validates a request's params only when the batch is processed, see
         # https://docs.claude.com/en/docs/build-with-claude/batch-processing
         problem = self._messages.problem(params, "batch")
         kind = "invalid_request_error"
+        transformations: Any = None
+        if problem is None and self._prefix is not None:
+            problem, transformations = self._prefix(params, headers)
         if problem is None:
             try:
                 message = self._messages.message(
@@ -225,6 +246,10 @@ class Batches:
             except Exception as err:  # a failing hook errors this request, not the batch
                 problem, kind = f"LocalServer failed: {type(err).__name__}: {err}", "api_error"
             else:
+                if transformations is not None:
+                    message["input_transformations"] = transformations
+                if self._bind is not None:
+                    self._bind(params, message)
                 return {"type": "succeeded", "message": message}
         error = {
             "type": "error",

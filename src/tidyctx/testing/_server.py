@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, TypeAlias
 
 from tidyctx.testing._batches import Batches, BatchOutcome
 from tidyctx.testing._http import (
@@ -66,12 +66,29 @@ from tidyctx.testing._messages import (
     UsageHook,
     error_type_for,
 )
+from tidyctx.testing._prefix import (
+    Binding,
+    PrefixMismatch,
+    merge_bindings,
+    mismatch_message,
+    prefix_mismatches,
+    thinking_bindings,
+)
 from tidyctx.testing._streaming import stream_events
 from tidyctx.testing._summarizer import is_summary_call
+from tidyctx.tokens import runs_prefix_check
 
-__all__ = ["LocalServer", "local_server"]
+__all__ = ["LocalServer", "PrefixCheck", "local_server"]
 
 _BATCH_PATH = r"/v1/messages/batches/([^/]+)"
+
+PrefixCheck: TypeAlias = Literal["enforce", "record", "off"]
+"""How :class:`LocalServer` answers a request whose thinking blocks fail the prefix check."""
+
+# https://platform.claude.com/docs/en/build-with-claude/preserved-thinking: the beta that
+# adds thinking.block_binding and the response's input_transformations.
+BINDING_BETA = "thinking-binding-controls-2026-08-01"
+_BEHAVIOURS = ("error", "drop_block")
 
 
 class LocalServer:
@@ -101,6 +118,22 @@ class LocalServer:
             ``time.monotonic`` for the cache, the current UTC time for batches). A clock that
             returns a ``datetime`` works too. Inject a fake one to test expiry.
         host: the interface to bind (default ``127.0.0.1``); the port is picked free.
+        prefix_check: the prefix check on thinking blocks, for the models that run it
+            (:data:`tidyctx.tokens.PRESERVED_THINKING_MODELS`), as documented in
+            https://platform.claude.com/docs/en/build-with-claude/preserved-thinking/prefix-checks.
+            The server remembers what each thinking block it produced is bound to (the
+            ``system``, ``tools`` and messages before it, :mod:`tidyctx.testing._prefix`);
+            a later request (``/v1/messages`` or ``count_tokens``) that changed that prefix,
+            or left out or moved a thinking block between others, fails it. ``"enforce"``
+            (default; the API's default for accounts created on or after 2026-08-31): a 400
+            in the API's words, unless the request sets
+            ``thinking.block_binding.prefix_mismatch_behavior`` to ``"drop_block"`` (then
+            the answer lists the blocks in ``input_transformations`` as dropped).
+            ``"record"`` (older accounts, and the models where a failure gives no error):
+            the request is answered as usual unless it sets that field; with the
+            ``thinking-binding-controls-2026-08-01`` beta the answer lists each failing
+            block as ``thinking_mismatch_allowed``. ``"off"``: no check. Every failure is
+            kept in :attr:`prefix_mismatches` whatever the mode.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     """
@@ -117,9 +150,17 @@ class LocalServer:
         cache: bool = True,
         clock: Callable[[], float | datetime] | None = None,
         host: str = "127.0.0.1",
+        prefix_check: PrefixCheck = "enforce",
     ) -> None:
         if batch_polls < 0:
             raise ValueError(f"batch_polls must be >= 0, got {batch_polls}")
+        if prefix_check not in ("enforce", "record", "off"):
+            raise ValueError(
+                f"prefix_check must be 'enforce', 'record' or 'off', got {prefix_check!r}"
+            )
+        self.prefix_check: PrefixCheck = prefix_check
+        self._bindings: dict[str, list[Binding]] = {}
+        self._mismatches: list[PrefixMismatch] = []
         self.batch_polls = batch_polls
         self.api_key = api_key
         self._api = MessagesAPI(
@@ -131,6 +172,8 @@ class LocalServer:
             clock=clock,
             base_url=lambda: self.base_url,
             outcome=batch_outcome,
+            prefix=lambda body, headers: self._prefix(body, headers, batch=True),
+            bind=self._bind,
         )
         self._host = host
         self._lock = threading.RLock()
@@ -140,10 +183,16 @@ class LocalServer:
         self._request_ids = 0
         batches = self._batches
         self._routes = (
-            Route("POST", "/v1/messages", lambda r: self._messages(r.body)),
-            Route("POST", "/v1/messages/count_tokens", lambda r: self._count_tokens(r.body)),
+            Route("POST", "/v1/messages", lambda r: self._messages(r.body, r.headers)),
             Route(
-                "POST", "/v1/messages/batches", lambda r: batches.create(r.body, self.batch_polls)
+                "POST",
+                "/v1/messages/count_tokens",
+                lambda r: self._count_tokens(r.body, r.headers),
+            ),
+            Route(
+                "POST",
+                "/v1/messages/batches",
+                lambda r: batches.create(r.body, self.batch_polls, r.headers),
             ),
             Route("GET", "/v1/messages/batches", lambda r: batches.list_batches(r.query)),
             Route(
@@ -246,6 +295,13 @@ class LocalServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def prefix_mismatches(self) -> list[PrefixMismatch]:
+        """Every thinking block that failed the prefix check so far, in the order found
+        (answered with a 400, dropped or let through: see ``prefix_check``)."""
+        with self._lock:
+            return list(self._mismatches)
+
     def summary_calls(self) -> list[dict[str, Any]]:
         """The bodies of the ``tidyctx.summarize`` calls received so far (:func:`is_summary_call`),
         oldest first."""
@@ -262,6 +318,8 @@ class LocalServer:
         with self._lock:
             self._requests.clear()
             self._script.clear()
+            self._bindings.clear()
+            self._mismatches.clear()
         self._batches.clear()
         self._api.reset_cache()
 
@@ -305,9 +363,67 @@ class LocalServer:
         request_id = self._next_request_id()
         return answer(request, bad_json, self._routes, api_key=self.api_key, request_id=request_id)
 
-    def _messages(self, body: Any) -> Out:
+    def _prefix(
+        self, body: Any, headers: Mapping[str, str], *, batch: bool = False
+    ) -> tuple[str | None, Any]:
+        """The prefix check on a valid ``body``: the 400 message, or None and the
+        ``input_transformations`` to answer with (None without the beta header). In a batch
+        (``batch``), a request that leaves the behaviour unset is not failed: where the check
+        is enforced by default the failing blocks are dropped (the docs: "In the Message
+        Batches API, an item that leaves the field unset doesn't fail")."""
+        betas = {b.strip() for b in headers.get("anthropic-beta", "").split(",")}
+        beta = BINDING_BETA in betas
+        thinking = body.get("thinking")
+        binding = thinking.get("block_binding") if isinstance(thinking, Mapping) else None
+        if binding is not None and not beta:
+            # https://platform.claude.com/docs/en/build-with-claude/preserved-thinking
+            return "thinking.block_binding: Extra inputs are not permitted", None
+        behaviour = (
+            binding.get("prefix_mismatch_behavior") if isinstance(binding, Mapping) else None
+        )
+        if behaviour is not None and behaviour not in _BEHAVIOURS:
+            return (
+                "thinking.block_binding.prefix_mismatch_behavior: Input should be 'error' or "
+                f"'drop_block', got {behaviour!r}",
+                None,
+            )
+        entries: list[dict[str, str]] = []
+        if self.prefix_check != "off" and runs_prefix_check(body.get("model")):
+            with self._lock:
+                found = prefix_mismatches(body, self._bindings)
+                self._mismatches.extend(found)
+            if behaviour is None and self.prefix_check == "enforce":
+                behaviour = "drop_block" if batch else "error"
+            if found and behaviour == "error":
+                return mismatch_message(found[0], beta=beta), None
+            for mismatch in found:
+                if behaviour == "drop_block":
+                    kind = "thinking_dropped"
+                elif mismatch.follows:
+                    continue  # not enforced: each block is judged on its own
+                else:
+                    kind = "thinking_mismatch_allowed"
+                entries.append(
+                    {"type": kind, "path": mismatch.path, "reason": "prefix_binding_mismatch"}
+                )
+        return None, entries if beta else None
+
+    def _bind(self, body: dict[str, Any], message: Mapping[str, Any]) -> None:
+        """Remember what the thinking blocks of ``message``, the answer to ``body``, are
+        bound to."""
+        if self.prefix_check == "off" or not runs_prefix_check(body.get("model")):
+            return
+        bound = thinking_bindings(body, message.get("content") or [])
+        if bound:
+            with self._lock:
+                merge_bindings(self._bindings, bound)
+
+    def _messages(self, body: Any, headers: Mapping[str, str]) -> Out:
         """``POST /v1/messages``: the next scripted item, else the responder's reply."""
         problem = self._api.problem(body, "messages")
+        transformations: Any = None
+        if problem is None:
+            problem, transformations = self._prefix(body, headers)
         prewarm = problem is None and body["max_tokens"] == 0
         with self._lock:
             head = self._script[0] if self._script else None
@@ -331,13 +447,20 @@ class LocalServer:
             return out
         reply: Reply = head if head is not None else self._api.reply_for(body)
         message = self._api.message(body, reply, service_tier="standard")
+        if transformations is not None:
+            message["input_transformations"] = transformations
+        if not prewarm:
+            self._bind(body, message)
         out = Out(200, events=stream_events(message)) if body.get("stream") else Out(200, message)
         out.delay = delay
         return out
 
-    def _count_tokens(self, body: Any) -> Out:
-        """``POST /v1/messages/count_tokens``."""
+    def _count_tokens(self, body: Any, headers: Mapping[str, str]) -> Out:
+        """``POST /v1/messages/count_tokens`` (it runs the same prefix check: see
+        https://platform.claude.com/docs/en/build-with-claude/preserved-thinking)."""
         problem = self._api.problem(body, "count")
+        if problem is None:
+            problem = self._prefix(body, headers)[0]
         if problem is not None:
             return error_response(400, problem)
         return Out(200, {"input_tokens": self._api.count_input(body)})

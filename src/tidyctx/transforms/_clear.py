@@ -68,7 +68,13 @@ from tidyctx._request import (
 )
 from tidyctx.cachesim import layout
 from tidyctx.store import Store, keep_text, store_key
-from tidyctx.tokens import LocalCounter, TokenCounter, check_counter, local_counter
+from tidyctx.tokens import (
+    LocalCounter,
+    TokenCounter,
+    check_counter,
+    local_counter,
+    runs_prefix_check,
+)
 from tidyctx.transforms._recover import guarded, settle
 
 __all__ = [
@@ -1113,7 +1119,17 @@ class Clearing:
     def plan(
         self, request: Any, *, model: str | None = None, counter: TokenCounter | None = None
     ) -> frozenset[str]:
-        """The tool_use ids to clear in ``request`` (:func:`clear_plan` with these options)."""
+        """The tool_use ids to clear in ``request`` (:func:`clear_plan` with these options).
+
+        None on a model that checks the prefix of thinking blocks
+        (:data:`tidyctx.tokens.PRESERVED_THINKING_MODELS`): clearing an earlier result there
+        fails the check for every later thinking block, a 400 by default
+        (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking, "What counts
+        as an edit"). The server-side edit (``server_side=True``) is not an edit in that sense.
+        """
+        target = model or (request.get("model") if isinstance(request, Mapping) else None)
+        if runs_prefix_check(target if isinstance(target, str) else None):
+            return frozenset()
         return clear_plan(
             request,
             keep=self.keep,

@@ -28,6 +28,12 @@ sent; rewriting them would break the cache from that point on, and they do not c
 turn to turn anyway. Tool descriptions are not scanned either: a tool definition describes
 the tool, it cannot be split, and any change to it invalidates every cache level.
 
+**Models that check the prefix of thinking blocks**
+(:data:`tidyctx.tokens.PRESERVED_THINKING_MODELS`): the system prompt is left as sent. The
+dynamic block sits in the last user message, and the next turn's copy of that message goes
+without it: an earlier message changes, which fails the check for every thinking block after
+it (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking/prefix-checks).
+
 **Lines that only look volatile.** A pure transform sees one request, so it cannot tell a
 timestamp that changes every turn from a fixed "The current time is 2024-05-15 15:00" that a
 benchmark pins for the whole run. By default every volatile-looking line moves (missing a
@@ -83,6 +89,7 @@ from tidyctx._request import (
     canonical_json,
     check_encodable,
 )
+from tidyctx.tokens import runs_prefix_check
 
 if TYPE_CHECKING:
     from tidyctx.transforms._toolchanges import ToolChanges
@@ -548,6 +555,7 @@ class _Stats:
     markers: list[str] = field(default_factory=list)
     already: bool = False
     tool_changes: str = ""
+    held: bool = False  # a model that checks the prefix of thinking blocks: system left as sent
 
 
 @dataclass(frozen=True)
@@ -625,6 +633,11 @@ class Order(Edge):
             parts.append(f"moved {what} after the cached prefix")
         elif stats.already:
             parts.append("system already ordered (the last user message has the dynamic block)")
+        elif stats.held:
+            parts.append(
+                "system left as sent (the model checks the prefix of thinking blocks: moving a "
+                "line would change an earlier message on the next turn)"
+            )
         if stats.kept_lines:
             n = stats.kept_lines
             parts.append(
@@ -740,6 +753,14 @@ class Order(Edge):
         system = out.get("system")
         if system is None or (isinstance(system, str) and not system.strip()):
             return  # nothing to scan
+        if runs_prefix_check(request.get("model")):
+            # The moved text goes into the last user message, and the next turn's copy of that
+            # message goes without it: an earlier message changes, and on these models every
+            # thinking block after it fails the prefix check (a 400 by default). A system the
+            # client changes every turn fails it anyway, moved or not.
+            # https://platform.claude.com/docs/en/build-with-claude/preserved-thinking/prefix-checks
+            stats.held = True
+            return
         if isinstance(system, str):
             blocks: list[Any] = [{"type": "text", "text": system}]
         elif isinstance(system, list):

@@ -28,7 +28,10 @@ oldest matters to nothing else.
 So a marker whose text is gone is never sent. A store that holds every text one request names
 loses none that a marker names: what it evicts first is what no request has named for longest.
 Only a store too small for one request makes a transform send blocks whole (and the request is
-then not the same from turn to turn).
+then not the same from turn to turn). On the models that check the prefix of thinking blocks
+(:data:`tidyctx.tokens.PRESERVED_THINKING_MODELS`) the marker is sent all the same: a block sent
+whole where the turn before sent its marker would change an earlier message, and the API would
+reject the request (see ``docs/api-behaviour.md``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from typing import Any
 from tidyctx._markers import store_ids
 from tidyctx._request import Request
 from tidyctx.store import Store, StoreWarning, refresh, refresh_all
+from tidyctx.tokens import runs_prefix_check
 
 __all__ = ["Position", "block_ids", "generation", "guarded", "settle", "settled"]
 
@@ -282,6 +286,22 @@ def settled(
             redo(where)
         # Putting texts back may evict others (a store too small for the request): check all.
         missing = gone()
+    if missing and runs_prefix_check(before.get("model")):
+        # On these models a block sent whole where an earlier turn sent its marker changes an
+        # earlier message, and every thinking block after it fails the prefix check (a 400 by
+        # default): the marker stays, the same bytes every turn, though it leads nowhere.
+        # https://platform.claude.com/docs/en/build-with-claude/preserved-thinking/prefix-checks
+        keys = {k for gone_keys in missing.values() for k in gone_keys}
+        warnings.warn(
+            f"{what}: the store no longer holds {len(keys)} text{'s' if len(keys) != 1 else ''}"
+            f" that its markers name; the markers are sent all the same (expanding them finds "
+            f"nothing), since {before.get('model')} checks that earlier messages do not change. "
+            "Give the store room for every text one request names (MemoryStore(max_items=...), "
+            "a ttl_seconds longer than a turn).",
+            StoreWarning,
+            stacklevel=_outside(),
+        )
+        return after, True
     if missing:
         _send_as_given(before, after, missing)
         keys = {k for gone_keys in missing.values() for k in gone_keys}

@@ -15,8 +15,12 @@ the last ``keep`` assistant turns byte for byte.
 
 So no ``tool_use`` is separated from its ``tool_result``, the history never starts with a
 stray ``tool_result``, and the thinking blocks of the kept assistant turns (the last one
-included) are passed back unmodified. Agents that get one task and then run a long tool loop
-have no user message to cut at; the second kind of cut serves them. If no cut keeps
+included) are passed back unmodified, except on the models that check the prefix of thinking
+blocks (:data:`tidyctx.tokens.PRESERVED_THINKING_MODELS`): there the kept turns that were in the
+history when the summary was put in place lose their thinking blocks, which were produced
+against the replaced messages and would fail the check (see :func:`_build`). Agents that get
+one task and then run a long tool loop have no user message to cut at; the second kind of cut
+serves them. If no cut keeps
 ``keep`` turns, the request goes on unchanged.
 
 **What it produces.** ``[summary message, (ack,) kept messages...]``: the summary message is a
@@ -134,6 +138,7 @@ from tidyctx.tokens import (
     local_counter,
     message_tokens,
     opens_turn,
+    runs_prefix_check,
 )
 
 __all__ = [
@@ -812,7 +817,7 @@ class Summarize(Edge):
             chain.append(_link(chain[-1], _message_hash(message)))
         return tuple(chain)
 
-    def _stored_cut(self, key: str, k: int) -> tuple[str, str] | None:
+    def _stored_cut(self, key: str, k: int) -> tuple[str, str, int | None] | None:
         raw = self.store.get(key)
         if raw is None:
             return None
@@ -825,6 +830,7 @@ class Summarize(Edge):
         body, span = record.get("summary"), record.get("span")
         if not isinstance(body, str) or not isinstance(span, str) or not body.strip():
             return None
+        upto = record.get("upto")
         # In use again: renewed with the records of its calls, so that a store that evicts
         # or expires entries keeps them while the conversation goes on (without them the
         # step would be taken, and paid for, again).
@@ -833,7 +839,7 @@ class Summarize(Edge):
         for call in calls if isinstance(calls, list) else []:
             if isinstance(call, str):
                 refresh(self.store, call)
-        return body, span
+        return body, span, upto if isinstance(upto, int) and not isinstance(upto, bool) else None
 
     def _plan(self, request: Request) -> _Plan:
         messages = request.get("messages")
@@ -926,10 +932,10 @@ class Summarize(Edge):
         for k in reversed(cuts):
             found = self._stored_cut(self._prefix_key(chain[k]), k)
             if found is not None:
-                base, (body, span) = k, found
+                base, (body, span, upto) = k, found
                 assert span is not None
                 systems = [messages[i] for i in fold.systems if i < k]
-                state = _build(request, k, body, span, systems)
+                state = _build(request, k, body, span, systems, upto=upto)
                 head = [state["messages"][0], *[(i, i + 1) for i in fold.systems if i < k]]
                 if _role(messages[k]) == "user":
                     head.append(state["messages"][len(head)])
@@ -1017,9 +1023,9 @@ class Summarize(Edge):
         for k in reversed(cuts):
             found = self._stored_cut(self._prefix_key(chain[k]), k)
             if found is not None:
-                base, (body, span) = k, found
+                base, (body, span, upto) = k, found
                 assert span is not None
-                state = _build(request, k, body, span)
+                state = _build(request, k, body, span, upto=upto)
                 tokens = self._count(state)
                 break
         counter = self._local(request)
@@ -1130,14 +1136,22 @@ class Summarize(Edge):
         span = keys[-1][3:]
         # "calls": the store keys of every call of this step, so that explain() prices them all
         # (a span over MAX_CALL_TOKENS takes several).
-        record = {"messages": plan.fire, "summary": body, "span": span, "calls": keys}
+        # "upto": how many messages the request held when the step was taken; the thinking of
+        # the kept ones among them was produced before the summary (see _build).
+        record = {
+            "messages": plan.fire,
+            "summary": body,
+            "span": span,
+            "calls": keys,
+            "upto": len(request["messages"]),
+        }
         key = self._prefix_key(plan.chain[plan.fire])
         try:
             self.store.put(key, json.dumps(record, ensure_ascii=False))
         except BaseException:
             self._report(request, plan, calls)
             raise
-        out = _build(request, plan.fire, body, span)
+        out = _build(request, plan.fire, body, span, upto=len(request["messages"]))
         self._report(request, plan, calls, body, span)
         return out
 
@@ -1426,10 +1440,27 @@ def _model_of(request: Mapping[str, Any]) -> str | None:
 
 
 def _build(
-    request: Request, cut: int, body: str, span: str, systems: list[Any] | None = None
+    request: Request,
+    cut: int,
+    body: str,
+    span: str,
+    systems: list[Any] | None = None,
+    *,
+    upto: int | None = None,
 ) -> Request:
     """``request`` with ``messages[:cut]`` replaced by the summary; ``systems``: the system
-    messages among them, when known."""
+    messages among them, when known; ``upto``: how many messages the request held when the
+    summary was first put in place (None: unknown).
+
+    On a model that checks the prefix of thinking blocks, the kept messages before ``upto``
+    lose their thinking blocks: they were produced while the summarized messages stood before
+    them, and would fail the check. The docs' advice for a summary written on the client
+    (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking, "Compact on the
+    client"): strip ``thinking`` and ``redacted_thinking`` from the turns carried across, keep
+    their text and tool_use. Removing the oldest thinking blocks is valid; the thinking
+    produced after the summary (from ``upto`` on) follows it and stays. With ``upto`` unknown
+    (a summary stored before it was recorded) every kept turn loses its thinking: removing all
+    of them is valid too."""
     messages = request["messages"]
     # System messages are instructions (and tool additions or removals) the client placed in
     # the conversation: never summarized away, they stay as sent and in their order, after the
@@ -1438,7 +1469,28 @@ def _build(
     head = [summary_message(body, span), *kept]
     if _role(messages[cut]) == "user":
         head.append(_ack())
-    return {**request, "messages": head + list(messages[cut:])}
+    tail = list(messages[cut:])
+    if runs_prefix_check(_model_of(request)):
+        stale = len(messages) if upto is None else min(upto, len(messages))
+        tail = [_unthought(m) if cut + i < stale else m for i, m in enumerate(tail)]
+    return {**request, "messages": head + tail}
+
+
+def _unthought(message: Any) -> Any:
+    """``message`` without its thinking blocks (itself if it has none)."""
+    content = message.get("content") if isinstance(message, Mapping) else None
+    if not isinstance(content, list) or not any(
+        isinstance(b, Mapping) and b.get("type") in ("thinking", "redacted_thinking")
+        for b in content
+    ):
+        return message
+    kept = [
+        b
+        for b in content
+        if not (isinstance(b, Mapping) and b.get("type") in ("thinking", "redacted_thinking"))
+    ]
+    # An assistant turn of thinking only: an empty content list is not valid; its text is none.
+    return {**message, "content": kept or [{"type": "text", "text": "(no text)"}]}
 
 
 def _sizes(counter: LocalCounter, messages: Sequence[Any], tail: Sequence[Any]) -> tuple[int, int]:
