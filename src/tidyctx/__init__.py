@@ -23,8 +23,13 @@ from tidyctx.ledger import Ledger, LedgerError, read_ledger
 from tidyctx.store import MemoryStore, RedisStore, SQLiteStore, Store, store_text
 from tidyctx.tokens import LocalCounter, TokenCounter
 from tidyctx.transforms import (
+    Classifier,
     Clearing,
     Pauses,
+    RouteDecision,
+    RouteWarning,
+    Rule,
+    Rules,
     SummaryEvent,
     SummaryWarning,
     SystemLines,
@@ -36,12 +41,14 @@ from tidyctx.transforms import (
     defaults,
     expand_tool,
     order,
+    route,
     slice_code,
     summarize,
     trim,
 )
 
 __all__ = [
+    "Classifier",
     "Clearing",
     "Definition",
     "Ledger",
@@ -53,6 +60,10 @@ __all__ = [
     "RedisStore",
     "Report",
     "Request",
+    "RouteDecision",
+    "RouteWarning",
+    "Rule",
+    "Rules",
     "SQLiteStore",
     "Slice",
     "SlicingError",
@@ -81,6 +92,7 @@ __all__ = [
     "outline",
     "pipe",
     "read_ledger",
+    "route",
     "set_memo_limit",
     "slice_code",
     "slice_lines",

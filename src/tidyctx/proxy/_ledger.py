@@ -135,6 +135,8 @@ class Rows:
         row["changed"] = prepared.steps
         if prepared.ttl is not None:
             row["ttl"] = prepared.ttl.as_dict()
+        if prepared.route is not None:
+            row["route"] = prepared.route.as_dict()
         if prepared.tokens_before is not None:
             row["tokens_before"] = prepared.tokens_before
             row["tokens_after"] = prepared.tokens_after

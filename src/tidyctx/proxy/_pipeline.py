@@ -22,6 +22,7 @@ from tidyctx.ledger import changed_steps
 from tidyctx.store import Store
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._pauses import TTLDecision, record_call
+from tidyctx.transforms._route import RouteDecision, collecting
 
 __all__ = ["PIPELINES", "Prepared", "prepare", "select_pipeline"]
 
@@ -91,6 +92,8 @@ class Prepared:
     """Why the original bytes went upstream although a pipeline is set; None otherwise."""
     ttl: TTLDecision | None = None
     """What ``cache(ttl="adaptive")`` chose for this call, for the ledger."""
+    route: RouteDecision | None = None
+    """What ``route()`` chose for this call, for the ledger."""
     seconds: float = 0.0
     before: Request | None = field(default=None, repr=False)
     """The request as the client sent it, once the pipeline could read it."""
@@ -169,22 +172,24 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
         return
     out.before = current = request
     decided = record_call(transforms, request)
-    for t in transforms:
-        name = transform_name(t)
-        try:
-            result = guarded(current, partial(run_step, t, current))
-        except Exception as err:
-            out.changed, out._changes = [], []
-            out.fail_open = f"transform {name} failed: {_where(err)}"
-            return
-        if not isinstance(result, dict):
-            out.changed, out._changes = [], []
-            out.fail_open = f"transform {name} returned {type(result).__name__}"
-            return
-        if result != current:
-            out.changed.append(name)
-            out._changes.append((name, current, result))
-        current = result
+    with collecting() as routed:
+        for t in transforms:
+            name = transform_name(t)
+            try:
+                result = guarded(current, partial(run_step, t, current))
+            except Exception as err:
+                out.changed, out._changes = [], []
+                out.fail_open = f"transform {name} failed: {_where(err)}"
+                return
+            if not isinstance(result, dict):
+                out.changed, out._changes = [], []
+                out.fail_open = f"transform {name} returned {type(result).__name__}"
+                return
+            if result != current:
+                out.changed.append(name)
+                out._changes.append((name, current, result))
+            current = result
+    out.route = routed[-1] if routed else None
     out.ttl = decided()
     if not out.changed:
         return

@@ -7,13 +7,26 @@ from tidyctx.transforms._defaults import defaults
 from tidyctx.transforms._expand import expand_tool
 from tidyctx.transforms._order import SystemLines, order
 from tidyctx.transforms._pauses import Pauses, TTLDecision
+from tidyctx.transforms._route import (
+    Classifier,
+    RouteDecision,
+    RouteWarning,
+    Rule,
+    Rules,
+    route,
+)
 from tidyctx.transforms._slice_code import slice_code
 from tidyctx.transforms._summarize import SummaryEvent, SummaryWarning, asummarize, summarize
 from tidyctx.transforms._trim import trim
 
 __all__ = [
+    "Classifier",
     "Clearing",
     "Pauses",
+    "RouteDecision",
+    "RouteWarning",
+    "Rule",
+    "Rules",
     "SummaryEvent",
     "SummaryWarning",
     "SystemLines",
@@ -25,6 +38,7 @@ __all__ = [
     "defaults",
     "expand_tool",
     "order",
+    "route",
     "slice_code",
     "summarize",
     "trim",

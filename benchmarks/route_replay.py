@@ -1,0 +1,172 @@
+"""What model routing saves on recorded runs, with the cache rewrites of its switches priced in.
+
+    python benchmarks/route_replay.py [TRACE.json ...] [--jobs N] [--out FILE]
+
+Every recorded run benchmarks/replay.py finds is replayed turn by turn as its agent sent it,
+on ``replay.REPLAY_MODEL`` (the conversation's model) with automatic prompt caching (the
+top-level ``cache_control``). Each turn is sent to a model chosen by one of:
+
+  all-Sonnet   every call on Sonnet 4.6 (the conversation's model: staying on it)
+  all-Opus     every call on Opus 4.8
+  route        tc.route() with its default rules (tidyctx.transforms._route.DEFAULT_RULES),
+               cache-aware: a running conversation switches only where the switch pays
+  blind        the same rules with the cache ignored: each call on the model the rules want
+               (where the request fits that model)
+
+and priced on one offline cache model per strategy (tidyctx.cachesim, a cache per model, the
+recorded times moving its clock) with tidyctx.pricing, output included: the recorded output
+tokens of the turn, or the reply counted locally, the same on every model. A switch's cold
+cache is in the price: the new model's cache holds nothing of the conversation.
+
+The target: on every run, ``route`` costs no more than ``all-Sonnet``. ``blind-extra`` is what
+ignoring the cache costs beyond ``route``. The share of calls per model is printed for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import replay
+
+import tidyctx as tc
+from tidyctx import cachesim, pricing
+from tidyctx.tokens import LocalCounter
+from tidyctx.transforms._route import fit
+
+SONNET = replay.REPLAY_MODEL
+OPUS = "claude-opus-4-8"
+STRATEGIES = ("all-Sonnet", "all-Opus", "route", "blind")
+SHORT = {
+    "claude-haiku-4-5-20251001": "haiku",
+    "claude-sonnet-4-6": "sonnet",
+    "claude-opus-4-8": "opus",
+}
+
+
+@dataclass
+class RunResult:
+    name: str
+    turns: int
+    cost: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, Counter[str]] = field(default_factory=dict)
+    switches: dict[str, int] = field(default_factory=dict)
+
+
+def outputs(run: Any) -> list[int]:
+    """Output tokens per turn: recorded, else the reply counted, else 300."""
+    counter = LocalCounter(SONNET)
+    out = []
+    for turn in run.turns:
+        usage = turn.usage or {}
+        n = usage.get("output_tokens")
+        if isinstance(n, int) and n > 0:
+            out.append(n)
+        elif turn.reply is not None:
+            out.append(counter.count_request({"messages": [turn.reply]}))
+        else:
+            out.append(300)
+    return out
+
+
+def price(
+    requests: Sequence[dict[str, Any]],
+    models: Sequence[str],
+    times: Sequence[float | None],
+    output: Sequence[int],
+) -> float:
+    sim = cachesim.CacheModel()
+    total = 0.0
+    for request, model, ts, out in zip(requests, models, times, output, strict=True):
+        usage = sim.call({**request, "model": model}, ts).usage
+        total += pricing.cost({**usage, "output_tokens": out}, model).total
+    return total
+
+
+def run_one(path: Path) -> RunResult:
+    run = replay.load(path)
+    requests = [
+        {**r, "cache_control": {"type": "ephemeral"}} for r in replay.requests_of(run, SONNET)
+    ]
+    times = run.timestamps()
+    output = outputs(run)
+    router = tc.route()
+    chosen: dict[str, list[str]] = {s: [] for s in STRATEGIES}
+    for request in requests:
+        decision = router.decide(request)
+        chosen["all-Sonnet"].append(SONNET)
+        chosen["all-Opus"].append(OPUS)
+        chosen["route"].append(decision.model)
+        wanted = decision.wanted
+        chosen["blind"].append(wanted if fit(request, wanted) is None else SONNET)
+    result = RunResult(path.stem, len(requests))
+    for name, models in chosen.items():
+        canonical = [pricing.lookup(m).model for m in models]
+        result.cost[name] = price(requests, models, times, output)
+        result.calls[name] = Counter(SHORT.get(m, m) for m in canonical)
+        result.switches[name] = sum(a != b for a, b in itertools.pairwise(canonical))
+    return result
+
+
+def shares(calls: Counter[str]) -> str:
+    total = sum(calls.values()) or 1
+    return " ".join(f"{m} {100 * n / total:.0f}%" for m, n in sorted(calls.items()))
+
+
+def report(results: list[RunResult]) -> list[str]:
+    head = (
+        f"{'run':<44}{'turns':>6}{'Sonnet $':>10}{'Opus $':>10}{'route $':>10}{'blind $':>10}"
+        f"{'blind-extra $':>14}  route<=Sonnet  route calls | blind calls (switches)"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        ok = r.cost["route"] <= r.cost["all-Sonnet"] + 1e-12
+        lines.append(
+            f"{r.name[:43]:<44}{r.turns:>6}{r.cost['all-Sonnet']:>10.4f}{r.cost['all-Opus']:>10.4f}"
+            f"{r.cost['route']:>10.4f}{r.cost['blind']:>10.4f}"
+            f"{r.cost['blind'] - r.cost['route']:>14.4f}  {'yes' if ok else 'NO':<13}  "
+            f"{shares(r.calls['route'])} ({r.switches['route']}) | "
+            f"{shares(r.calls['blind'])} ({r.switches['blind']})"
+        )
+    total = {s: sum(r.cost[s] for r in results) for s in STRATEGIES}
+    calls = {s: sum((r.calls[s] for r in results), Counter()) for s in STRATEGIES}
+    held = sum(r.cost["route"] <= r.cost["all-Sonnet"] + 1e-12 for r in results)
+    turns = sum(r.turns for r in results)
+    lines.append("")
+    lines.append(
+        f"total: {len(results)} runs, {turns} turns: all-Sonnet ${total['all-Sonnet']:.4f}, "
+        f"all-Opus ${total['all-Opus']:.4f}, route ${total['route']:.4f} "
+        f"({total['route'] / total['all-Sonnet'] - 1:+.1%} vs all-Sonnet), blind "
+        f"${total['blind']:.4f} (extra ${total['blind'] - total['route']:.4f} over route); "
+        f"route <= all-Sonnet on {held} of {len(results)} runs; calls route: "
+        f"{shares(calls['route'])}, blind: {shares(calls['blind'])}"
+    )
+    return lines
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("traces", nargs="*")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default=str(replay.ROOT / "benchmarks/results/route_replay.txt"))
+    args = parser.parse_args(argv)
+    paths = replay.replayable(replay.trace_paths(args.traces))
+    with Pool(args.jobs) as pool:
+        results = pool.map(run_one, paths)
+    lines = report(results)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1038 @@
+"""route(): the right model for each call, without paying for it in cache rewrites.
+
+A policy says which model a call wants (:class:`Rules`, :class:`Classifier`, or a function of
+the request). Where that differs from the model the call went to before, the cache decides:
+the prompt cache is per model
+(https://platform.claude.com/docs/en/build-with-claude/prompt-caching, "What invalidates the
+cache"), so a switch inside a running conversation writes the whole prefix again on the new
+model. route() switches there only when, on the request's cache layout
+(:func:`tidyctx.cachesim.layout`) and the models' prices (:mod:`tidyctx.pricing`), the cheaper
+model's saving over the turns it is expected to keep serving exceeds that rewrite, the rewrite
+back on the conversation's own model when the policy wants it again, and the classifier's
+cost. At a conversation's start (no assistant turn yet) nothing is cached and the policy's
+model is taken as it is.
+
+**What the previous call went to.** A transform sees one request. The calls before it are the
+same request cut before each assistant turn, so route() decides for those first (remembered
+by their content, so each is decided once) and knows the model each went to: the decision is
+a function of the request alone, and a conversation stays where its earlier calls put it.
+
+**The models' own rules.** A switch is made only to a model that can take the request as it
+stands (:func:`fit`):
+
+- the prompt plus ``max_tokens`` fits the model's context window
+  (https://platform.claude.com/docs/en/build-with-claude/context-windows);
+- ``thinking`` ``enabled`` needs a model with extended thinking
+  (https://platform.claude.com/docs/en/build-with-claude/extended-thinking), ``adaptive`` one
+  with adaptive thinking (https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking);
+- thinking blocks of earlier turns go back unmodified, whichever model wrote them: their
+  signature must stay intact (extended-thinking page, "Preserving thinking blocks"), and a
+  model that cannot read another model's block drops it from the request without an error
+  (https://platform.claude.com/docs/en/build-with-claude/preserved-thinking, "Switching models
+  mid-conversation"). route() never edits them;
+- a request ending in an assistant message (a prefill) is refused by Opus 4.6, Opus 4.7 and
+  Sonnet 4.6 (https://platform.claude.com/docs/en/api/errors), so it never moves to them;
+- ``speed`` (fast mode) is a property of one model
+  (https://platform.claude.com/docs/en/about-claude/pricing, "Fast mode"): such a request stays;
+- server-side compaction (``compact_20260112``) runs on Opus 4.6+ and Sonnet 4.6+ only
+  (https://platform.claude.com/docs/en/build-with-claude/compaction);
+- ``output_config.effort`` is accepted by the models listed on
+  https://platform.claude.com/docs/en/build-with-claude/effort; moving to a model without it
+  drops the field, and a level the model lacks (``xhigh``, ``max``) becomes ``high``, the
+  level equivalent to leaving it out.
+
+**Shadow mode.** ``route(shadow=True)`` decides and records the same way and sends the request
+as it came: its ledger rows say what routing would have saved.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tidyctx import pricing
+from tidyctx._calls import observed
+from tidyctx._edge import Edge
+from tidyctx._request import Request, canonical_json
+from tidyctx.cachesim import Layout, layout
+from tidyctx.tokens import LocalCounter
+
+__all__ = [
+    "DEFAULT_RULES",
+    "HINT_KEY",
+    "SIDE_CALL_MAX_TOKENS",
+    "Classifier",
+    "Route",
+    "RouteDecision",
+    "RouteWarning",
+    "Rule",
+    "Rules",
+    "Want",
+    "adapted",
+    "collecting",
+    "fit",
+    "route",
+]
+
+HINT_KEY = "tidyctx_route"
+"""The key of ``metadata`` a caller sets to a hint label (``"hard"``, ``"easy"``...) that
+:class:`Rule` ``hint=`` matches. The API's ``metadata`` takes ``user_id`` only
+(``anthropic.types.beta.BetaMetadataParam``), so route() takes the key out of the request it
+sends, in shadow mode too."""
+
+SIDE_CALL_MAX_TOKENS = 1024
+"""The most ``max_tokens`` a side call asks for: a conversation's first call asks for more."""
+
+DEFAULT_OUTPUT_TOKENS = 300
+"""Output tokens expected of a call with no earlier reply to go by."""
+
+# ---------------------------------------------------------------------------- model facts
+
+# Models with extended thinking (extended-thinking page, "Supported models"): every model of
+# the price table except these older ones.
+_NO_THINKING = frozenset(
+    {
+        "claude-3-5-haiku-20241022",
+        "claude-3-haiku-20240307",
+        "claude-3-5-sonnet-20241022",
+        "claude-3-opus-20240229",
+    }
+)
+# Adaptive thinking: Opus 4.6, Sonnet 4.6 and later (adaptive-thinking page).
+_ADAPTIVE = frozenset(
+    {
+        "claude-opus-4-6",
+        "claude-opus-4-7",
+        "claude-opus-4-8",
+        "claude-sonnet-4-6",
+        "claude-opus-5",
+        "claude-opus-5-5",
+        "claude-sonnet-5",
+        "claude-sonnet-5-5",
+        "claude-haiku-5-5",
+        "claude-fable-5",
+        "claude-fable-5-1",
+        "claude-mythos-5",
+        "claude-mythos-5-1",
+    }
+)
+# output_config.effort (effort page, its list of supported models).
+_EFFORT = frozenset(
+    {
+        "claude-fable-5-1",
+        "claude-mythos-5-1",
+        "claude-fable-5",
+        "claude-mythos-5",
+        "claude-opus-5-5",
+        "claude-opus-5",
+        "claude-opus-4-8",
+        "claude-opus-4-7",
+        "claude-opus-4-6",
+        "claude-opus-4-5-20251101",
+        "claude-sonnet-5-5",
+        "claude-sonnet-5",
+        "claude-sonnet-4-6",
+        "claude-haiku-5-5",
+    }
+)
+# The effort levels above "high" and the models that take each (effort page, levels table).
+_EFFORT_MAX = frozenset(
+    {
+        "claude-fable-5",
+        "claude-mythos-5",
+        "claude-opus-5",
+        "claude-opus-4-8",
+        "claude-opus-4-7",
+        "claude-opus-4-6",
+        "claude-sonnet-5",
+        "claude-sonnet-4-6",
+    }
+)
+_EFFORT_XHIGH = frozenset(
+    {"claude-fable-5", "claude-mythos-5", "claude-opus-5", "claude-opus-4-8", "claude-opus-4-7",
+     "claude-sonnet-5"}
+)  # fmt: skip
+# A final assistant message (prefill) is a 400 on these (errors page).
+_NO_PREFILL = frozenset({"claude-opus-4-6", "claude-opus-4-7", "claude-sonnet-4-6"})
+# Server-side compaction (compaction page): Opus 4.6+, Sonnet 4.6+.
+_COMPACTION = _ADAPTIVE
+
+
+def _canonical(model: str) -> str:
+    return pricing.lookup(model).model
+
+
+def fit(request: Mapping[str, Any], model: str, tokens: int | None = None) -> str | None:
+    """Why ``request`` cannot go to ``model`` as it stands (None: it can, with
+    :func:`adapted`). ``tokens`` is the request's input tokens (counted if not given)."""
+    price = pricing.lookup(model)
+    name = price.model
+    if tokens is None:
+        tokens = LocalCounter(name).count_request(request)
+    max_tokens = request.get("max_tokens")
+    need = tokens + (max_tokens if isinstance(max_tokens, int) else 0)
+    if need > price.context_window:
+        return f"{need:,} tokens with max_tokens exceed {name}'s {price.context_window:,} window"
+    thinking = request.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, Mapping) else None
+    if kind == "enabled" and name in _NO_THINKING:
+        return f"{name} has no extended thinking"
+    if kind == "adaptive" and name not in _ADAPTIVE:
+        return f"{name} has no adaptive thinking"
+    messages = request.get("messages")
+    if (
+        isinstance(messages, list)
+        and messages
+        and isinstance(messages[-1], Mapping)
+        and messages[-1].get("role") == "assistant"
+        and name in _NO_PREFILL
+    ):
+        return f"{name} refuses a prefilled assistant turn"
+    if request.get("speed") is not None:
+        return "fast mode (speed) belongs to the model asked"
+    edits = request.get("context_management")
+    compacts = isinstance(edits, Mapping) and any(
+        isinstance(e, Mapping) and str(e.get("type", "")).startswith("compact_")
+        for e in edits.get("edits") or ()
+    )
+    if compacts and name not in _COMPACTION:
+        return f"{name} has no server-side compaction"
+    return None
+
+
+def adapted(request: Request, model: str) -> Request:
+    """``request`` with ``model`` and the ``output_config.effort`` that model takes."""
+    name = _canonical(model)
+    out = {**request, "model": model}
+    config = request.get("output_config")
+    if isinstance(config, Mapping) and "effort" in config:
+        effort = config.get("effort")
+        if name not in _EFFORT:
+            rest = {k: v for k, v in config.items() if k != "effort"}
+            if rest:
+                out["output_config"] = rest
+            else:
+                del out["output_config"]
+        elif (effort == "max" and name not in _EFFORT_MAX) or (
+            effort == "xhigh" and name not in _EFFORT_XHIGH
+        ):
+            out["output_config"] = {**config, "effort": "high"}
+    return out
+
+
+# ---------------------------------------------------------------------------- policies
+
+
+class RouteWarning(UserWarning):
+    """A policy could not decide (a classifier call failed): the call keeps its own model."""
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """What a policy wants for one call: a model (None: the model asked), and why."""
+
+    model: str | None
+    reason: str
+    force: bool = False
+    """Take the model even mid-conversation when it is dearer than the model asked."""
+    cost: float = 0.0
+    """USD the policy spent deciding (a classifier call; 0 when remembered)."""
+
+
+def _model_arg(model: Any, where: str) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise TypeError(f"{where}: a model id, got {model!r}")
+    try:
+        pricing.lookup(model)
+    except pricing.UnknownModelError:
+        known = ", ".join(p.model for p in pricing.models())
+        raise ValueError(
+            f"{where}: unknown model {model!r}; known models: {known} (or register one with "
+            "tidyctx.pricing.register)"
+        ) from None
+    return model
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for block in value:
+            if isinstance(block, Mapping) and block.get("type") == "text":
+                text = block.get("text")
+                if isinstance(text, str):
+                    yield text
+
+
+def latest_user_text(request: Mapping[str, Any]) -> str:
+    """The text the user wrote last: the newest user message with text outside tool results."""
+    for message in reversed(request.get("messages") or []):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            text = "\n".join(_texts(message.get("content")))
+            if text.strip():
+                return text
+    return ""
+
+
+def last_tool_used(request: Mapping[str, Any]) -> str | None:
+    """The name of the tool in the newest assistant ``tool_use`` block, if any."""
+    for message in reversed(request.get("messages") or []):
+        if isinstance(message, Mapping) and message.get("role") == "assistant":
+            content = message.get("content")
+            if isinstance(content, list):
+                for block in reversed(content):
+                    if isinstance(block, Mapping) and block.get("type") == "tool_use":
+                        name = block.get("name")
+                        return name if isinstance(name, str) else None
+            return None
+    return None
+
+
+def _has_reply(request: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(m, Mapping) and m.get("role") == "assistant"
+        for m in request.get("messages") or []
+    )
+
+
+def hint_of(request: Mapping[str, Any]) -> str | None:
+    metadata = request.get("metadata")
+    if isinstance(metadata, Mapping):
+        hint = metadata.get(HINT_KEY)
+        return hint if isinstance(hint, str) else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One readable rule: the model to use when every condition given holds.
+
+    - ``side_call``: a one-off call asking for a short answer: no tools, no assistant turn
+      yet, ``max_tokens`` at most :data:`SIDE_CALL_MAX_TOKENS` (a title, a classification);
+    - ``first_call``: an agent's first call (tools, no assistant turn yet), such as a
+      subagent's;
+    - ``after_tools``: the newest ``tool_use`` names one of these tools (shell-style patterns,
+      case-insensitive: ``"*search*"``);
+    - ``keywords``: the latest user text contains one of these (case-insensitive);
+    - ``min_tokens`` / ``max_tokens``: the request's input tokens are at least / at most this;
+    - ``hint``: the caller's ``metadata["tidyctx_route"]`` equals this label.
+
+    ``force=True`` lets the rule move a running conversation to a dearer model than the one
+    asked (otherwise that happens only at a conversation's start). A rule with no condition
+    matches every call: put it last, as the fallback.
+    """
+
+    model: str
+    side_call: bool = False
+    first_call: bool = False
+    after_tools: tuple[str, ...] | None = None
+    keywords: tuple[str, ...] | None = None
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    hint: str | None = None
+    force: bool = False
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"Rule({self.model!r}{', name=' + repr(self.name) if self.name else ''})"
+        _model_arg(self.model, where)
+        for attr in ("after_tools", "keywords"):
+            value = getattr(self, attr)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                value = (value,)
+            value = tuple(value)
+            if not value or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ValueError(
+                    f"{where}: {attr}={value!r} matches nothing; give non-empty strings, or "
+                    "leave it out"
+                )
+            object.__setattr__(self, attr, tuple(v.lower() for v in value))
+        for attr in ("min_tokens", "max_tokens"):
+            value = getattr(self, attr)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{where}: {attr} takes an int, got {value!r}")
+            if value is not None and value < 0:
+                raise ValueError(f"{where}: {attr}={value} must be >= 0")
+        if (
+            self.min_tokens is not None
+            and self.max_tokens is not None
+            and self.min_tokens > self.max_tokens
+        ):
+            raise ValueError(
+                f"{where}: min_tokens={self.min_tokens} > max_tokens={self.max_tokens} "
+                "matches nothing"
+            )
+        if self.side_call and self.first_call:
+            raise ValueError(
+                f"{where}: side_call (no tools) and first_call (tools) together matches nothing"
+            )
+        if self.hint is not None and (not isinstance(self.hint, str) or not self.hint):
+            raise ValueError(f"{where}: hint takes a non-empty label, got {self.hint!r}")
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        parts = []
+        if self.side_call:
+            parts.append("side call")
+        if self.first_call:
+            parts.append("first call")
+        if self.after_tools:
+            parts.append(f"after {'/'.join(self.after_tools)}")
+        if self.keywords:
+            parts.append(f"keyword {'/'.join(self.keywords)}")
+        if self.min_tokens is not None:
+            parts.append(f">= {self.min_tokens:,} tokens")
+        if self.max_tokens is not None:
+            parts.append(f"<= {self.max_tokens:,} tokens")
+        if self.hint is not None:
+            parts.append(f"hint {self.hint!r}")
+        return ", ".join(parts) or "fallback"
+
+    def matches(self, request: Mapping[str, Any], tokens: Callable[[], int]) -> bool:
+        if self.hint is not None and hint_of(request) != self.hint:
+            return False
+        if (self.side_call or self.first_call) and (
+            _has_reply(request) or bool(request.get("tools")) != self.first_call
+        ):
+            return False
+        if self.side_call:
+            limit = request.get("max_tokens")
+            if not isinstance(limit, int) or limit > SIDE_CALL_MAX_TOKENS:
+                return False
+        if self.after_tools is not None:
+            tool = last_tool_used(request)
+            if tool is None or not any(
+                fnmatch.fnmatchcase(tool.lower(), p) for p in self.after_tools
+            ):
+                return False
+        if self.keywords is not None:
+            text = latest_user_text(request).lower()
+            if not any(k in text for k in self.keywords):
+                return False
+        if self.min_tokens is not None and tokens() < self.min_tokens:
+            return False
+        return not (self.max_tokens is not None and tokens() > self.max_tokens)
+
+
+HAIKU = "claude-haiku-4-5"
+OPUS = "claude-opus-4-8"
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(OPUS, hint="hard", force=True, name="hint 'hard'"),
+    Rule(HAIKU, hint="easy", name="hint 'easy'"),
+    Rule(HAIKU, side_call=True, name="side call with no tools"),
+    Rule(
+        HAIKU,
+        after_tools=("todowrite", "glob", "ls", "*list*", "*search*"),
+        name="after a lookup or bookkeeping tool",
+    ),
+)
+"""The rules of ``route()`` with no policy, first match wins; no match: the model asked.
+
+Haiku 4.5 for side calls with no tools (titles, classifications) and for the step after a
+lookup or bookkeeping tool (``TodoWrite``, ``Glob``, ``LS``, a ``*list*`` or ``*search*``
+tool); Opus 4.8 when the caller's hint says ``"hard"``, Haiku 4.5 when it says ``"easy"``."""
+
+
+class Rules:
+    """A policy of :class:`Rule` s, first match wins; no match: the model asked.
+
+    ``Rules([...], default="claude-sonnet-4-6")`` names the model for calls no rule matches.
+    """
+
+    costly = False
+
+    def __init__(self, rules: Iterable[Rule], *, default: str | None = None) -> None:
+        found = tuple(rules)
+        for i, rule in enumerate(found):
+            if not isinstance(rule, Rule):
+                raise TypeError(f"Rules: rules[{i}] is a {type(rule).__name__}, not a Rule")
+        if not found and default is None:
+            raise ValueError("Rules([]) with no default matches nothing: give rules or default=")
+        self.rules = found
+        self.default = None if default is None else _model_arg(default, "Rules(default=...)")
+
+    def __repr__(self) -> str:
+        return (
+            f"Rules({len(self.rules)} rules{', default=' + self.default if self.default else ''})"
+        )
+
+    def want(self, request: Mapping[str, Any]) -> Want:
+        count: list[int] = []
+
+        def tokens() -> int:
+            if not count:
+                count.append(LocalCounter(request.get("model")).count_request(request))
+            return count[0]
+
+        for rule in self.rules:
+            if rule.matches(request, tokens):
+                return Want(rule.model, f"rule {rule.label}", rule.force)
+        if self.default is not None:
+            return Want(self.default, "no rule matched: the default")
+        return Want(None, "no rule matched")
+
+
+_CLASSIFY = (
+    "You grade how hard the next step of an AI agent is. Read the latest input and answer "
+    "with one word: easy (lookup, formatting, bookkeeping, a short factual reply), medium "
+    "(ordinary coding or writing), or hard (multi-step reasoning, design, a subtle bug)."
+)
+
+
+class Classifier:
+    """A policy that asks a cheap model (through ``client``, the user's ``anthropic.Anthropic``)
+    how hard the step is, and maps the grade to a model.
+
+    The call sends the latest user text and tool results (at most ``max_chars``), asks for one
+    word, and is remembered by the hash of what it sends: one call per distinct step. Its
+    price (:mod:`tidyctx.pricing`) goes into the decision. A failed call or an answer that is
+    no grade warns (:class:`RouteWarning`) and keeps the model asked.
+    """
+
+    costly = True
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        model: str = HAIKU,
+        grades: Mapping[str, str | None] | None = None,
+        max_chars: int = 4000,
+        max_remembered: int = 4096,
+    ) -> None:
+        create = getattr(getattr(client, "messages", None), "create", None)
+        if not callable(create):
+            raise TypeError(
+                "Classifier(client) takes an anthropic.Anthropic client, got "
+                f"{type(client).__name__}"
+            )
+        self.client = client
+        self.model = _model_arg(model, "Classifier(model=...)")
+        default: dict[str, str | None] = {"easy": HAIKU, "medium": None, "hard": OPUS}
+        chosen: dict[str, str | None] = dict(grades or default)
+        for grade, target in chosen.items():
+            if target is not None:
+                _model_arg(target, f"Classifier(grades={{{grade!r}: ...}})")
+        self.grades: dict[str, str | None] = chosen
+        self.max_chars = max_chars
+        self.calls = 0
+        """Classifier calls made (remembered answers are not calls)."""
+        self.spent = 0.0
+        """USD of those calls."""
+        self._memo: OrderedDict[str, str] = OrderedDict()
+        self._max = max_remembered
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Classifier(model={self.model!r})"
+
+    def _step_text(self, request: Mapping[str, Any]) -> str:
+        parts: list[str] = []
+        for message in reversed(request.get("messages") or []):
+            if not isinstance(message, Mapping) or message.get("role") != "user":
+                continue
+            content = message.get("content")
+            for block in content if isinstance(content, list) else [content]:
+                if isinstance(block, str):
+                    parts.append(block)
+                elif isinstance(block, Mapping) and block.get("type") == "tool_result":
+                    parts.append("[tool result] " + "\n".join(_texts(block.get("content"))))
+                elif isinstance(block, Mapping) and block.get("type") == "text":
+                    parts.append(str(block.get("text", "")))
+            break
+        text = "\n".join(p for p in parts if p)
+        return text[: self.max_chars]
+
+    def want(self, request: Mapping[str, Any]) -> Want:
+        text = self._step_text(request) or "(no text)"
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        with self._lock:
+            grade = self._memo.get(key)
+            if grade is not None:
+                self._memo.move_to_end(key)
+        cost = 0.0
+        if grade is None:
+            body = {
+                "model": self.model,
+                "max_tokens": 5,
+                "system": _CLASSIFY,
+                "messages": [{"role": "user", "content": text}],
+            }
+            try:
+                response = observed("route", body, lambda: self.client.messages.create(**body))
+                usage = pricing.usage_dict(response.usage)
+                cost = pricing.cost(usage, self.model).total
+                answer = "".join(
+                    getattr(b, "text", "") for b in response.content if b.type == "text"
+                )
+            except Exception as err:
+                warnings.warn(
+                    f"route(): the classifier call failed ({type(err).__name__}); the call "
+                    "keeps the model asked",
+                    RouteWarning,
+                    stacklevel=2,
+                )
+                return Want(None, f"classifier failed: {type(err).__name__}")
+            with self._lock:
+                self.calls += 1
+                self.spent += cost
+            found = re.search(r"[a-z]+", answer.lower())
+            grade = found.group(0) if found else ""
+            if grade not in self.grades:
+                warnings.warn(
+                    f"route(): the classifier answered {answer[:40]!r}, not one of "
+                    f"{sorted(self.grades)}; the call keeps the model asked",
+                    RouteWarning,
+                    stacklevel=2,
+                )
+                return Want(None, "classifier gave no grade", cost=cost)
+            with self._lock:
+                self._memo[key] = grade
+                while len(self._memo) > self._max:
+                    self._memo.popitem(last=False)
+        return Want(self.grades[grade], f"classifier: {grade}", cost=cost)
+
+
+class _Function:
+    costly = False
+
+    def __init__(self, fn: Callable[[Request], Any]) -> None:
+        self.fn = fn
+        self.label = getattr(fn, "__qualname__", None) or repr(fn)
+
+    def want(self, request: Request) -> Want:
+        result = self.fn(request)
+        if result is None:
+            return Want(None, f"{self.label} chose the model asked")
+        if not isinstance(result, str):
+            raise TypeError(
+                f"route(policy={self.label}): the function returned {type(result).__name__}, "
+                "not a model id or None"
+            )
+        _model_arg(result, f"route(policy={self.label}) returned")
+        return Want(result, f"{self.label}")
+
+
+# ---------------------------------------------------------------------------- the decision
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """What route() chose for one call, and why; :meth:`as_dict` is the ledger's ``route``."""
+
+    model: str
+    """The model chosen (in shadow mode: the one it would have sent to)."""
+    asked: str
+    """The model the request asked for."""
+    wanted: str
+    """The model the policy wanted."""
+    reason: str
+    shadow: bool = False
+    switched: bool = False
+    """The model differs from the one the previous call of the conversation went to."""
+    saving: float = 0.0
+    """Estimated USD this call costs less than on the model asked (negative: more), the
+    cache rewrite of a switch included."""
+    policy_cost: float = 0.0
+    """USD the policy spent on this call (a classifier call)."""
+    streak: int = 1
+    """Calls in a row, this one included, for which the policy wanted ``wanted``."""
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["saving"] = round(self.saving, 8)
+        out["policy_cost"] = round(self.policy_cost, 8)
+        return out
+
+
+_COLLECT: ContextVar[list[RouteDecision] | None] = ContextVar("tidyctx_route", default=None)
+
+
+@contextmanager
+def collecting() -> Iterator[list[RouteDecision]]:
+    """Collect the decisions route() makes in this context (what a sender writes to its ledger
+    row: the last one)."""
+    found: list[RouteDecision] = []
+    token = _COLLECT.set(found)
+    try:
+        yield found
+    finally:
+        _COLLECT.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    """One call of a conversation as route() decided it."""
+
+    decision: RouteDecision
+    chosen: str  # canonical id of the model the call went to
+
+
+@dataclass(slots=True)
+class _Costs:
+    """Token counts of one call, as the cache sees them: total, cacheable end, and what the
+    previous call left cached."""
+
+    total: int
+    cached_end: int
+    previous_end: int
+    output: int
+    growth: int = 0
+    """Mean tokens a call of this conversation has added to the prompt so far."""
+
+    def usage(self, model: str, warm: bool) -> dict[str, int]:
+        price = pricing.lookup(model)
+        end = self.cached_end if self.cached_end >= price.min_cacheable else 0
+        read = min(self.previous_end, end) if warm else 0
+        if read < price.min_cacheable:
+            read = 0
+        return {
+            "input_tokens": self.total - end,
+            "cache_creation_input_tokens": end - read,
+            "cache_read_input_tokens": read,
+            "output_tokens": self.output,
+        }
+
+    def cost(self, model: str, warm: bool) -> float:
+        return pricing.cost(self.usage(model, warm), model).total
+
+    def next_cost(self, model: str) -> float:
+        """A later call on a warm cache: this prompt read, a mean call's growth written."""
+        price = pricing.lookup(model)
+        read = self.cached_end if self.cached_end >= price.min_cacheable else 0
+        usage = {
+            "input_tokens": self.total - self.cached_end,
+            "cache_creation_input_tokens": self.growth,
+            "cache_read_input_tokens": read,
+            "output_tokens": self.output,
+        }
+        if not read:
+            usage["input_tokens"] += usage.pop("cache_creation_input_tokens") + self.cached_end
+        return pricing.cost(usage, model).total
+
+    def rewrite(self, model: str, tokens: int) -> float:
+        """USD of writing ``tokens`` to ``model``'s cache beyond reading them."""
+        price = pricing.lookup(model)
+        return tokens * (price.cache_write_5m - price.cache_read) / 1e6
+
+
+def _message_index(path: str) -> int | None:
+    if not path.startswith("messages["):
+        return None
+    return int(path[9 : path.index("]")])
+
+
+def _levels(request: Request, lay: Layout) -> list[_Costs]:
+    """The costs of each call of the conversation: the request cut before each assistant
+    turn, then the request itself."""
+    messages = request["messages"]
+    bounds = [
+        i
+        for i, m in enumerate(messages)
+        if i > 0 and isinstance(m, Mapping) and m.get("role") == "assistant"
+    ]
+    bounds.append(len(messages))
+    # The last position of each message, and the cumulative tokens up to the end of
+    # messages[:b] for each bound.
+    end_of: dict[int, int] = {}
+    first_message = len(lay.paths)
+    for pos, path in enumerate(lay.paths):
+        i = _message_index(path)
+        if i is not None:
+            end_of[i] = pos
+            first_message = min(first_message, pos)
+    before_messages = lay.cum[first_message - 1] if first_message > 0 else 0
+    reply_tokens = {
+        i: lay.cum[end_of[i]] - (lay.cum[end_of[i - 1]] if i - 1 in end_of else before_messages)
+        for i in bounds[:-1]
+        if i in end_of
+    }
+
+    def cum_before(b: int) -> int:
+        last = max((i for i in end_of if i < b), default=None)
+        return lay.cum[end_of[last]] if last is not None else before_messages
+
+    marks = [pos for pos, _ in lay.breakpoints]
+    rolling = any(
+        lay.sections[pos] == "messages" for pos in marks
+    )  # the cache follows each call's end
+    out: list[_Costs] = []
+    previous = 0
+    replies: list[int] = []
+    for b in bounds:
+        total = cum_before(b) if b < len(messages) else lay.total
+        if rolling:
+            cached = total
+        else:
+            inside = [lay.cum[p] for p in marks if lay.cum[p] <= total]
+            cached = max(inside, default=0)
+        if b < len(messages):
+            output = reply_tokens.get(b, DEFAULT_OUTPUT_TOKENS)
+        else:
+            output = round(sum(replies) / len(replies)) if replies else DEFAULT_OUTPUT_TOKENS
+        # The mean of the growths between calls: their sum runs from the first call to this.
+        growth = round((total - out[0].total) / len(out)) if out else 0
+        out.append(_Costs(total, cached, previous, output, max(0, growth)))
+        previous = cached
+        if b < len(messages):
+            replies.append(output)
+    return out
+
+
+class Route(Edge):
+    """The transform :func:`route` returns."""
+
+    __slots__ = ("_lock", "_memo", "margin", "max_remembered", "name", "policy", "shadow")
+
+    def __init__(
+        self, policy: Any, shadow: bool, name: str, max_remembered: int, margin: float
+    ) -> None:
+        self.policy = policy
+        self.shadow = shadow
+        self.margin = margin
+        self.name = name
+        self.max_remembered = max_remembered
+        self._memo: OrderedDict[bytes, _Level] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def apply(self, request: Request) -> Request:
+        decision = self.decide(request)
+        found = _COLLECT.get()
+        if found is not None:
+            found.append(decision)
+        out = request
+        if hint_of(request) is not None:
+            metadata = {k: v for k, v in request["metadata"].items() if k != HINT_KEY}
+            out = {**request, "metadata": metadata}
+            if not metadata:
+                del out["metadata"]
+        if self.shadow or decision.model == request.get("model"):
+            return out
+        return adapted(out, decision.model)
+
+    def describe(self, before: Request, after: Request) -> str:
+        d = self.decide(before)
+        mode = "shadow: would send to" if d.shadow else "sent to"
+        return f"{mode} {d.model} (asked {d.asked}): {d.reason}; saving ${d.saving:.6f}"
+
+    # -- deciding
+
+    def decide(self, request: Mapping[str, Any]) -> RouteDecision:
+        """The decision for ``request`` (remembered by content: deciding twice is free)."""
+        asked = request.get("model")
+        messages = request.get("messages")
+        if not isinstance(asked, str) or not isinstance(messages, list):
+            return RouteDecision(str(asked), str(asked), str(asked), "no model or messages",
+                                 self.shadow)  # fmt: skip
+        try:
+            home = _canonical(asked)
+        except pricing.UnknownModelError:
+            return RouteDecision(asked, asked, asked, "the model asked has no price: left as "
+                                 "it is", self.shadow)  # fmt: skip
+        plain: Request = dict(request)
+        keys = self._keys(plain)
+        with self._lock:
+            start = len(keys)
+            while start > 0 and keys[start - 1] not in self._memo:
+                start -= 1
+            previous = self._memo[keys[start - 1]] if start > 0 else None
+        if start == len(keys) and previous is not None:
+            return previous.decision
+        lay = layout(plain, LocalCounter(home), home)
+        costs = _levels(plain, lay)
+        bounds = [
+            i for i, m in enumerate(messages)
+            if i > 0 and isinstance(m, Mapping) and m.get("role") == "assistant"
+        ] + [len(messages)]  # fmt: skip
+        for k in range(start, len(keys)):
+            cut = plain if k == len(keys) - 1 else {**plain, "messages": messages[: bounds[k]]}
+            level = self._decide_one(cut, asked, home, previous, costs[k], k == len(keys) - 1)
+            with self._lock:
+                self._memo[keys[k]] = level
+                self._memo.move_to_end(keys[k])
+                while len(self._memo) > self.max_remembered:
+                    self._memo.popitem(last=False)
+            previous = level
+        assert previous is not None
+        return previous.decision
+
+    def _keys(self, request: Request) -> list[bytes]:
+        """A content key for each call of the conversation (the request cut before each
+        assistant turn, then the request): the fields besides messages, then message by
+        message."""
+        messages = request["messages"]
+        head = {k: v for k, v in request.items() if k not in ("messages", "cache_control")}
+        h = hashlib.blake2b(canonical_json(head), digest_size=16)
+        keys: list[bytes] = []
+        for i, message in enumerate(messages):
+            if i > 0 and isinstance(message, Mapping) and message.get("role") == "assistant":
+                keys.append(h.copy().digest())
+            h.update(hashlib.blake2b(canonical_json(message), digest_size=16).digest())
+        keys.append(h.digest())
+        return keys
+
+    def _want(self, request: Request, is_current: bool) -> Want:
+        if not is_current and getattr(self.policy, "costly", False):
+            # An earlier call this transform did not see: not worth a classifier call now.
+            return Want(None, "earlier call not seen: assumed on the model asked")
+        return self.policy.want(request)  # type: ignore[no-any-return]
+
+    def _decide_one(
+        self,
+        request: Request,
+        asked: str,
+        home: str,
+        previous: _Level | None,
+        costs: _Costs,
+        is_current: bool,
+    ) -> _Level:
+        want = self._want(request, is_current)
+        wanted = want.model or asked
+        target = _canonical(wanted)
+        streak = 1
+        if previous is not None and _canonical(previous.decision.wanted) == target:
+            streak = previous.decision.streak + 1
+        current = previous.chosen if previous is not None else None
+        tokens = costs.total
+
+        def done(model: str, chosen: str, reason: str) -> _Level:
+            warm = current == chosen
+            saving = costs.cost(home, previous is not None) - costs.cost(chosen, warm)
+            decision = RouteDecision(
+                model=model,
+                asked=asked,
+                wanted=wanted,
+                reason=f"{want.reason}; {reason}",
+                shadow=self.shadow,
+                switched=current is not None and current != chosen,
+                saving=saving - want.cost,
+                policy_cost=want.cost,
+                streak=streak,
+            )
+            return _Level(decision, chosen)
+
+        def stay(reason: str) -> _Level:
+            if current is None or current == home:
+                return done(asked, home, reason)
+            assert previous is not None
+            return done(previous.decision.model, current, reason)
+
+        if target == (current or home):
+            return stay("already on it")
+        problem = fit(request, wanted, tokens)
+        if problem is not None:
+            return stay(f"stays: {problem}")
+        if current is None:
+            if not want.force and _dearer(target, home):
+                return stay(f"{target} costs more than {home}, the model asked")
+            return done(wanted, target, "conversation start: nothing cached, switch is free")
+        if _dearer(target, current):
+            if target == home or not _dearer(target, home):
+                return done(wanted, target, "back up to the model the step needs")
+            if want.force:
+                return done(wanted, target, "dearer model, forced by the rule")
+            return stay(f"{target} costs more than {home}, the model asked")
+        # A cheaper model mid-conversation: does it pay back the rewrite?
+        future = streak - 1
+        now = costs.cost(current, True) - costs.cost(target, False)
+        per_turn = costs.next_cost(current) - costs.next_cost(target)
+        # When the policy wants the conversation's model again, what the cheaper model served
+        # (this prompt and what the coming calls add) is written on it again: counted whole,
+        # as its old entries may have expired by then.
+        back = costs.rewrite(home, costs.cached_end + future * costs.growth)
+        gain = now + future * per_turn - back - want.cost
+        # Estimates err (the output to come, when the conversation ends): a switch must save
+        # ``margin`` more than the rewrites it causes.
+        if gain > self.margin * (back + max(0.0, -now)):
+            return done(
+                wanted,
+                target,
+                f"switch pays: ${gain:.6f} over {future} expected turns after the rewrite",
+            )
+        return stay(
+            f"stays on {current}: a switch to {target} would cost ${-gain:.6f} more (rewrite "
+            f"${-now:.6f} now and ${back:.6f} back, {future} expected turns at "
+            f"${per_turn:.6f})"
+        )
+
+
+def _dearer(a: str, b: str) -> bool:
+    pa, pb = pricing.lookup(a), pricing.lookup(b)
+    return (pa.input, pa.output) > (pb.input, pb.output)
+
+
+def route(
+    policy: Rules | Classifier | Callable[[Request], str | None] | Sequence[Rule] | None = None,
+    *,
+    shadow: bool = False,
+    margin: float = 0.25,
+    max_remembered: int = 65536,
+) -> Route:
+    """A transform that sets each call's ``model``: the policy's choice where it pays.
+
+    ``policy`` is :class:`Rules` (or a list of :class:`Rule`), a :class:`Classifier`, or a
+    function of the request returning a model id (None: the model asked); with none,
+    :data:`DEFAULT_RULES`. See the module documentation for when a running conversation
+    switches and for the request changes a switch makes. ``shadow=True`` decides and records
+    without changing the request (the ledger's ``route`` field says what it would have done).
+    ``margin``: a switch inside a running conversation must save this share more than the
+    cache rewrites it causes (the estimates of the output and of the turns to come err).
+    ``max_remembered`` bounds the calls remembered.
+
+    >>> t = route()
+    >>> req = {"model": "claude-sonnet-4-6", "max_tokens": 20,
+    ...        "messages": [{"role": "user", "content": "A title for: my trip to Oslo"}]}
+    >>> t(req)["model"]
+    'claude-haiku-4-5'
+    >>> t.decide(req).reason
+    'rule side call with no tools; conversation start: nothing cached, switch is free'
+    >>> route(shadow=True)(req) == req
+    True
+    """
+    if policy is None:
+        chosen: Any = Rules(DEFAULT_RULES)
+        label = "route()"
+    elif isinstance(policy, Rules | Classifier):
+        chosen, label = policy, f"route({policy!r})"
+    elif isinstance(policy, list | tuple):
+        chosen, label = Rules(policy), f"route({len(policy)} rules)"
+    elif isinstance(policy, Rule):
+        chosen, label = Rules([policy]), f"route({policy.label})"
+    elif callable(policy):
+        chosen = _Function(policy)
+        label = f"route({chosen.label})"
+    else:
+        raise TypeError(
+            "route(policy=...) takes tidyctx.Rules, a list of tidyctx.Rule, a "
+            f"tidyctx.Classifier or a function of the request, got {type(policy).__name__}"
+        )
+    if not isinstance(shadow, bool):
+        raise TypeError(f"route(shadow=...) takes True or False, got {shadow!r}")
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
+        raise ValueError(f"route(margin={margin!r}): a share >= 0")
+    if (
+        isinstance(max_remembered, bool)
+        or not isinstance(max_remembered, int)
+        or max_remembered < 1
+    ):
+        raise ValueError(f"route(max_remembered={max_remembered!r}): an int >= 1")
+    if shadow:
+        label = label[:-1] + (", " if label[-2] != "(" else "") + "shadow=True)"
+    return Route(chosen, shadow, label, max_remembered, float(margin))
