@@ -356,7 +356,7 @@ def test_shadow_decisions_reach_the_ledger_and_the_report(tmp_path: Any) -> None
     assert row["route"]["model"] == HAIKU and row["route"]["asked"] == SONNET
     assert row["route"]["saving"] > 0
     text = str(summarize_ledger(path))
-    assert "1 calls in shadow mode: would have saved $" in text
+    assert "1 call in shadow mode: would have saved $" in text
     assert summarize_ledger(path).as_dict()["route"]["shadow_saving"] > 0
 
 

@@ -608,15 +608,17 @@ class Routing:
         live = self.calls - self.shadow
         if live:
             out.append(
-                f"  {live:,} calls routed: saved ${self.saving:.4f} (estimated, cache "
+                f"  {live:,} call{'s' if live != 1 else ''} routed: saved ${self.saving:.4f} (estimated, cache "
                 "rewrites included)"
             )
         if self.shadow:
             out.append(
-                f"  {self.shadow:,} calls in shadow mode: would have saved "
+                f"  {self.shadow:,} call{'s' if self.shadow != 1 else ''} in shadow mode: "
+                "would have saved "
                 f"${self.shadow_saving:.4f} (estimated, cache rewrites included)"
             )
-        out.append(f"  {self.moved:,} calls to another model than asked")
+        calls = "call" if self.moved == 1 else "calls"
+        out.append(f"  {self.moved:,} {calls} to another model than asked")
         if self.policy_cost:
             out.append(f"  policy calls cost ${self.policy_cost:.4f} (in the savings above)")
         for model, n in sorted(self.models.items(), key=lambda kv: (-kv[1], kv[0])):
