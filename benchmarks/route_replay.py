@@ -1,6 +1,6 @@
 """What model routing saves on recorded runs, with the cache rewrites of its switches priced in.
 
-    python benchmarks/route_replay.py [TRACE.json ...] [--jobs N] [--out FILE]
+    python benchmarks/route_replay.py [TRACE.json ...] [--jobs N] [--margin M] [--out FILE]
 
 Every recorded run benchmarks/replay.py finds is replayed turn by turn as its agent sent it,
 on ``replay.REPLAY_MODEL`` (the conversation's model) with automatic prompt caching (the
@@ -90,14 +90,14 @@ def price(
     return total
 
 
-def run_one(path: Path) -> RunResult:
+def run_one(path: Path, margin: float = 0.25) -> RunResult:
     run = replay.load(path)
     requests = [
         {**r, "cache_control": {"type": "ephemeral"}} for r in replay.requests_of(run, SONNET)
     ]
     times = run.timestamps()
     output = outputs(run)
-    router = tc.route()
+    router = tc.route(margin=margin)
     chosen: dict[str, list[str]] = {s: [] for s in STRATEGIES}
     for request in requests:
         decision = router.decide(request)
@@ -155,11 +155,12 @@ def main(argv: Sequence[str] = ()) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("traces", nargs="*")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--margin", type=float, default=0.25, help="route(margin=...)")
     parser.add_argument("--out", default=str(replay.ROOT / "benchmarks/results/route_replay.txt"))
     args = parser.parse_args(argv)
     paths = replay.replayable(replay.trace_paths(args.traces))
     with Pool(args.jobs) as pool:
-        results = pool.map(run_one, paths)
+        results = pool.starmap(run_one, [(p, args.margin) for p in paths])
     lines = report(results)
     text = "\n".join(lines) + "\n"
     print(text, end="")

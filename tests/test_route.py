@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -375,6 +376,38 @@ def test_classifier_calls_are_rows_of_their_own(tmp_path: Any) -> None:
     assert [r["kind"] for r in rows] == ["route", "call"]
     assert rows[1]["route"]["policy_cost"] == pytest.approx(rows[0]["cost"])
     assert summarize_ledger(path).total.calls == 1
+
+
+def test_a_routed_call_goes_to_the_new_model_and_its_row_says_why(tmp_path: Any) -> None:
+    path = tmp_path / "usage.jsonl"
+    with LocalServer() as server:
+
+        async def title() -> Any:
+            async with anthropic.AsyncAnthropic(
+                base_url=server.base_url, api_key="t", max_retries=0
+            ) as raw:
+                client = tc.wrap(raw, tc.route(), ledger=path)
+                return await client.messages.create(
+                    model=SONNET,
+                    max_tokens=64,
+                    output_config={"effort": "low"},
+                    messages=[{"role": "user", "content": "A title for: my trip to Oslo"}],
+                )
+
+        reply = asyncio.run(title())
+    sent = server.requests[-1].body
+    assert reply.model == HAIKU and sent is not None and "output_config" not in sent
+    (row,) = read_ledger(path)
+    assert row["route"]["shadow"] is False and row["route"]["model"] == HAIKU
+    assert "conversation start" in row["route"]["reason"]
+    assert summarize_ledger(path).routing.saving == pytest.approx(row["route"]["saving"])
+
+
+def test_explain_says_what_route_decided() -> None:
+    request = {"model": SONNET, "max_tokens": 64, "messages": [{"role": "user", "content": "Hi"}]}
+    report = tc.explain(request, tc.route(shadow=True))
+    assert report.steps[0].note.startswith("shadow: would send to claude-haiku-4-5")
+    assert report.steps[0].first_change is None
 
 
 def test_the_proxy_keeps_the_decision_for_its_row() -> None:

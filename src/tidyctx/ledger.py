@@ -608,8 +608,8 @@ class Routing:
         live = self.calls - self.shadow
         if live:
             out.append(
-                f"  {live:,} call{'s' if live != 1 else ''} routed: saved ${self.saving:.4f} (estimated, cache "
-                "rewrites included)"
+                f"  {live:,} call{'s' if live != 1 else ''} routed: saved "
+                f"${self.saving:.4f} (estimated, cache rewrites included)"
             )
         if self.shadow:
             out.append(
