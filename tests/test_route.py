@@ -147,6 +147,25 @@ def test_the_decision_is_the_same_whatever_was_seen_before() -> None:
     assert fresh.decide(turns[-1]) == seen.decide(turns[-1])
 
 
+def test_each_call_is_decided_once_behind_order_and_cache() -> None:
+    # cache() moves its rolling breakpoint and order() its dynamic block every call: the
+    # earlier calls are still recognised, so the policy runs once per call.
+    seen: list[int] = []
+
+    def policy(request: dict[str, Any]) -> str | None:
+        seen.append(len(request["messages"]))
+        return HAIKU if len(request["messages"]) > 2 else None
+
+    t = tc.route(policy)
+    turns = _conversation(8, system_words=300, reply_words=2000)
+    models = []
+    for k, request in enumerate(turns):
+        request["system"] += f"\nCurrent time: 2026-12-07T10:{k:02d}:00Z"
+        models.append(tc.pipe(request, tc.order(), tc.cache(), t)["model"])
+    assert seen == [len(r["messages"]) for r in turns]
+    assert models[0] == SONNET and models[-1] == HAIKU
+
+
 # ---------------------------------------------------------------------------- model rules
 
 

@@ -62,9 +62,10 @@ from typing import Any
 from tidyctx import pricing
 from tidyctx._calls import observed
 from tidyctx._edge import Edge
-from tidyctx._request import Request, canonical_json
+from tidyctx._request import Request, cache_content, canonical_json
 from tidyctx.cachesim import Layout, layout
 from tidyctx.tokens import LocalCounter
+from tidyctx.transforms._order import is_dynamic_block
 
 __all__ = [
     "DEFAULT_RULES",
@@ -876,15 +877,21 @@ class Route(Edge):
     def _keys(self, request: Request) -> list[bytes]:
         """A content key for each call of the conversation (the request cut before each
         assistant turn, then the request): the fields besides messages, then message by
-        message."""
+        message. Cache markers and order()'s dynamic block are left out: they move from call
+        to call, and the calls before are the same calls."""
         messages = request["messages"]
-        head = {k: v for k, v in request.items() if k not in ("messages", "cache_control")}
+        head = {
+            k: [cache_content(b) for b in v] if k in ("tools", "system") and isinstance(v, list)
+            else v
+            for k, v in request.items()
+            if k not in ("messages", "cache_control")
+        }  # fmt: skip
         h = hashlib.blake2b(canonical_json(head), digest_size=16)
         keys: list[bytes] = []
         for i, message in enumerate(messages):
             if i > 0 and isinstance(message, Mapping) and message.get("role") == "assistant":
                 keys.append(h.copy().digest())
-            h.update(hashlib.blake2b(canonical_json(message), digest_size=16).digest())
+            h.update(hashlib.blake2b(canonical_json(_key_body(message)), digest_size=16).digest())
         keys.append(h.digest())
         return keys
 
@@ -973,6 +980,21 @@ class Route(Edge):
         )
 
 
+def _key_body(message: Any) -> Any:
+    """What of ``message`` identifies it across calls: its content without cache markers and
+    without order()'s dynamic block, a string content as its text block."""
+    if not isinstance(message, Mapping):
+        return message
+    content = message.get("content")
+    if isinstance(content, str):
+        blocks: Any = [cache_content(content)] if content else []
+    elif isinstance(content, list):
+        blocks = [cache_content(b) for b in content if not is_dynamic_block(b)]
+    else:
+        blocks = content
+    return {**{k: v for k, v in message.items() if k != "content"}, "content": blocks}
+
+
 def _dearer(a: str, b: str) -> bool:
     pa, pb = pricing.lookup(a), pricing.lookup(b)
     return (pa.input, pa.output) > (pb.input, pb.output)
@@ -994,7 +1016,8 @@ def route(
     without changing the request (the ledger's ``route`` field says what it would have done).
     ``margin``: a switch inside a running conversation must save this share more than the
     cache rewrites it causes (the estimates of the output and of the turns to come err).
-    ``max_remembered`` bounds the calls remembered.
+    ``max_remembered`` bounds the calls remembered. Put it last in a pipeline: it reads the
+    cache breakpoints ``cache()`` placed.
 
     >>> t = route()
     >>> req = {"model": "claude-sonnet-4-6", "max_tokens": 20,
