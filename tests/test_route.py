@@ -128,6 +128,14 @@ def test_the_conversation_goes_back_to_its_model_when_the_policy_wants_it() -> N
     assert t.decide(turns[back]).saving < 0  # the return writes the prefix again
 
 
+def test_a_step_wanting_a_dearer_model_than_asked_goes_back_to_the_model_asked() -> None:
+    turns = _conversation(10, system_words=300, reply_words=2000)
+    t = tc.route(lambda r: HAIKU if len(r["messages"]) < 12 else OPUS)
+    models = [t(request)["model"] for request in turns]
+    assert HAIKU in models and OPUS not in models and models[-1] == SONNET
+    assert "back up to the model asked" in t.decide(turns[models.index(SONNET, 1)]).reason
+
+
 def test_a_dearer_model_mid_conversation_needs_force() -> None:
     turns = _conversation(3, system_words=10, reply_words=5)
     plain = tc.route([tc.Rule(OPUS, keywords=("config",))])

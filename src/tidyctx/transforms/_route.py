@@ -955,6 +955,8 @@ class Route(Edge):
                 return done(wanted, target, "back up to the model the step needs")
             if want.force:
                 return done(wanted, target, "dearer model, forced by the rule")
+            if current != home:
+                return done(asked, home, f"back up to the model asked: {target} costs more")
             return stay(f"{target} costs more than {home}, the model asked")
         # A cheaper model mid-conversation: does it pay back the rewrite?
         future = streak - 1
@@ -973,10 +975,10 @@ class Route(Edge):
                 target,
                 f"switch pays: ${gain:.6f} over {future} expected turns after the rewrite",
             )
+        outcome = f"would cost ${-gain:.6f} more" if gain <= 0 else f"would save only ${gain:.6f}"
         return stay(
-            f"stays on {current}: a switch to {target} would cost ${-gain:.6f} more (rewrite "
-            f"${-now:.6f} now and ${back:.6f} back, {future} expected turns at "
-            f"${per_turn:.6f})"
+            f"stays on {current}: a switch to {target} {outcome} (rewrite ${-now:.6f} now and "
+            f"${back:.6f} back, {future} expected turns at ${per_turn:.6f})"
         )
 
 
