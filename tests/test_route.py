@@ -285,6 +285,27 @@ def test_a_rule_that_matches_nothing_is_named() -> None:
     assert t.decide(request).reason.startswith("no rule matched")
 
 
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(TypeError, match="a model id"):
+        tc.Rule(123)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="margin"):
+        tc.route(margin=-1)
+    with pytest.raises(TypeError, match="Classifier\\(client\\)"):
+        tc.Classifier(object())
+    with pytest.raises(TypeError, match="rules\\[1\\] is a str"):
+        tc.Rules([tc.Rule(HAIKU, side_call=True), "haiku"])  # type: ignore[list-item]
+    request = {"model": SONNET, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(TypeError, match="returned int, not a model id"):
+        tc.route(lambda r: 3)(request)  # type: ignore[arg-type,return-value]
+    # A model the price table does not know is left as it is, and the decision says why.
+    odd = {**request, "model": "my-finetune"}
+    assert tc.route()(odd) == odd
+    assert "no price" in tc.route().decide(odd).reason
+    # A single rule works as a policy, a string pattern as one tool.
+    assert tc.Rule(HAIKU, after_tools="Glob").after_tools == ("glob",)  # type: ignore[arg-type]
+    assert tc.route(tc.Rule(HAIKU, keywords="hi"))(request)["model"] == HAIKU  # type: ignore[arg-type]
+
+
 def test_rules_first_match_wins() -> None:
     request = {
         "model": SONNET,

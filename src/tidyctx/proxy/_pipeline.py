@@ -196,7 +196,7 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
     try:
         validate(current, strict=False)
     except Exception as err:
-        out.changed, out._changes = [], []
+        out.changed, out._changes, out.route = [], [], None
         out.fail_open = f"invalid after the pipeline: {_where(err)}"
         return
     try:
@@ -204,7 +204,7 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
             current, ensure_ascii=False, allow_nan=False, separators=(",", ":")
         ).encode("utf-8")
     except (ValueError, TypeError, UnicodeEncodeError) as err:
-        out.changed, out._changes = [], []
+        out.changed, out._changes, out.route = [], [], None
         out.fail_open = f"not serializable after the pipeline: {type(err).__name__}"
         return
     out.after = current

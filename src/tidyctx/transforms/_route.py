@@ -1003,7 +1003,12 @@ def _dearer(a: str, b: str) -> bool:
 
 
 def route(
-    policy: Rules | Classifier | Callable[[Request], str | None] | Sequence[Rule] | None = None,
+    policy: Rules
+    | Rule
+    | Sequence[Rule]
+    | Classifier
+    | Callable[[Request], str | None]
+    | None = None,
     *,
     shadow: bool = False,
     margin: float = 0.25,
@@ -1011,7 +1016,7 @@ def route(
 ) -> Route:
     """A transform that sets each call's ``model``: the policy's choice where it pays.
 
-    ``policy`` is :class:`Rules` (or a list of :class:`Rule`), a :class:`Classifier`, or a
+    ``policy`` is :class:`Rules` (or a list of :class:`Rule`, or one), a :class:`Classifier`, or a
     function of the request returning a model id (None: the model asked); with none,
     :data:`DEFAULT_RULES`. See the module documentation for when a running conversation
     switches and for the request changes a switch makes. ``shadow=True`` decides and records
