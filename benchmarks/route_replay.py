@@ -8,10 +8,14 @@ top-level ``cache_control``). Each turn is sent to a model chosen by one of:
 
   all-Sonnet   every call on Sonnet 4.6 (the conversation's model: staying on it)
   all-Opus     every call on Opus 4.8
-  route        tc.route() with its default rules (tidyctx.transforms._route.DEFAULT_RULES),
-               cache-aware: a running conversation switches only where the switch pays
-  blind        the same rules with the cache ignored: each call on the model the rules want
+  route        tc.route() with a policy, cache-aware: a running conversation switches only
+               where the switch pays
+  blind        the same policy with the cache ignored: each call on the model it wants
                (where the request fits that model)
+
+for two policies: the default rules (tidyctx.transforms._route.DEFAULT_RULES), and Haiku
+4.5 for every step of a tool loop (a call whose last user turn holds tool results), a policy
+that keeps wanting the cheaper model.
 
 and priced on one offline cache model per strategy (tidyctx.cachesim, a cache per model, the
 recorded times moving its clock) with tidyctx.pricing, output included: the recorded output
@@ -43,6 +47,7 @@ from tidyctx.transforms._route import fit
 
 SONNET = replay.REPLAY_MODEL
 OPUS = "claude-opus-4-8"
+HAIKU = "claude-haiku-4-5"
 STRATEGIES = ("all-Sonnet", "all-Opus", "route", "blind")
 SHORT = {
     "claude-haiku-4-5-20251001": "haiku",
@@ -90,14 +95,28 @@ def price(
     return total
 
 
-def run_one(path: Path, margin: float = 0.25) -> RunResult:
+def tool_steps(request: dict[str, Any]) -> str | None:
+    """A second policy: Haiku for every step of a tool loop (a user turn of tool results)."""
+    last = request["messages"][-1]
+    content = last.get("content")
+    if isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    ):
+        return HAIKU
+    return None
+
+
+POLICIES: dict[str, Any] = {"default rules": None, "Haiku for tool steps": tool_steps}
+
+
+def run_one(path: Path, margin: float = 0.25, policy: str = "default rules") -> RunResult:
     run = replay.load(path)
     requests = [
         {**r, "cache_control": {"type": "ephemeral"}} for r in replay.requests_of(run, SONNET)
     ]
     times = run.timestamps()
     output = outputs(run)
-    router = tc.route(margin=margin)
+    router = tc.route(POLICIES[policy], margin=margin)
     chosen: dict[str, list[str]] = {s: [] for s in STRATEGIES}
     for request in requests:
         decision = router.decide(request)
@@ -139,12 +158,11 @@ def report(results: list[RunResult]) -> list[str]:
     calls = {s: sum((r.calls[s] for r in results), Counter()) for s in STRATEGIES}
     held = sum(r.cost["route"] <= r.cost["all-Sonnet"] + 1e-12 for r in results)
     turns = sum(r.turns for r in results)
-    lines.append("")
     lines.append(
         f"total: {len(results)} runs, {turns} turns: all-Sonnet ${total['all-Sonnet']:.4f}, "
         f"all-Opus ${total['all-Opus']:.4f}, route ${total['route']:.4f} "
         f"({total['route'] / total['all-Sonnet'] - 1:+.1%} vs all-Sonnet), blind "
-        f"${total['blind']:.4f} (extra ${total['blind'] - total['route']:.4f} over route); "
+        f"${total['blind']:.4f} ({total['blind'] - total['route']:+.4f} $ against route); "
         f"route <= all-Sonnet on {held} of {len(results)} runs; calls route: "
         f"{shares(calls['route'])}, blind: {shares(calls['blind'])}"
     )
@@ -159,9 +177,11 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument("--out", default=str(replay.ROOT / "benchmarks/results/route_replay.txt"))
     args = parser.parse_args(argv)
     paths = replay.replayable(replay.trace_paths(args.traces))
+    lines: list[str] = []
     with Pool(args.jobs) as pool:
-        results = pool.starmap(run_one, [(p, args.margin) for p in paths])
-    lines = report(results)
+        for policy in POLICIES:
+            results = pool.starmap(run_one, [(p, args.margin, policy) for p in paths])
+            lines += [f"policy: {policy}", *report(results), ""]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:

@@ -681,6 +681,11 @@ class _Level:
 
     decision: RouteDecision
     chosen: str  # canonical id of the model the call went to
+    ended: int = 0
+    """Runs of calls wanting a cheaper model than asked that have ended (a call wanted the
+    model asked, or a dearer one, again)."""
+    ended_calls: int = 0
+    """The calls of those runs."""
 
 
 @dataclass(slots=True)
@@ -918,6 +923,14 @@ class Route(Edge):
             streak = previous.decision.streak + 1
         current = previous.chosen if previous is not None else None
         tokens = costs.total
+        ended = previous.ended if previous is not None else 0
+        ended_calls = previous.ended_calls if previous is not None else 0
+        if (
+            previous is not None
+            and _dearer(home, _canonical(previous.decision.wanted))
+            and not _dearer(home, target)
+        ):
+            ended, ended_calls = ended + 1, ended_calls + previous.decision.streak
 
         def done(model: str, chosen: str, reason: str) -> _Level:
             warm = current == chosen
@@ -933,7 +946,7 @@ class Route(Edge):
                 policy_cost=want.cost,
                 streak=streak,
             )
-            return _Level(decision, chosen)
+            return _Level(decision, chosen, ended, ended_calls)
 
         def stay(reason: str) -> _Level:
             if current is None or current == home:
@@ -959,7 +972,12 @@ class Route(Edge):
                 return done(asked, home, f"back up to the model asked: {target} costs more")
             return stay(f"{target} costs more than {home}, the model asked")
         # A cheaper model mid-conversation: does it pay back the rewrite?
+        # The calls to come on the cheaper model: as many as the policy has wanted it in a row
+        # (a run that has lasted n calls is expected to last about n more), and no more than
+        # this conversation's earlier runs lasted on average.
         future = streak - 1
+        if ended:
+            future = min(future, ended_calls // ended)
         now = costs.cost(current, True) - costs.cost(target, False)
         per_turn = costs.next_cost(current) - costs.next_cost(target)
         # When the policy wants the conversation's model again, what the cheaper model served
