@@ -128,6 +128,18 @@ def test_the_conversation_goes_back_to_its_model_when_the_policy_wants_it() -> N
     assert t.decide(turns[back]).saving < 0  # the return writes the prefix again
 
 
+def test_a_policy_that_keeps_changing_its_mind_does_not_move_the_conversation_each_time() -> None:
+    # Haiku for five calls, then Sonnet for one, over and over. The first run starts on a
+    # short prompt and moves; later runs, on a longer prompt, would not pay the two rewrites.
+    turns = _conversation(40, system_words=300, reply_words=2000)
+    t = tc.route(lambda r: None if len(r["messages"]) % 12 == 1 else HAIKU)
+    models = [t(request)["model"] for request in turns]
+    blind = [t.decide(request).wanted for request in turns]
+    switches = sum(a != b for a, b in itertools.pairwise(models))
+    assert sum(a != b for a, b in itertools.pairwise(blind)) > 10
+    assert HAIKU in models and switches <= 2, models
+
+
 def test_a_step_wanting_a_dearer_model_than_asked_goes_back_to_the_model_asked() -> None:
     turns = _conversation(10, system_words=300, reply_words=2000)
     t = tc.route(lambda r: HAIKU if len(r["messages"]) < 12 else OPUS)
@@ -494,6 +506,7 @@ def test_pure(request: dict[str, Any]) -> None:
 def test_output_is_valid(request: dict[str, Any]) -> None:
     tc.validate(tc.route(_always(HAIKU), margin=0)(request))
     tc.validate(tc.route()(request))
+    tc.validate(tc.pipe(request, tc.defaults(slice_code=False), tc.route(_always(HAIKU))))
 
 
 @PROPS
