@@ -265,6 +265,18 @@ def test_the_hint_is_read_and_taken_out_of_metadata() -> None:
     assert shadow["model"] == SONNET and shadow["metadata"] == {"user_id": "u-1"}
 
 
+def test_a_hint_on_one_call_is_that_calls_own() -> None:
+    turns = _conversation(4, system_words=10, reply_words=5, tool="bash")
+    t = tc.route()
+    for request in turns[:-1]:
+        t(request)
+    hinted = copy.deepcopy(turns[-1])
+    hinted["metadata"] = {HINT_KEY: "hard"}
+    assert t(hinted)["model"] == OPUS
+    assert t(turns[-1])["model"] == SONNET  # the same call without the hint: not remembered
+    assert t.decide(hinted).reason.startswith("rule hint 'hard'")
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -883,20 +883,27 @@ class Route(Edge):
         """A content key for each call of the conversation (the request cut before each
         assistant turn, then the request): the fields besides messages, then message by
         message. Cache markers and order()'s dynamic block are left out: they move from call
-        to call, and the calls before are the same calls."""
+        to call, and the calls before are the same calls. So is the caller's hint, which is
+        this call's own: it goes into the last key only."""
         messages = request["messages"]
         head = {
             k: [cache_content(b) for b in v] if k in ("tools", "system") and isinstance(v, list)
             else v
             for k, v in request.items()
-            if k not in ("messages", "cache_control")
+            if k not in ("messages", "cache_control", "metadata")
         }  # fmt: skip
+        metadata = request.get("metadata")
+        if isinstance(metadata, Mapping):
+            head["metadata"] = {k: v for k, v in metadata.items() if k != HINT_KEY}
         h = hashlib.blake2b(canonical_json(head), digest_size=16)
         keys: list[bytes] = []
         for i, message in enumerate(messages):
             if i > 0 and isinstance(message, Mapping) and message.get("role") == "assistant":
                 keys.append(h.copy().digest())
             h.update(hashlib.blake2b(canonical_json(_key_body(message)), digest_size=16).digest())
+        hint = hint_of(request)
+        if hint is not None:
+            h.update(b"hint:" + hint.encode("utf-8", "surrogatepass"))
         keys.append(h.digest())
         return keys
 
