@@ -14,6 +14,7 @@ from hypothesis import given, settings
 
 import strategies as gen
 import tidyctx as tc
+from proxy_helpers import proxy_to
 from tidyctx import pricing
 from tidyctx.ledger import read_ledger, summarize_ledger
 from tidyctx.proxy._pipeline import prepare
@@ -480,6 +481,24 @@ def test_explain_says_what_route_decided() -> None:
     report = tc.explain(request, tc.route(shadow=True))
     assert report.steps[0].note.startswith("shadow: would send to claude-haiku-4-5")
     assert report.steps[0].first_change is None
+
+
+def test_the_proxy_writes_the_decision_in_its_row() -> None:
+    with (
+        LocalServer() as server,
+        proxy_to(server.base_url, [tc.route(shadow=True)]) as (
+            proxy,
+            rows,
+        ),
+        anthropic.Anthropic(base_url=proxy.base_url, api_key="t", max_retries=0) as client,
+    ):
+        client.messages.create(
+            model=SONNET, max_tokens=64, messages=[{"role": "user", "content": "Title?"}]
+        )
+    sent = server.requests[-1].body
+    assert sent is not None and sent["model"] == SONNET
+    (row,) = rows
+    assert row["route"]["shadow"] is True and row["route"]["model"] == HAIKU
 
 
 def test_the_proxy_keeps_the_decision_for_its_row() -> None:
