@@ -98,8 +98,9 @@ DEFAULT_OUTPUT_TOKENS = 300
 
 # ---------------------------------------------------------------------------- model facts
 
-# Models with extended thinking (extended-thinking page, "Supported models"): every model of
-# the price table except these older ones.
+# Models with extended thinking ("Supported models" of
+# https://platform.claude.com/docs/en/build-with-claude/extended-thinking): every model of the
+# price table except these older ones.
 _NO_THINKING = frozenset(
     {
         "claude-3-5-haiku-20241022",
@@ -108,7 +109,8 @@ _NO_THINKING = frozenset(
         "claude-3-opus-20240229",
     }
 )
-# Adaptive thinking: Opus 4.6, Sonnet 4.6 and later (adaptive-thinking page).
+# Adaptive thinking: Opus 4.6, Sonnet 4.6 and later
+# (https://platform.claude.com/docs/en/build-with-claude/adaptive-thinking).
 _ADAPTIVE = frozenset(
     {
         "claude-opus-4-6",
@@ -126,7 +128,8 @@ _ADAPTIVE = frozenset(
         "claude-mythos-5-1",
     }
 )
-# output_config.effort (effort page, its list of supported models).
+# output_config.effort: the supported models of
+# https://platform.claude.com/docs/en/build-with-claude/effort.
 _EFFORT = frozenset(
     {
         "claude-fable-5-1",
@@ -145,7 +148,8 @@ _EFFORT = frozenset(
         "claude-haiku-5-5",
     }
 )
-# The effort levels above "high" and the models that take each (effort page, levels table).
+# The effort levels above "high" and the models that take each (the same page's table of
+# levels).
 _EFFORT_MAX = frozenset(
     {
         "claude-fable-5",
@@ -162,9 +166,11 @@ _EFFORT_XHIGH = frozenset(
     {"claude-fable-5", "claude-mythos-5", "claude-opus-5", "claude-opus-4-8", "claude-opus-4-7",
      "claude-sonnet-5"}
 )  # fmt: skip
-# A final assistant message (prefill) is a 400 on these (errors page).
+# A final assistant message (prefill) is a 400 on these
+# (https://platform.claude.com/docs/en/api/errors).
 _NO_PREFILL = frozenset({"claude-opus-4-6", "claude-opus-4-7", "claude-sonnet-4-6"})
-# Server-side compaction (compaction page): Opus 4.6+, Sonnet 4.6+.
+# Server-side compaction: Opus 4.6+, Sonnet 4.6+
+# (https://platform.claude.com/docs/en/build-with-claude/compaction).
 _COMPACTION = _ADAPTIVE
 
 
