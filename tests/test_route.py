@@ -565,3 +565,14 @@ def test_the_cached_prefix_is_kept_while_the_conversation_grows(
         assert (pricing.lookup(before["model"]).model != pricing.lookup(after["model"]).model) == (
             decision.switched
         )
+
+
+@PROPS
+@given(gen.growing_conversations())
+def test_a_decision_depends_on_the_request_alone(turns: list[dict[str, Any]]) -> None:
+    def policy(request: dict[str, Any]) -> str | None:
+        return HAIKU if len(request["messages"]) % 4 == 3 else None
+
+    seen = tc.route(policy, margin=0)
+    decisions = [seen.decide(request) for request in turns]
+    assert decisions == [tc.route(policy, margin=0).decide(request) for request in turns]
