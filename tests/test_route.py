@@ -448,7 +448,9 @@ def test_classifier_calls_are_rows_of_their_own(tmp_path: Any) -> None:
     rows = read_ledger(path)
     assert [r["kind"] for r in rows] == ["route", "call"]
     assert rows[1]["route"]["policy_cost"] == pytest.approx(rows[0]["cost"])
-    assert summarize_ledger(path).total.calls == 1
+    summary = summarize_ledger(path)
+    assert (summary.total.calls, summary.total.route_calls) == (1, 1)
+    assert "+ 1 classifier calls" in str(summary)
 
 
 def test_a_routed_call_goes_to_the_new_model_and_its_row_says_why(tmp_path: Any) -> None:

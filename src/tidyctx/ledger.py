@@ -501,6 +501,8 @@ class Totals:
     calls: int = 0
     """Rows of the agent's own calls (``kind == "call"``), failed ones included."""
     summary_calls: int = 0
+    route_calls: int = 0
+    """Rows of the calls a ``route()`` classifier made (``kind == "route"``)."""
     errors: int = 0
     usage: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_USAGE_KEYS, 0))
     cost: float = 0.0
@@ -521,8 +523,10 @@ class Totals:
         return self.baseline_cost - self.cost
 
     def add(self, row: Mapping[str, Any]) -> None:
-        if row.get("kind") in ("summary", "route"):
+        if row.get("kind") == "summary":
             self.summary_calls += 1
+        elif row.get("kind") == "route":
+            self.route_calls += 1
         else:
             self.calls += 1
         if row.get("error"):
@@ -546,6 +550,7 @@ class Totals:
         return {
             "calls": self.calls,
             "summary_calls": self.summary_calls,
+            "route_calls": self.route_calls,
             "errors": self.errors,
             "usage": dict(self.usage),
             "cost": round(self.cost, 6),
@@ -682,7 +687,8 @@ class LedgerSummary:
         lines = [
             f"ledger   {self.path}",
             f"period   {self.first} .. {self.last}",
-            f"calls    {t.calls:,} ({t.errors:,} failed) + {t.summary_calls:,} summary calls",
+            f"calls    {t.calls:,} ({t.errors:,} failed) + {t.summary_calls:,} summary calls"
+            + (f" + {t.route_calls:,} classifier calls" if t.route_calls else ""),
             f"tokens   {u['input_tokens']:,} uncached, {u['cache_read_input_tokens']:,} cache "
             f"read, {u['ephemeral_5m_input_tokens']:,} cache write 5m, "
             f"{u['ephemeral_1h_input_tokens']:,} cache write 1h, {u['output_tokens']:,} output",
