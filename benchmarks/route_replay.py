@@ -18,8 +18,8 @@ for two policies: the default rules (tidyctx.transforms._route.DEFAULT_RULES), a
 that keeps wanting the cheaper model.
 
 and priced on one offline cache model per strategy (tidyctx.cachesim, a cache per model, the
-recorded times moving its clock) with tidyctx.pricing, output included: the recorded output
-tokens of the turn, or the reply counted locally, the same on every model. A switch's cold
+recorded times moving its clock) with tidyctx.pricing, output included: the larger of the
+recorded output tokens and the reply counted locally, the same on every model. A switch's cold
 cache is in the price: the new model's cache holds nothing of the conversation.
 
 The target: on every run, ``route`` costs no more than ``all-Sonnet``. ``blind-extra`` is what
@@ -66,18 +66,17 @@ class RunResult:
 
 
 def outputs(run: Any) -> list[int]:
-    """Output tokens per turn: recorded, else the reply counted, else 300."""
+    """Output tokens per turn: the recorded count or the reply counted, whichever is larger
+    (Claude Code's logs record the streamed message's first count, 1 to 3 tokens, for replies
+    of hundreds), else 300."""
     counter = LocalCounter(SONNET)
     out = []
     for turn in run.turns:
-        usage = turn.usage or {}
-        n = usage.get("output_tokens")
-        if isinstance(n, int) and n > 0:
-            out.append(n)
-        elif turn.reply is not None:
-            out.append(counter.count_request({"messages": [turn.reply]}))
-        else:
-            out.append(300)
+        recorded = (turn.usage or {}).get("output_tokens")
+        found = recorded if isinstance(recorded, int) and recorded > 0 else 0
+        if turn.reply is not None:
+            found = max(found, counter.count_request({"messages": [turn.reply]}))
+        out.append(found or 300)
     return out
 
 
@@ -122,6 +121,8 @@ def run_one(path: Path, margin: float = 0.25, policy: str = "default rules") -> 
         decision = router.decide(request)
         chosen["all-Sonnet"].append(SONNET)
         chosen["all-Opus"].append(OPUS)
+        if decision.model != request["model"] and fit(request, decision.model) is not None:
+            raise AssertionError(f"{path.name}: route() sent a request {decision.model} refuses")
         chosen["route"].append(decision.model)
         wanted = decision.wanted
         chosen["blind"].append(wanted if fit(request, wanted) is None else SONNET)

@@ -229,6 +229,17 @@ def test_a_request_the_model_cannot_take_stays() -> None:
     assert fit(prefill, HAIKU) is None
 
 
+def test_a_conversation_that_outgrows_the_cheaper_model_goes_back() -> None:
+    turns = _conversation(2, system_words=10, reply_words=5)
+    t = tc.route(_always(HAIKU))
+    assert t(turns[0])["model"] == HAIKU
+    grown = copy.deepcopy(turns[1])
+    grown["messages"][-1]["content"][0]["content"] = "word " * 240_000
+    assert t(grown)["model"] == SONNET
+    assert "back to the model asked" in t.decide(grown).reason
+    assert "window" in t.decide(grown).reason
+
+
 def test_thinking_blocks_go_to_the_new_model_unchanged() -> None:
     thinking = {"type": "thinking", "thinking": "Plan: list files.", "signature": "c2lnbmVk"}
     request = {

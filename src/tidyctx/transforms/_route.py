@@ -875,7 +875,9 @@ class Route(Edge):
         ] + [len(messages)]  # fmt: skip
         for k in range(start, len(keys)):
             cut = plain if k == len(keys) - 1 else {**plain, "messages": messages[: bounds[k]]}
-            level = self._decide_one(cut, asked, home, previous, costs[k], k == len(keys) - 1)
+            level = self._decide_one(
+                cut, asked, home, previous, costs[k], k == len(keys) - 1, k + 1
+            )
             with self._lock:
                 self._memo[keys[k]] = level
                 self._memo.move_to_end(keys[k])
@@ -927,6 +929,7 @@ class Route(Edge):
         previous: _Level | None,
         costs: _Costs,
         is_current: bool,
+        calls: int = 1,
     ) -> _Level:
         want = self._want(request, is_current)
         wanted = want.model or asked
@@ -967,6 +970,11 @@ class Route(Edge):
             assert previous is not None
             return done(previous.decision.model, current, reason)
 
+        if current is not None and current != home:
+            # The cheaper model the conversation is on must still take the request (it grows).
+            problem = fit(request, current, tokens)
+            if problem is not None:
+                return done(asked, home, f"back to the model asked: {problem}")
         if target == (current or home):
             return stay("already on it")
         problem = fit(request, wanted, tokens)
@@ -995,12 +1003,24 @@ class Route(Edge):
         per_turn = costs.next_cost(current) - costs.next_cost(target)
         # When the policy wants the conversation's model again, what the cheaper model served
         # (this prompt and what the coming calls add) is written on it again: counted whole,
-        # as its old entries may have expired by then.
-        back = costs.rewrite(home, costs.cached_end + future * costs.growth)
+        # as its old entries may have expired by then. Weighted by the chance that happens
+        # before the conversation ends: certain once a run of cheaper wants has ended here;
+        # before that, the run and the conversation are each expected to last as long again
+        # as they have, so the run ends first with odds calls / (calls + streak).
+        odds = 1.0 if ended else calls / (calls + streak)
+        # Nor more calls than the cheaper model's window holds at the conversation's growth:
+        # past that, the way back is certain.
+        limit = request.get("max_tokens")
+        room = pricing.lookup(target).context_window - tokens
+        room -= limit if isinstance(limit, int) else 0
+        if costs.growth > 0 and room // costs.growth < future + 1:
+            future, odds = max(0, room // costs.growth), 1.0
+        rewrite_back = costs.rewrite(home, costs.cached_end + future * costs.growth)
+        back = odds * rewrite_back
         gain = now + future * per_turn - back - want.cost
         # Estimates err (the output to come, when the conversation ends): a switch must save
-        # ``margin`` more than the rewrites it causes.
-        if gain > self.margin * (back + max(0.0, -now)):
+        # ``margin`` of the rewrites it can cause, unweighted, beyond them.
+        if gain > self.margin * (rewrite_back + max(0.0, -now)):
             return done(
                 wanted,
                 target,
