@@ -391,6 +391,18 @@ def test_the_classifier_is_called_once_per_step_and_its_cost_counted() -> None:
         assert "classifier: easy" in decision.reason
 
 
+def test_a_classifier_given_a_wrapped_client_calls_the_client_underneath() -> None:
+    with (
+        LocalServer(responder=_grade("easy")) as server,
+        anthropic.Anthropic(base_url=server.base_url, api_key="test", max_retries=0) as raw,
+    ):
+        wrapped = tc.wrap(raw, tc.route(shadow=True))
+        t = tc.route(tc.Classifier(wrapped))
+        request = {"model": SONNET, "max_tokens": 9, "messages": [{"role": "user", "content": "x"}]}
+        assert tc.pipe(request, t)["model"] == HAIKU
+        assert len(server.requests) == 1
+
+
 def test_a_failing_classifier_warns_and_keeps_the_model_asked() -> None:
     with (
         LocalServer(responder=_grade("easy")) as server,

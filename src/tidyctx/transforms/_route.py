@@ -527,7 +527,9 @@ class Classifier:
                 "Classifier(client) takes an anthropic.Anthropic client, got "
                 f"{type(client).__name__}"
             )
-        self.client = client
+        # A client wrapped by tc.wrap would run its pipeline, this route() included, on the
+        # classifier's own call: the client underneath makes it.
+        self.client = getattr(client, "_tidyctx_unwrapped", None) or client
         self.model = _model_arg(model, "Classifier(model=...)")
         default: dict[str, str | None] = {"easy": HAIKU, "medium": None, "hard": OPUS}
         chosen: dict[str, str | None] = dict(grades or default)
