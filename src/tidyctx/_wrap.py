@@ -41,6 +41,7 @@ from tidyctx.ledger import Baseline, Ledger, changed_steps, price
 from tidyctx.transforms._defaults import defaults
 from tidyctx.transforms._order import SystemLines
 from tidyctx.transforms._pauses import TTLDecision, record_call
+from tidyctx.transforms._route import RouteDecision, collecting
 from tidyctx.transforms._summarize import Summarize, _is_async
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ class _Prepared:
     """False: the pipeline did not run (a request the SDK itself will refuse)."""
     ttl: TTLDecision | None = None
     """What ``cache(ttl="adaptive")`` chose for this call, for the ledger."""
+    route: RouteDecision | None = None
+    """What ``route()`` chose for this call, for the ledger."""
 
 
 def _sent(prep: _Prepared, options: dict[str, Any], kwargs: dict[str, Any], api: str) -> Any:
@@ -151,13 +154,14 @@ class _Recorder:
         request, _ = start(body)
         prep = _Prepared(request, request)
         decided = record_call(self.transforms, request)
-        with watching(self._on_call):
+        with watching(self._on_call), collecting() as routed:
             current = request
             for t in self.transforms:
                 out = guarded(current, functools.partial(step, t, current))
                 if self.ledger is not None and _changed(current, out):
                     prep.changed.append((transform_name(t), current, out))
                 current = out
+        prep.route = routed[-1] if routed else None
         prep.after = current
         prep.ttl = decided()
         prep.pipeline_s = time.perf_counter() - clock
@@ -170,7 +174,7 @@ class _Recorder:
         request, _ = start(body)
         prep = _Prepared(request, request)
         decided = record_call(self.transforms, request)
-        with watching(self._on_call):
+        with watching(self._on_call), collecting() as routed:
             current = request
             for t in self.transforms:
                 if isinstance(t, Summarize) and t.is_async:
@@ -181,6 +185,7 @@ class _Recorder:
                 if self.ledger is not None and _changed(current, out):
                     prep.changed.append((transform_name(t), current, out))
                 current = out
+        prep.route = routed[-1] if routed else None
         prep.after = current
         prep.ttl = decided()
         prep.pipeline_s = time.perf_counter() - clock
@@ -268,6 +273,8 @@ class _Recorder:
         out["changed"] = changed_steps(prep.changed, model)
         if prep.ttl is not None:
             out["ttl"] = prep.ttl.as_dict()
+        if prep.route is not None:
+            out["route"] = prep.route.as_dict()
         # Refused before any work (an error with no usage): no cache was read or written.
         billed = outcome.error is None or any(row["usage"].values())
         out.update(

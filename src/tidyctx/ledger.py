@@ -35,6 +35,12 @@ only, never an API key, a header or any message content:
 ``latency_s``, ``pipeline_s``
     seconds from sending to the whole answer (a stream: its last event), and seconds the
     pipeline took before it.
+``route``
+    what ``tc.route()`` chose, when the pipeline has it: ``model`` (chosen; in shadow mode the
+    one it would have sent to), ``asked``, ``wanted`` (the policy's model), ``reason``,
+    ``shadow``, ``switched``, ``saving`` (estimated USD below the model asked, cache rewrites
+    included), ``policy_cost`` (a classifier call's USD) and ``streak``. A classifier's own
+    calls are rows of their own (``kind: "route"``).
 ``cache_miss_reason``, ``diagnostics``
     the response's ``diagnostics`` and its ``cache_miss_reason`` when the response has them
     (requests that set ``diagnostics``); otherwise absent.
@@ -115,6 +121,7 @@ __all__ = [
     "LedgerError",
     "LedgerSummary",
     "LedgerWarning",
+    "Routing",
     "Totals",
     "changed_steps",
     "is_ledger",
@@ -531,6 +538,8 @@ class Totals:
     calls: int = 0
     """Rows of the agent's own calls (``kind == "call"``), failed ones included."""
     summary_calls: int = 0
+    route_calls: int = 0
+    """Rows of the calls a ``route()`` classifier made (``kind == "route"``)."""
     errors: int = 0
     usage: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_USAGE_KEYS, 0))
     cost: float = 0.0
@@ -553,6 +562,8 @@ class Totals:
     def add(self, row: Mapping[str, Any]) -> None:
         if row.get("kind") == "summary":
             self.summary_calls += 1
+        elif row.get("kind") == "route":
+            self.route_calls += 1
         else:
             self.calls += 1
         if row.get("error"):
@@ -576,6 +587,7 @@ class Totals:
         return {
             "calls": self.calls,
             "summary_calls": self.summary_calls,
+            "route_calls": self.route_calls,
             "errors": self.errors,
             "usage": dict(self.usage),
             "cost": round(self.cost, 6),
@@ -589,6 +601,74 @@ class Totals:
 
 
 @dataclass(slots=True)
+class Routing:
+    """What ``route()`` decided over a ledger's calls (rows with a ``route`` field)."""
+
+    calls: int = 0
+    shadow: int = 0
+    """Calls decided in shadow mode (the request went to the model asked)."""
+    moved: int = 0
+    """Calls sent (or, in shadow mode, that would have been sent) to another model."""
+    saving: float = 0.0
+    """Estimated USD routing saved on the calls it changed."""
+    shadow_saving: float = 0.0
+    """Estimated USD routing would have saved on the calls decided in shadow mode."""
+    policy_cost: float = 0.0
+    """USD the policy spent (classifier calls)."""
+    models: dict[str, int] = field(default_factory=dict)
+    """Calls per model chosen."""
+
+    def add(self, decision: Mapping[str, Any]) -> None:
+        self.calls += 1
+        model = str(decision.get("model") or "?")
+        self.models[model] = self.models.get(model, 0) + 1
+        if model != decision.get("asked"):
+            self.moved += 1
+        saving = decision.get("saving")
+        usd = float(saving) if isinstance(saving, int | float) else 0.0
+        if decision.get("shadow"):
+            self.shadow += 1
+            self.shadow_saving += usd
+        else:
+            self.saving += usd
+        cost = decision.get("policy_cost")
+        self.policy_cost += float(cost) if isinstance(cost, int | float) else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "shadow": self.shadow,
+            "moved": self.moved,
+            "saving": round(self.saving, 6),
+            "shadow_saving": round(self.shadow_saving, 6),
+            "policy_cost": round(self.policy_cost, 6),
+            "models": dict(sorted(self.models.items())),
+        }
+
+    def lines(self) -> list[str]:
+        out = ["", "routing (tc.route)"]
+        live = self.calls - self.shadow
+        if live:
+            out.append(
+                f"  {live:,} call{'s' if live != 1 else ''} routed: saved "
+                f"${self.saving:.4f} (estimated, cache rewrites included)"
+            )
+        if self.shadow:
+            out.append(
+                f"  {self.shadow:,} call{'s' if self.shadow != 1 else ''} in shadow mode: "
+                "would have saved "
+                f"${self.shadow_saving:.4f} (estimated, cache rewrites included)"
+            )
+        calls = "call" if self.moved == 1 else "calls"
+        out.append(f"  {self.moved:,} {calls} to another model than asked")
+        if self.policy_cost:
+            out.append(f"  policy calls cost ${self.policy_cost:.4f} (in the savings above)")
+        for model, n in sorted(self.models.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"  {n:>13,}  {model}")
+        return out
+
+
+@dataclass(slots=True)
 class LedgerSummary:
     """The totals of a ledger: overall, and per run, per model and per day (UTC)."""
 
@@ -599,6 +679,7 @@ class LedgerSummary:
     by_day: dict[str, Totals] = field(default_factory=dict)
     transforms: dict[str, int] = field(default_factory=dict)
     """Per transform: the tokens it removed over every call (``changed`` of each row)."""
+    routing: Routing = field(default_factory=Routing)
     first: str = ""
     last: str = ""
 
@@ -617,6 +698,9 @@ class LedgerSummary:
                 saved = step.get("tokens_saved")
                 number = saved if isinstance(saved, int) and not isinstance(saved, bool) else 0
                 self.transforms[name] = self.transforms.get(name, 0) + number
+        decision = row.get("route")
+        if isinstance(decision, Mapping):
+            self.routing.add(decision)
         if ts:
             self.first = min(self.first or ts, ts)
             self.last = max(self.last, ts)
@@ -631,6 +715,7 @@ class LedgerSummary:
             "by_model": {k: v.as_dict() for k, v in sorted(self.by_model.items())},
             "by_day": {k: v.as_dict() for k, v in sorted(self.by_day.items())},
             "transforms": dict(sorted(self.transforms.items(), key=lambda kv: -kv[1])),
+            "route": self.routing.as_dict(),
         }
 
     def __str__(self) -> str:
@@ -639,7 +724,8 @@ class LedgerSummary:
         lines = [
             f"ledger   {self.path}",
             f"period   {self.first} .. {self.last}",
-            f"calls    {t.calls:,} ({t.errors:,} failed) + {t.summary_calls:,} summary calls",
+            f"calls    {t.calls:,} ({t.errors:,} failed) + {t.summary_calls:,} summary calls"
+            + (f" + {t.route_calls:,} classifier calls" if t.route_calls else ""),
             f"tokens   {u['input_tokens']:,} uncached, {u['cache_read_input_tokens']:,} cache "
             f"read, {u['ephemeral_5m_input_tokens']:,} cache write 5m, "
             f"{u['ephemeral_1h_input_tokens']:,} cache write 1h, {u['output_tokens']:,} output",
@@ -680,6 +766,8 @@ class LedgerSummary:
             lines.append("tokens removed per transform (all calls)")
             for name, saved in sorted(self.transforms.items(), key=lambda kv: -kv[1]):
                 lines.append(f"  {saved:>13,}  {name}")
+        if self.routing.calls:
+            lines.extend(self.routing.lines())
         return "\n".join(lines)
 
 

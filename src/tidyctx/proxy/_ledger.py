@@ -135,6 +135,8 @@ class Rows:
         row["changed"] = prepared.steps
         if prepared.ttl is not None:
             row["ttl"] = prepared.ttl.as_dict()
+        if prepared.route is not None:
+            row["route"] = prepared.route.as_dict()
         before, sent = prepared.before, prepared.sent
         if before is None or sent is None or facts.get("path") != _MESSAGES or not billed:
             # Not a billed call the pipeline read (count_tokens, a refused call, a body it

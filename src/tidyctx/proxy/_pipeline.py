@@ -22,6 +22,7 @@ from tidyctx.ledger import changed_steps
 from tidyctx.store import Store
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._pauses import TTLDecision, record_call
+from tidyctx.transforms._route import RouteDecision, collecting
 
 __all__ = ["PIPELINES", "Prepared", "prepare", "select_pipeline"]
 
@@ -94,6 +95,8 @@ class Prepared:
     """Why the original bytes went upstream although a pipeline is set; None otherwise."""
     ttl: TTLDecision | None = None
     """What ``cache(ttl="adaptive")`` chose for this call, for the ledger."""
+    route: RouteDecision | None = None
+    """What ``route()`` chose for this call, for the ledger."""
     seconds: float = 0.0
     before: Request | None = field(default=None, repr=False)
     """The request as the client sent it, once the pipeline could read it."""
@@ -181,29 +184,31 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
         return
     out.before = current = request
     decided = record_call(transforms, request)
-    for t in transforms:
-        name = transform_name(t)
-        try:
-            result = guarded(current, partial(run_step, t, current))
-        except Exception as err:
-            out.changed, out._changes = [], []
-            out.fail_open = f"transform {name} failed: {_where(err)}"
-            return
-        if not isinstance(result, dict):
-            out.changed, out._changes = [], []
-            out.fail_open = f"transform {name} returned {type(result).__name__}"
-            return
-        if result != current:
-            out.changed.append(name)
-            out._changes.append((name, current, result))
-        current = result
+    with collecting() as routed:
+        for t in transforms:
+            name = transform_name(t)
+            try:
+                result = guarded(current, partial(run_step, t, current))
+            except Exception as err:
+                out.changed, out._changes = [], []
+                out.fail_open = f"transform {name} failed: {_where(err)}"
+                return
+            if not isinstance(result, dict):
+                out.changed, out._changes = [], []
+                out.fail_open = f"transform {name} returned {type(result).__name__}"
+                return
+            if result != current:
+                out.changed.append(name)
+                out._changes.append((name, current, result))
+            current = result
+    out.route = routed[-1] if routed else None
     out.ttl = decided()
     if not out.changed:
         return
     try:
         validate(current, strict=False)
     except Exception as err:
-        out.changed, out._changes = [], []
+        out.changed, out._changes, out.route = [], [], None
         out.fail_open = f"invalid after the pipeline: {_where(err)}"
         return
     try:
@@ -211,7 +216,7 @@ def _prepare(raw: bytes, transforms: Sequence[Transform], out: Prepared) -> None
             current, ensure_ascii=False, allow_nan=False, separators=(",", ":")
         ).encode("utf-8")
     except (ValueError, TypeError, UnicodeEncodeError) as err:
-        out.changed, out._changes = [], []
+        out.changed, out._changes, out.route = [], [], None
         out.fail_open = f"not serializable after the pipeline: {type(err).__name__}"
         return
     out.after = current
