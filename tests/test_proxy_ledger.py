@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,9 @@ def _next(request: dict[str, Any], message: Any) -> dict[str, Any] | None:
     return {**request, "messages": [*messages, {"role": "user", "content": results}]}
 
 
-def _agent(client: anthropic.Anthropic) -> list[Any]:
+def _agent(client: anthropic.Anthropic, recorded: Callable[[int], None] | None = None) -> list[Any]:
     """The session: even turns a JSON answer, odd turns a stream; the usage of each answer as
-    the SDK got it."""
+    the SDK got it. ``recorded(n)``, if given, waits until the ledger holds ``n`` rows."""
     usages: list[Any] = []
     request: dict[str, Any] | None = _first()
     turn = 0
@@ -87,6 +88,8 @@ def _agent(client: anthropic.Anthropic) -> list[Any]:
         else:
             message = client.messages.create(**request)
         usages.append(message.usage)
+        if recorded is not None:
+            recorded(turn + 1)
         request = _next(request, message)
         turn += 1
     return usages
@@ -98,17 +101,29 @@ def _proxied(tmp_path: Path, inline_bytes: int = 0) -> tuple[Path, list[Any], li
     bodies up to that size are transformed on the proxy's event loop."""
     path = tmp_path / "proxy-ledger.jsonl"
     ledger = tc.Ledger(path)
+    rows = threading.Semaphore(0)
+
+    def record(row: dict[str, Any]) -> None:
+        ledger.record(row)
+        rows.release()
+
+    def recorded(n: int) -> None:
+        # A row is made once its answer has been relayed (in a worker thread for a large
+        # body): the agent's next call waits for it, as its cache model must see the calls
+        # in the order they were made to price them as tc.wrap does.
+        assert rows.acquire(timeout=120), f"no ledger row for call {n}"
+
     with LocalServer(responder=_responder) as server:
         defaults = select_pipeline("defaults", tc.MemoryStore())
         with proxy_to(
-            server.base_url, defaults, "defaults", record=ledger.record, inline_bytes=inline_bytes
+            server.base_url, defaults, "defaults", record=record, inline_bytes=inline_bytes
         ) as (proxy, _):
             client = anthropic.Anthropic(
                 base_url=f"{proxy.base_url}/_tidyctx/s/{SESSION}",
                 api_key="sk-ant-key",
                 max_retries=0,
             )
-            usages = _agent(client)
+            usages = _agent(client, recorded)
         received = [r.body for r in server.requests]
     ledger.close()
     return path, usages, received
