@@ -208,7 +208,7 @@ async def _session(
 class Stack:
     """A LocalServer and a ``tidyctx proxy`` in front of it, each in its own process."""
 
-    def __init__(self, pipeline: str, memo_mb: int | None = None) -> None:
+    def __init__(self, pipeline: str, memo_mb: int | None = None, store: str = "memory:") -> None:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -216,6 +216,8 @@ class Stack:
         env.pop("ANTHROPIC_BASE_URL", None)
         self._tmp = tempfile.TemporaryDirectory()
         self.ledger = Path(self._tmp.name) / "ledger.jsonl"
+        if store == "sqlite":  # the proxy's default kind of store, in this run's directory
+            store = str(Path(self._tmp.name) / "store.db")
         self.upstream = subprocess.Popen(
             [sys.executable, "-c", UPSTREAM],
             stdin=subprocess.PIPE,
@@ -227,7 +229,7 @@ class Stack:
         self.direct = f"http://127.0.0.1:{self.upstream.stdout.readline().strip()}"
         self.proxy = subprocess.Popen(
             [sys.executable, "-m", "tidyctx", "proxy", "--port", "0", "--upstream", self.direct,
-             "--pipeline", pipeline, "--store", "memory:", "--ledger", str(self.ledger),
+             "--pipeline", pipeline, "--store", store, "--ledger", str(self.ledger),
              *(["--memo-mb", str(memo_mb)] if memo_mb is not None else [])],
             stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
@@ -312,10 +314,16 @@ def main() -> int:
         help="conversations each session runs one after another (memory over many sessions)",
     )
     parser.add_argument("--memo-mb", type=int, help="the proxy's --memo-mb (default its own)")
+    parser.add_argument(
+        "--store",
+        default="memory:",
+        help="the proxy's --store; sqlite: a SQLite file in the run's temporary directory "
+        "(memory: keeps every cut original in the proxy's own memory)",
+    )
     parser.add_argument("--out", help="also write the report to this file")
     args = parser.parse_args()
 
-    stack = Stack(args.pipeline, args.memo_mb)
+    stack = Stack(args.pipeline, args.memo_mb, args.store)
     direct, proxied, proxy = stack.direct, stack.proxied, stack.proxy
 
     results = Results()
@@ -375,6 +383,7 @@ def main() -> int:
     )
     rounds = f", {args.rounds} in turn per session slot" if args.rounds > 1 else ""
     memo = f", proxy --memo-mb {args.memo_mb}" if args.memo_mb is not None else ""
+    memo += f", store {args.store}"
     say(f"proxy_load: {args.sessions} concurrent streaming sessions x up to {args.turns} turns"
         f"{rounds}, {pace}, pipeline {args.pipeline}{memo}, against LocalServer(cache=False) on "
         f"loopback")  # fmt: skip

@@ -147,8 +147,8 @@ def test_only_built_in_pipelines_on_a_local_store_run_on_the_event_loop(
         return _config(parser.parse_args(list(argv))).inline_bytes
 
     # Short, local work on a small body is cheaper on the loop than two thread hops.
-    assert inline("--pipeline", "defaults", "--store", "memory:") == 64 * 1024
-    assert inline("--pipeline", "cache-only", "--store", "memory:") == 64 * 1024
+    assert inline("--pipeline", "defaults", "--store", "memory:") == 256 * 1024
+    assert inline("--pipeline", "cache-only", "--store", "memory:") == 256 * 1024
     # A pipeline of the user's own may block (a network call), and so may a Redis store.
     assert inline("--pipeline", "tidyctx:defaults", "--store", "memory:") == 0
     assert inline("--pipeline", "defaults", "--store", redis_url) == 0

@@ -89,7 +89,7 @@ class ProxyConfig:
     inline_bytes: int = 0
     """Bodies up to this size are transformed, counted and priced on the event loop itself,
     larger ones in worker threads. Only for pipelines whose work on a small body is short and
-    local (the command sets 64 KiB for ``defaults`` and ``cache-only`` with a local store): a
+    local (the command sets 256 KiB for ``defaults`` and ``cache-only`` with a local store): a
     worker thread keeps a slow transform from holding other connections, but its two hops cost
     more latency than a millisecond of work, and a thread running beside the relay holds the
     GIL the relay needs."""

@@ -24,7 +24,7 @@ from tidyctx.store import RedisStore
 # The built-in pipelines whose work on a small body is short and stays in this process (with a
 # memory or SQLite store): the proxy runs it on its event loop (ProxyConfig.inline_bytes).
 _LOCAL_PIPELINES = frozenset({"defaults", "cache-only"})
-_INLINE_BYTES = 64 * 1024
+_INLINE_BYTES = 256 * 1024
 
 __all__ = ["UPSTREAM_ENV", "add_proxy_options", "proxy_command", "run_command"]
 
