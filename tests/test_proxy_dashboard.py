@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,29 +46,46 @@ def traffic() -> Iterator[tuple[RunningProxy, list[dict[str, Any]]]]:
     with LocalServer() as server:
         defaults = select_pipeline("defaults", tc.MemoryStore())
         with proxy_to(server.base_url, defaults, "defaults") as (proxy, rows):
+
+            def recorded(n: int) -> None:
+                # A call's row is made once its answer has been relayed (a large body's in a
+                # worker thread): each call waits for the row of the one before, as a
+                # sequential agent's would be, so the board sees them in order on a busy machine.
+                deadline = time.monotonic() + 120
+                while len(rows) < n:
+                    assert time.monotonic() < deadline, f"{len(rows)} rows, expected {n}"
+                    time.sleep(0.01)
+
             session_url = f"{proxy.base_url}/_tidyctx/s/{SESSION}"
             client = anthropic.Anthropic(base_url=session_url, api_key=SECRET_KEY, max_retries=0)
             request = tool_request(big_output() + "\n" + SECRET_TEXT)
             client.messages.create(**request)
+            recorded(1)
             client.messages.create(**request)
+            recorded(2)
             with client.messages.stream(**request) as stream:
                 stream.get_final_message()
+            recorded(3)
             client.messages.count_tokens(
                 model=MODEL, messages=[{"role": "user", "content": SECRET_TEXT}]
             )
+            recorded(4)
             other = anthropic.Anthropic(base_url=proxy.base_url, api_key=SECRET_KEY, max_retries=0)
             other.messages.create(
                 model="claude-haiku-4-5",
                 max_tokens=16,
                 messages=[{"role": "user", "content": SECRET_TEXT}],
             )
+            recorded(5)
             httpx.get(f"{proxy.base_url}/v1/models", headers={"x-api-key": SECRET_KEY})
+            recorded(6)
             # Not JSON: sent upstream as it came, and the row says why.
             httpx.post(
                 f"{proxy.base_url}/v1/messages",
                 content=b"{not json",
                 headers={"x-api-key": SECRET_KEY, "content-type": "application/json"},
             )
+            recorded(7)
             yield proxy, rows
 
 
