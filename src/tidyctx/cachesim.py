@@ -173,7 +173,22 @@ def layout(request: Any, counter: LocalCounter | None = None, model: str | None 
 
     ``counter`` counts tokens (default: a LocalCounter for the model); ``model`` overrides the
     request's model for counting, the minimum length and the cache namespace.
+
+    A conversation that grew since an earlier call is laid out from that call's messages on
+    (:mod:`tidyctx._layout_fold`); the result is the same as laying it out whole.
     """
+    if type(counter) is LocalCounter or counter is None:
+        from tidyctx._layout_fold import folded
+
+        lay = folded(request, counter, model)
+        if lay is not None:
+            return lay
+    return _layout_whole(request, counter, model)
+
+
+def _layout_whole(
+    request: Any, counter: LocalCounter | None = None, model: str | None = None
+) -> Layout:
     req, _ = to_request(request)
     name = str(model or req.get("model") or "")
     counter = counter or LocalCounter(name or None)
