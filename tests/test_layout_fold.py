@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import tidyctx as tc
 from strategies import growing_conversations, image_blocks
+from tidyctx import _layout_fold
 from tidyctx._request import ValidationError
 from tidyctx.cachesim import _layout_whole, layout
 from tidyctx.tokens import LocalCounter
@@ -32,10 +33,13 @@ def _same(request: dict[str, Any], counter: LocalCounter | None, model: str | No
     except ValidationError as e:
         expected = ("error", str(e))
     before = copy.deepcopy(request)
+    fold_from, _layout_fold.FOLD_FROM = _layout_fold.FOLD_FROM, 1  # fold the short ones too
     try:
         got: Any = layout(request, counter, model)
     except ValidationError as e:
         got = ("error", str(e))
+    finally:
+        _layout_fold.FOLD_FROM = fold_from
     assert request == before  # layout() reads the request, never changes it
     assert got == expected
 
