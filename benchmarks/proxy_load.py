@@ -103,6 +103,21 @@ def _result_text(rng: random.Random, turn: int) -> str:
     return " ".join(f"word{rng.randint(0, 9999)}" for _ in range(rng.randint(20, 300)))
 
 
+def _body(messages: list[dict[str, Any]]) -> tuple[bytes, float]:
+    """The streamed request of a turn with these messages, and the ms one json.dumps of it
+    took (the yardstick of the targets)."""
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "stream": True,
+        "system": "You are a build agent.",
+        "messages": messages,
+    }
+    began = time.perf_counter()
+    body = json.dumps(request).encode()
+    return body, (time.perf_counter() - began) * 1000
+
+
 async def _stream(client: httpx.AsyncClient, url: str, body: bytes) -> tuple[float, float]:
     began = time.perf_counter()
     first = None
@@ -155,16 +170,7 @@ async def _session(
                 await asyncio.sleep(pause.uniform(0.5, 1.5) * think)
             if time.monotonic() > deadline:
                 return
-            request = {
-                "model": "claude-sonnet-4-6",
-                "max_tokens": 64,
-                "stream": True,
-                "system": "You are a build agent.",
-                "messages": messages,
-            }
-            began = time.perf_counter()
-            body = json.dumps(request).encode()
-            dumps_ms = (time.perf_counter() - began) * 1000
+            body, dumps_ms = _body(messages)
             order = [(direct, False), (proxied, True)]
             rng.shuffle(order)
             times: dict[bool, tuple[float, float]] = {}

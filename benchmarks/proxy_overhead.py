@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
@@ -28,7 +27,7 @@ import time
 from typing import Any
 
 import httpx
-from proxy_load import Stack, _cpu_seconds, _pct, _stream
+from proxy_load import Stack, _body, _cpu_seconds, _pct, _stream
 
 SIZES = (2_000, 10_000, 50_000, 200_000, 1_000_000)
 
@@ -73,16 +72,7 @@ async def _band(
     for n in range(1, warmup + calls + 1):
         if n == warmup + 1:
             cpu_began = _cpu_seconds(stack.proxy.pid)
-        request = {
-            "model": "claude-sonnet-4-6",
-            "max_tokens": 64,
-            "stream": True,
-            "system": "You are a build agent.",
-            "messages": messages,
-        }
-        began = time.perf_counter()
-        body = json.dumps(request).encode()
-        dumps_ms = (time.perf_counter() - began) * 1000
+        body, dumps_ms = _body(messages)
         order = [(stack.direct, False), (stack.proxied, True)]
         rng.shuffle(order)
         times: dict[bool, tuple[float, float]] = {}

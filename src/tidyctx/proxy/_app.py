@@ -238,9 +238,12 @@ class _Proxy:
         prepared: Prepared | None = None
         headers = [(k, v) for k, v in scope["headers"] if k not in _HOP and k != b"host"]
         headers = [(k, v) for k, v in headers if k != b"content-length"]
+        # Small bodies of a pipeline that allows it are worked on here, on the event loop, from
+        # the pipeline to the ledger row; the others in worker threads (ProxyConfig.inline_bytes).
+        inline = len(body) <= self.config.inline_bytes
         if in_pipeline:
             transforms = self.config.transforms
-            if transforms and len(body) <= self.config.inline_bytes:
+            if transforms and inline:
                 prepared = prepare(body, transforms)
             elif transforms:
                 prepared = await anyio.to_thread.run_sync(prepare, body, transforms)
@@ -270,8 +273,7 @@ class _Proxy:
         relay = asyncio.ensure_future(
             self._relay(request, send, raw_send, tap, row, began, received)
         )
-        # Tokens are counted for the ledger while the request is upstream, off the loop.
-        inline = len(body) <= self.config.inline_bytes
+        # Each step's tokens are counted for the ledger while the request is upstream.
         counting = None
         if prepared is not None and prepared.before is not None and not inline:
             counting = asyncio.ensure_future(anyio.to_thread.run_sync(prepared.count))

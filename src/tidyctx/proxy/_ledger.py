@@ -20,8 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tidyctx import pricing
+from tidyctx._request import Request
 from tidyctx.ledger import FORMAT, Baseline, price
 from tidyctx.proxy._pipeline import Prepared
+from tidyctx.tokens import LocalCounter
 
 __all__ = ["Record", "Rows", "UsageTap"]
 
@@ -138,30 +140,36 @@ class Rows:
         if prepared.route is not None:
             row["route"] = prepared.route.as_dict()
         before, sent = prepared.before, prepared.sent
-        if before is None or sent is None or facts.get("path") != _MESSAGES or not billed:
-            # Not a billed call the pipeline read (count_tokens, a refused call, a body it
-            # could not read, no pipeline): without the pipeline it would have cost the same.
-            prepared.count_totals()
-            if prepared.tokens_before is not None:
-                row["tokens_before"] = prepared.tokens_before
-                row["tokens_after"] = prepared.tokens_after
-            prepared.before = prepared.after = None  # the requests are not kept past their row
+        prepared.before = prepared.after = None  # the requests are not kept past their row
+        if before is None or sent is None:
             row["baseline_cost"] = row["cost"] if billed else 0.0
             return row
-        prepared.before = prepared.after = None
+        if facts.get("path") != _MESSAGES or not billed:
+            # Not a billed call (count_tokens, a refused call): without the pipeline it would
+            # have cost the same.
+            row.update(_totals(before, sent, prepared.model))
+            row["baseline_cost"] = row["cost"] if billed else 0.0
+            return row
         try:
             row.update(
                 self.baseline.compare(before, sent, started=arrived, usage=usage, model=model)
             )
         except Exception as err:
             row["ledger_error"] = f"{type(err).__name__}: no comparison with no pipeline"
-            prepared.before, prepared.after = before, sent
-            prepared.count_totals()
-            prepared.before = prepared.after = None
-            if prepared.tokens_before is not None:
-                row["tokens_before"] = prepared.tokens_before
-                row["tokens_after"] = prepared.tokens_after
+            row.update(_totals(before, sent, prepared.model))
         return row
+
+
+def _totals(before: Request, sent: Request, model: str | None) -> dict[str, int]:
+    """A row's ``tokens_before`` and ``tokens_after`` counted locally, where the cache models
+    that give them did not run; nothing if they cannot be counted."""
+    try:
+        counter = LocalCounter(model)
+        tokens_before = counter.count_request(before)
+        tokens_after = tokens_before if sent is before else counter.count_request(sent)
+    except Exception:  # for the ledger only
+        return {}
+    return {"tokens_before": tokens_before, "tokens_after": tokens_after}
 
 
 class UsageTap:

@@ -20,7 +20,6 @@ from tidyctx._pipeline import Transform, run_step
 from tidyctx._request import Request, ValidationError, validate
 from tidyctx.ledger import changed_steps
 from tidyctx.store import Store
-from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._pauses import TTLDecision, record_call
 from tidyctx.transforms._route import RouteDecision, collecting
 
@@ -89,8 +88,6 @@ class Prepared:
     steps: list[dict[str, Any]] = field(default_factory=list)
     """Each changing transform and the input tokens it removed (the ledger's ``changed``);
     filled by :meth:`count`."""
-    tokens_before: int | None = None
-    tokens_after: int | None = None
     fail_open: str | None = None
     """Why the original bytes went upstream although a pipeline is set; None otherwise."""
     ttl: TTLDecision | None = None
@@ -114,8 +111,7 @@ class Prepared:
         only where it changed the request).
 
         Separate from :func:`prepare` so the proxy counts while the request is upstream. The
-        whole request's ``tokens_before`` and ``tokens_after`` come with the ledger row's cache
-        models, or :meth:`count_totals` where those do not run.
+        whole request's tokens before and after come with the ledger row (``_ledger``).
         """
         changes, self._changes = self._changes, []
         if self.before is None or self.sent is None or not self.changed:
@@ -124,20 +120,6 @@ class Prepared:
             self.steps = changed_steps(changes, self.model)
         except Exception:  # counting is for the ledger only; never let it fail the request
             self.steps = [{"transform": name, "tokens_saved": None} for name in self.changed]
-
-    def count_totals(self) -> None:
-        """Fill ``tokens_before`` and ``tokens_after`` (counted locally)."""
-        sent = self.sent
-        if self.before is None or sent is None:
-            return
-        try:
-            counter = LocalCounter(self.model)
-            self.tokens_before = counter.count_request(self.before)
-            self.tokens_after = (
-                self.tokens_before if sent is self.before else counter.count_request(sent)
-            )
-        except Exception:  # for the ledger only
-            pass
 
 
 def _where(err: BaseException) -> str:
