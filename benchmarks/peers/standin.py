@@ -1,0 +1,31 @@
+"""The offline stand-in for a model writing a summary, for any peer that summarizes.
+
+The benchmarks cannot reach the API, so every summary a strategy asks for (tidyctx's
+summarize(), LangChain's SummarizationMiddleware, the server's compact_20260112 edit) is
+written by the same deterministic extractive summarizer, tidyctx.testing.summary_responder,
+from the same serialized span. Peers are then compared on what they summarize and when, not on
+whose prompt a real model would follow better. benchmarks/summary_calibration.py measures how
+far this stand-in's recall is from real models' summaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tidyctx.testing import summary_responder
+from tidyctx.transforms._summarize import serialize
+
+
+def standin_summary(messages: Sequence[Any], max_tokens: int, previous: str | None = None) -> str:
+    """The stand-in's summary of ``messages`` (Messages API message dicts), written to fit
+    two thirds of ``max_tokens`` as summary_responder does; ``previous`` is an earlier summary
+    the new one carries forward."""
+    blocks: list[dict[str, str]] = []
+    if previous:
+        blocks.append(
+            {"type": "text", "text": f"<previous-summary>\n{previous}\n</previous-summary>"}
+        )
+    blocks.append({"type": "text", "text": f"<transcript>\n{serialize(messages)}\n</transcript>"})
+    body = {"max_tokens": max_tokens, "messages": [{"role": "user", "content": blocks}]}
+    return summary_responder(body)
