@@ -1,0 +1,645 @@
+"""tidyctx against what a user would pick instead, on the same recorded runs.
+
+    python benchmarks/compare.py [TRACE.json|SESSION.jsonl ...] [--quick] [--jobs N]
+        [--only NAME,...] [--pauses] [--out FILE] [--json FILE] [--html FILE] [--readme FILE]
+
+Every run (default: the collection in ../shared/traces or $TIDYCTX_TRACES, else the bundled
+traces) is replayed turn by turn through each strategy (benchmarks/peers/sent.py: the main call
+as sent plus every side call, such as a summary). Each main call is priced on claude-sonnet-4-6
+with tidyctx.cachesim (no pauses unless --pauses: every cache entry lives through the run, as
+in the caching floor); side calls are priced with cachesim too, in their own stream per model
+(so a summary call below its model's minimum cacheable length is never cached), plus their
+answer as output tokens. Input cost is reported as a ratio to the caching floor (every distinct
+prefix token of the recorded requests written once, then read) and to sending no cache marker
+at all. Recall is tidyctx.recall's reference recall: of the strings the agent later used that
+came from a tool result, the share still in the request it saw.
+
+Recovery: a tidyctx cut leaves a marker the agent can read back (tidyctx_expand). Reference
+recall assumes it never does; "recovered" assumes it always does when it needs a cut reference
+and charges one round trip per marker needed per turn: the turn's request re-read from cache,
+the expanded span written to cache, and EXPAND_OUTPUT output tokens for the call. The truth
+sits between the two.
+
+Strategies (--only takes these names; the peers that are not installed are skipped and named):
+see STRATEGIES. Progress goes to stderr. --readme FILE rewrites the part of FILE between the
+``<!-- compare:start -->`` and ``<!-- compare:end -->`` lines with the totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import replay
+from peers.sent import Factory, Sent, SideCall
+
+import tidyctx as tc
+from tidyctx import pricing
+from tidyctx._markers import MARKER_PREFIX, store_ids
+from tidyctx.recall import _reply_text, reference_recall, references, texts_of
+from tidyctx.tokens import LocalCounter
+
+EXPAND_OUTPUT = 40
+"""Output tokens of one tidyctx_expand call (the tool_use block naming a marker's id)."""
+
+QUICK_RUNS = 6
+"""--quick replays this many runs: the smallest by turns, so the suite's shape shows fast."""
+
+
+# --- strategies ------------------------------------------------------------------------------
+
+
+def _plain(transform: Callable[[dict[str, Any]], dict[str, Any]]) -> Factory:
+    return lambda: lambda r: Sent(transform(r))
+
+
+def _strip(value: Any) -> Any:
+    """The request without any cache_control: the no-caching baseline."""
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _automatic(r: dict[str, Any]) -> dict[str, Any]:
+    return {**_strip(r), "cache_control": {"type": "ephemeral"}}
+
+
+def _tidyctx(**overrides: Any) -> Factory:
+    """tc.defaults(...) without a client: no summaries."""
+
+    def make() -> Callable[[dict[str, Any]], Sent]:
+        steps = tc.defaults(**overrides)
+        return lambda r: Sent(tc.pipe(r, *steps))
+
+    return make
+
+
+class _Summarizing:
+    """tc.defaults(client, ...): summaries written by the local server's stand-in, every
+    summary call captured as a side call."""
+
+    def __init__(self, **overrides: Any) -> None:
+        import anthropic
+
+        from tidyctx.testing import LocalServer, summary_responder
+
+        self.calls: list[SideCall] = []
+
+        def answer(body: Mapping[str, Any]) -> str:
+            text = summary_responder(body)
+            self.calls.append(SideCall(json.loads(json.dumps(body)), text))
+            return text
+
+        self.server = LocalServer(responder=answer)
+        self.server.__enter__()
+        self.client = anthropic.Anthropic(
+            base_url=self.server.base_url, api_key="local", max_retries=0
+        )
+        self.steps = tc.defaults(self.client, **overrides)
+
+    def __call__(self, r: dict[str, Any]) -> Sent:
+        self.calls = []
+        out = tc.pipe(r, *self.steps)
+        return Sent(out, self.calls)
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.__exit__(None, None, None)
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str
+    """What the README calls it."""
+    load: Callable[[], Factory]
+    """Imports the peer (an ImportError skips the strategy, its message the reason)."""
+    ours: bool = False
+
+
+def _peer(module: str, attr: str, *args: Any, **kwargs: Any) -> Callable[[], Factory]:
+    def load() -> Factory:
+        import importlib
+
+        factory = getattr(importlib.import_module(f"peers.{module}"), attr)
+        return lambda: factory(*args, **kwargs)()
+
+    return load
+
+
+STRATEGIES: dict[str, Entry] = {
+    "none": Entry("no caching", lambda: _plain(_strip)),
+    "auto": Entry("automatic caching", lambda: _plain(_automatic)),
+    "lc-cache": Entry(
+        "LangChain AnthropicPromptCachingMiddleware", _peer("langchain_agent", "caching")
+    ),
+    "lc-edit": Entry(
+        "LangChain + ContextEditingMiddleware(ClearToolUsesEdit()) defaults",
+        _peer("langchain_agent", "context_editing"),
+    ),
+    "lc-edit-30k": Entry(
+        "LangChain + ClearToolUsesEdit(trigger=30000, keep=3)",
+        _peer("langchain_agent", "context_editing", trigger=30000, keep=3),
+    ),
+    "lc-sum-30k": Entry(
+        "LangChain + SummarizationMiddleware(trigger=('tokens', 30000))",
+        _peer("langchain_agent", "summarization", trigger=("tokens", 30000)),
+    ),
+    "server-clear": Entry(
+        "server clear_tool_uses_20250919 defaults", _peer("server_edits", "clear_tool_uses")
+    ),
+    "server-compact": Entry("server compact_20260112 defaults", _peer("server_edits", "compact")),
+    "headroom": Entry("Headroom compress()", _peer("headroom_peer", "headroom")),
+    "tidyctx": Entry("tidyctx tc.defaults()", lambda: _tidyctx(), ours=True),
+    "tidyctx-1000": Entry(
+        "tc.defaults(trim={'max_tokens': 1000})",
+        lambda: _tidyctx(trim={"max_tokens": 1000}),
+        ours=True,
+    ),
+    "tidyctx-sum": Entry(
+        "tc.defaults(client): + summarize", lambda: lambda: _Summarizing(), ours=True
+    ),
+}
+QUICK = ("none", "auto", "lc-cache", "lc-edit-30k", "server-clear", "headroom", "tidyctx")
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One strategy on one run."""
+
+    run: str
+    name: str
+    cost: float = 0.0
+    """Input USD of the main calls."""
+    side_cost: float = 0.0
+    """USD of the side calls, input and output."""
+    recalled: int = 0
+    references: int = 0
+    recovered: int = 0
+    """References missing from the request that a tidyctx marker in it can read back."""
+    expand_calls: int = 0
+    expand_cost: float = 0.0
+    side_calls: int = 0
+    invalid: int = 0
+    notes: list[str] = field(default_factory=list)
+    skipped: str = ""
+    seconds: float = 0.0
+
+
+def _price_stream(requests: Sequence[dict[str, Any]], model: str) -> float:
+    if not requests:
+        return 0.0
+    return replay.input_cost(replay.simulate(list(requests), None, model), model)
+
+
+def side_cost(calls: Sequence[SideCall]) -> float:
+    """Side calls priced in one cache stream per model, plus their answers as output."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    out = 0.0
+    for call in calls:
+        model = str(call.request.get("model") or replay.REPLAY_MODEL)
+        by_model.setdefault(model, []).append(call.request)
+        price = pricing.lookup(model)
+        out += LocalCounter(model).count_text(call.answer) * price.output / 1e6
+    for model, requests in sorted(by_model.items()):
+        out += _price_stream(requests, model)
+    return out
+
+
+def _results_by_id(request: Mapping[str, Any]) -> dict[str, str]:
+    """tool_use_id -> the text of its tool_result, in one request."""
+    out: dict[str, str] = {}
+    for message in request.get("messages") or []:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, Mapping) and block.get("type") == "tool_result":
+                out[str(block.get("tool_use_id"))] = "\n".join(texts_of(block.get("content")))
+    return out
+
+
+def recovery(
+    originals: Sequence[dict[str, Any]],
+    replies: Sequence[Mapping[str, Any] | None],
+    sent: Sequence[dict[str, Any]],
+    model: str = replay.REPLAY_MODEL,
+) -> tuple[int, int, float]:
+    """(references recoverable, expand calls, their USD): for each turn, each reference the
+    agent used that the sent request lacks but a tool result's tidyctx marker covers (the
+    original result held it; the sent result with the same id carries a marker) costs one
+    expand call per marker: the sent request re-read from cache, the original result written
+    to cache, and EXPAND_OUTPUT output tokens."""
+    price = pricing.lookup(model)
+    counter = LocalCounter(model)
+    recovered = calls = 0
+    usd = 0.0
+    for original, reply, request in zip(originals, replies, sent, strict=True):
+        if not reply:
+            continue
+        before = _results_by_id(original)
+        earlier = "\n".join(before.values())
+        refs = [r for r in references(_reply_text(reply)) if r in earlier]
+        if not refs:
+            continue
+        have = "\n".join(texts_of(request))
+        missing = [r for r in refs if r not in have]
+        if not missing:
+            continue
+        after = _results_by_id(request)
+        needed: set[str] = set()
+        for ref in missing:
+            ids = sorted(
+                i
+                for i, text in before.items()
+                if ref in text
+                and (store_ids(after.get(i, "")) or MARKER_PREFIX in after.get(i, ""))
+            )
+            if ids:
+                recovered += 1
+                needed.add(ids[-1])  # the newest result that held it
+        if needed:
+            read = counter.count_request(request)
+            for i in sorted(needed):
+                calls += 1
+                span = counter.count_text(before[i])
+                usd += (
+                    read * price.cache_read
+                    + span * price.cache_write_5m
+                    + EXPAND_OUTPUT * price.output
+                ) / 1e6
+    return recovered, calls, usd
+
+
+def measure(path: str, name: str, pauses: bool) -> Result:
+    result = Result(run=replay.load(Path(path)).id, name=name)
+    started = time.process_time()
+    try:
+        factory = STRATEGIES[name].load()
+    except ImportError as e:
+        result.skipped = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return result
+    run = replay.load(Path(path))
+    requests = replay.requests_of(run)
+    replies = [t.reply for t in run.turns]
+    ts = run.timestamps() if pauses else None
+    strategy = factory()
+    sent: list[dict[str, Any]] = []
+    sides: list[SideCall] = []
+    try:
+        for r in requests:
+            out = strategy(r)
+            sent.append(out.request)
+            sides += out.side_calls
+            if out.note:
+                result.notes.append(out.note)
+    finally:
+        close = getattr(strategy, "close", None)
+        if close is not None:
+            close()
+    for request in [*sent, *(c.request for c in sides)]:
+        try:
+            tc.validate(request)
+        except ValueError:
+            result.invalid += 1
+    result.cost = replay.input_cost(replay.simulate(sent, ts))
+    result.side_calls = len(sides)
+    result.side_cost = side_cost(sides)
+    recall = reference_recall(requests, replies, sent)
+    result.recalled, result.references = recall.recalled, recall.references
+    result.recovered, result.expand_calls, result.expand_cost = recovery(requests, replies, sent)
+    result.seconds = time.process_time() - started
+    return result
+
+
+def floors(paths: Sequence[Path]) -> dict[str, tuple[float, int]]:
+    """run id -> (floor USD, turns)."""
+    out = {}
+    for path in paths:
+        run = replay.load(path)
+        out[run.id] = (replay.floor_cost(replay.requests_of(run)), len(run.turns))
+    return out
+
+
+# --- progress --------------------------------------------------------------------------------
+
+
+class Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, a line every 10% otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        share = self.done / self.total if self.total else 1.0
+        bar = "#" * int(share * 30)
+        line = (
+            f"[{bar:<30}] {self.done}/{self.total} {time.monotonic() - self.started:5.0f}s {what}"
+        )
+        if self.tty:
+            print("\r" + line[:110].ljust(110), end="", file=sys.stderr, flush=True)
+            if self.done == self.total:
+                print(file=sys.stderr)
+        elif int(share * 10) != self.shown:
+            self.shown = int(share * 10)
+            print(line, file=sys.stderr, flush=True)
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Total:
+    name: str
+    label: str
+    cost: float
+    floor: float
+    none: float
+    recall: float
+    recall_recovered: float
+    recovered_cost: float
+    side_calls: int
+    invalid: int
+    runs: int
+    worse_than_auto: list[str]
+
+
+def totals(
+    results: Sequence[Result], floor: Mapping[str, tuple[float, int]], names: Sequence[str]
+) -> list[Total]:
+    by = {(r.run, r.name): r for r in results}
+    runs = sorted(floor)
+    out = []
+    for name in names:
+        rows = [
+            by[(run, name)] for run in runs if (run, name) in by and not by[(run, name)].skipped
+        ]
+        if len(rows) != len(runs):
+            continue
+        cost = sum(r.cost + r.side_cost for r in rows)
+        refs = sum(r.references for r in rows) or 1
+        recalled = sum(r.recalled for r in rows)
+        worse = [
+            r.run
+            for r in rows
+            if (r.run, "auto") in by and r.cost + r.side_cost > (by[(r.run, "auto")].cost) * 1.001
+        ]
+        out.append(
+            Total(
+                name=name,
+                label=STRATEGIES[name].label,
+                cost=cost,
+                floor=sum(floor[run][0] for run in runs),
+                none=sum(by[(run, "none")].cost for run in runs if (run, "none") in by),
+                recall=recalled / refs,
+                recall_recovered=(recalled + sum(r.recovered for r in rows)) / refs,
+                recovered_cost=cost + sum(r.expand_cost for r in rows),
+                side_calls=sum(r.side_calls for r in rows),
+                invalid=sum(r.invalid for r in rows),
+                runs=len(rows),
+                worse_than_auto=worse,
+            )
+        )
+    return out
+
+
+def verdicts(rows: Sequence[Total]) -> list[str]:
+    """The targets for tc.defaults(), each met or missed with its number."""
+    by = {t.name: t for t in rows}
+    ours = by.get("tidyctx")
+    if ours is None:
+        return []
+    ratio = ours.cost / ours.floor
+    lines = [
+        f"tc.defaults() at most 0.55x the caching floor at recall >= 0.97: "
+        f"{'met' if ratio <= 0.55 and ours.recall >= 0.97 else 'MISSED'} "
+        f"({ratio:.3f}x at {ours.recall:.3f})",
+        "never more expensive than automatic caching on any run: "
+        + (
+            "met"
+            if not ours.worse_than_auto
+            else f"MISSED on {len(ours.worse_than_auto)} ({', '.join(ours.worse_than_auto)})"
+        ),
+    ]
+    for t in rows:
+        if STRATEGIES[t.name].ours or t.name in ("none", "auto"):
+            continue
+        cheaper = ours.cost < t.cost
+        at_least = ours.recall >= t.recall - 1e-9
+        lines.append(
+            f"cheaper than {t.label} at equal or higher recall: "
+            f"{'met' if cheaper and at_least else 'MISSED'} ({ratio:.3f}x at {ours.recall:.3f} "
+            f"against {t.cost / t.floor:.3f}x at {t.recall:.3f})"
+        )
+    return lines
+
+
+def text_report(
+    results: Sequence[Result], floor: Mapping[str, tuple[float, int]], names: Sequence[str]
+) -> str:
+    by = {(r.run, r.name): r for r in results}
+    shown = [n for n in names if any((run, n) in by and not by[(run, n)].skipped for run in floor)]
+    out = ["cost / caching floor (reference recall), main and side calls; sonnet-4-6 prices"]
+    head = f"{'run':<40} {'floor $':>8}" + "".join(f" {n[:15]:>16}" for n in shown)
+    out.append(head)
+    for run in sorted(floor):
+        cells = []
+        for n in shown:
+            r = by.get((run, n))
+            if r is None or r.skipped:
+                cells.append(f" {'-':>16}")
+                continue
+            rec = r.recalled / r.references if r.references else 1.0
+            mark = "!" if r.invalid else " "
+            cells.append(f" {(r.cost + r.side_cost) / floor[run][0]:>7.3f} ({rec:.3f}){mark}")
+        out.append(f"{run[:40]:<40} {floor[run][0]:>8.3f}" + "".join(cells))
+    rows = totals(results, floor, shown)
+    out.append("")
+    out.append(
+        f"{'strategy':<16} {'x floor':>8} {'x none':>7} {'recall':>7} {'+recovery':>16}"
+        f" {'side':>5} {'invalid':>7} {'runs > auto':>11}  what"
+    )
+    for t in rows:
+        out.append(
+            f"{t.name:<16} {t.cost / t.floor:>8.3f} {t.cost / t.none if t.none else 0:>7.3f}"
+            f" {t.recall:>7.3f} {t.recovered_cost / t.floor:>7.3f}x @{t.recall_recovered:.3f}"
+            f" {t.side_calls:>5} {t.invalid:>7} {len(t.worse_than_auto):>11}  {t.label}"
+        )
+    skipped = sorted({(r.name, r.skipped) for r in results if r.skipped})
+    for name, why in skipped:
+        out.append(f"skipped {name}: {why}")
+    notes = sorted({f"{r.name}: {n}" for r in results for n in r.notes})
+    if notes:
+        out.append("")
+        out.append("notes (distinct):")
+        out += [f"  {n}" for n in notes[:20]]
+    out.append("")
+    out += verdicts(rows)
+    return "\n".join(out)
+
+
+def markdown(
+    results: Sequence[Result], floor: Mapping[str, tuple[float, int]], names: Sequence[str]
+) -> str:
+    rows = totals(results, floor, names)
+    turns = sum(t for _, t in floor.values())
+    out = [
+        f"Generated by `python benchmarks/compare.py --readme README.md` "
+        f"({len(floor)} runs, {turns:,} turns; input cost on claude-sonnet-4-6 as a ratio to the "
+        "caching floor; side calls included; method in docs/benchmarks.md).",
+        "",
+        "| strategy | cost / floor | reference recall | with recovery | summary calls "
+        "| runs costlier than automatic caching |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in rows:
+        name = f"**{t.label}**" if t.name == "tidyctx" else t.label
+        out.append(
+            f"| {name} | {t.cost / t.floor:.3f}x | {t.recall:.3f} | "
+            f"{t.recovered_cost / t.floor:.3f}x at {t.recall_recovered:.3f} | {t.side_calls} | "
+            f"{len(t.worse_than_auto)} |"
+        )
+    skipped = sorted({(r.name, r.skipped) for r in results if r.skipped})
+    for name, why in skipped:
+        out.append(f"\n{STRATEGIES[name].label}: skipped ({why}).")
+    out.append("")
+    out += [f"- {line}" for line in verdicts(rows)]
+    return "\n".join(out)
+
+
+def chart(
+    results: Sequence[Result], floor: Mapping[str, tuple[float, int]], names: Sequence[str]
+) -> str:
+    """A self-contained page: cost / floor against recall, one point per strategy."""
+    rows = totals(results, floor, names)
+    width, height, pad = 640, 420, 60
+    worst = max([t.cost / t.floor for t in rows] + [1.2])
+    low = min([t.recall for t in rows] + [0.9])
+
+    def x(v: float) -> float:
+        return pad + (v / worst) * (width - 2 * pad)
+
+    def y(v: float) -> float:
+        return height - pad - (v - low) / (1.0 - low + 1e-9) * (height - 2 * pad)
+
+    dots = []
+    for t in rows:
+        colour = "#c0392b" if STRATEGIES[t.name].ours else "#2c3e50"
+        dots.append(
+            f'<circle cx="{x(t.cost / t.floor):.1f}" cy="{y(t.recall):.1f}" r="5" '
+            f'fill="{colour}"><title>{html.escape(t.label)}: {t.cost / t.floor:.3f}x, '
+            f"recall {t.recall:.3f}</title></circle>"
+            f'<text x="{x(t.cost / t.floor) + 7:.1f}" y="{y(t.recall) + 4:.1f}" '
+            f'font-size="11">{html.escape(t.name)}</text>'
+        )
+    floor_x = x(1.0)
+    return (
+        "<!doctype html><meta charset='utf-8'><title>tidyctx comparison</title>"
+        "<h1>Cost against recall</h1>"
+        f"<p>{len(floor)} runs. Left is cheaper, up keeps more of what the agent used.</p>"
+        f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="#999"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
+        f'<line x1="{floor_x:.1f}" y1="{pad}" x2="{floor_x:.1f}" y2="{height - pad}" '
+        'stroke="#bbb" stroke-dasharray="4"/>'
+        f'<text x="{floor_x + 3:.1f}" y="{pad - 5}" font-size="11">caching floor</text>'
+        f'<text x="{width / 2}" y="{height - 20}" font-size="12">cost / caching floor</text>'
+        f'<text x="10" y="{pad - 20}" font-size="12">reference recall ({low:.2f} to 1)</text>'
+        + "".join(dots)
+        + "</svg><pre>"
+        + html.escape(text_report(results, floor, names))
+        + "</pre>"
+    )
+
+
+def write_readme(path: Path, section: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    start, end = "<!-- compare:start -->", "<!-- compare:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{path}: no {start} ... {end} lines to write between")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{section}\n{end}{tail}", encoding="utf-8")
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("traces", nargs="*")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_RUNS} small runs, fewer peers"
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--only", help="comma-separated strategy names: " + ", ".join(STRATEGIES))
+    parser.add_argument("--pauses", action="store_true", help="let recorded pauses expire entries")
+    parser.add_argument("--out", type=Path, help="also write the text report here")
+    parser.add_argument("--json", type=Path, help="write every result as JSON here")
+    parser.add_argument("--html", type=Path, help="write a chart page here")
+    parser.add_argument("--readme", type=Path, help="rewrite this file's results section")
+    args = parser.parse_args(argv)
+    names = list(STRATEGIES)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in STRATEGIES]
+        if unknown:
+            parser.error(f"unknown strategy {', '.join(unknown)}; known: {', '.join(STRATEGIES)}")
+        for base in ("none", "auto"):
+            if base not in names:
+                names.insert(0, base)
+    elif args.quick:
+        names = list(QUICK)
+    paths = replay.replayable(replay.trace_paths(args.traces))
+    if args.quick and not args.traces:
+        paths = sorted(paths, key=lambda p: (len(replay.load(p).turns), p.name))[:QUICK_RUNS]
+    floor = floors(paths)
+    turns = {str(p): len(replay.load(p).turns) for p in paths}
+    # Long runs first, so the pool's last tasks are short ones.
+    tasks = sorted(((str(p), n) for p in paths for n in names), key=lambda t: -turns[t[0]])
+    progress = Progress(len(tasks))
+    results: list[Result] = []
+    started = time.monotonic()
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {pool.submit(measure, p, n, args.pauses): (p, n) for p, n in tasks}
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            progress.step(f"{result.name} {result.run}")
+    report = text_report(results, floor, names)
+    report += f"\n({time.monotonic() - started:.0f} s, {args.jobs} jobs)"
+    print(report)
+    if args.out:
+        args.out.write_text(report + "\n", encoding="utf-8")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                [asdict(r) for r in sorted(results, key=lambda r: (r.run, r.name))], indent=1
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    if args.html:
+        args.html.write_text(chart(results, floor, names), encoding="utf-8")
+    if args.readme:
+        write_readme(args.readme, markdown(results, floor, names))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
