@@ -16,9 +16,10 @@ came from a tool result, the share still in the request it saw.
 
 Recovery: a tidyctx cut leaves a marker the agent can read back (tidyctx_expand). Reference
 recall assumes it never does; "recovered" assumes it always does when it needs a cut reference
-and charges one round trip per marker needed per turn: the turn's request re-read from cache,
-the expanded span written to cache, and EXPAND_OUTPUT output tokens for the call. The truth
-sits between the two.
+and charges one round trip the first time each marker is needed: the turn's request re-read
+from cache, the expanded result written to cache, and EXPAND_OUTPUT output tokens; the expanded
+result then stays in the conversation, read from cache on every later turn. The truth sits
+between the two.
 
 Strategies (--only takes these names; the peers that are not installed are skipped and named):
 see STRATEGIES. Progress goes to stderr. --readme FILE rewrites the part of FILE between the
@@ -236,23 +237,25 @@ def recovery(
     sent: Sequence[dict[str, Any]],
     model: str = replay.REPLAY_MODEL,
 ) -> tuple[int, int, float]:
-    """(references recoverable, expand calls, their USD): for each turn, each reference the
-    agent used that the sent request lacks but a tool result's tidyctx marker covers (the
-    original result held it; the sent result with the same id carries a marker) costs one
-    expand call per marker: the sent request re-read from cache, the original result written
-    to cache, and EXPAND_OUTPUT output tokens."""
+    """(references recoverable, expand calls, their USD). A reference the agent used at turn t
+    that the sent request lacks is recoverable when a tidyctx marker covers it: the original
+    result holding it has, in the sent request, a result with the same id carrying a marker.
+    The first time a marker is needed costs one expand call: the turn's request re-read from
+    cache, the original result written to cache, EXPAND_OUTPUT output tokens. The expanded
+    result then stays in the conversation: every later turn reads it from cache again."""
     price = pricing.lookup(model)
     counter = LocalCounter(model)
     recovered = calls = 0
     usd = 0.0
+    carried = 0  # tokens of expanded results the conversation holds from now on
+    expanded: set[str] = set()
     for original, reply, request in zip(originals, replies, sent, strict=True):
+        usd += carried * price.cache_read / 1e6
         if not reply:
             continue
         before = _results_by_id(original)
         earlier = "\n".join(before.values())
         refs = [r for r in references(_reply_text(reply)) if r in earlier]
-        if not refs:
-            continue
         have = "\n".join(texts_of(request))
         missing = [r for r in refs if r not in have]
         if not missing:
@@ -269,9 +272,10 @@ def recovery(
             if ids:
                 recovered += 1
                 needed.add(ids[-1])  # the newest result that held it
-        if needed:
+        new = sorted(needed - expanded)
+        if new:
             read = counter.count_request(request)
-            for i in sorted(needed):
+            for i in new:
                 calls += 1
                 span = counter.count_text(before[i])
                 usd += (
@@ -279,6 +283,8 @@ def recovery(
                     + span * price.cache_write_5m
                     + EXPAND_OUTPUT * price.output
                 ) / 1e6
+                carried += span
+                expanded.add(i)
     return recovered, calls, usd
 
 

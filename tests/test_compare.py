@@ -191,3 +191,22 @@ def test_an_unknown_strategy_name_is_refused_with_the_known_ones(
     with pytest.raises(SystemExit):
         compare.main([str(HELLO), "--only", "tidyctx,langchian"])
     assert "unknown strategy langchian; known: none, auto" in capsys.readouterr().err
+
+
+def test_an_expanded_result_is_fetched_once_then_read_from_cache_on_later_turns() -> None:
+    original = conversation(RESULT_TEXT)
+    sent = conversation("def load(...)\n" + MARKER)
+    follow = {"role": "assistant", "content": [{"type": "text", "text": "Still parse_config."}]}
+    recovered, calls, usd = compare.recovery(
+        [original, original], [REPLY, follow], [sent, sent], MODEL
+    )
+    counter = LocalCounter(MODEL)
+    price = pricing.lookup(MODEL)
+    span = counter.count_text(RESULT_TEXT)
+    once = (
+        counter.count_request(sent) * price.cache_read
+        + span * price.cache_write_5m
+        + compare.EXPAND_OUTPUT * price.output
+    ) / 1e6
+    assert (recovered, calls) == (2, 1)
+    assert usd == pytest.approx(once + span * price.cache_read / 1e6)
