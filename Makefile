@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit docs bench clean
+.PHONY: demo test lint typecheck unit docs bench bench-quick bench-all clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tidyctx needs Python >= 3.11"'
@@ -33,7 +33,19 @@ test: lint typecheck unit
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# The comparison suite: every strategy on every recorded run, the README's results section
+# regenerated, the stand-in summarizer's calibration; bench-quick: 6 small runs, fewer peers.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
+	cd benchmarks && ../$(BIN)/python summary_calibration.py
+	cd benchmarks && ../$(BIN)/python compare.py --out results/compare.txt --json results/compare.json \
+		--html ../compare.html --readme ../README.md
+
+bench-quick: $(STAMP)
+	cd benchmarks && ../$(BIN)/python compare.py --quick --out results/compare_quick.txt
+
+# Every other benchmark behind the numbers in docs/benchmarks.md.
+bench-all: bench
 	$(BIN)/python benchmarks/token_counting.py
 	cd benchmarks && ../$(BIN)/python cache_fidelity.py
 	cd benchmarks && ../$(BIN)/python cache_strategies.py --churn
@@ -44,7 +56,6 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/slice_stdlib.py
 	cd benchmarks && ../$(BIN)/python slice_replay.py
 	cd benchmarks && ../$(BIN)/python summarize_replay.py
-	cd benchmarks && ../$(BIN)/python summary_calibration.py
 	cd benchmarks && ../$(BIN)/python proxy_cache_replay.py --out results/proxy_cache_replay.txt
 
 clean:

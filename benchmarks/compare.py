@@ -16,9 +16,10 @@ came from a tool result, the share still in the request it saw.
 
 Recovery: a tidyctx cut leaves a marker the agent can read back (tidyctx_expand). Reference
 recall assumes it never does; "recovered" assumes it always does when it needs a cut reference
-and charges one round trip the first time each marker is needed: the turn's request re-read
-from cache, the expanded result written to cache, and EXPAND_OUTPUT output tokens; the expanded
-result then stays in the conversation, read from cache on every later turn. The truth sits
+and charges one round trip for each piece of a cut result it needs (the expand tool's default
+piece, PIECE characters around the reference): the turn's request re-read from cache, the piece
+written to cache, and EXPAND_OUTPUT output tokens; a fetched piece then stays in the
+conversation, read from cache on every later turn. The truth sits
 between the two.
 
 Strategies (--only takes these names; the peers that are not installed are skipped and named):
@@ -48,6 +49,7 @@ from tidyctx import pricing
 from tidyctx._markers import MARKER_PREFIX, store_ids
 from tidyctx.recall import _reply_text, reference_recall, references, texts_of
 from tidyctx.tokens import LocalCounter
+from tidyctx.transforms._expand import DEFAULT_LENGTH as PIECE
 
 EXPAND_OUTPUT = 40
 """Output tokens of one tidyctx_expand call (the tool_use block naming a marker's id)."""
@@ -240,28 +242,31 @@ def recovery(
     """(references recoverable, expand calls, their USD). A reference the agent used at turn t
     that the sent request lacks is recoverable when a tidyctx marker covers it: the original
     result holding it has, in the sent request, a result with the same id carrying a marker.
-    The first time a marker is needed costs one expand call: the turn's request re-read from
-    cache, the original result written to cache, EXPAND_OUTPUT output tokens. The expanded
-    result then stays in the conversation: every later turn reads it from cache again."""
+
+    Each expand call returns one piece of the original: PIECE characters (the tool's default
+    length) centred on the reference. A reference outside every piece fetched so far costs one
+    call: the turn's request re-read from cache, the piece written to cache, EXPAND_OUTPUT
+    output tokens. Fetched pieces then stay in the conversation: every later turn reads them
+    from cache again."""
     price = pricing.lookup(model)
     counter = LocalCounter(model)
     recovered = calls = 0
     usd = 0.0
-    carried = 0  # tokens of expanded results the conversation holds from now on
-    expanded: set[str] = set()
+    carried = 0  # tokens of fetched pieces the conversation holds from now on
+    fetched: dict[str, list[tuple[int, int]]] = {}  # result id -> character ranges
     for original, reply, request in zip(originals, replies, sent, strict=True):
         usd += carried * price.cache_read / 1e6
         if not reply:
             continue
         before = _results_by_id(original)
         earlier = "\n".join(before.values())
-        refs = [r for r in references(_reply_text(reply)) if r in earlier]
+        refs = [r for r in sorted(references(_reply_text(reply))) if r in earlier]
         have = "\n".join(texts_of(request))
         missing = [r for r in refs if r not in have]
         if not missing:
             continue
         after = _results_by_id(request)
-        needed: set[str] = set()
+        read = 0
         for ref in missing:
             ids = sorted(
                 i
@@ -269,22 +274,26 @@ def recovery(
                 if ref in text
                 and (store_ids(after.get(i, "")) or MARKER_PREFIX in after.get(i, ""))
             )
-            if ids:
-                recovered += 1
-                needed.add(ids[-1])  # the newest result that held it
-        new = sorted(needed - expanded)
-        if new:
-            read = counter.count_request(request)
-            for i in new:
-                calls += 1
-                span = counter.count_text(before[i])
-                usd += (
-                    read * price.cache_read
-                    + span * price.cache_write_5m
-                    + EXPAND_OUTPUT * price.output
-                ) / 1e6
-                carried += span
-                expanded.add(i)
+            if not ids:
+                continue
+            recovered += 1
+            key = ids[-1]  # the newest result that held it
+            text = before[key]
+            at = text.index(ref)
+            if any(a <= at and at + len(ref) <= b for a, b in fetched.get(key, [])):
+                continue  # already in the conversation
+            a = max(0, min(at - PIECE // 2, len(text) - PIECE))
+            b = min(len(text), a + PIECE)
+            fetched.setdefault(key, []).append((a, b))
+            piece = counter.count_text(text[a:b])
+            read = read or counter.count_request(request)
+            calls += 1
+            usd += (
+                read * price.cache_read
+                + piece * price.cache_write_5m
+                + EXPAND_OUTPUT * price.output
+            ) / 1e6
+            carried += piece
     return recovered, calls, usd
 
 

@@ -210,3 +210,23 @@ def test_an_expanded_result_is_fetched_once_then_read_from_cache_on_later_turns(
     ) / 1e6
     assert (recovered, calls) == (2, 1)
     assert usd == pytest.approx(once + span * price.cache_read / 1e6)
+
+
+def test_a_long_cut_result_is_fetched_one_piece_around_the_reference() -> None:
+    filler = "row ok\n" * 5_000
+    text = filler + "parse_config failed\n" + filler
+    original = conversation(text)
+    sent = conversation(MARKER)
+    _, calls, usd = compare.recovery([original], [REPLY], [sent], MODEL)
+    counter = LocalCounter(MODEL)
+    price = pricing.lookup(MODEL)
+    at = text.index("parse_config")
+    piece = text[at - compare.PIECE // 2 : at + compare.PIECE // 2]
+    expected = (
+        counter.count_request(sent) * price.cache_read
+        + counter.count_text(piece) * price.cache_write_5m
+        + compare.EXPAND_OUTPUT * price.output
+    ) / 1e6
+    assert calls == 1
+    assert usd == pytest.approx(expected)
+    assert counter.count_text(piece) < counter.count_text(text) / 5
