@@ -49,9 +49,9 @@ def result_text(i: int, lines: int) -> str:
     return "".join(f"row {i}-{k}: item_{i}_{k} costs {1000 + 7 * k} units\n" for k in range(lines))
 
 
-def conversation(rounds: int, lines: int = 60) -> list[dict[str, Any]]:
-    """The recorded requests of a run: turn t holds the task and t tool rounds (read_log
-    calls answered by ``lines``-line results), ending on the user message."""
+def conversation(steps: int, lines: int = 60) -> list[dict[str, Any]]:
+    """The recorded requests of a run: turn t holds the opening ask and t tool calls (each
+    answered by a ``lines``-line result), ending on the user message."""
     tools = [
         {
             "name": name,
@@ -62,7 +62,7 @@ def conversation(rounds: int, lines: int = 60) -> list[dict[str, Any]]:
     ]
     messages: list[dict[str, Any]] = [{"role": "user", "content": "Find the costly items."}]
     requests = [{"model": MODEL, "max_tokens": 1024, "tools": tools, "messages": list(messages)}]
-    for i in range(rounds):
+    for i in range(steps):
         name = "note" if i == 1 else "read_log"
         use = {"type": "tool_use", "id": f"toolu_{i:02d}", "name": name, "input": {"n": i}}
         messages.append(

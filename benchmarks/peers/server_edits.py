@@ -512,6 +512,16 @@ def main(argv: list[str]) -> int:
         for x in labels
     )
     print(f"{'all':<44}{total:>9.3f}{'':>9}{cells}")
+    big = [r for r in rows if r[2] > 100_000]
+    if big:
+        floor = sum(r[1] for r in big)
+        cells = "".join(
+            f"{sum(r[3][x][0] for r in big) / floor:>10.3f} "
+            f"({sum(r[3][x][1] for r in big) / max(sum(r[3][x][2] for r in big), 1):.4f})"
+            f"{'':>6}"
+            for x in labels
+        )
+        print(f"{f'over 100k input tokens ({len(big)} runs)':<44}{floor:>9.3f}{'':>9}{cells}")
     for x in labels:
         sides = sum(r[3][x][4] for r in rows)
         runs = sum(1 for r in rows if r[3][x][3])
