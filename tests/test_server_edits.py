@@ -6,6 +6,7 @@ strategy, as the comparison suite does, and checks the requests the server would
 
 from __future__ import annotations
 
+import copy
 import importlib
 import socket
 import sys
@@ -14,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import strategies as gen
 from tidyctx import cachesim
 from tidyctx._request import validate
 from tidyctx.tokens import LocalCounter
+from tidyctx.transforms._clear import tool_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -272,3 +277,54 @@ def test_a_compact_trigger_under_the_api_minimum_is_refused() -> None:
         peer.compact(trigger=10_000)
     with pytest.raises(ValueError, match="keep"):
         peer.clear_tool_uses(keep=-1)
+
+
+def test_each_run_starts_from_a_fresh_factory_call() -> None:
+    requests, first = compaction_run()
+    factory = peer.compact(trigger=50_000)
+    once = [s.request for s in replay(factory, requests)]
+    again = [s.request for s in replay(factory, requests)]
+    assert once == again
+    assert (
+        replay(factory, requests[:first])[-1].request["messages"]
+        == (requests[first - 1]["messages"])
+    )
+
+
+@settings(
+    max_examples=60,
+    suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.data_too_large],
+)
+@given(
+    gen.growing_conversations(max_turns=6),
+    st.integers(0, 3_000),
+    st.integers(0, 4),
+    st.sampled_from([None, 0, 50, 400]),
+    st.booleans(),
+)
+def test_clearing_keeps_the_calls_and_the_newest_results_and_is_pure(
+    run: list[dict[str, Any]],
+    trigger: int,
+    keep: int,
+    clear_at_least: int | None,
+    inputs: bool,
+) -> None:
+    frozen = copy.deepcopy(run)
+    factory = peer.clear_tool_uses(trigger, keep, clear_at_least, clear_tool_inputs=inputs)
+    for recorded, sent in zip(run, replay(factory, run), strict=True):
+        billed = sent.request
+        validate(billed)
+        before = tool_calls(recorded, counter=COUNTER)
+        after = tool_calls(billed, counter=COUNTER)
+        assert [(c.id, c.use_path, c.result_path) for c in after] == [
+            (c.id, c.use_path, c.result_path) for c in before
+        ]
+        newest = {c.id for c in before[len(before) - keep :]} if keep else set()
+        kept = results(recorded)
+        assert all(v == kept[k] for k, v in results(billed).items() if k in newest)
+        if COUNTER.count_request(recorded) <= trigger:
+            assert billed["messages"] == recorded["messages"]
+        # A placeholder can outweigh a tiny result by a few tokens, never more.
+        slack = 8 * len(before)
+        assert COUNTER.count_request(billed) <= COUNTER.count_request(recorded) + slack
+    assert run == frozen
