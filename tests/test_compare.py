@@ -143,7 +143,26 @@ def test_the_verdicts_name_each_missed_target_with_its_number() -> None:
     )
     assert "MISSED on 1 (b)" in lines[1]
     # The peer is cheaper but keeps less: tidyctx is not cheaper, so the target is missed.
-    assert "MISSED (0.850x at 1.000 against 0.400x at 0.950)" in lines[2]
+    assert (
+        "MISSED (0.850x at 1.000, with recovery 0.850x at 1.000; against 0.400x at 0.950)"
+        in (lines[2])
+    )
+
+
+def test_a_peer_beaten_only_once_cut_text_is_read_back_is_said_so() -> None:
+    floor = {"a": (1.0, 3)}
+    ours = compare.Result(
+        run="a", name="tidyctx", cost=0.5, recalled=9, references=10, recovered=1, expand_cost=0.1
+    )
+    results = [_result("a", "none", 6.0), _result("a", "auto", 1.0), ours]
+    results.append(_result("a", "server-compact", 0.9, recalled=10))
+    lines = compare.verdicts(
+        compare.totals(results, floor, ["none", "auto", "tidyctx", "server-compact"])
+    )
+    assert lines[2].endswith(
+        "met with recovery only (0.500x at 0.900, with recovery 0.600x at 1.000; "
+        "against 0.900x at 1.000)"
+    )
 
 
 def test_the_readme_section_is_rewritten_between_its_markers(tmp_path: Path) -> None:
