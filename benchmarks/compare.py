@@ -35,6 +35,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -301,6 +302,13 @@ def recovery(
 
 
 def measure(path: str, name: str, pauses: bool) -> Result:
+    with warnings.catch_warnings():
+        # A log's unreadable lines were named once, when the main process loaded it.
+        warnings.simplefilter("ignore")
+        return _measure(path, name, pauses)
+
+
+def _measure(path: str, name: str, pauses: bool) -> Result:
     result = Result(run=replay.load(Path(path)).id, name=name)
     started = time.process_time()
     try:
