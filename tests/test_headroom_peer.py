@@ -9,6 +9,7 @@ skipped. In this process any socket use is an error (the ``offline`` fixture).
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import socket
 import subprocess
@@ -213,3 +214,18 @@ def test_a_request_without_a_model_is_refused_by_name() -> None:
             strategy(request)
     finally:
         strategy.close()
+
+
+def test_the_own_loop_caller_sends_what_it_sent_before_unchanged() -> None:
+    python = headroom_or_skip()
+    full = agent_request(records(400))
+    # The requests behind its assistant messages, each extending the one before.
+    requests = [{**full, "messages": full["messages"][:n]} for n in (1, 3, 5, 7)]
+    strategy = peer.HeadroomStrategy(python, frozen=True)
+    try:
+        sent = [strategy(r).request["messages"] for r in requests]
+    finally:
+        strategy.close()
+    for before, after in itertools.pairwise(sent):
+        assert after[: len(before)] == before
+    assert len(json.dumps(sent[-1][2])) < len(json.dumps(full["messages"][2])) / 2

@@ -50,9 +50,21 @@ if it has headroom-ai (``pip install 'tidyctx[bench]'``). Without either, callin
 raises ``ImportError("headroom-ai not installed (pip install 'tidyctx[bench]')")``.
 
 Factories (benchmarks/peers/sent.py): :func:`headroom_compress` (the configuration above) and
-:func:`headroom_compress_frozen`, which also passes ``frozen_message_count`` = the previous
-request's message count, as ``CompressConfig``'s documentation tells library callers that run
-their own conversation loop to do. ``FACTORIES`` names both.
+:func:`headroom_compress_frozen`, a caller that runs its own conversation loop as
+``CompressConfig``'s documentation tells it to: it keeps the messages ``compress()`` returned,
+appends the turn's new ones and passes ``frozen_message_count`` = the previous request's
+message count (when a recorded request does not extend the previous one, as after a
+compaction, that turn starts over from the recorded messages). ``FACTORIES`` names both.
+
+Measured on the 23 shared runs (benchmarks/results/headroom_peer.txt; 960 turns): per-turn
+``compress()`` 0.993x the caching floor at reference recall 0.976 (the recorded requests with
+the same automatic caching: 1.060x); the own-loop caller 0.952x at 0.978. The cuts land on
+JSON tool output (toolathlon runs 0.40-0.99x, recall down to 0.83 there: what was cut is not
+retrievable here); on the OpenHands and SWE-agent code runs the cost moves by under 5%. The
+difference between the two: on a Claude Code run Headroom's stale-Read rewrite replaces old
+file reads deep in the history on later turns, which re-writes the cache from there (1.233x
+against 0.999x). The sent bodies are the same under PYTHONHASHSEED 0 and 1; compress() takes
+9-114 ms a turn on average per run (35 ms over all turns).
 """
 
 from __future__ import annotations
@@ -185,11 +197,16 @@ class HeadroomStrategy:
         self.seconds: list[float] = []
         self.fallbacks = 0
         self.refused = 0
-        self._previous: int | None = None
+        self._recorded: list[Any] = []  # the previous turn's messages as recorded
+        self._history: list[Any] = []  # the same messages as this strategy sent them
         self._close = weakref.finalize(self, self.worker.close)
 
     def describe(self) -> str:
-        extra = ", frozen_message_count=<previous request's>" if self.frozen else ""
+        extra = (
+            ", frozen_message_count=<previous request's>, on the messages it returned before"
+            if self.frozen
+            else ""
+        )
         return (
             f"headroom-ai {self.version}: compress(messages, model=<request's>, "
             f"kompress_model='disabled'{extra}), HEADROOM_OFFLINE=1, "
@@ -204,14 +221,22 @@ class HeadroomStrategy:
                 "headroom peer: the request needs a 'model' string and a 'messages' list"
             )
         options = dict(OPTIONS)
-        if self.frozen and self._previous is not None:
-            options["frozen_message_count"] = self._previous
-        self._previous = len(messages)
-        answer = self.worker.call({"messages": messages, "model": model, "options": options})
+        given = messages
+        n = len(self._recorded)
+        if self.frozen and n and messages[:n] == self._recorded:
+            # The caller's own loop: it kept what compress() returned and appended the new
+            # messages, and says how many were sent before (CompressConfig's advice).
+            given = self._history + messages[n:]
+            options["frozen_message_count"] = n
+        answer = self.worker.call({"messages": given, "model": model, "options": options})
         if "error" in answer:
             raise RuntimeError(
                 f"headroom compress() on turn {len(self.seconds)}: {answer['error']}"
             )
+        if self.frozen:
+            # Kept apart from what is returned, which the caller may change.
+            self._recorded = copy.deepcopy(messages)
+            self._history = copy.deepcopy(answer["messages"])
         self.seconds.append(answer["seconds"])
         notes = []
         if not self.seconds[:-1]:
@@ -239,8 +264,9 @@ def headroom_compress() -> HeadroomStrategy:
 
 
 def headroom_compress_frozen() -> HeadroomStrategy:
-    """Factory: as :func:`headroom_compress`, plus ``frozen_message_count`` = the previous
-    request's message count (CompressConfig's advice for callers running their own loop)."""
+    """Factory: a caller running its own loop, as CompressConfig's documentation advises:
+    the history is what ``compress()`` returned last turn plus the new messages, with
+    ``frozen_message_count`` = the previous request's message count."""
     return HeadroomStrategy(headroom_python(), frozen=True)
 
 
