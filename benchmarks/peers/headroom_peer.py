@@ -19,8 +19,9 @@ by default).
 Offline configuration, and why:
 
 - ``kompress_model="disabled"``: Headroom's prose compressor is an ML model
-  (chopratejas/kompress-v2-base) downloaded from Hugging Face at run time; the documented way
-  to skip it is this value ("only SmartCrusher + CacheAligner will run" for text).
+  (chopratejas/kompress-v2-base) downloaded from Hugging Face at run time, and needs the
+  ``headroom-ai[ml]`` extra besides; the documented way to skip it is this value ("only
+  SmartCrusher + CacheAligner will run" for text). Without the extra the output is the same.
 - ``HEADROOM_OFFLINE=1`` (its documented no-egress switch; also turns off its telemetry
   beacon, which is on by default).
 - Headroom counts Claude tokens with tiktoken's ``o200k_base``, whose vocabulary tiktoken
@@ -64,7 +65,7 @@ retrievable here); on the OpenHands and SWE-agent code runs the cost moves by un
 difference between the two: on a Claude Code run Headroom's stale-Read rewrite replaces old
 file reads deep in the history on later turns, which re-writes the cache from there (1.233x
 against 0.999x). The sent bodies are the same under PYTHONHASHSEED 0 and 1; compress() takes
-9-114 ms a turn on average per run (35 ms over all turns).
+9-114 ms a turn on average per run (17-35 ms over all turns, by machine load).
 """
 
 from __future__ import annotations
