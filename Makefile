@@ -35,14 +35,20 @@ docs: $(STAMP)
 
 # The comparison suite: every strategy on every recorded run, the README's results section
 # regenerated, the stand-in summarizer's calibration; bench-quick: 6 small runs, fewer peers.
-bench: $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"
+# Headroom runs from a venv of its own: it pins python-dateutil<3 (through botocore).
+HEADROOM := .venv-headroom/bin/python
+
+$(HEADROOM):
+	$(PYTHON) -m venv .venv-headroom
+	.venv-headroom/bin/python -m pip install --quiet --disable-pip-version-check headroom-ai==0.42.0
+
+bench: $(STAMP) $(HEADROOM)
 	cd benchmarks && ../$(BIN)/python summary_calibration.py
-	cd benchmarks && ../$(BIN)/python compare.py --out results/compare.txt --json results/compare.json \
+	cd benchmarks && TIDYCTX_HEADROOM_PYTHON=$(CURDIR)/$(HEADROOM) ../$(BIN)/python compare.py --out results/compare.txt --json results/compare.json \
 		--html ../compare.html --readme ../README.md
 
-bench-quick: $(STAMP)
-	cd benchmarks && ../$(BIN)/python compare.py --quick --out results/compare_quick.txt
+bench-quick: $(STAMP) $(HEADROOM)
+	cd benchmarks && TIDYCTX_HEADROOM_PYTHON=$(CURDIR)/$(HEADROOM) ../$(BIN)/python compare.py --quick --out results/compare_quick.txt
 
 # Every other benchmark behind the numbers in docs/benchmarks.md.
 bench-all: bench
@@ -59,4 +65,4 @@ bench-all: bench
 	cd benchmarks && ../$(BIN)/python proxy_cache_replay.py --out results/proxy_cache_replay.txt
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis site
+	rm -rf $(VENV) .venv-headroom .mypy_cache .pytest_cache .ruff_cache .hypothesis site

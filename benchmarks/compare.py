@@ -131,12 +131,20 @@ class Entry:
     ours: bool = False
 
 
+def _import(module: str, attr: str) -> Factory:
+    import importlib
+
+    return getattr(importlib.import_module(f"peers.{module}"), attr)  # type: ignore[no-any-return]
+
+
 def _peer(module: str, attr: str, *args: Any, **kwargs: Any) -> Callable[[], Factory]:
+    """The factory ``peers.<module>.<attr>(*args, **kwargs)`` makes."""
+
     def load() -> Factory:
         import importlib
 
-        factory = getattr(importlib.import_module(f"peers.{module}"), attr)
-        return lambda: factory(*args, **kwargs)()
+        made = getattr(importlib.import_module(f"peers.{module}"), attr)
+        return made(*args, **kwargs)  # type: ignore[no-any-return]
 
     return load
 
@@ -166,7 +174,13 @@ STRATEGIES: dict[str, Entry] = {
     "server-both": Entry(
         "server clear_tool_uses + compact defaults", _peer("server_edits", "clear_then_compact")
     ),
-    "headroom": Entry("Headroom compress()", _peer("headroom_peer", "headroom")),
+    "headroom": Entry(
+        "Headroom 0.42 compress() per turn", lambda: _import("headroom_peer", "headroom_compress")
+    ),
+    "headroom-own-loop": Entry(
+        "Headroom 0.42 compress(), keeping what it returned (frozen_message_count)",
+        lambda: _import("headroom_peer", "headroom_compress_frozen"),
+    ),
     "tidyctx": Entry("tidyctx tc.defaults()", lambda: _tidyctx(), ours=True),
     "tidyctx-1000": Entry(
         "tc.defaults(trim={'max_tokens': 1000})",
@@ -177,7 +191,7 @@ STRATEGIES: dict[str, Entry] = {
         "tc.defaults(client): + summarize", lambda: lambda: _Summarizing(), ours=True
     ),
 }
-QUICK = ("none", "auto", "lc-cache", "lc-edit-30k", "server-clear", "headroom", "tidyctx")
+QUICK = ("none", "auto", "lc-cache", "lc-edit-30k", "server-compact", "headroom", "tidyctx")
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -312,15 +326,14 @@ def _measure(path: str, name: str, pauses: bool) -> Result:
     result = Result(run=replay.load(Path(path)).id, name=name)
     started = time.process_time()
     try:
-        factory = STRATEGIES[name].load()
-    except ImportError as e:
+        strategy = STRATEGIES[name].load()()
+    except ImportError as e:  # a peer that is not installed
         result.skipped = str(e).splitlines()[0] if str(e) else type(e).__name__
         return result
     run = replay.load(Path(path))
     requests = replay.requests_of(run)
     replies = [t.reply for t in run.turns]
     ts = run.timestamps() if pauses else None
-    strategy = factory()
     sent: list[dict[str, Any]] = []
     sides: list[SideCall] = []
     try:

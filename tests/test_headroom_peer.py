@@ -190,7 +190,10 @@ def test_without_headroom_the_factory_names_the_extra(monkeypatch: pytest.Monkey
     monkeypatch.setattr(peer.importlib.metadata, "version", missing)
     with pytest.raises(ImportError) as raised:
         peer.headroom_compress()
-    assert str(raised.value) == "headroom-ai not installed (pip install 'tidyctx[bench]')"
+    assert str(raised.value) == (
+        "headroom-ai not installed (make bench makes .venv-headroom; or set "
+        "TIDYCTX_HEADROOM_PYTHON to a Python that has headroom-ai==0.42.0)"
+    )
 
 
 def test_an_interpreter_without_headroom_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

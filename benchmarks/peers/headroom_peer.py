@@ -48,7 +48,7 @@ downgrades that. The strategy therefore always runs Headroom in its own process 
 headroom_worker.py``): the interpreter named by ``TIDYCTX_HEADROOM_PYTHON`` (e.g. a separate
 venv: ``python -m venv hr && hr/bin/pip install headroom-ai==0.42.0``), else this interpreter
 if it has headroom-ai (``pip install 'tidyctx[bench]'``). Without either, calling a factory
-raises ``ImportError("headroom-ai not installed (pip install 'tidyctx[bench]')")``.
+raises ``ImportError(NOT_INSTALLED)``, which names both ways to provide it.
 
 Factories (benchmarks/peers/sent.py): :func:`headroom_compress` (the configuration above) and
 :func:`headroom_compress_frozen`, a caller that runs its own conversation loop as
@@ -103,7 +103,10 @@ __all__ = [
 HEADROOM_VERSION = "0.42.0"
 """The version measured and documented here; another installed version is named in the notes."""
 
-NOT_INSTALLED = "headroom-ai not installed (pip install 'tidyctx[bench]')"
+NOT_INSTALLED = (
+    "headroom-ai not installed (make bench makes .venv-headroom; or set "
+    "TIDYCTX_HEADROOM_PYTHON to a Python that has headroom-ai==0.42.0)"
+)
 
 AUTOMATIC_CACHING = {"type": "ephemeral"}
 """What a Headroom library user's request carries: Headroom adds no cache_control."""
