@@ -263,3 +263,15 @@ def test_a_recorded_run_summarized_often_stays_a_valid_request() -> None:
         assert turn.request["messages"][0]["content"] == (
             peer.SUMMARY_PREFIX + turn.side_calls[-1].answer
         )
+
+
+def test_a_recording_that_does_not_extend_the_last_turn_starts_a_fresh_state() -> None:
+    reqs = requests(conversation())
+    strategy = peer.summarization(trigger=("messages", 6), keep=("messages", 2))()
+    for request in reqs[:4]:
+        strategy(request)
+    # The next request rewrites the history (as a client-side compaction would).
+    rewritten = {**reqs[1], "messages": [{"role": "user", "content": "Start over."}]}
+    sent = strategy(rewritten)
+    assert "does not extend the previous turn" in sent.note
+    assert sent.request["messages"] == [{"role": "user", "content": "Start over."}]
