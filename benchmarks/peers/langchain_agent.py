@@ -276,6 +276,8 @@ class _Runner:
         self.summary = _Recorder(self._summarize)
         self.agents: dict[str, tuple[Any, _Summarization | None, ChatAnthropic]] = {}
         self.counters: dict[str, LocalCounter] = {}
+        # The agent of the turn being sent: its summarizer holds the span of a summary call.
+        self._current: tuple[Any, _Summarization | None, ChatAnthropic] | None = None
 
     def _counter(self, model: str) -> LocalCounter:
         if model not in self.counters:
@@ -289,8 +291,6 @@ class _Runner:
         span = middleware.prompted[-1]
         _, messages = _format_messages(span, model=str(body.get("model", "")))
         return standin_summary(messages, int(body["max_tokens"]))
-
-    _current: tuple[Any, _Summarization | None, ChatAnthropic] | None = None
 
     def _agent(
         self, request: Mapping[str, Any]
