@@ -148,6 +148,29 @@ def _model(model: str, max_tokens: int | None, settings: str) -> ChatAnthropic:
     return llm
 
 
+def system_prompt(system: Any) -> str | SystemMessage | None:
+    """``create_agent``'s ``system_prompt`` for a request's ``system``: a string stays a
+    string; text blocks become a ``SystemMessage`` with those blocks."""
+    if isinstance(system, list):
+        return SystemMessage(content=system) if system else None
+    return system or None
+
+
+def agent_tools(tool_dicts: Sequence[Mapping[str, Any]], tools_as: ToolsAs = "tool") -> list[Any]:
+    """``create_agent``'s ``tools`` for a request's tool definitions (see the module doc)."""
+    if tools_as == "dict":
+        return [dict(t) for t in tool_dicts]
+    return [
+        StructuredTool(
+            name=t["name"],
+            description=t.get("description", ""),
+            args_schema=t.get("input_schema", {"type": "object", "properties": {}}),
+            func=_not_run,
+        )
+        for t in tool_dicts
+    ]
+
+
 @functools.lru_cache(maxsize=32)
 def _agent(
     model: str,
@@ -158,30 +181,10 @@ def _agent(
     ttl: str,
     tools_as: ToolsAs,
 ) -> Any:
-    system_value = json.loads(system)
-    system_prompt: str | SystemMessage | None
-    if isinstance(system_value, list):
-        system_prompt = SystemMessage(content=system_value) if system_value else None
-    else:
-        system_prompt = system_value or None
-    tool_dicts: list[dict[str, Any]] = json.loads(tools)
-    lc_tools: list[Any]
-    if tools_as == "dict":
-        lc_tools = tool_dicts
-    else:
-        lc_tools = [
-            StructuredTool(
-                name=t["name"],
-                description=t.get("description", ""),
-                args_schema=t.get("input_schema", {"type": "object", "properties": {}}),
-                func=_not_run,
-            )
-            for t in tool_dicts
-        ]
     return create_agent(
         _model(model, max_tokens, settings),
-        tools=lc_tools,
-        system_prompt=system_prompt,
+        tools=agent_tools(json.loads(tools), tools_as),
+        system_prompt=system_prompt(json.loads(system)),
         middleware=[
             AnthropicPromptCachingMiddleware(
                 ttl=cast(Literal["5m", "1h"], ttl), unsupported_model_behavior="raise"
