@@ -45,6 +45,9 @@ from typing import Any
 import replay
 from peers.sent import Factory, Sent, SideCall
 
+# Some peers import themselves as benchmarks.peers.<name>: the checkout's root is a path too.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+
 import tidyctx as tc
 from tidyctx import pricing
 from tidyctx._markers import MARKER_PREFIX, store_ids
@@ -161,11 +164,23 @@ STRATEGIES: dict[str, Entry] = {
     ),
     "lc-edit-30k": Entry(
         "LangChain + ClearToolUsesEdit(trigger=30000, keep=3)",
-        _peer("langchain_agent", "context_editing", trigger=30000, keep=3),
+        _peer("langchain_agent", "context_editing", trigger=30_000, keep=3),
+    ),
+    "lc-sum": Entry(
+        "LangChain + SummarizationMiddleware(trigger=('tokens', 4000)), the documented example",
+        _peer("langchain_agent", "summarization"),
     ),
     "lc-sum-30k": Entry(
         "LangChain + SummarizationMiddleware(trigger=('tokens', 30000))",
-        _peer("langchain_agent", "summarization", trigger=("tokens", 30000)),
+        _peer("langchain_agent", "summarization", trigger=("tokens", 30_000)),
+    ),
+    "lc-all": Entry(
+        "LangChain caching + context editing + summarization, defaults",
+        _peer("langchain_agent", "summarization", clear=(100_000, 3)),
+    ),
+    "lc-all-30k": Entry(
+        "LangChain caching + context editing + summarization, all at 30k",
+        _peer("langchain_agent", "summarization", trigger=("tokens", 30_000), clear=(30_000, 3)),
     ),
     "server-clear": Entry(
         "server clear_tool_uses_20250919 defaults", _peer("server_edits", "clear_tool_uses")
