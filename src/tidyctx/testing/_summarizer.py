@@ -126,11 +126,14 @@ def summary_responder(body: Mapping[str, Any]) -> str:
     compactions that Claude Code wrote with the session's model (data/compactions/), the
     recall of the later turns' references this summary holds at the real summary's length
     differs from the real one's by -0.010 on average (0.037 per compaction, absolute). Before
-    the tuning it was -0.037 (0.068): it kept too few of the agent's sentences (25 % of the
-    budget, now 55 %) and only the newest, ranked facts by raw frequency (so a few names used
-    everywhere, tool input keys among them, filled the Facts section), and left out the
-    user's later messages, where real summaries cover the whole span, keep every user
-    message and hold more distinct facts.
+    the tuning it was -0.037 (0.068). Real summaries are prose over the whole span: they keep
+    every user message, tell what the agent found and did from the start, and name many
+    distinct facts once. The stand-in kept too few of the agent's sentences (25 % of the
+    budget, now 55 %, taken from the steps, 20 % to 10 %, and errors, 10 % to 5 %) and only
+    the newest, ranked facts by raw frequency (so a few names used everywhere, tool input
+    keys among them, filled the Facts section), and left out the user's later messages.
+    Recall counts every identifier of 4+ characters, plain words included, so prose in the
+    agent's own wording is what a summary's recall rests on.
     """
     previous = transcript = ""
     for message in body.get("messages") or []:
