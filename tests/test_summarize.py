@@ -496,6 +496,29 @@ def test_summary_responder_is_deterministic_and_bounded() -> None:
     assert not is_summary_call({"system": "You are helpful.", "messages": []})
 
 
+def test_summary_responder_keeps_later_user_messages_and_no_tool_input_keys() -> None:
+    # Real compactions keep every user message and list facts, not the names of tool inputs'
+    # fields (benchmarks/summary_calibration.py).
+    call = {"type": "tool_use", "id": "t1", "name": "Edit", "input": {"file_path": "src/a.py"}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": "updated src/a.py"}
+    messages = [
+        {"role": "user", "content": "Fix the parser."},
+        {"role": "assistant", "content": [call]},
+        {"role": "user", "content": [result]},
+        {"role": "assistant", "content": "The parser now accepts empty files."},
+        {"role": "user", "content": "Also keep the old parse_config name working."},
+    ]
+    body = {
+        "max_tokens": 1500,
+        "messages": [
+            {"role": "user", "content": f"<transcript>\n{serialize(messages)}\n</transcript>"}
+        ],
+    }
+    answer = summary_responder(body)
+    assert answer.startswith("## Task\nFix the parser.\n- Also keep the old parse_config name")
+    assert "`src/a.py`" in answer and "`file_path`" not in answer.split("## Facts")[1]
+
+
 STORE_SCRIPT = textwrap.dedent(
     """
     import json, sys

@@ -179,9 +179,10 @@ Low enough that long runs are summarized early, when each later turn still pays 
 25 %); the payback gate (:data:`MAX_PAYBACK_TURNS`), not the trigger, keeps out the steps
 that would not pay."""
 DEFAULT_TARGET = 3_000
-"""Default ``target_tokens`` (at most a quarter of ``trigger``). A real compaction
-summary of a coding agent's run ran to about 4k tokens (benchmarks/summary_calibration.py); on the
-recorded runs 3k kept recall over 0.95 where 2k did not, for about 1 % less saving."""
+"""Default ``target_tokens`` (at most a quarter of ``trigger``). Real compaction
+summaries of coding agents' runs ran to a median 3.9k tokens (1.6k to 6.5k over 17,
+benchmarks/summary_calibration.py); on the recorded runs 3k kept recall over 0.95 where 2k
+did not, for about 1 % less saving."""
 MIN_STEP = 0.5
 """A new summary must replace at least this share of ``trigger`` (rare, large steps)."""
 MAX_PAYBACK_TURNS = 10
