@@ -132,6 +132,8 @@ class Entry:
     load: Callable[[], Factory]
     """Imports the peer (an ImportError skips the strategy, its message the reason)."""
     ours: bool = False
+    short: str = ""
+    """A shorter name for the README's table (default: the label)."""
 
 
 def _import(module: str, attr: str) -> Factory:
@@ -156,38 +158,54 @@ STRATEGIES: dict[str, Entry] = {
     "none": Entry("no caching", lambda: _plain(_strip)),
     "auto": Entry("automatic caching", lambda: _plain(_automatic)),
     "lc-cache": Entry(
-        "LangChain AnthropicPromptCachingMiddleware", _peer("langchain_agent", "caching")
+        "LangChain AnthropicPromptCachingMiddleware",
+        _peer("langchain_agent", "caching"),
+        short="LangChain caching middleware",
     ),
     "lc-edit": Entry(
         "LangChain + ContextEditingMiddleware(ClearToolUsesEdit()) defaults",
         _peer("langchain_agent", "context_editing"),
+        short="LangChain + context editing (defaults: 100k, keep 3)",
     ),
     "lc-edit-30k": Entry(
         "LangChain + ClearToolUsesEdit(trigger=30000, keep=3)",
         _peer("langchain_agent", "context_editing", trigger=30_000, keep=3),
+        short="LangChain + context editing (30k, keep 3)",
     ),
     "lc-sum": Entry(
         "LangChain + SummarizationMiddleware(trigger=('tokens', 4000)), the documented example",
         _peer("langchain_agent", "summarization"),
+        short="LangChain + summarization (documented example: 4k)",
     ),
     "lc-sum-30k": Entry(
         "LangChain + SummarizationMiddleware(trigger=('tokens', 30000))",
         _peer("langchain_agent", "summarization", trigger=("tokens", 30_000)),
+        short="LangChain + summarization (30k)",
     ),
     "lc-all": Entry(
         "LangChain caching + context editing + summarization, defaults",
         _peer("langchain_agent", "summarization", clear=(100_000, 3)),
+        short="LangChain, all three middleware (defaults)",
     ),
     "lc-all-30k": Entry(
         "LangChain caching + context editing + summarization, all at 30k",
         _peer("langchain_agent", "summarization", trigger=("tokens", 30_000), clear=(30_000, 3)),
+        short="LangChain, all three middleware (30k)",
     ),
     "server-clear": Entry(
-        "server clear_tool_uses_20250919 defaults", _peer("server_edits", "clear_tool_uses")
+        "server clear_tool_uses_20250919 defaults",
+        _peer("server_edits", "clear_tool_uses"),
+        short="server-side clearing (defaults)",
     ),
-    "server-compact": Entry("server compact_20260112 defaults", _peer("server_edits", "compact")),
+    "server-compact": Entry(
+        "server compact_20260112 defaults",
+        _peer("server_edits", "compact"),
+        short="server-side compaction (defaults)",
+    ),
     "server-both": Entry(
-        "server clear_tool_uses + compact defaults", _peer("server_edits", "clear_then_compact")
+        "server clear_tool_uses + compact defaults",
+        _peer("server_edits", "clear_then_compact"),
+        short="server-side clearing + compaction",
     ),
     "headroom": Entry(
         "Headroom 0.42 compress() per turn", lambda: _import("headroom_peer", "headroom_compress")
@@ -195,15 +213,22 @@ STRATEGIES: dict[str, Entry] = {
     "headroom-own-loop": Entry(
         "Headroom 0.42 compress(), keeping what it returned (frozen_message_count)",
         lambda: _import("headroom_peer", "headroom_compress_frozen"),
+        short="Headroom 0.42 compress(), own loop",
     ),
-    "tidyctx": Entry("tidyctx tc.defaults()", lambda: _tidyctx(), ours=True),
+    "tidyctx": Entry(
+        "tidyctx tc.defaults()", lambda: _tidyctx(), ours=True, short="tidyctx `tc.defaults()`"
+    ),
     "tidyctx-1000": Entry(
         "tc.defaults(trim={'max_tokens': 1000})",
         lambda: _tidyctx(trim={"max_tokens": 1000}),
         ours=True,
+        short="tidyctx `tc.defaults(trim={'max_tokens': 1000})`",
     ),
     "tidyctx-sum": Entry(
-        "tc.defaults(client): + summarize", lambda: lambda: _Summarizing(), ours=True
+        "tc.defaults(client): + summarize",
+        lambda: lambda: _Summarizing(),
+        ours=True,
+        short="tidyctx `tc.defaults(client)`: + summarize",
     ),
 }
 QUICK = ("none", "auto", "lc-cache", "lc-edit-30k", "server-compact", "headroom", "tidyctx")
@@ -552,6 +577,51 @@ def text_report(
     return "\n".join(out)
 
 
+def headline(rows: Sequence[Total]) -> list[str]:
+    """The targets in three lines, the losses named."""
+    by = {t.name: t for t in rows}
+    ours = by.get("tidyctx")
+    if ours is None:
+        return []
+    ratio = ours.cost / ours.floor
+    met = ratio <= 0.55 and ours.recall >= 0.97
+    lines = [
+        f"`tc.defaults()` at most 0.55x the floor at recall at least 0.97: "
+        f"{'met' if met else '**missed**'} ({ratio:.3f}x at {ours.recall:.3f}).",
+        "Never costlier than automatic caching: "
+        + (
+            f"met on all {ours.runs} runs."
+            if not ours.worse_than_auto
+            else f"**missed** on {len(ours.worse_than_auto)} of {ours.runs} runs "
+            f"({', '.join(ours.worse_than_auto)})."
+        ),
+    ]
+    peers = [t for t in rows if not STRATEGIES[t.name].ours and t.name != "none"]
+    plain = [t for t in peers if ours.cost < t.cost and ours.recall >= t.recall - 1e-9]
+    recovered = [
+        t
+        for t in peers
+        if t not in plain
+        and ours.recovered_cost < t.cost
+        and ours.recall_recovered >= t.recall - 1e-9
+    ]
+    lost = [t for t in peers if t not in plain and t not in recovered]
+    line = f"Cheaper than each alternative at equal or higher recall: {len(plain)} of {len(peers)}."
+    if recovered:
+        names = ", ".join(STRATEGIES[t.name].short or t.label for t in recovered)
+        line += (
+            f" The other {len(recovered)} keep more of what the agent used ({names}: recall "
+            f"{min(t.recall for t in recovered):.3f} to {max(t.recall for t in recovered):.3f}): "
+            f"tidyctx is cheaper at their recall only if the agent reads back the cuts it needs "
+            f"({ours.recovered_cost / ours.floor:.3f}x at {ours.recall_recovered:.3f})."
+        )
+    if lost:
+        names = ", ".join(STRATEGIES[t.name].short or t.label for t in lost)
+        line += f" **Missed** against {names}."
+    lines.append(line)
+    return lines
+
+
 def markdown(
     results: Sequence[Result],
     floor: Mapping[str, tuple[float, int]],
@@ -562,25 +632,34 @@ def markdown(
     turns = sum(t for _, t in floor.values())
     runs = "the runs named in docs/benchmarks.md" if named else "the shared runs"
     out = [
-        f"Generated by `benchmarks/compare.py` on {runs} ({len(floor)} runs, {turns:,} turns; "
-        "`make bench` regenerates it).",
-        "",
-        "| strategy | cost / floor | reference recall | with recovery | summary calls "
-        "| runs costlier than automatic caching |",
+        "| strategy | cost / floor | recall | if cuts are read back | summary calls "
+        "| runs above automatic caching |",
         "|---|---|---|---|---|---|",
     ]
     for t in rows:
-        name = f"**{t.label}**" if t.name == "tidyctx" else t.label
-        out.append(
-            f"| {name} | {t.cost / t.floor:.3f}x | {t.recall:.3f} | "
-            f"{t.recovered_cost / t.floor:.3f}x at {t.recall_recovered:.3f} | {t.side_calls} | "
-            f"{len(t.worse_than_auto)} |"
+        name = STRATEGIES[t.name].short or t.label
+        name = f"**{name}**" if t.name == "tidyctx" else name
+        back = (
+            f"{t.recovered_cost / t.floor:.3f}x at {t.recall_recovered:.3f}"
+            if t.recall_recovered > t.recall
+            else "no marker to read"
+            if t.recall < 1.0
+            else ""
         )
-    skipped = sorted({(r.name, r.skipped) for r in results if r.skipped})
-    for name, why in skipped:
-        out.append(f"\n{STRATEGIES[name].label}: skipped ({why}).")
+        out.append(
+            f"| {name} | {t.cost / t.floor:.3f}x | {t.recall:.3f} | {back} | "
+            f"{t.side_calls or ''} | {len(t.worse_than_auto)} |"
+        )
     out.append("")
-    out += [f"- {line}" for line in verdicts(rows)]
+    for name, why in sorted({(r.name, r.skipped) for r in results if r.skipped}):
+        out.append(f"{STRATEGIES[name].label}: skipped ({why}).")
+        out.append("")
+    out += [f"- {line}" for line in headline(rows)]
+    out.append(
+        f"\n<sub>Generated by `benchmarks/compare.py` on {runs} ({len(floor)} runs, {turns:,} "
+        "turns, claude-sonnet-4-6 prices, summary calls included); `make bench` regenerates "
+        "it.</sub>"
+    )
     return "\n".join(out)
 
 
@@ -642,6 +721,28 @@ def write_readme(path: Path, section: str, name: str = "") -> None:
     path.write_text(f"{head}{start}\n{section}\n{end}{tail}", encoding="utf-8")
 
 
+def replayed(
+    traces: Sequence[str], names: Sequence[str], quick: bool, jobs: int, pauses: bool
+) -> tuple[dict[str, tuple[float, int]], list[Result]]:
+    """Every (run, strategy) measured in a pool of ``jobs`` processes, with a progress bar."""
+    paths = replay.replayable(replay.trace_paths(traces))
+    if quick and not traces:
+        paths = sorted(paths, key=lambda p: (len(replay.load(p).turns), p.name))[:QUICK_RUNS]
+    floor = floors(paths)
+    turns = {str(p): len(replay.load(p).turns) for p in paths}
+    # Long runs first, so the pool's last tasks are short ones.
+    tasks = sorted(((str(p), n) for p in paths for n in names), key=lambda t: -turns[t[0]])
+    progress = Progress(len(tasks))
+    results: list[Result] = []
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(measure, p, n, pauses) for p, n in tasks]
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            progress.step(f"{result.name} {result.run}")
+    return floor, results
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -659,6 +760,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--html", type=Path, help="write a chart page here")
     parser.add_argument("--readme", type=Path, help="rewrite this file's results section")
     parser.add_argument(
+        "--from-json", type=Path, help="report the results a --json run saved, replaying nothing"
+    )
+    parser.add_argument(
         "--section",
         default="",
         help="which section --readme rewrites: NAME for <!-- compare:NAME:start --> lines",
@@ -675,39 +779,33 @@ def main(argv: Sequence[str]) -> int:
                 names.insert(0, base)
     elif args.quick:
         names = list(QUICK)
-    paths = replay.replayable(replay.trace_paths(args.traces))
-    if args.quick and not args.traces:
-        paths = sorted(paths, key=lambda p: (len(replay.load(p).turns), p.name))[:QUICK_RUNS]
-    floor = floors(paths)
-    turns = {str(p): len(replay.load(p).turns) for p in paths}
-    # Long runs first, so the pool's last tasks are short ones.
-    tasks = sorted(((str(p), n) for p in paths for n in names), key=lambda t: -turns[t[0]])
-    progress = Progress(len(tasks))
-    results: list[Result] = []
     started = time.monotonic()
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(measure, p, n, args.pauses): (p, n) for p, n in tasks}
-        for future in as_completed(futures):
-            result = future.result()
-            results.append(result)
-            progress.step(f"{result.name} {result.run}")
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text(encoding="utf-8"))
+        floor = {run: (usd, turns) for run, (usd, turns) in saved["floors"].items()}
+        results = [Result(**r) for r in saved["results"]]
+        names = [n for n in saved["names"] if n in STRATEGIES]
+        named: Sequence[str] = saved.get("named") or ()
+    else:
+        floor, results = replayed(args.traces, names, args.quick, args.jobs, args.pauses)
+        named = args.traces
     report = text_report(results, floor, names)
     report += f"\n({time.monotonic() - started:.0f} s, {args.jobs} jobs)"
     print(report)
     if args.out:
         args.out.write_text(report + "\n", encoding="utf-8")
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                [asdict(r) for r in sorted(results, key=lambda r: (r.run, r.name))], indent=1
-            )
-            + "\n",
-            encoding="utf-8",
-        )
+        saved = {
+            "floors": floor,
+            "names": names,
+            "named": list(named),
+            "results": [asdict(r) for r in sorted(results, key=lambda r: (r.run, r.name))],
+        }
+        args.json.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
     if args.html:
         args.html.write_text(chart(results, floor, names), encoding="utf-8")
     if args.readme:
-        write_readme(args.readme, markdown(results, floor, names, args.traces), args.section)
+        write_readme(args.readme, markdown(results, floor, names, named), args.section)
     return 0
 
 
