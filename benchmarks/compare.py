@@ -632,7 +632,8 @@ def markdown(
     turns = sum(t for _, t in floor.values())
     runs = "the runs named in docs/benchmarks.md" if named else "the shared runs"
     out = [
-        "| strategy | cost / floor | recall | if cuts are read back | summary calls "
+        "| strategy | cost / floor | recall | if cuts are read back (–: nothing to read) "
+        "| summary calls "
         "| runs above automatic caching |",
         "|---|---|---|---|---|---|",
     ]
@@ -642,7 +643,7 @@ def markdown(
         back = (
             f"{t.recovered_cost / t.floor:.3f}x at {t.recall_recovered:.3f}"
             if t.recall_recovered > t.recall
-            else "no marker to read"
+            else "–"
             if t.recall < 1.0
             else ""
         )
@@ -786,11 +787,12 @@ def main(argv: Sequence[str]) -> int:
         results = [Result(**r) for r in saved["results"]]
         names = [n for n in saved["names"] if n in STRATEGIES]
         named: Sequence[str] = saved.get("named") or ()
+        took = saved.get("took", "")
     else:
         floor, results = replayed(args.traces, names, args.quick, args.jobs, args.pauses)
         named = args.traces
-    report = text_report(results, floor, names)
-    report += f"\n({time.monotonic() - started:.0f} s, {args.jobs} jobs)"
+        took = f"{time.monotonic() - started:.0f} s, {args.jobs} jobs"
+    report = text_report(results, floor, names) + (f"\n({took})" if took else "")
     print(report)
     if args.out:
         args.out.write_text(report + "\n", encoding="utf-8")
@@ -799,6 +801,7 @@ def main(argv: Sequence[str]) -> int:
             "floors": floor,
             "names": names,
             "named": list(named),
+            "took": took,
             "results": [asdict(r) for r in sorted(results, key=lambda r: (r.run, r.name))],
         }
         args.json.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
