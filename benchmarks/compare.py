@@ -731,12 +731,12 @@ def replayed(
         paths = sorted(paths, key=lambda p: (len(replay.load(p).turns), p.name))[:QUICK_RUNS]
     floor = floors(paths)
     turns = {str(p): len(replay.load(p).turns) for p in paths}
-    # Long runs first, so the pool's last tasks are short ones.
-    tasks = sorted(((str(p), n) for p in paths for n in names), key=lambda t: -turns[t[0]])
-    progress = Progress(len(tasks))
+    # Long runs first, so the pool's last jobs are short ones.
+    work = sorted(((str(p), n) for p in paths for n in names), key=lambda t: -turns[t[0]])
+    progress = Progress(len(work))
     results: list[Result] = []
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(measure, p, n, pauses) for p, n in tasks]
+        futures = [pool.submit(measure, p, n, pauses) for p, n in work]
         for future in as_completed(futures):
             result = future.result()
             results.append(result)
