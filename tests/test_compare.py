@@ -271,3 +271,12 @@ def test_a_named_section_leaves_the_default_one_alone(tmp_path: Path) -> None:
         "<!-- compare:start -->\nshared\n<!-- compare:end -->\n"
         "<!-- compare:heldout:start -->\nnew\n<!-- compare:heldout:end -->\n"
     )
+
+
+def test_summary_calls_are_captured_priced_and_valid() -> None:
+    run = str(BUNDLED_TRACES / "cc-sessionshare-generaltoolcalls.json")
+    plain = compare.measure(run, "tidyctx", False)
+    summarized = compare.measure(run, "tidyctx-sum", False)
+    assert summarized.side_calls >= 1 and summarized.side_cost > 0
+    assert summarized.invalid == 0
+    assert summarized.cost + summarized.side_cost < plain.cost
