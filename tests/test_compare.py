@@ -280,3 +280,23 @@ def test_summary_calls_are_captured_priced_and_valid() -> None:
     assert summarized.side_calls >= 1 and summarized.side_cost > 0
     assert summarized.invalid == 0
     assert summarized.cost + summarized.side_cost < plain.cost
+
+
+def test_a_peer_beaten_only_by_another_tidyctx_setting_names_that_setting() -> None:
+    floor = {"a": (1.0, 3)}
+    results = [
+        _result("a", "none", 6.0),
+        _result("a", "auto", 1.0),
+        _result("a", "tidyctx", 0.8, recalled=10),
+        _result("a", "tidyctx-sum", 0.4, recalled=9),
+        _result("a", "lc-sum-30k", 0.5, recalled=8),
+    ]
+    rows = compare.totals(results, floor, ["none", "auto", "tidyctx", "tidyctx-sum", "lc-sum-30k"])
+    assert compare.verdicts(rows)[2].startswith(
+        "cheaper than LangChain + SummarizationMiddleware(trigger=('tokens', 30000)) at equal or "
+        "higher recall: MISSED by tc.defaults(), met by tidyctx-sum (0.400x at 0.900)"
+    )
+    assert (
+        "is cheaper than `tc.defaults()` at lower recall; tidyctx `tc.defaults(client)`"
+        in (compare.headline(rows)[2])
+    )
