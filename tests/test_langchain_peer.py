@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib
-import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +30,7 @@ HELLO_WORLD = ROOT / "data" / "traces" / "openhands-sdk-claude-sonnet4-hello-wor
 EPHEMERAL_5M = {"type": "ephemeral", "ttl": "5m"}
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Fail any network use, and check afterwards that none was even attempted."""
-    attempts: list[Any] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args)
-        raise OSError("test_langchain_peer: network use attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"):
-        monkeypatch.delenv(var, raising=False)
-    yield attempts
-    assert attempts == [], "a real connection was attempted"
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def tool(name: str) -> dict[str, Any]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import copy
 import importlib
-import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +31,7 @@ MODEL = "claude-sonnet-4-6"
 COUNTER = LocalCounter(MODEL)
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Fail any network use, and check afterwards that none was even attempted."""
-    attempts: list[Any] = []
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args)
-        raise OSError("test_server_edits: network use attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    yield attempts
-    assert attempts == [], "a real connection was attempted"
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def result_text(i: int, lines: int) -> str:

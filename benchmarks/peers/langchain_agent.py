@@ -68,14 +68,12 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
-import anthropic
-import httpx2
 from anthropic.types import Message
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
@@ -97,6 +95,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks.peers` import
 from benchmarks.peers.langchain_caching import (
     _KNOWN_KEYS,
     _MODEL_FIELDS,
+    Recorder,
     _memoized_block_types,
     _strip_markers,
     _to_langchain,
@@ -145,53 +144,7 @@ default trigger, None, never fires) with its default keep."""
 TUNED = Setting(30_000, 3, ("tokens", 30_000), ("messages", 20))
 
 
-class _Recorder:
-    """An ``anthropic.Anthropic`` client whose HTTP layer records bodies and answers with
-    ``answer(body)``; it never connects."""
-
-    def __init__(self, answer: Callable[[dict[str, Any]], str]) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.answers: list[str] = []
-        self._answer = answer
-        self.client = anthropic.Anthropic(
-            api_key="offline",
-            base_url="https://api.anthropic.com",
-            max_retries=0,
-            # An explicit timeout: the SDK then skips its "non-streaming call may exceed
-            # 10 minutes" refusal, so ChatAnthropic's own max_tokens is sent unchanged.
-            timeout=60.0,
-            http_client=httpx2.Client(transport=httpx2.MockTransport(self._handle)),
-        )
-
-    def _handle(self, request: httpx2.Request) -> httpx2.Response:
-        if request.method != "POST" or not request.url.path.endswith("/v1/messages"):
-            return httpx2.Response(404, json={"type": "error", "error": {"type": "not_found"}})
-        body: dict[str, Any] = json.loads(request.content)
-        text = self._answer(body)
-        self.bodies.append(body)
-        self.answers.append(text)
-        return httpx2.Response(
-            200,
-            json={
-                "id": "msg_offline",
-                "type": "message",
-                "role": "assistant",
-                "model": body.get("model", ""),
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": "end_turn",
-                "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
-            },
-        )
-
-    def take(self) -> list[tuple[dict[str, Any], str]]:
-        out = list(zip(self.bodies, self.answers, strict=True))
-        self.bodies.clear()
-        self.answers.clear()
-        return out
-
-
-def _chat_model(model: str, recorder: _Recorder, **kwargs: Any) -> ChatAnthropic:
+def _chat_model(model: str, recorder: Recorder, **kwargs: Any) -> ChatAnthropic:
     llm = ChatAnthropic(model_name=model, api_key=SecretStr("offline"), max_retries=0, **kwargs)
     # ChatAnthropic builds its client lazily in a cached_property; pre-filling the cache
     # routes every call through the recording transport.
@@ -272,8 +225,8 @@ class _Runner:
     def __init__(self, config: _Config) -> None:
         self.config = config
         self.state = _State()
-        self.main = _Recorder(lambda body: "ok")
-        self.summary = _Recorder(self._summarize)
+        self.main = Recorder(lambda body: "ok")
+        self.summary = Recorder(self._summarize)
         self.agents: dict[str, tuple[Any, _Summarization | None, ChatAnthropic]] = {}
         self.counters: dict[str, LocalCounter] = {}
         # The agent of the turn being sent: its summarizer holds the span of a summary call.

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, cast
 
 import anthropic
@@ -56,7 +56,7 @@ from langchain_core.tools import StructuredTool
 from langsmith.run_helpers import tracing_context
 from pydantic import SecretStr
 
-__all__ = ["ToolsAs", "langchain_request", "marker_paths"]
+__all__ = ["Recorder", "ToolsAs", "langchain_request", "marker_paths"]
 
 ToolsAs = Literal["tool", "dict"]
 
@@ -68,12 +68,15 @@ _KNOWN_KEYS = frozenset(
 )
 
 
-class _Transport:
-    """One ``anthropic.Anthropic`` client whose HTTP layer records bodies and never connects."""
+class Recorder:
+    """An ``anthropic.Anthropic`` client whose HTTP layer records each Messages API body and
+    answers it with a text-only message, ``answer(body)`` (default "ok"); it never connects."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Callable[[dict[str, Any]], str] = lambda body: "ok") -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.answers: list[str] = []
         self.lock = threading.Lock()
+        self._answer = answer
         self.client = anthropic.Anthropic(
             api_key="offline",
             base_url="https://api.anthropic.com",
@@ -81,14 +84,16 @@ class _Transport:
             # An explicit timeout: the SDK then skips its "non-streaming call may exceed
             # 10 minutes" refusal, so the request's own max_tokens can be sent unchanged.
             timeout=60.0,
-            http_client=httpx2.Client(transport=httpx2.MockTransport(self._answer)),
+            http_client=httpx2.Client(transport=httpx2.MockTransport(self._handle)),
         )
 
-    def _answer(self, request: httpx2.Request) -> httpx2.Response:
+    def _handle(self, request: httpx2.Request) -> httpx2.Response:
         if request.method != "POST" or not request.url.path.endswith("/v1/messages"):
             return httpx2.Response(404, json={"type": "error", "error": {"type": "not_found"}})
         body: dict[str, Any] = json.loads(request.content)
+        text = self._answer(body)
         self.bodies.append(body)
+        self.answers.append(text)
         return httpx2.Response(
             200,
             json={
@@ -96,15 +101,22 @@ class _Transport:
                 "type": "message",
                 "role": "assistant",
                 "model": body.get("model", ""),
-                "content": [{"type": "text", "text": "ok"}],
+                "content": [{"type": "text", "text": text}],
                 "stop_reason": "end_turn",
                 "stop_sequence": None,
                 "usage": {"input_tokens": 0, "output_tokens": 0},
             },
         )
 
+    def take(self) -> list[tuple[dict[str, Any], str]]:
+        """The (body, answer) pairs recorded since the last take."""
+        out = list(zip(self.bodies, self.answers, strict=True))
+        self.bodies.clear()
+        self.answers.clear()
+        return out
 
-_TRANSPORT = _Transport()
+
+_TRANSPORT = Recorder()
 
 
 @contextlib.contextmanager
@@ -351,15 +363,14 @@ def langchain_request(
     )
     with _TRANSPORT.lock, _memoized_block_types():
         state = {"messages": _to_langchain(request.get("messages") or [], model)}
-        _TRANSPORT.bodies.clear()
+        _TRANSPORT.take()
         with tracing_context(enabled=False), warnings.catch_warnings():
             # The SDK warns, on every call, that an old recorded model is deprecated.
             warnings.filterwarnings(
                 "ignore", r"The model '.*' is deprecated", category=DeprecationWarning
             )
             agent.invoke(state)
-        bodies = list(_TRANSPORT.bodies)
-        _TRANSPORT.bodies.clear()
+        bodies = [body for body, _ in _TRANSPORT.take()]
     if len(bodies) != 1:
         raise RuntimeError(f"langchain_request: expected one model call, saw {len(bodies)}")
     return bodies[0]
