@@ -305,3 +305,34 @@ def test_a_prior_protects_a_large_prefix_before_the_first_pause() -> None:
     assert decision is not None and "5% expected" in decision.reason
     with pytest.raises(ValueError, match="0 <= prior < 1"):
         tc.Pauses(prior=1.5)
+
+
+class _KeepsAll(tc.Pauses):
+    """Pauses that keeps every call's decision: what the choices are checked against."""
+
+    def remember(self, key: str, decision: Any) -> None:
+        with self._lock:
+            calls = self._calls.get(key)
+            if calls:
+                calls[-1][1] = decision
+
+
+def test_a_long_conversation_holds_only_the_decisions_still_read() -> None:
+    # The decision of the latest call is what a ledger reads; the one before it, what the
+    # next choice reads. Older ones are dropped, so a conversation's memory is its times,
+    # and every choice and byte is what keeping them all gives.
+    requests = conversation(30, result_words=20)
+    gaps = [15.0, 900.0, 15.0, 4_000.0, 400.0] * 6
+    made = {}
+    for kind in (tc.Pauses, _KeepsAll):
+        pauses = kind()
+        t = tc.cache(ttl="adaptive", pauses=pauses)
+        at, out = 1_000.0, []
+        for k, r in enumerate(requests):
+            at += gaps[k - 1] if k else 0.0
+            pauses.record(r, at=at)
+            out.append((json.dumps(t(r)), pauses.decision(r)))
+        made[kind] = out
+        held = [d for _, d in pauses._calls[pauses.key_of(requests[-1])] if d is not None]
+        assert len(held) == (2 if kind is tc.Pauses else 30)
+    assert made[tc.Pauses] == made[_KeepsAll]

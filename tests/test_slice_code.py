@@ -22,7 +22,7 @@ from builders import result_of
 from strategies import growing_conversations, requests
 from tidyctx._edge import start
 from tidyctx._markers import MARKER_PREFIX
-from tidyctx._memo import DEFAULT_MAX_BYTES, set_memo_limit
+from tidyctx._memo import DEFAULT_MAX_BYTES, clear_memo, memo_stats, set_memo_limit
 from tidyctx.code import _grammars
 from tidyctx.code import _slicing as slicing
 from tidyctx.code._views import GAP, cat_path, parse_listing
@@ -982,3 +982,30 @@ def test_a_turn_reads_only_the_messages_it_adds_and_the_last_few(
         out = t(request)
         assert read == list(range(max(0, end - 5), end))  # 2 new messages and the last 3
     assert MARKER_PREFIX in json.dumps(out["messages"][2])
+
+
+def test_the_slices_of_ended_conversations_are_held_within_the_memo_bound() -> None:
+    # Each slice is kept with the file text its key holds, counted in the memo's bytes: a
+    # long-running proxy holds no more of them than --memo-mb allows. An evicted slice is
+    # made again, byte for byte.
+    limit = 400_000
+    clear_memo()
+    set_memo_limit(limit)
+    try:
+        t = slice_code(max_tokens=1500, store=MemoryStore())
+        first = None
+        for n in range(30):  # 30 conversations, each viewing its own version of the file
+            source = TEXTWRAP.replace("def dedent(", f"def dedent_{n}(")
+            request = view_request(
+                HEADER + cat_n(source) + "\n", before=f"Fix `dedent_{n}`, in conversation {n}."
+            )
+            out = json.dumps(t(request))
+            first = first or (request, out)
+            stats = memo_stats()
+            assert stats.bytes <= limit
+        assert stats.evictions > 0
+        entries, size = stats.kinds["slice-view"]
+        assert entries >= 1 and size >= entries * len(TEXTWRAP)
+        assert json.dumps(t(first[0])) == first[1]  # resumed after its slice was evicted
+    finally:
+        set_memo_limit(DEFAULT_MAX_BYTES)

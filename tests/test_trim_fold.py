@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import tidyctx as tc
 from tidyctx import tokens
 from tidyctx._markers import store_ids
-from tidyctx._memo import DEFAULT_MAX_BYTES, clear_memo, set_memo_limit
+from tidyctx._memo import DEFAULT_MAX_BYTES, clear_memo, memo_stats, set_memo_limit
 from tidyctx.store import MemoryStore
 
 Request = dict[str, Any]
@@ -304,3 +304,71 @@ def test_a_client_that_moves_its_breakpoint_each_turn_is_resumed_and_fresh() -> 
     assert store.asked <= 4  # the last call renewed the markers of its last two results only
     for request, out in zip(session, got, strict=True):
         assert out == fresh(request, "tight")
+
+
+def _conversation(n: int, turns: int) -> list[Request]:
+    """Conversation ``n``: long results of its own (no text shared with another)."""
+    messages: list[Any] = [{"role": "user", "content": f"Conversation {n}: read every module."}]
+    out = []
+    for k in range(turns):
+        text = "\n".join(f"def handler_{n}_{k}_{i}(request): return {i * k}" for i in range(150))
+        messages = [
+            *messages,
+            {"role": "assistant", "content": [tc_use(f"t{k}")]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"t{k}", "content": text}],
+            },
+        ]
+        out.append(
+            {"model": "claude-sonnet-4-6", "max_tokens": 9, "messages": copy.deepcopy(messages)}
+        )
+    return out
+
+
+def test_the_cuts_of_ended_conversations_are_held_within_the_memo_bound() -> None:
+    # The cut results (and the originals their keys hold) are counted in the memo's bytes, so
+    # a long-running proxy holds no more of them than --memo-mb allows however many
+    # conversations it has seen.
+    limit = 200_000
+    clear_memo()
+    set_memo_limit(limit)
+    trim = tc.trim(**CONFIGS["tight"])
+    seen = []
+    for n in range(40):
+        for request in _conversation(n, 3):
+            trim(request)
+        stats = memo_stats()
+        assert stats.bytes <= limit
+        seen.append(stats.kinds.get("trim-result", (0, 0)))
+    held, size = seen[-1]
+    assert held >= 1 and size >= held * 150 * 30  # each counts the original text it keys on
+    assert memo_stats().evictions > 0
+
+
+def test_a_conversation_resumed_after_its_cuts_were_evicted_gets_the_same_bytes() -> None:
+    session = _conversation(0, 6)
+    trim = tc.trim(**CONFIGS["tight"])
+    kept = [_bytes(trim(r)) for r in session]
+    evicted = tc.trim(**CONFIGS["tight"])
+    got = []
+    for request in session:
+        clear_memo()  # every cut, fold state and count gone between two turns
+        got.append(_bytes(evicted(request)))
+    assert got == kept
+    for request, out in zip(session, got, strict=True):
+        assert out == fresh(request, "tight")
+
+
+def test_two_trims_with_one_config_keep_their_cuts_apart() -> None:
+    # Each trim's cuts put their originals in its own store: a cut found in the memo must
+    # have been made by the same trim, or this store would lack the text its marker names.
+    session = _conversation(1, 3)
+    first = tc.trim(**CONFIGS["tight"], store=MemoryStore())
+    for request in session:
+        first(request)
+    store = MemoryStore()
+    second = tc.trim(**CONFIGS["tight"], store=store)
+    out = second(session[-1])
+    named = {key for m in out["messages"] for key in store_ids(json.dumps(m["content"]))}
+    assert named and all(store.get(key) is not None for key in named)

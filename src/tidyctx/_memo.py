@@ -36,6 +36,7 @@ where it is held as itself (its token count's entry, a cut's value).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import threading
@@ -53,6 +54,7 @@ __all__ = [
     "memo_stats",
     "memoized",
     "prefix_tokens",
+    "remember",
     "result_key",
     "resume",
     "set_memo_limit",
@@ -194,6 +196,14 @@ def memoized(
     value = compute()
     _STORE.put(full, value, size(value) if callable(size) else size)
     return value
+
+
+def remember(kind: str, key: Hashable, value: Any, size: int) -> None:
+    """Hold ``value`` under ``(kind, key)``, replacing what was held: for work done again on
+    purpose (for its side effects) whose result a later :func:`memoized` call may find. Same
+    rules as :func:`memoized`; an unhashable key holds nothing."""
+    with contextlib.suppress(TypeError):
+        _STORE.put((kind, key), value, size)
 
 
 def memo_stats() -> MemoStats:

@@ -215,6 +215,10 @@ class Pauses(ConversationMemory):
             calls = self._calls.get(key)
             if calls:
                 calls[-1][1] = decision
+                # Only the latest two decisions are ever read (decision(), history()): an older
+                # one would be held for up to max_calls calls of each conversation for nothing.
+                if len(calls) >= 3:
+                    calls[-3][1] = None
 
 
 # ---------------------------------------------------------------------------- the choice

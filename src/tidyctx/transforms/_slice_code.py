@@ -69,8 +69,6 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -109,7 +107,6 @@ __all__ = [
 MIN_MAX_TOKENS = 100
 """The smallest budget accepted: room for the note and a few signatures."""
 
-_MEMO_SIZE = 4_096
 _MAX_CANDIDATES = 48  # definitions tried against the budget, most relevant first
 _AMBIGUOUS = 3  # a bare name shared by more definitions than this needs its class too
 _SHRINK = 0.9  # slice only when the result gets at least 10% smaller
@@ -730,8 +727,6 @@ class SliceCode(Edge):
     store: Store = field(default_factory=MemoryStore)
     model: str | None = None
     counter: TokenCounter | None = None
-    _memo: OrderedDict[Any, Outcome] = field(default_factory=OrderedDict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _token: int = field(default_factory=lambda: next(_INSTANCES), repr=False)
     """This transform's own: its state in the memo is found by no other."""
 
@@ -955,20 +950,20 @@ class SliceCode(Edge):
             self.max_tokens,
             counter.factor(),
         )
-        with self._lock:
-            hit = self._memo.get(key)
-            if hit is not None:
-                self._memo.move_to_end(key)
-        if hit is not None:
-            if hit.text is not None:
-                keep_text(store, text)  # renewed, or put back if the store evicted it
-            return hit
-        refs = conversation.references(view)
-        hit = slice_view(text, view.path, refs, self.max_tokens, counter=counter, store=store)
-        with self._lock:
-            self._memo[key] = hit
-            while len(self._memo) > _MEMO_SIZE:
-                self._memo.popitem(last=False)
+        # In the process's byte-bounded memo (tidyctx._memo), where the file text its key holds
+        # counts against the bound; under this transform's token (its store got the text).
+        made: list[Outcome] = []
+
+        def make() -> Outcome:
+            refs = conversation.references(view)
+            made.append(
+                slice_view(text, view.path, refs, self.max_tokens, counter=counter, store=store)
+            )
+            return made[0]
+
+        hit = memoized("slice-view", (self._token, *key), make, lambda out: text_size(key, out))
+        if not made and hit.text is not None:
+            keep_text(store, text)  # renewed, or put back if the store evicted it
         return hit
 
 

@@ -53,15 +53,23 @@ True
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import itertools
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tidyctx._edge import Edge
 from tidyctx._markers import MARKER_PREFIX, NOTE_START, is_marker, repeat_note
-from tidyctx._memo import content_key, prefix_tokens, result_key, resume, suspend, text_size
+from tidyctx._memo import (
+    content_key,
+    memoized,
+    prefix_tokens,
+    remember,
+    result_key,
+    resume,
+    suspend,
+    text_size,
+)
 from tidyctx._request import (
     Request,
     ValidationError,
@@ -160,6 +168,8 @@ class _Fold:
         return {**message, "content": out}
 
 
+_SERIALS = itertools.count(1)
+
 _UNFOLDABLE = object()
 """Held instead of a :class:`_Fold` for a history the fold cannot take."""
 
@@ -180,9 +190,9 @@ class Trim(Edge):
     store: Store = field(default_factory=MemoryStore)
     model: str | None = None
     counter: TokenCounter | None = None
-    _memo: OrderedDict[Any, list[Any]] = field(default_factory=OrderedDict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _warned: set[str] = field(default_factory=set, repr=False)
+    _serial: int = field(default_factory=lambda: next(_SERIALS), init=False, repr=False)
+    """Names this transform in memo keys: never reused in the process."""
 
     @property
     def name(self) -> str:
@@ -621,17 +631,30 @@ class Trim(Edge):
         budget = self._budget(call.name)
         if spec is None and budget is None and not self.compact:
             return block
-        key = result_key(call.name, call.input, content, call.hints)
-        with self._lock:
-            hit = None if fresh else self._memo.get(key)
-            if hit is not None:
-                self._memo.move_to_end(key)
-        if hit is None:
-            hit = plain_copy(self._trim_content(content, call, spec, budget, counter, store))
-            with self._lock:
-                self._memo[key] = hit
-                while len(self._memo) > 20_000:
-                    self._memo.popitem(last=False)
+        # In the process's byte-bounded memo (tidyctx._memo), so that the originals its keys
+        # hold count against its bound; an evicted cut is made again, equal. Keyed by this
+        # transform (its cuts put their texts in its own store) and its settings.
+        key = (
+            self._serial,
+            self._config(counter),
+            result_key(call.name, call.input, content, call.hints),
+        )
+
+        def cut() -> list[Any]:
+            out: list[Any] = plain_copy(
+                self._trim_content(content, call, spec, budget, counter, store)
+            )
+            return out
+
+        def size(value: list[Any]) -> int:
+            return text_size(call.input, content, value) + 8 * len(call.hints)
+
+        hit: list[Any]
+        if fresh:
+            hit = cut()
+            remember("trim-result", key, hit, size(hit))
+        else:
+            hit = memoized("trim-result", key, cut, size)
         if hit == content:
             # Nothing cut (hit was made from a content with this one's exact bytes, as its
             # key says): the block goes on as it came, shared, as an unchanged block should.
@@ -660,11 +683,14 @@ class Trim(Edge):
                 and MARKER_PREFIX not in value
                 and counter.count_text(value) > budget
             ):
-                key_hash = block_hash(["input", value, budget])
-                with self._lock:
-                    hit = None if fresh else self._memo.get(key_hash)
-                if hit is None:
-                    cut = truncate_text(
+                memo_key = (
+                    self._serial,
+                    self._config(counter),
+                    block_hash(["input", value, budget]),
+                )
+
+                def cut(value: str = value) -> str:
+                    return truncate_text(
                         value,
                         budget,
                         counter=counter,
@@ -672,11 +698,14 @@ class Trim(Edge):
                         ref=keep_text(store, value),
                         smart=self.smart,
                         overflow=True,
-                    )
-                    hit = [cut.text]
-                    with self._lock:
-                        self._memo[key_hash] = hit
-                out[key] = hit[0]
+                    ).text
+
+                if fresh:
+                    text = cut()
+                    remember("trim-input", memo_key, text, len(text) + 100)
+                else:
+                    text = memoized("trim-input", memo_key, cut, lambda t: len(t) + 100)
+                out[key] = text
                 changed = True
             else:
                 out[key] = value
