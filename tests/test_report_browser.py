@@ -4,6 +4,7 @@ skipped (and say why) where Debian's ``chromium`` is not installed."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from browser import needs_chromium, open_page, read_png
@@ -53,3 +54,26 @@ def test_the_browser_checks_see_an_error_and_a_request(tmp_path: Path) -> None:
     assert "http://127.0.0.1:9/pixel.png" in requests, requests
     # The element screenshot is of the element: the red box, nothing else.
     assert set(shot.colours()) == {b"\xcc\x00\x00"}
+
+
+def test_the_comparison_chart_renders_offline_without_errors_in_chromium(tmp_path: Path) -> None:
+    benchmarks = str(ROOT / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        import compare
+    finally:
+        sys.path.remove(benchmarks)
+    page = tmp_path / "compare.html"
+    hello = ROOT / "data" / "traces" / "openhands-sdk-claude-sonnet4-hello-world.json"
+    assert compare.main([str(hello), "--only", "tidyctx", "--jobs", "1", "--html", str(page)]) == 0
+    with open_page(page.as_uri(), tmp_path) as browser:
+        points = browser.evaluate("document.querySelectorAll('svg circle').length")
+        labels = browser.evaluate(
+            "[...document.querySelectorAll('svg text')].map(t => t.textContent)"
+        )
+        errors, requests = browser.errors, browser.requests
+    # One point per strategy: no caching, automatic caching, tidyctx.
+    assert points == 3
+    assert {"none", "auto", "tidyctx"} <= set(labels)
+    assert errors == []
+    assert requests == [page.as_uri()]
