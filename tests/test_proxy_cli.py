@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 
 import tidyctx as tc
 from proxy_helpers import tool_request
@@ -166,3 +167,21 @@ def test_memo_mb_bounds_the_memo_of_the_process_serving_the_proxy() -> None:
         tc.set_memo_limit(before)
     done = _tidyctx("proxy", "--port", "0", "--store", "memory:", "--memo-mb", "-1")
     assert done.returncode == 2 and "--memo-mb: must be 0 or more, got -1" in done.stderr
+
+
+def test_the_proxy_keeps_the_totals_of_its_most_recent_sessions_only() -> None:
+    with LocalServer() as server:
+        config = ProxyConfig(upstream=server.base_url, pipeline="off", max_sessions=3)
+        with RunningProxy(create_app(config)) as proxy:
+            for name in ("a", "b", "c", "a", "d", "e"):
+                client = anthropic.Anthropic(
+                    base_url=f"{proxy.base_url}/_tidyctx/s/{name}", api_key="test", max_retries=0
+                )
+                with client:
+                    client.messages.create(**tool_request("ok"))
+            kept = dict(config.sessions)
+            evicted = httpx.get(f"{proxy.base_url}/_tidyctx/sessions/b").json()
+            recent = httpx.get(f"{proxy.base_url}/_tidyctx/sessions/a").json()
+    # "a" came back after "b" and "c", so "b" and "c" went first.
+    assert list(kept) == ["a", "d", "e"]
+    assert recent["calls"] == 2 and evicted["calls"] == 0

@@ -86,6 +86,10 @@ class ProxyConfig:
     max_connections: int = 200
     transport: httpx.AsyncBaseTransport | None = None
     sessions: dict[str, SessionTotals] = field(default_factory=dict)
+    """Totals per ``tidyctx run`` session (``/_tidyctx/sessions/ID``), most recent last."""
+    max_sessions: int = 10_000
+    """Sessions whose totals are kept: a long-lived proxy drops the least recently active
+    first, so its memory stays bounded however many runs it serves."""
     inline_bytes: int = 0
     """Bodies up to this size are transformed, counted and priced on the event loop itself,
     larger ones in worker threads. Only for pipelines whose work on a small body is short and
@@ -366,7 +370,12 @@ class _Proxy:
     def _record(self, row: dict[str, Any]) -> None:
         session = row.get("session")
         if session:
-            self.config.sessions.setdefault(session, SessionTotals()).add(row)
+            sessions = self.config.sessions
+            totals = sessions.pop(session, None) or SessionTotals()
+            sessions[session] = totals  # now the most recent
+            totals.add(row)
+            while len(sessions) > max(1, self.config.max_sessions):
+                del sessions[next(iter(sessions))]
         try:
             self.board.add(row)
             self.metrics.add(row, self.board.model_label(row.get("model")))
