@@ -253,11 +253,11 @@ class _BlindStore(_CountingStore):
     generation = None  # type: ignore[assignment]
 
 
-def _long_results(turns: int) -> list[Request]:
-    messages: list[Any] = [{"role": "user", "content": "Read every module."}]
+def _results_conversation(intro: str, texts: list[str]) -> list[Request]:
+    """The requests of a conversation whose turns each read one long result."""
+    messages: list[Any] = [{"role": "user", "content": intro}]
     out = []
-    for k in range(turns):
-        text = "\n".join(f"def handler_{k}_{n}(request): return {n * k}" for n in range(200))
+    for k, text in enumerate(texts):
         messages = [
             *messages,
             {"role": "assistant", "content": [tc_use(f"t{k}")]},
@@ -270,6 +270,14 @@ def _long_results(turns: int) -> list[Request]:
             {"model": "claude-sonnet-4-6", "max_tokens": 9, "messages": copy.deepcopy(messages)}
         )
     return out
+
+
+def _long_results(turns: int) -> list[Request]:
+    texts = [
+        "\n".join(f"def handler_{k}_{n}(request): return {n * k}" for n in range(200))
+        for k in range(turns)
+    ]
+    return _results_conversation("Read every module.", texts)
 
 
 def test_a_turn_asks_a_store_that_evicted_nothing_about_its_new_blocks_only() -> None:
@@ -308,22 +316,11 @@ def test_a_client_that_moves_its_breakpoint_each_turn_is_resumed_and_fresh() -> 
 
 def _conversation(n: int, turns: int) -> list[Request]:
     """Conversation ``n``: long results of its own (no text shared with another)."""
-    messages: list[Any] = [{"role": "user", "content": f"Conversation {n}: read every module."}]
-    out = []
-    for k in range(turns):
-        text = "\n".join(f"def handler_{n}_{k}_{i}(request): return {i * k}" for i in range(150))
-        messages = [
-            *messages,
-            {"role": "assistant", "content": [tc_use(f"t{k}")]},
-            {
-                "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": f"t{k}", "content": text}],
-            },
-        ]
-        out.append(
-            {"model": "claude-sonnet-4-6", "max_tokens": 9, "messages": copy.deepcopy(messages)}
-        )
-    return out
+    texts = [
+        "\n".join(f"def handler_{n}_{k}_{i}(request): return {i * k}" for i in range(150))
+        for k in range(turns)
+    ]
+    return _results_conversation(f"Conversation {n}: read every module.", texts)
 
 
 def test_the_cuts_of_ended_conversations_are_held_within_the_memo_bound() -> None:

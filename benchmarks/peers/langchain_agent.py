@@ -61,7 +61,6 @@ writes "Previous conversation was too long to summarize." without calling the mo
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.metadata
 import json
 import os
@@ -74,7 +73,6 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
-from anthropic.types import Message
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
@@ -100,6 +98,7 @@ from benchmarks.peers.langchain_caching import (
     _strip_markers,
     _to_langchain,
     agent_tools,
+    answered,
     langchain_request,
     system_prompt,
 )
@@ -200,25 +199,6 @@ def _usage(counter: LocalCounter, sent: Mapping[str, Any], reply: Mapping[str, A
     }
 
 
-def _answered(message: Mapping[str, Any], model: str, llm: ChatAnthropic, usage: Any) -> AIMessage:
-    """The AIMessage ChatAnthropic builds from an API response with this content and usage."""
-    content = message.get("content")
-    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-    response = Message.construct(
-        id="msg_recorded",
-        type="message",
-        role="assistant",
-        model=model,
-        content=copy.deepcopy(blocks),
-        stop_reason="end_turn",
-        stop_sequence=None,
-        usage=usage,
-    )
-    generated = llm._format_output(response).generations[0].message
-    assert isinstance(generated, AIMessage)
-    return generated
-
-
 class _Runner:
     """One run through one middleware stack: called once per recorded turn."""
 
@@ -312,7 +292,7 @@ class _Runner:
                 added = _to_langchain(messages[len(previous) :], model)
                 if added and isinstance(added[0], AIMessage) and self.state.sent is not None:
                     usage = _usage(self._counter(model), self.state.sent, messages[len(previous)])
-                    added[0] = _answered(messages[len(previous)], model, llm, usage)
+                    added[0] = answered(messages[len(previous)], model, llm, usage)
                 state_in = [*self.state.messages, *added]
             else:
                 if previous is not None:

@@ -56,7 +56,7 @@ from langchain_core.tools import StructuredTool
 from langsmith.run_helpers import tracing_context
 from pydantic import SecretStr
 
-__all__ = ["Recorder", "ToolsAs", "langchain_request", "marker_paths"]
+__all__ = ["Recorder", "ToolsAs", "answered", "langchain_request", "marker_paths"]
 
 ToolsAs = Literal["tool", "dict"]
 
@@ -257,6 +257,26 @@ _AI_MEMO: dict[int, tuple[Mapping[str, Any], Any, str, AIMessage]] = {}
 _AI_MEMO_LIMIT = 20_000
 
 
+def answered(message: Mapping[str, Any], model: str, llm: ChatAnthropic, usage: Any) -> AIMessage:
+    """The AIMessage ``llm`` (ChatAnthropic) builds from an API response with this message's
+    content and this usage."""
+    content = message.get("content")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    response = Message.construct(
+        id="msg_recorded",
+        type="message",
+        role="assistant",
+        model=model,
+        content=copy.deepcopy(blocks),
+        stop_reason="end_turn",
+        stop_sequence=None,
+        usage=usage,
+    )
+    generated = llm._format_output(response).generations[0].message
+    assert isinstance(generated, AIMessage)
+    return generated
+
+
 def _ai_message(message: Mapping[str, Any], model: str) -> AIMessage:
     """The AIMessage ChatAnthropic builds from an API response carrying this content."""
     content = message.get("content")
@@ -264,20 +284,8 @@ def _ai_message(message: Mapping[str, Any], model: str) -> AIMessage:
     if hit is not None and hit[0] is message and hit[2] == model and hit[1] == content:
         ai = hit[3]
     else:
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        response = Message.construct(
-            id="msg_recorded",
-            type="message",
-            role="assistant",
-            model=model,
-            content=copy.deepcopy(blocks),
-            stop_reason="end_turn",
-            stop_sequence=None,
-            usage={"input_tokens": 0, "output_tokens": 0},
-        )
-        generated = _model(model, None, "{}")._format_output(response).generations[0].message
-        assert isinstance(generated, AIMessage)
-        ai = generated
+        usage = {"input_tokens": 0, "output_tokens": 0}
+        ai = answered(message, model, _model(model, None, "{}"), usage)
         if len(_AI_MEMO) >= _AI_MEMO_LIMIT:
             _AI_MEMO.clear()
         _AI_MEMO[id(message)] = (message, copy.deepcopy(content), model, ai)
