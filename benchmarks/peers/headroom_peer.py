@@ -1,6 +1,6 @@
 """Headroom's library ``compress()`` as a compared strategy, run for real, offline.
 
-    python benchmarks/peers/headroom_peer.py [TRACE.json ...] [--frozen]
+Measured by benchmarks/compare.py (``--only headroom,headroom-own-loop``).
 
 Peer: ``headroom-ai`` 0.42.0 (PyPI, Apache-2.0), its inline library mode as its README shows
 it (``result = compress(messages, model=...)``; send ``result.messages``). Per recorded turn
@@ -55,30 +55,24 @@ Factories (benchmarks/peers/sent.py): :func:`headroom_compress` (the configurati
 ``CompressConfig``'s documentation tells it to: it keeps the messages ``compress()`` returned,
 appends the turn's new ones and passes ``frozen_message_count`` = the previous request's
 message count (when a recorded request does not extend the previous one, as after a
-compaction, that turn starts over from the recorded messages). ``FACTORIES`` names both.
+compaction, that turn starts over from the recorded messages).
 
-Measured on the 23 shared runs (benchmarks/results/headroom_peer.txt; 960 turns): per-turn
-``compress()`` 0.993x the caching floor at reference recall 0.976 (the recorded requests with
-the same automatic caching: 1.060x); the own-loop caller 0.952x at 0.978. The cuts land on
-JSON tool output (toolathlon runs 0.40-0.99x, recall down to 0.83 there: what was cut is not
-retrievable here); on the OpenHands and SWE-agent code runs the cost moves by under 5%. The
-difference between the two: on a Claude Code run Headroom's stale-Read rewrite replaces old
-file reads deep in the history on later turns, which re-writes the cache from there (1.233x
-against 0.999x). The sent bodies are the same under PYTHONHASHSEED 0 and 1; compress() takes
-9-114 ms a turn on average per run (17-35 ms over all turns, by machine load).
+On the 23 shared runs the cuts land on JSON tool output (the Toolathlon runs), where what
+was cut cannot be read back; on the OpenHands and SWE-agent code runs the cost moves little.
+The two differ on a Claude Code run: Headroom's stale-Read rewrite replaces old file reads
+deep in the history on later turns, which re-writes the cache from there; the own-loop
+caller avoids it. The sent bodies are the same under PYTHONHASHSEED 0 and 1.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 import weakref
 from pathlib import Path
 from typing import IO, Any
@@ -86,12 +80,11 @@ from typing import IO, Any
 from tidyctx._request import cache_markers
 
 try:
-    from .sent import Factory, Sent
+    from .sent import Sent
 except ImportError:  # run as a script: benchmarks/peers is on sys.path
-    from sent import Factory, Sent  # type: ignore[no-redef]
+    from sent import Sent  # type: ignore[no-redef]
 
 __all__ = [
-    "FACTORIES",
     "HEADROOM_VERSION",
     "NOT_INSTALLED",
     "HeadroomStrategy",
@@ -272,95 +265,3 @@ def headroom_compress_frozen() -> HeadroomStrategy:
     the history is what ``compress()`` returned last turn plus the new messages, with
     ``frozen_message_count`` = the previous request's message count."""
     return HeadroomStrategy(headroom_python(), frozen=True)
-
-
-FACTORIES: dict[str, Factory] = {
-    "headroom compress": headroom_compress,
-    "headroom compress (frozen)": headroom_compress_frozen,
-}
-
-
-# ---------------------------------------------------------------------------- measurement
-
-
-def _measure(paths: list[Path], factory: Factory) -> None:
-    import replay
-
-    from tidyctx.recall import reference_recall
-
-    print(
-        f"{'run':52} {'turns':>5} {'cache/floor':>11} {'headroom/floor':>14} {'recall':>7} "
-        f"{'s/run':>7} {'compress ms/turn':>16}"
-    )
-    floors = cached = ours = 0.0
-    recalled = references = turns = 0
-    seconds = compressing = 0.0
-    described = ""
-    digest = hashlib.sha256()
-    for path in paths:
-        run = replay.load(path)
-        requests = replay.requests_of(run)
-        ts = run.timestamps()
-        floor = replay.floor_cost(requests)
-        started = time.perf_counter()
-        strategy = factory()
-        sent = [strategy(r).request for r in requests]
-        elapsed = time.perf_counter() - started
-        for body in sent:
-            digest.update(json.dumps(body, sort_keys=True).encode())
-        if isinstance(strategy, HeadroomStrategy):
-            described = strategy.describe()
-            compressing += sum(strategy.seconds)
-            per_turn = 1000 * sum(strategy.seconds) / max(1, len(strategy.seconds))
-            strategy.close()
-        else:
-            per_turn = float("nan")
-        baseline = [{**r, "cache_control": dict(AUTOMATIC_CACHING)} for r in requests]
-        base = replay.input_cost(replay.simulate(baseline, ts))
-        cost = replay.input_cost(replay.simulate(sent, ts))
-        recall = reference_recall(requests, [t.reply for t in run.turns], sent)
-        floors += floor
-        cached += base
-        ours += cost
-        recalled += recall.recalled
-        references += recall.references
-        turns += len(requests)
-        seconds += elapsed
-        r = recall.recalled / recall.references if recall.references else float("nan")
-        print(
-            f"{run.id[:52]:52} {len(requests):5d} {base / floor:11.3f} {cost / floor:14.3f} "
-            f"{r:7.3f} {elapsed:7.1f} {per_turn:16.1f}",
-            flush=True,
-        )
-    per_turn = 1000 * compressing / max(1, turns)
-    print(
-        f"{'total':52} {turns:5d} {cached / floors:11.3f} {ours / floors:14.3f} "
-        f"{recalled / max(1, references):7.3f} {seconds:7.1f} {per_turn:16.1f}"
-    )
-    print(
-        f"({described}; cache/floor: the recorded requests with the same automatic caching; "
-        f"recall {recalled}/{references} references; PYTHONHASHSEED="
-        f"{os.environ.get('PYTHONHASHSEED', 'unset')}; sha256 of all sent bodies "
-        f"{digest.hexdigest()[:16]})"
-    )
-
-
-def main(argv: list[str]) -> int:
-    benchmarks = Path(__file__).resolve().parents[1]
-    if str(benchmarks) not in sys.path:
-        sys.path.insert(0, str(benchmarks))
-    import replay
-
-    factory: Factory = headroom_compress_frozen if "--frozen" in argv else headroom_compress
-    named = [a for a in argv if a.endswith((".json", ".jsonl"))]
-    paths = replay.replayable(replay.trace_paths(named))
-    try:
-        _measure(paths, factory)
-    except ImportError as e:
-        print(f"skipped: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,13 +1,12 @@
 """LangChain v1's agent middleware as comparison-suite strategies, driven for real, offline.
 
-    python benchmarks/peers/langchain_agent.py [TRACE.json ...] [--jobs N]
-
-Measured with langchain 1.5.2, langchain-anthropic 1.7.10, langchain-core 1.8.3, langgraph
-1.2.24 (the module prints the installed versions). Each factory (benchmarks/peers/sent.py)
-replays a recorded run turn by turn through ``langchain.agents.create_agent(ChatAnthropic(...),
-tools, system_prompt=..., middleware=[...])``; the ``anthropic`` clients inside the models talk
-to an ``httpx2.MockTransport`` that records every body and never connects. Messages, tools and
-system prompt are handed over as benchmarks/peers/langchain_caching.py does (its docstring).
+Measured by benchmarks/compare.py (``--only lc-cache,lc-edit,...``), with langchain 1.5.2,
+langchain-anthropic 1.7.10, langchain-core 1.8.3, langgraph 1.2.24. Each factory
+(benchmarks/peers/sent.py) replays a recorded run turn by turn through
+``langchain.agents.create_agent(ChatAnthropic(...), tools, system_prompt=..., middleware=[...])``;
+the ``anthropic`` clients inside the models talk to an ``httpx2.MockTransport`` that records
+every body and never connects. Messages, tools and system prompt are handed over as
+benchmarks/peers/langchain_caching.py does (its docstring).
 
 Strategies and their exact configurations:
 
@@ -60,16 +59,11 @@ writes "Previous conversation was too long to summarize." without calling the mo
 
 from __future__ import annotations
 
-import argparse
-import importlib.metadata
 import json
-import os
 import sys
-import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -401,126 +395,3 @@ def strategies(summary_max_tokens: int | None = None) -> dict[str, Factory]:
             summary_max_tokens=cap,
         ),
     }
-
-
-def versions() -> str:
-    names = ("langchain", "langchain-anthropic", "langchain-core", "langgraph", "anthropic")
-    return ", ".join(f"{n} {importlib.metadata.version(n)}" for n in names)
-
-
-# ---------------------------------------------------------------------------------------------
-# Measurement over the shared runs.
-
-
-@dataclass
-class Totals:
-    """One strategy over one or more runs."""
-
-    main: float = 0.0
-    """USD of the main calls' input (cachesim at the recorded timestamps)."""
-    side: float = 0.0
-    """USD of the summary calls: input uncached, the stand-in's answer as output."""
-    side_input: int = 0
-    side_output: int = 0
-    recalled: int = 0
-    references: int = 0
-    calls: int = 0
-    placeholders: int = 0
-    seconds: float = 0.0
-
-    def add(self, other: Totals) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-def _side_totals(side_calls: Sequence[SideCall], totals: Totals) -> None:
-    from tidyctx import pricing
-
-    for call in side_calls:
-        model = str(call.request.get("model"))
-        counter = LocalCounter(model)
-        usage = {
-            "input_tokens": counter.count_request(call.request),
-            "output_tokens": counter.count_text(call.answer),
-        }
-        totals.side += pricing.cost(usage, pricing.lookup(model)).total
-        totals.side_input += usage["input_tokens"]
-        totals.side_output += usage["output_tokens"]
-        totals.calls += 1
-
-
-def measure(args: tuple[Path, int | None]) -> tuple[str, float, int, dict[str, Totals]]:
-    """One run (and the summary model's max_tokens): its id, caching floor (USD), turns, and
-    each strategy's totals."""
-    path, summary_max_tokens = args
-    from benchmarks import replay
-
-    from tidyctx.recall import reference_recall
-
-    run = replay.load(path)
-    requests = replay.requests_of(run)
-    timestamps = run.timestamps()
-    replies = [t.reply for t in run.turns]
-    out: dict[str, Totals] = {}
-    for label, factory in strategies(summary_max_tokens).items():
-        started = time.perf_counter()
-        strategy = factory()
-        sent = [strategy(r) for r in requests]
-        main = [s.request for s in sent]
-        recall = reference_recall(requests, replies, main)
-        totals = Totals(
-            main=replay.input_cost(replay.simulate(main, timestamps)),
-            recalled=recall.recalled,
-            references=recall.references,
-            placeholders=sum(1 for s in sent if s.note.startswith(PLACEHOLDER_NOTE)),
-        )
-        _side_totals([c for s in sent for c in s.side_calls], totals)
-        totals.seconds = time.perf_counter() - started
-        out[label] = totals
-    return run.id, replay.floor_cost(requests), len(requests), out
-
-
-def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("traces", nargs="*")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument(
-        "--summary-max-tokens",
-        type=int,
-        default=None,
-        help="the summary model's max_tokens (default: ChatAnthropic's, from the model profile)",
-    )
-    args = parser.parse_args(argv)
-    from benchmarks import replay
-
-    paths = replay.replayable(replay.trace_paths(args.traces))
-    print(versions())
-    started = time.perf_counter()
-    with Pool(max(1, args.jobs)) as pool:
-        rows = sorted(pool.map(measure, [(p, args.summary_max_tokens) for p in paths], chunksize=1))
-    floor = sum(r[1] for r in rows)
-    turns = sum(r[2] for r in rows)
-    print(f"{len(rows)} runs, {turns} turns, floor ${floor:.2f}, priced on {replay.REPLAY_MODEL}")
-    cap = args.summary_max_tokens
-    print(f"summary model max_tokens: {cap if cap else 'ChatAnthropic default'}")
-    print(
-        "strategy           cost/floor   side $  recall                 summary calls"
-        "  in/out tokens a call  placeholders  s/run"
-    )
-    for label in strategies():
-        t = Totals()
-        for row in rows:
-            t.add(row[3][label])
-        calls = max(1, t.calls)
-        print(
-            f"{label:<18} {(t.main + t.side) / floor:9.2f}x  {t.side:7.2f}"
-            f"  {t.recalled}/{t.references} {t.recalled / max(1, t.references):6.1%}"
-            f"  {t.calls:13d}  {t.side_input // calls:>9d}/{t.side_output // calls:<10d}"
-            f"  {t.placeholders:12d}  {t.seconds / max(1, len(rows)):5.1f}"
-        )
-    print(f"{time.perf_counter() - started:.0f} s wall")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """Anthropic's server-side context edits as comparison-suite peers, simulated offline.
 
-    cd benchmarks && python -m peers.server_edits [TRACE.json ...] [--jobs N]
+Measured by benchmarks/compare.py (``--only server-clear,server-compact,server-both``).
 
 The peer is the Messages API itself (beta headers ``context-management-2025-06-27`` and
 ``compact-2026-01-12``; request shapes as in the ``anthropic`` SDK 2.17.0 beta param types
@@ -71,8 +71,7 @@ Tokens are counted with tidyctx.tokens.LocalCounter.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -417,117 +416,3 @@ def clear_then_compact(
 ) -> Factory:
     """Both edits, clearing listed (and applied) first; defaults: the documented ones."""
     return _server(clear or ClearToolUses(), compaction or Compact())
-
-
-STRATEGIES: dict[str, Callable[[], Factory]] = {
-    "auto cache": automatic_caching,
-    "clear": clear_tool_uses,
-    "clear 30k": lambda: clear_tool_uses(clear_at_least=30_000),
-    "compact": compact,
-    "compact 100k": lambda: compact(100_000),
-    "clear+compact": clear_then_compact,
-}
-"""What ``__main__`` measures."""
-
-
-# ---------------------------------------------------------------------------- measurement
-
-
-Row = tuple[str, float, int, dict[str, tuple[float, int, int, int, int]]]
-
-
-def measure(path: Any) -> Row:
-    """One run: (id, floor $, max input tokens, {label: (cost $, recalled, references,
-    turns edited, side calls)})."""
-    import replay
-
-    from tidyctx import pricing
-    from tidyctx.recall import reference_recall
-
-    run = replay.load(path)
-    requests = replay.requests_of(run)
-    ts = run.timestamps()
-    floor = replay.floor_cost(requests)
-    replies = [t.reply for t in run.turns]
-    counter = _counter(replay.REPLAY_MODEL)
-    price = pricing.lookup(replay.REPLAY_MODEL)
-    biggest = max(counter.count_request(r) for r in requests)
-    result: dict[str, tuple[float, int, int, int, int]] = {}
-    for label, make in STRATEGIES.items():
-        strategy = make()()
-        calls: list[Request] = []
-        stamps: list[float | None] = []
-        billed: list[Request] = []
-        edited = sides = 0
-        output = 0.0
-        for request, stamp in zip(requests, ts, strict=True):
-            sent = strategy(request)
-            for call in sent.side_calls:
-                calls.append(call.request)
-                stamps.append(stamp)
-                answer = {"input_tokens": 0, "output_tokens": counter.count_text(call.answer)}
-                output += pricing.cost(answer, price).total
-                sides += 1
-            calls.append(sent.request)
-            stamps.append(stamp)
-            billed.append(sent.request)
-            edited += bool(sent.note)
-        cost = replay.input_cost(replay.simulate(calls, stamps)) + output
-        recall = reference_recall(requests, replies, billed)
-        result[label] = (cost, recall.recalled, recall.references, edited, sides)
-    return run.id, floor, biggest, result
-
-
-def main(argv: list[str]) -> int:
-    from multiprocessing import Pool
-
-    import replay
-
-    jobs = int(argv[argv.index("--jobs") + 1]) if "--jobs" in argv else 1
-    named = [a for a in argv if a.endswith((".json", ".jsonl"))]
-    paths = replay.replayable(replay.trace_paths(named))
-    if not paths:
-        print("no run to replay", file=sys.stderr)
-        return 1
-    if jobs > 1:
-        with Pool(jobs) as pool:
-            rows = sorted(pool.map(measure, paths, chunksize=1))
-    else:
-        rows = sorted(measure(p) for p in paths)
-    labels = list(STRATEGIES)
-    print("cost / floor (reference recall) [turns edited]; claude-sonnet-4-6, 5-minute cache")
-    print(f"{'trace':<44}{'floor $':>9}{'max in':>9}" + "".join(f"{x:>26}" for x in labels))
-    for name, floor, biggest, result in rows:
-        cells = "".join(
-            f"{result[x][0] / floor:>10.3f} ({result[x][1] / max(result[x][2], 1):.3f}) "
-            f"[{result[x][3]:>3}]"
-            for x in labels
-        )
-        print(f"{name[:43]:<44}{floor:>9.3f}{biggest:>9,}{cells}")
-    total = sum(r[1] for r in rows)
-    cells = "".join(
-        f"{sum(r[3][x][0] for r in rows) / total:>10.3f} "
-        f"({sum(r[3][x][1] for r in rows) / max(sum(r[3][x][2] for r in rows), 1):.4f})"
-        f"{'':>6}"
-        for x in labels
-    )
-    print(f"{'all':<44}{total:>9.3f}{'':>9}{cells}")
-    big = [r for r in rows if r[2] > 100_000]
-    if big:
-        floor = sum(r[1] for r in big)
-        cells = "".join(
-            f"{sum(r[3][x][0] for r in big) / floor:>10.3f} "
-            f"({sum(r[3][x][1] for r in big) / max(sum(r[3][x][2] for r in big), 1):.4f})"
-            f"{'':>6}"
-            for x in labels
-        )
-        print(f"{f'over 100k input tokens ({len(big)} runs)':<44}{floor:>9.3f}{'':>9}{cells}")
-    for x in labels:
-        sides = sum(r[3][x][4] for r in rows)
-        runs = sum(1 for r in rows if r[3][x][3])
-        print(f"  {x}: edited in {runs} of {len(rows)} runs; {sides} compaction iterations")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
