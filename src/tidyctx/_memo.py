@@ -53,6 +53,7 @@ __all__ = [
     "content_key",
     "memo_stats",
     "memoized",
+    "owner_token",
     "prefix_tokens",
     "remember",
     "result_key",
@@ -273,6 +274,15 @@ _TOKENS = itertools.count(1)
 
 def _new_token() -> int:
     return next(_TOKENS)
+
+
+_OWNERS = itertools.count(1)
+
+
+def owner_token() -> int:
+    """A number never given out before in this process: for a transform instance to put in the
+    keys of what it holds in the memo, where no other instance finds it."""
+    return next(_OWNERS)
 
 
 def prefix_tokens(items: Sequence[Hashable]) -> list[int]:

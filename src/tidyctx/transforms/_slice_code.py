@@ -67,7 +67,6 @@ earlier tool results as they were recorded.
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,7 +74,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tidyctx._edge import Edge, start
 from tidyctx._markers import MARKER_PREFIX
-from tidyctx._memo import content_key, memoized, prefix_tokens, resume, suspend, text_size
+from tidyctx._memo import (
+    content_key,
+    memoized,
+    owner_token,
+    prefix_tokens,
+    resume,
+    suspend,
+    text_size,
+)
 from tidyctx._request import Request, ValidationError, as_given, input_json, normalized
 from tidyctx.code._views import DEFAULT_TOOLS, Listing, PathSpec, parse_listing, view_path
 from tidyctx.store import MemoryStore, Store, keep_text, refresh, store_key
@@ -114,7 +121,6 @@ _TERM_CHARS = 200_000  # characters of one text searched for names
 _MIN_INNER_NAME = 6  # shortest name looked for inside definitions' names
 _TASK = 4  # weight of the names in the task: the first user message with text
 _RARE = 3  # a name in the code of more definitions than this says nothing about one of them
-_INSTANCES = itertools.count(1)  # a token per transform, for its state in the memo
 _TAIL = (
     3  # the last messages, read again each turn: the latest user message, its call, the one before
 )
@@ -727,7 +733,7 @@ class SliceCode(Edge):
     store: Store = field(default_factory=MemoryStore)
     model: str | None = None
     counter: TokenCounter | None = None
-    _token: int = field(default_factory=lambda: next(_INSTANCES), repr=False)
+    _token: int = field(default_factory=owner_token, repr=False)
     """This transform's own: its state in the memo is found by no other."""
 
     @property

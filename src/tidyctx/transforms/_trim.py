@@ -53,7 +53,6 @@ True
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +62,7 @@ from tidyctx._markers import MARKER_PREFIX, NOTE_START, is_marker, repeat_note
 from tidyctx._memo import (
     content_key,
     memoized,
+    owner_token,
     prefix_tokens,
     remember,
     result_key,
@@ -168,8 +168,6 @@ class _Fold:
         return {**message, "content": out}
 
 
-_SERIALS = itertools.count(1)
-
 _UNFOLDABLE = object()
 """Held instead of a :class:`_Fold` for a history the fold cannot take."""
 
@@ -191,7 +189,7 @@ class Trim(Edge):
     model: str | None = None
     counter: TokenCounter | None = None
     _warned: set[str] = field(default_factory=set, repr=False)
-    _serial: int = field(default_factory=lambda: next(_SERIALS), init=False, repr=False)
+    _serial: int = field(default_factory=owner_token, init=False, repr=False)
     """Names this transform in memo keys: never reused in the process."""
 
     @property
