@@ -48,6 +48,7 @@ import replay
 
 import tidyctx as tc
 from tidyctx import normalize
+from tidyctx._request import unmarked
 
 Strategy = Callable[[dict[str, Any]], dict[str, Any]]
 Factory = Callable[[], Strategy]
@@ -202,20 +203,12 @@ def with_user_breakpoint(requests: list[dict[str, Any]]) -> list[dict[str, Any]]
 # ---------------------------------------------------------------------------- measures
 
 
-def _unmarked(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _unmarked(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_unmarked(v) for v in value]
-    return value
-
-
 def extra_bytes(sent: list[dict[str, Any]], given: list[dict[str, Any]]) -> float:
     """How much larger the sent JSON is than the client's, markers aside: the block of moved
     system lines, and any change of form (a string turned into blocks)."""
 
     def size(r: dict[str, Any]) -> int:
-        return len(json.dumps(_unmarked(r), ensure_ascii=False))
+        return len(json.dumps(unmarked(r), ensure_ascii=False))
 
     return sum(size(s) for s in sent) / max(1, sum(size(g) for g in given)) - 1.0
 

@@ -51,6 +51,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))
 import tidyctx as tc
 from tidyctx import pricing
 from tidyctx._markers import MARKER_PREFIX, store_ids
+from tidyctx._request import unmarked
 from tidyctx.recall import _reply_text, reference_recall, references, texts_of
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._expand import DEFAULT_LENGTH as PIECE
@@ -69,17 +70,8 @@ def _plain(transform: Callable[[dict[str, Any]], dict[str, Any]]) -> Factory:
     return lambda: lambda r: Sent(transform(r))
 
 
-def _strip(value: Any) -> Any:
-    """The request without any cache_control: the no-caching baseline."""
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
-
-
 def _automatic(r: dict[str, Any]) -> dict[str, Any]:
-    return {**_strip(r), "cache_control": {"type": "ephemeral"}}
+    return {**unmarked(r), "cache_control": {"type": "ephemeral"}}
 
 
 def _tidyctx(**overrides: Any) -> Factory:
@@ -155,7 +147,7 @@ def _peer(module: str, attr: str, *args: Any, **kwargs: Any) -> Callable[[], Fac
 
 
 STRATEGIES: dict[str, Entry] = {
-    "none": Entry("no caching", lambda: _plain(_strip)),
+    "none": Entry("no caching", lambda: _plain(unmarked)),
     "auto": Entry("automatic caching", lambda: _plain(_automatic)),
     "lc-cache": Entry(
         "LangChain AnthropicPromptCachingMiddleware",

@@ -69,6 +69,7 @@ __all__ = [
     "to_plain",
     "to_request",
     "too_deep",
+    "unmarked",
     "validate",
 ]
 
@@ -667,6 +668,21 @@ def iter_blocks(request: Mapping[str, Any]) -> Iterator[BlockRef]:
             elif isinstance(content, list):
                 for j, block in enumerate(content):
                     yield BlockRef(f"messages[{i}].content[{j}]", "messages", block, i)
+
+
+def unmarked(value: Any) -> Any:
+    """``value`` (a request or any part of one) copied without any ``cache_control`` key, at any
+    depth: a block's, a tool's, the request's own.
+
+    >>> block = {"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}
+    >>> unmarked({"cache_control": {"type": "ephemeral"}, "system": [block]})
+    {'system': [{'type': 'text', 'text': 'x'}]}
+    """
+    if isinstance(value, Mapping):
+        return {k: unmarked(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [unmarked(v) for v in value]
+    return value
 
 
 def cache_markers(request: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -30,27 +30,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tidyctx import pricing
-from tidyctx._request import MAX_BREAKPOINTS, can_carry_marker, iter_blocks
+from tidyctx._request import MAX_BREAKPOINTS, can_carry_marker, iter_blocks, unmarked
 from tidyctx.cachesim import DEFAULT_MIN_CACHEABLE, Layout, layout
 
 __all__ = ["shared_breakpoints"]
-
-
-def _unmarked(value: Any) -> Any:
-    """``value`` without ``cache_control`` on the request, its tools, system blocks, message
-    blocks and the blocks inside a tool_result."""
-    if isinstance(value, Mapping):
-        return {k: _unmarked(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_unmarked(v) for v in value]
-    return value
 
 
 def _strip(request: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in request.items() if k != "cache_control"}
     for key in ("tools", "system", "messages"):
         if key in out:
-            out[key] = _unmarked(out[key])
+            out[key] = unmarked(out[key])
     return out
 
 
