@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from builders import BUNDLED_TRACES
+from proxy_helpers import tool_request
 from tidyctx import pricing
 from tidyctx.tokens import LocalCounter
 
@@ -34,31 +35,13 @@ def benchmarks_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(BENCHMARKS))
 
 
-def conversation(result: Any) -> dict[str, Any]:
-    return {
-        "model": MODEL,
-        "max_tokens": 100,
-        "messages": [
-            {"role": "user", "content": "Where is the config parsed?"},
-            {
-                "role": "assistant",
-                "content": [{"type": "tool_use", "id": "toolu_1", "name": "read", "input": {}}],
-            },
-            {
-                "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": result}],
-            },
-        ],
-    }
-
-
 REPLY = {"role": "assistant", "content": [{"type": "text", "text": "parse_config reads it."}]}
 MARKER = '[tidyctx: 2,000 tokens cut, id="tc_0123456789abcdef"]'
 
 
 def test_a_reference_cut_behind_a_marker_costs_one_expand_round_trip() -> None:
-    original = conversation(RESULT_TEXT)
-    sent = conversation("def load(...)\n" + MARKER)
+    original = tool_request(RESULT_TEXT)
+    sent = tool_request("def load(...)\n" + MARKER)
     recovered, calls, usd = compare.recovery([original], [REPLY], [sent], MODEL)
     counter = LocalCounter(MODEL)
     price = pricing.lookup(MODEL)
@@ -72,13 +55,13 @@ def test_a_reference_cut_behind_a_marker_costs_one_expand_round_trip() -> None:
 
 
 def test_a_reference_cleared_without_a_marker_is_not_recoverable() -> None:
-    original = conversation(RESULT_TEXT)
-    sent = conversation("[Old tool result content cleared]")
+    original = tool_request(RESULT_TEXT)
+    sent = tool_request("[Old tool result content cleared]")
     assert compare.recovery([original], [REPLY], [sent], MODEL) == (0, 0, 0.0)
 
 
 def test_a_reference_still_in_the_request_needs_no_expand_call() -> None:
-    original = conversation(RESULT_TEXT)
+    original = tool_request(RESULT_TEXT)
     assert compare.recovery([original], [REPLY], [original], MODEL) == (0, 0, 0.0)
 
 
@@ -222,8 +205,8 @@ def test_an_unknown_strategy_name_is_refused_with_the_known_ones(
 
 
 def test_an_expanded_result_is_fetched_once_then_read_from_cache_on_later_turns() -> None:
-    original = conversation(RESULT_TEXT)
-    sent = conversation("def load(...)\n" + MARKER)
+    original = tool_request(RESULT_TEXT)
+    sent = tool_request("def load(...)\n" + MARKER)
     follow = {"role": "assistant", "content": [{"type": "text", "text": "Still parse_config."}]}
     recovered, calls, usd = compare.recovery(
         [original, original], [REPLY, follow], [sent, sent], MODEL
@@ -243,8 +226,8 @@ def test_an_expanded_result_is_fetched_once_then_read_from_cache_on_later_turns(
 def test_a_long_cut_result_is_fetched_one_piece_around_the_reference() -> None:
     filler = "row ok\n" * 5_000
     text = filler + "parse_config failed\n" + filler
-    original = conversation(text)
-    sent = conversation(MARKER)
+    original = tool_request(text)
+    sent = tool_request(MARKER)
     _, calls, usd = compare.recovery([original], [REPLY], [sent], MODEL)
     counter = LocalCounter(MODEL)
     price = pricing.lookup(MODEL)
