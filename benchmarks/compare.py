@@ -355,14 +355,14 @@ def measure(path: str, name: str, pauses: bool) -> Result:
 
 
 def _measure(path: str, name: str, pauses: bool) -> Result:
-    result = Result(run=replay.load(Path(path)).id, name=name)
+    run = replay.load(Path(path))
+    result = Result(run=run.id, name=name)
     started = time.process_time()
     try:
         strategy = STRATEGIES[name].load()()
     except ImportError as e:  # a peer that is not installed
         result.skipped = str(e).splitlines()[0] if str(e) else type(e).__name__
         return result
-    run = replay.load(Path(path))
     requests = replay.requests_of(run)
     replies = [t.reply for t in run.turns]
     ts = run.timestamps() if pauses else None
@@ -394,12 +394,12 @@ def _measure(path: str, name: str, pauses: bool) -> Result:
     return result
 
 
-def floors(paths: Sequence[Path]) -> dict[str, tuple[float, int]]:
-    """run id -> (floor USD, turns)."""
+def floors(paths: Sequence[Path]) -> dict[Path, tuple[str, float, int]]:
+    """path -> (run id, floor USD, turns)."""
     out = {}
     for path in paths:
         run = replay.load(path)
-        out[run.id] = (replay.floor_cost(replay.requests_of(run)), len(run.turns))
+        out[path] = (run.id, replay.floor_cost(replay.requests_of(run)), len(run.turns))
     return out
 
 
@@ -749,14 +749,14 @@ def replayed(
     paths = replay.replayable(replay.trace_paths(traces))
     if quick and not traces:
         paths = sorted(paths, key=lambda p: (len(replay.load(p).turns), p.name))[:QUICK_RUNS]
-    floor = floors(paths)
-    turns = {str(p): len(replay.load(p).turns) for p in paths}
+    runs = floors(paths)
+    floor = {run: (usd, turns) for run, usd, turns in runs.values()}
     # Long runs first, so the pool's last jobs are short ones.
-    work = sorted(((str(p), n) for p in paths for n in names), key=lambda t: -turns[t[0]])
+    work = sorted(((p, n) for p in paths for n in names), key=lambda t: -runs[t[0]][2])
     progress = Progress(len(work))
     results: list[Result] = []
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(measure, p, n, pauses) for p, n in work]
+        futures = [pool.submit(measure, str(p), n, pauses) for p, n in work]
         for future in as_completed(futures):
             result = future.result()
             results.append(result)
