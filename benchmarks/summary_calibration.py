@@ -176,7 +176,8 @@ def table(samples: Sequence[Compaction]) -> list[str]:
     )
     lines = [head]
     diffs: list[float] = []
-    totals = [0, 0.0, 0.0, 0.0]
+    refs = 0
+    pooled = {"real": 0.0, "ours": 0.0, "default": 0.0}  # recall weighted by references
     for c in samples:
         real_tokens = counter.count_text(c.summary)
         same = stand_in(c.span, max(500, round(real_tokens, -2)))
@@ -184,21 +185,24 @@ def table(samples: Sequence[Compaction]) -> list[str]:
         real, ours, at_default = (held(c.references, s) for s in (c.summary, same, default))
         diffs.append(ours - real)
         n = len(c.references)
-        totals = [totals[0] + n, totals[1] + real * n, totals[2] + ours * n, totals[3]]
-        totals[3] += at_default * n
+        refs += n
+        pooled["real"] += real * n
+        pooled["ours"] += ours * n
+        pooled["default"] += at_default * n
         lines.append(
             f"{c.name:<38}{c.model[:27]:<28}{counter.count_request({'messages': c.span}):>9,}"
             f"{n:>6}{real_tokens:>7,}{real:>8.3f}{counter.count_text(same):>10,}{ours:>8.3f}"
             f"{ours - real:>+8.3f}{at_default:>8.3f}"
         )
-    n = max(int(totals[0]), 1)
+    n = max(refs, 1)
     lines += [
         "",
-        f"{len(samples)} compactions, {int(totals[0]):,} references",
+        f"{len(samples)} compactions, {refs:,} references",
         f"mean difference (stand-in minus real): {mean(diffs) if diffs else 0:+.3f}",
         f"mean absolute difference: {mean(abs(d) for d in diffs) if diffs else 0:.3f}",
-        f"pooled recall: real {totals[1] / n:.3f}, stand-in at the real length {totals[2] / n:.3f},"
-        f" stand-in at {DEFAULT_TARGET:,} tokens {totals[3] / n:.3f}",
+        f"pooled recall: real {pooled['real'] / n:.3f}, stand-in at the real length "
+        f"{pooled['ours'] / n:.3f}, stand-in at {DEFAULT_TARGET:,} tokens "
+        f"{pooled['default'] / n:.3f}",
     ]
     return lines
 
