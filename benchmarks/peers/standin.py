@@ -14,18 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from tidyctx.testing import summary_responder
-from tidyctx.transforms._summarize import serialize
+from tidyctx.transforms._summarize import serialize, summary_blocks
 
 
 def standin_summary(messages: Sequence[Any], max_tokens: int, previous: str | None = None) -> str:
     """The stand-in's summary of ``messages`` (Messages API message dicts), written to fit
     two thirds of ``max_tokens`` as summary_responder does; ``previous`` is an earlier summary
     the new one carries forward."""
-    blocks: list[dict[str, str]] = []
-    if previous:
-        blocks.append(
-            {"type": "text", "text": f"<previous-summary>\n{previous}\n</previous-summary>"}
-        )
-    blocks.append({"type": "text", "text": f"<transcript>\n{serialize(messages)}\n</transcript>"})
-    body = {"max_tokens": max_tokens, "messages": [{"role": "user", "content": blocks}]}
+    content = summary_blocks(previous or None, serialize(messages))
+    body = {"max_tokens": max_tokens, "messages": [{"role": "user", "content": content}]}
     return summary_responder(body)

@@ -388,6 +388,17 @@ def _inner_text(content: Any) -> str:
     return "\n".join(parts)
 
 
+def summary_blocks(previous: str | None, transcript: str) -> list[dict[str, Any]]:
+    """The user content of a summary call: the earlier summary, if any, then the transcript
+    (:func:`serialize`), each in its own tag."""
+    blocks: list[dict[str, Any]] = []
+    if previous is not None:
+        text = f"<previous-summary>\n{previous}\n</previous-summary>"
+        blocks.append({"type": "text", "text": text})
+    blocks.append({"type": "text", "text": f"<transcript>\n{transcript}\n</transcript>"})
+    return blocks
+
+
 def serialize(messages: Sequence[Any]) -> str:
     """The messages as the summarizer reads them: roles, text, tool calls with their names and
     inputs, tool results, ``[image]`` placeholders. Thinking is left out (the model's private
@@ -771,16 +782,11 @@ class Summarize(Edge):
         from tidyctx.transforms._cache import cache
         from tidyctx.transforms._order import order
 
-        blocks: list[dict[str, Any]] = []
-        if previous is not None:
-            text = f"<previous-summary>\n{previous}\n</previous-summary>"
-            blocks.append({"type": "text", "text": text})
-        blocks.append({"type": "text", "text": f"<transcript>\n{transcript}\n</transcript>"})
         request: Request = {
             "model": self.summary_model,
             "max_tokens": self.max_tokens,
             "system": self.system_prompt(),
-            "messages": [{"role": "user", "content": blocks}],
+            "messages": [{"role": "user", "content": summary_blocks(previous, transcript)}],
         }
         out: Request = pipe(request, order(), cache())
         return out
