@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-VERSION = os.environ.get("TIDYCTX_CLAUDE_CODE_VERSION", "2.1.197")
+VERSION = os.environ.get("TIDYCTX_CLAUDE_CODE_VERSION", "2.1.337")
 """The CLI version the tests install (``latest`` to try the newest)."""
 
 PACKAGE = "@anthropic-ai/claude-code"

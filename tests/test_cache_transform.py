@@ -551,8 +551,8 @@ def test_any_user_markers_give_a_valid_request_or_a_named_error(
     request: dict[str, Any], data: st.DataObject
 ) -> None:
     """Markers anywhere, any TTL, top-level too: cache() returns a valid request with at most
-    4 breakpoints, or (only when the caller's own tools/system/top-level markers break the
-    API's rules) a ValidationError naming one."""
+    4 breakpoints, or (only when the caller's own tools/system/system-message/top-level
+    markers break the API's rules) a ValidationError naming one."""
     request = copy.deepcopy(request)
     own: list[str] = []
     for tool in request.get("tools", []):
@@ -569,6 +569,8 @@ def test_any_user_markers_give_a_valid_request_or_a_named_error(
             for block in message["content"]:
                 if (m := data.draw(_TTL)) is not None:
                     block["cache_control"] = m  # thinking blocks too: cache() must drop it
+                    if message["role"] == "system":  # kept as sent, so it counts
+                        own.append(m.get("ttl", "5m"))
                 inner = block.get("content") if block["type"] == "tool_result" else None
                 if isinstance(inner, list) and inner and (m := data.draw(_TTL)) is not None:
                     inner[-1]["cache_control"] = m

@@ -1,12 +1,15 @@
 """Claude Code's requests: today's Messages API as a real client sends it.
 
-Claude Code 2.1 sends a ``role: "system"`` message inside ``messages``, adaptive thinking, an
-effort, context-management edits and a row of betas. Every request it sends must pass
-``validate`` and ``LocalServer``, and every transform (and the recommended pipeline) must give a
-request the API accepts, with the system messages where the client put them.
+Claude Code 2.1 sends a ``role: "system"`` message inside ``messages`` (2.1.337 ends its first
+request with one, carrying the cache breakpoint), adaptive thinking, an effort,
+context-management edits and a row of betas that changes from release to release. Every
+request it sends must pass ``validate`` and ``LocalServer``, and every transform (and the
+recommended pipeline) must give a request the API accepts, with the system messages where the
+client put them.
 
-One first request, captured from the CLI (session and device ids replaced), is kept in
-``tests/data/claude_code/first_request.json`` so that the shape is tested without npm; the
+A first request of two releases, captured from the CLI (session and device ids and temporary
+paths replaced), is kept in ``tests/data/claude_code/first_request_<version>.json`` so that
+the shapes are tested without npm; the
 tests at the end install the CLI itself (once per machine, see ``claude_code.py``) and run it
 through a scripted tool loop against a LocalServer.
 """
@@ -27,17 +30,24 @@ import pytest
 import claude_code
 import tidyctx as tc
 from tidyctx import cachesim
+from tidyctx._request import cache_markers
 from tidyctx.testing import LocalServer
 
-FIXTURE = Path(__file__).parent / "data" / "claude_code" / "first_request.json"
+CAPTURES = sorted((Path(__file__).parent / "data" / "claude_code").glob("first_request_*.json"))
+RELEASES = [path.stem.removeprefix("first_request_") for path in CAPTURES]
 
 PIPELINE = (tc.order(), tc.slice_code(), tc.trim(max_tokens=400), tc.cache())
 """The recommended pipeline (docs/recipes.md)."""
 
 
-def _captured() -> dict[str, Any]:
-    captured: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
+def _captured(release: str) -> dict[str, Any]:
+    path = CAPTURES[RELEASES.index(release)]
+    captured: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return captured
+
+
+def test_both_captured_releases_are_here() -> None:
+    assert RELEASES == ["2.1.197", "2.1.337"]
 
 
 def _systems(request: dict[str, Any]) -> list[tuple[int, Any]]:
@@ -103,28 +113,44 @@ def check_sent(
 # ---------------------------------------------------------------------------- the captured shape
 
 
-def test_the_captured_request_holds_todays_shapes() -> None:
-    request = _captured()["body"]
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_captured_request_holds_todays_shapes(release: str) -> None:
+    captured = _captured(release)
+    request = captured["body"]
     assert request["messages"][1]["role"] == "system"
-    assert request["thinking"] == {"type": "adaptive"}
+    assert request["thinking"]["type"] == "adaptive"
     assert request["output_config"]["effort"] in ("low", "medium", "high", "xhigh", "max")
     assert request["context_management"]["edits"][0]["type"] == "clear_thinking_20251015"
-    assert "mid-conversation-system-2026-04-07" in _captured()["headers"]["anthropic-beta"]
+    assert "claude-code-20250219" in captured["headers"]["anthropic-beta"]
+    assert captured["headers"]["user-agent"].startswith(f"claude-cli/{release} ")
     tc.validate(request)
 
 
-def test_the_local_server_accepts_the_captured_request(server: LocalServer) -> None:
-    captured = _captured()
+def test_the_newer_release_marks_the_system_message_that_ends_its_first_request() -> None:
+    request = _captured("2.1.337")["body"]
+    last = request["messages"][-1]
+    assert last["role"] == "system"
+    assert last["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    out = tc.cache()(request)
+    # Kept as sent, marker included; the breakpoint there still covers the whole prefix.
+    assert out["messages"][-1] == last
+    assert len(cache_markers(out)) <= 4
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_local_server_accepts_the_captured_request(server: LocalServer, release: str) -> None:
+    captured = _captured(release)
     status, answer = _post(server, captured["body"], captured["headers"])
     assert status == 200, answer
     assert answer["content"][0]["type"] == "text"
 
 
+@pytest.mark.parametrize("release", RELEASES)
 @pytest.mark.parametrize("name", NAMES)
 def test_each_transform_keeps_the_captured_request_valid(
-    name: str, server: LocalServer, client: anthropic.Anthropic
+    name: str, release: str, server: LocalServer, client: anthropic.Anthropic
 ) -> None:
-    captured = _captured()
+    captured = _captured(release)
     request = captured["body"]
     before = copy.deepcopy(request)
     out = _transforms(client)[name](request)
@@ -132,8 +158,9 @@ def test_each_transform_keeps_the_captured_request_valid(
     check_sent(request, out, server, captured["headers"])
 
 
-def test_the_pipeline_keeps_the_captured_request_valid(server: LocalServer) -> None:
-    captured = _captured()
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_pipeline_keeps_the_captured_request_valid(server: LocalServer, release: str) -> None:
+    captured = _captured(release)
     out = tc.pipe(captured["body"], *PIPELINE)
     check_sent(captured["body"], out, server, captured["headers"])
     assert tc.pipe(out, *PIPELINE) == out
@@ -199,7 +226,7 @@ def test_claude_code_runs_its_tool_loop_to_the_scripted_answer(
     assert [claude_code.tool_results(r.body) for r in calls] == [0, 1, 2]
     for recorded in calls:
         assert _systems(recorded.body), "Claude Code sends a system message inside messages"
-        assert "mid-conversation-system" in recorded.headers.get("anthropic-beta", "")
+        assert "claude-code-20250219" in recorded.headers.get("anthropic-beta", "")
 
 
 def test_every_request_claude_code_sends_is_valid(

@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import claude_code
 import tidyctx as tc
 from tidyctx._cli import main
 from tidyctx._markers import store_ids
@@ -280,71 +279,23 @@ def test_the_server_reads_the_store_in_tidyctx_store_by_default(tmp_path: Path) 
 
 # ---------------------------------------------------------------------------- Claude Code
 
-CLAUDE_CODE = "2.1.197"
-"""The Claude Code release the end-to-end test installs (its behaviour is pinned with it)."""
-
 
 @pytest.fixture(scope="session")
-def claude_code() -> Path:
-    """The ``claude`` binary of the npm package, installed once into the user's cache
-    directory (``$XDG_CACHE_HOME``/``~/.cache``, ``tidyctx-tests/``)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip(
-            "npm not found: the Claude Code CLI installs from npm (@anthropic-ai/claude-code)"
-        )
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tidyctx-tests"
-    home = cache / f"claude-code-{CLAUDE_CODE}"
-    binary = home / "node_modules" / ".bin" / "claude"
-    if not binary.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="claude-code-", dir=cache))
-        package = f"@anthropic-ai/claude-code@{CLAUDE_CODE}"
-        done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(staging), package],
-            capture_output=True,
-            text=True,
-            timeout=1_800,
-        )
-        if done.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            pytest.skip(f"npm could not install {package}: {done.stderr.strip()[-500:]}")
-        try:
-            staging.rename(home)  # atomic: a concurrent run that won keeps its copy
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=300)
-    if version.returncode != 0 or CLAUDE_CODE not in version.stdout:
-        pytest.skip(f"the installed Claude Code does not run here: {version.stderr[-500:]}")
-    return binary
-
-
-def _accepts_system_messages() -> bool:
-    """Whether this version's request model (and so LocalServer) accepts the mid-conversation
-    system message Claude Code sends the MCP server's instructions in."""
-    request = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 8,
-        "messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "note"}],
-    }
-    try:
-        tc.validate(request, strict=False)
-    except ValueError:
-        return False
-    return True
+def claude_cli() -> Path:
+    """The ``claude`` binary of the npm package, installed once into the test cache
+    (``claude_code.py``); skipped with the reason where npm cannot install it."""
+    found = claude_code.install()
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found
 
 
 EXPAND = "mcp__tidyctx__tidyctx_expand"  # Claude Code's name: mcp__<server>__<tool>
 
 
 def test_claude_code_calls_the_tool_and_gets_the_cut_text_back(
-    tmp_path: Path, claude_code: Path
+    tmp_path: Path, claude_cli: Path
 ) -> None:
-    if not _accepts_system_messages():
-        pytest.skip(
-            "LocalServer rejects the role: system message Claude Code sends MCP server "
-            "instructions in; this version's request model does not accept it yet"
-        )
     db = tmp_path / "store.db"
     original = _log(600)
     _, key = _trim_into(db, original)
@@ -395,7 +346,7 @@ def test_claude_code_calls_the_tool_and_gets_the_cut_text_back(
         }
         done = subprocess.run(
             [
-                str(claude_code),
+                str(claude_cli),
                 "-p",
                 "Read the log back.",
                 "--output-format",

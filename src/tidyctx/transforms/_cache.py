@@ -26,10 +26,11 @@ sender records), the TTLs are chosen per call from the pauses seen in the conver
 cache model's rules at the model's prices (:mod:`tidyctx.transforms._pauses`); the placement is
 the same as with the chosen fixed TTLs.
 
-Markers the caller put on tools or system blocks are kept and count toward the 4; if they
-alone break the API's rules (more than 4 with the top-level one, a 1h marker after a 5m one)
-cache() raises :class:`~tidyctx._request.ValidationError` naming the marker. Markers in
-``messages`` (inside a tool_result's content too) are treated as rolling breakpoints: cache()
+Markers the caller put on tools, system blocks or ``role: "system"`` messages are kept and
+count toward the 4 (a system message is left exactly as sent); if they alone break the API's
+rules (more than 4 with the top-level one, a 1h marker after a 5m one) cache() raises
+:class:`~tidyctx._request.ValidationError` naming the marker. Markers in user and assistant
+messages (inside a tool_result's content too) are treated as rolling breakpoints: cache()
 removes them and places its own, so applying it to its own output changes nothing
 (idempotent) and markers never pile up past 4.
 
@@ -135,22 +136,26 @@ class Cache(Edge):
             )
         # Drop the rolling markers (ours, from an earlier pass, or the caller's) in messages,
         # those inside a tool_result's content too: left there, an old one would hold one of
-        # the 4 slots for the rest of the conversation.
+        # the 4 slots for the rest of the conversation. A system message keeps the caller's
+        # marker, as tools and system do: it is left exactly as sent (a client such as Claude
+        # Code ends its first request with one, marked), and its marker counts toward the 4.
         for message in messages:
+            if isinstance(message, dict) and message.get("role") == "system":
+                continue
             content = message.get("content") if isinstance(message, dict) else None
             if isinstance(content, list):
                 for i, block in enumerate(content):
                     if isinstance(block, dict):
                         content[i] = _unmarked(block)
-        # The caller's markers on tools and system are kept, so they must already be valid:
-        # at most 4 with the top-level one, 1h before 5m. Refuse rather than send a request
-        # the API rejects, or drop a marker the caller placed.
+        # The caller's markers on tools, system and system messages are kept, so they must
+        # already be valid: at most 4 with the top-level one, 1h before 5m. Refuse rather than
+        # send a request the API rejects, or drop a marker the caller placed.
         for err in marker_errors(out)[:1]:
             raise ValidationError(
                 err.path,
                 err.problem,
-                "cache() keeps your own cache_control markers on tools and system. "
-                + (err.hint or "Remove the extra ones"),
+                "cache() keeps your own cache_control markers on tools, system and system "
+                "messages. " + (err.hint or "Remove the extra ones"),
             )
         model = self.model or str(out.get("model") or "")
         counter = local_counter(self.counter, model)
