@@ -487,6 +487,8 @@ def _tool_definition(draw: st.DrawFn, name: str) -> Tool:
     }
     if _one_in(draw, 6):
         tool["type"] = "custom"
+    if _one_in(draw, 8):  # tool search: sent, but not rendered until a tool_reference loads it
+        tool["defer_loading"] = True
     return _maybe_shuffled(draw, tool)
 
 

@@ -674,3 +674,26 @@ def test_automatic_caching_with_a_moved_line_keeps_each_turns_entry_in_the_next(
         # one, on the moved line, is never read). An image added invalidates the messages.
         if entries and dict(lay.seeds)["images"] == dict(after.seeds)["images"]:
             assert lay.keys[max(entries)] in after.keys, "the history's entry is not read next"
+
+
+def test_the_tools_breakpoint_goes_on_the_last_rendered_tool_never_a_deferred_one() -> None:
+    schema = {"type": "object", "properties": {}}
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "tools": [
+            {"name": "bash", "description": "Run. " * 500, "input_schema": schema},
+            {
+                "name": "zz_later",
+                "description": "Deferred.",
+                "input_schema": schema,
+                "defer_loading": True,
+            },
+        ],
+        "system": "Be brief. " * 500,
+        "messages": [{"role": "user", "content": "hi " * 500}],
+    }
+    out = tc.pipe(request, tc.order(), tc.cache(min_tokens=0))
+    assert "cache_control" in out["tools"][0]
+    assert "cache_control" not in out["tools"][1]
+    assert out["tools"][1] == request["tools"][1]

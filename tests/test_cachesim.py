@@ -813,3 +813,66 @@ def test_simulate_rejects_timestamps_that_go_backwards() -> None:
         simulate([req, req], ["2025-06-01T12:00:10Z", "2025-06-01T12:00:09Z"])
     with pytest.raises(ValueError, match="timestamps must not go backwards"):
         simulate([req, req], [100.0, 99.5], counter=CharCounter())
+
+
+# ---------------------------------------------------------------------------- deferred tools
+
+
+def _deferred_requests() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A turn with one rendered tool, and the next turn with a deferred tool added (as Claude
+    Code adds an MCP server's tools once it connects)."""
+    rendered = {
+        "name": "bash",
+        "description": "Run a command. " * 300,
+        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}},
+    }
+    deferred = {
+        "name": "search_issues",
+        "description": "Search the tracker. " * 300,
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+        "defer_loading": True,
+    }
+    first = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 64,
+        "tools": [rendered],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "Look around. " * 300,
+                        "cache_control": {"type": "ephemeral"},
+                    }
+                ],
+            }
+        ],
+    }
+    later = {**first, "tools": [first["tools"][0], deferred]}
+    return first, later
+
+
+def test_a_deferred_tool_counts_no_input_tokens() -> None:
+    first, later = _deferred_requests()
+    counter = LocalCounter()
+    assert counter.count_request(later) == counter.count_request(first)
+    assert layout(later).total == layout(first).total
+    assert not any(p.startswith("tools[1]") for p in layout(later).paths)
+
+
+def test_adding_a_deferred_tool_keeps_the_cached_prefix() -> None:
+    first, later = _deferred_requests()
+    one, two = calls([first, later])
+    assert one.usage["cache_creation_input_tokens"] > 0
+    assert two.miss is None
+    assert two.usage["cache_read_input_tokens"] == one.usage["cache_creation_input_tokens"]
+
+
+def test_adding_a_rendered_tool_misses_as_before() -> None:
+    first, later = _deferred_requests()
+    rendered = {**later["tools"][1]}
+    del rendered["defer_loading"]
+    _, two = calls([first, {**later, "tools": [later["tools"][0], rendered]}])
+    assert two.usage["cache_read_input_tokens"] == 0
+    assert two.miss is not None

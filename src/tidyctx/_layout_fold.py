@@ -37,6 +37,7 @@ from tidyctx._request import (
     cache_content,
     can_carry_marker,
     canonical_json,
+    is_deferred_tool,
     iter_blocks,
     to_request,
 )
@@ -233,6 +234,8 @@ def _folded(
     seed_log: list[tuple[str, Any]] = []
     for ref in iter_blocks(head):
         block = ref.block
+        if ref.section == "tools" and is_deferred_tool(block):
+            continue  # not rendered into the prompt: not part of any prefix (as in layout())
         n = scale(_memo_raw("t" if ref.section == "tools" else "b", block), factor)
         while section != ref.section:
             section = _NEXT[section]

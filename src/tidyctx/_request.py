@@ -61,6 +61,7 @@ __all__ = [
     "errors",
     "input_json",
     "invalid",
+    "is_deferred_tool",
     "iter_blocks",
     "marker_errors",
     "normalize",
@@ -585,6 +586,15 @@ def canonical_json(obj: Any) -> bytes:
 def block_hash(block: Any) -> str:
     """A stable content hash of one block (or any JSON value): 32 hex digits."""
     return hashlib.blake2b(canonical_json(block), digest_size=16).hexdigest()
+
+
+def is_deferred_tool(tool: Any) -> bool:
+    """Is ``tool`` (an entry of ``tools``) deferred (``defer_loading: true``)? A deferred tool is
+    sent but not rendered into the prompt: it is not part of the cached prefix and counts no
+    input tokens until tool search loads it, inline where its ``tool_reference`` sits
+    (https://platform.claude.com/docs/en/agents-and-tools/tool-use/tool-use-with-prompt-caching).
+    """
+    return isinstance(tool, Mapping) and tool.get("defer_loading") is True
 
 
 def can_carry_marker(block: Any) -> bool:

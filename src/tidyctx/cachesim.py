@@ -53,6 +53,7 @@ from tidyctx._request import (
     cache_content,
     can_carry_marker,
     canonical_json,
+    is_deferred_tool,
     iter_blocks,
     to_request,
 )
@@ -227,6 +228,8 @@ def _layout_whole(
     tool_prompt = tool_prompt_tokens(name, req.get("tool_choice")) if req.get("tools") else 0
     for ref, (_, n) in zip(refs, per_block, strict=True):
         block = ref.block
+        if ref.section == "tools" and is_deferred_tool(block):
+            continue  # not rendered into the prompt: not part of any prefix
         if (
             ref.message is not None
             and ref.message < drop_before

@@ -31,7 +31,15 @@ from collections.abc import Hashable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from tidyctx import _memo
-from tidyctx._request import Request, block_hash, canonical_json, iter_blocks, to_plain, to_request
+from tidyctx._request import (
+    Request,
+    block_hash,
+    canonical_json,
+    is_deferred_tool,
+    iter_blocks,
+    to_plain,
+    to_request,
+)
 
 __all__ = [
     "BASE_CALIBRATION",
@@ -613,6 +621,8 @@ def _memo_raw(kind: str, value: Any) -> tuple[int, int]:
 def _raw_tool(tool: Any) -> tuple[int, int]:
     if not isinstance(tool, Mapping):
         return _json_len(tool), 0
+    if is_deferred_tool(tool):  # not rendered into the prompt until tool search loads it
+        return 0, 0
     if tool.get("type") in (None, "custom"):
         keys = ("name", "description", "input_schema")
         return _json_len({k: tool[k] for k in keys if k in tool}), 0
