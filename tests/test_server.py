@@ -789,3 +789,27 @@ def test_deeply_nested_json_is_a_400_not_a_dropped_connection(
     assert answer["error"]["type"] == "invalid_request_error"
     status, _, answer = raw_http(local_server, "POST", "/v1/messages/count_tokens", body)
     assert status == 400
+
+
+def test_omitted_thinking_display_returns_the_signature_without_the_text() -> None:
+    reply = [{"type": "thinking", "thinking": "Work it out. " * 50}, {"type": "text", "text": "4"}]
+    request: dict[str, Any] = {
+        "model": "claude-opus-5-5",
+        "max_tokens": 256,
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "messages": [{"role": "user", "content": "2+2?"}],
+    }
+    with LocalServer(responder=lambda body: reply) as server:
+        client = anthropic.Anthropic(base_url=server.base_url, api_key="test", max_retries=0)
+        whole = client.messages.create(**request)
+        with client.messages.stream(**request) as stream:
+            streamed = stream.get_final_message()
+        shown = client.messages.create(**{**request, "thinking": {"type": "adaptive"}})
+    for message in (whole, streamed):
+        thinking = message.content[0]
+        assert thinking.type == "thinking"
+        assert thinking.thinking == "" and thinking.signature
+        assert message.content[1].type == "text"
+    # Billed as written: the same output tokens as with the thinking shown.
+    assert whole.usage.output_tokens == shown.usage.output_tokens
+    assert shown.content[0].type == "thinking" and shown.content[0].thinking

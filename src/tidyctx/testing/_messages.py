@@ -265,6 +265,13 @@ class MessagesAPI:
         blocks = [] if prewarm else _complete_blocks(raw_blocks, message_id)
         usage = self._usage(body, blocks, prewarm=prewarm, service_tier=service_tier)
         usage.update(overrides.pop("usage", None) or {})
+        if _thinking_omitted(body):
+            # Billed as written, returned empty with its signature, as Claude Code 2.1.337
+            # asks: https://platform.claude.com/docs/en/build-with-claude/thinking
+            blocks = [
+                {**block, "thinking": ""} if block.get("type") == "thinking" else block
+                for block in blocks
+            ]
         if prewarm:
             stop_reason = "max_tokens"
         elif any(block.get("type") == "tool_use" for block in blocks):
@@ -396,6 +403,13 @@ class MessagesAPI:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def _thinking_omitted(body: Mapping[str, Any]) -> bool:
+    """Whether the request asks for thinking blocks without their text
+    (``thinking.display: "omitted"``)."""
+    thinking = body.get("thinking")
+    return isinstance(thinking, Mapping) and thinking.get("display") == "omitted"
 
 
 def _complete_blocks(
