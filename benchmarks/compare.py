@@ -369,8 +369,16 @@ def _measure(path: str, name: str, pauses: bool) -> Result:
     sent: list[dict[str, Any]] = []
     sides: list[SideCall] = []
     try:
-        for r in requests:
-            out = strategy(r)
+        for i, r in enumerate(requests):
+            try:
+                out = strategy(r)
+            except ValueError as err:
+                if STRATEGIES[name].ours:
+                    raise  # tidyctx takes every request the API takes: a failure is a bug
+                # A peer that cannot express this run's requests (LangChain has no place for
+                # a system message inside the conversation) is left out of it, saying why.
+                result.skipped = f"cannot replay {run.id} (turn {i}): {err}"
+                return result
             sent.append(out.request)
             sides += out.side_calls
             if out.note:

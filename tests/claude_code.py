@@ -79,10 +79,19 @@ def install() -> Path | str:
 
 
 def run(
-    binary: Path, base_url: str, prompt: str, workdir: Path, *, timeout: float = 300
+    binary: Path,
+    base_url: str,
+    prompt: str,
+    workdir: Path,
+    *,
+    timeout: float = 300,
+    home: Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``claude -p PROMPT --output-format json`` against ``base_url``; its JSON result."""
-    home = Path(tempfile.mkdtemp(prefix="claude-home."))
+    """Run ``claude -p PROMPT --output-format json`` against ``base_url``; its JSON result.
+    ``home``: the HOME to run in, kept afterwards (its session log is under
+    ``.claude/projects/``); by default a throwaway one."""
+    keep = home is not None
+    home = home or Path(tempfile.mkdtemp(prefix="claude-home."))
     try:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -110,7 +119,8 @@ def run(
             check=False,
         )
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
     if done.returncode != 0 and not done.stdout.strip():
         raise AssertionError(f"claude exited {done.returncode}: {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout)

@@ -283,3 +283,37 @@ def test_a_peer_beaten_only_by_another_tidyctx_setting_names_that_setting() -> N
         "is cheaper than `tc.defaults()` at lower recall; tidyctx `tc.defaults(client)`"
         in (compare.headline(rows)[2])
     )
+
+
+def _with_system_message(tmp_path: Path) -> Path:
+    """A request log whose turns carry a system message inside the conversation, as Claude
+    Code 2.1.337 sends its environment."""
+    note = {"role": "system", "content": "# Environment\nlinux"}
+    first = tool_request(RESULT_TEXT)
+    first["messages"].insert(1, note)
+    path = tmp_path / "system-message.jsonl"
+    path.write_text(json.dumps(first) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_peer_that_cannot_express_a_run_is_left_out_of_it_saying_why(tmp_path: Path) -> None:
+    path = str(_with_system_message(tmp_path))
+    peer = compare.measure(path, "lc-cache", False)
+    assert peer.skipped.startswith("cannot replay system-message (turn 0): ")
+    assert "role 'system'" in peer.skipped
+    ours = compare.measure(path, "tidyctx", False)
+    assert not ours.skipped and ours.cost > 0 and ours.invalid == 0
+
+
+def test_a_failure_of_tidyctx_itself_is_raised_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def strategy(request: dict[str, Any]) -> Any:
+        raise ValueError("a bug")
+
+    def broken() -> Any:
+        return lambda: strategy
+
+    monkeypatch.setitem(compare.STRATEGIES, "tidyctx", compare.Entry("tidyctx", broken, ours=True))
+    with pytest.raises(ValueError, match="a bug"):
+        compare.measure(str(_with_system_message(tmp_path)), "tidyctx", False)

@@ -30,7 +30,7 @@ from tidyctx.store import MemoryStore, StoreWarning
 from tidyctx.testing import LocalServer
 from tidyctx.tokens import LocalCounter
 from tidyctx.transforms._expand import expand_tool
-from tidyctx.transforms._slice_code import Conversation, SliceCode, _terms, slice_code
+from tidyctx.transforms._slice_code import Conversation, SliceCode, _owners, _terms, slice_code
 
 MODEL = "claude-sonnet-4-6"
 # A real file of this interpreter's standard library (about 500 lines, 4,800 tokens).
@@ -1009,3 +1009,30 @@ def test_the_slices_of_ended_conversations_are_held_within_the_memo_bound() -> N
         assert json.dumps(t(first[0])) == first[1]  # resumed after its slice was evicted
     finally:
         set_memo_limit(DEFAULT_MAX_BYTES)
+
+
+def test_line_references_past_the_first_definitions_slice_without_error() -> None:
+    # Definitions that end before the first line the conversation names must not shorten the
+    # line-owner table (a negative slice end used to cut it, and a later line had no owner).
+    source = "\n".join(
+        f"def f{i}(x):\n    y = x + {i}\n    z = y * {i}\n    w = z - y\n    return w\n"
+        for i in range(300)
+    )
+    request = view_request(
+        cat_n(source, sep="→"),
+        before="The failure is at app.py:1400 and app.py:1622, in f233 and f270.",
+        tool="Read",
+        arguments={"file_path": "/repo/app.py"},
+    )
+    out = result_text(slice_code(max_tokens=300)(request))
+    assert out.startswith(MARKER_PREFIX + "sliced /repo/app.py")
+    assert "def f233(x):" in out and "def f270(x):" in out
+
+
+def test_each_line_has_the_innermost_definition_around_it() -> None:
+    def definition(name: str, start: int, end: int) -> slicing.Definition:
+        return slicing.Definition(name, name, "function", start, end, start, f"def {name}()", "")
+
+    defs = [definition("early", 1, 5), definition("outer", 10, 30), definition("inner", 12, 14)]
+    assert _owners(defs, 11, 16) == [1, 2, 2, 2, 1, 1]
+    assert _owners(defs, 6, 9) == [-1, -1, -1, -1]

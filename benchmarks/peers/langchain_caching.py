@@ -62,7 +62,15 @@ ToolsAs = Literal["tool", "dict"]
 
 # Request keys that map onto ChatAnthropic fields; anything else is refused rather than
 # silently dropped.
-_MODEL_FIELDS = ("thinking", "temperature", "top_k", "top_p", "stop_sequences")
+_MODEL_FIELDS = (
+    "thinking",
+    "temperature",
+    "top_k",
+    "top_p",
+    "stop_sequences",
+    "output_config",
+    "context_management",
+)
 _KNOWN_KEYS = frozenset(
     {"model", "max_tokens", "system", "tools", "messages", "cache_control", *_MODEL_FIELDS}
 )

@@ -7,8 +7,10 @@ Three formats are read:
   the bundled runs in ``data/traces/``;
 - a request log (``*.jsonl``): one Messages API request per line, either the request itself
   or ``{"request": {...}, "ts": ..., "usage": {...}}``;
-- a Claude Code session log (``~/.claude/projects/*/<session>.jsonl``): its main thread, one
-  turn per API response (the log holds no system prompt or tool definitions).
+- a Claude Code session log (``~/.claude/projects/*/<session>.jsonl``): the requests it
+  records itself (Claude Code 2.1.337 and later: system prompt, tools, system messages and
+  markers as sent), or else its main thread, one turn per API response (older logs hold no
+  system prompt or tool definitions).
 
 Files are read as agents and converters write them: a UTF-8 byte-order mark is skipped, and a
 lone UTF-16 surrogate (a ``\\ud83d`` escape left by a JavaScript logger that cut an emoji in
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tidyctx._recorded_requests import recorded_calls
 from tidyctx._request import Request, ValidationError, to_request
 from tidyctx._time import parse_ts
 
@@ -327,6 +330,36 @@ def _lost(ids: list[str]) -> list[dict[str, Any]]:
     return [{"type": "tool_result", "tool_use_id": i, "content": LOST_RESULT} for i in ids]
 
 
+def _run_from_records(entries: list[tuple[int, Any]], name: str) -> Run | None:
+    """The requests a Claude Code session log records itself (2.1.337 and later; see
+    :mod:`tidyctx._recorded_requests`), or None when it records none it can rebuild."""
+    calls = recorded_calls(entries)
+    if not calls:
+        return None
+    turns = []
+    for call in calls:
+        try:
+            ts = parse_ts(call.timestamp)
+        except ValueError as err:
+            raise ValueError(f"{name}: api-request timestamp: {err}") from None
+        turns.append(Turn(call.request, ts, call.usage, reply=call.reply))
+    versions = {
+        str(e.get("version"))
+        for _, e in entries
+        if e.get("type") == "api-request" and e.get("version")
+    }
+    meta: dict[str, Any] = {
+        "agent": "Claude Code (session log, requests as recorded)",
+        "notes": "the requests as the log records them: system prompt, tools, system messages "
+        "and markers included; the billing header block is not recorded",
+        "betas": list(calls[0].betas),
+    }
+    if versions:
+        meta["claude_code_version"] = ", ".join(sorted(versions))
+    model = str(turns[0].request.get("model") or "")
+    return Run(Path(name).stem, model, tuple(turns), meta)
+
+
 def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
     """A Claude Code session log (``~/.claude/projects/*/<session>.jsonl``), one turn per API
     response.
@@ -338,6 +371,9 @@ def _run_from_session(entries: list[tuple[int, Any]], name: str) -> Run:
     log holds no system prompt or tool definitions, and parallel tool results recorded on side
     branches are not followed, so local counts fall short of the recorded usage.
     """
+    recorded = _run_from_records(entries, name)
+    if recorded is not None:
+        return recorded
     messages: list[dict[str, Any]] = []
     turns: list[Turn] = []
     model = ""

@@ -408,7 +408,9 @@ def _owners(defs: Sequence[Definition], first: int, last: int) -> list[int]:
     owner = [-1] * (last - first + 1)
     for k, d in enumerate(defs):  # source order: a nested definition comes after its parent
         a, b = max(d.doc_start_line, first), min(d.end_line, last)
-        owner[a - first : b - first + 1] = [k] * max(0, b - a + 1)
+        if a > b:  # outside the lines asked for (a negative slice end would cut the list)
+            continue
+        owner[a - first : b - first + 1] = [k] * (b - a + 1)
     return owner
 
 
