@@ -63,6 +63,7 @@ bench-all: bench
 	cd benchmarks && ../$(BIN)/python slice_replay.py
 	cd benchmarks && ../$(BIN)/python summarize_replay.py
 	cd benchmarks && ../$(BIN)/python proxy_cache_replay.py --out results/proxy_cache_replay.txt
+	$(BIN)/python benchmarks/claude_code_proxy.py --out benchmarks/results/claude_code_proxy.txt
 
 clean:
 	rm -rf $(VENV) .venv-headroom .mypy_cache .pytest_cache .ruff_cache .hypothesis site
