@@ -16,6 +16,7 @@ import pytest
 
 import claude_code
 from builders import cc_line
+from tidyctx._cli import main
 from tidyctx._recorded_requests import message_hash
 from tidyctx.testing import LocalServer
 from tidyctx.traces import load_run
@@ -256,3 +257,13 @@ def test_claude_codes_own_log_gives_back_every_request_it_sent(
     for turn, body in zip(run.turns, received, strict=True):
         assert turn.request == as_sent(body)
         assert turn.usage is not None and turn.reply is not None
+
+
+def test_the_report_counts_a_recorded_log_as_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(_log(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "requests as recorded" in out
+    assert "'counted' is tidyctx's local estimate of the request as recorded." in out
+    assert "lacks the system prompt" not in out

@@ -151,9 +151,16 @@ def report(run: Run, *, model: str | None = None, out: Any = None) -> dict[str, 
         file=out,
     )
     if any(t.usage for t in run.turns):
+        # A log without the system prompt and tools (older Claude Code logs) counts short.
+        lacks = all("system" not in t.request and "tools" not in t.request for t in run.turns)
         print(
-            "'counted' is tidyctx's local estimate of the request as recorded; where it falls "
-            "short of 'recorded', the log lacks the system prompt and tool definitions.",
+            "'counted' is tidyctx's local estimate of the request as recorded"
+            + (
+                "; where it falls short of 'recorded', the log lacks the system prompt and "
+                "tool definitions."
+                if lacks
+                else "."
+            ),
             file=out,
         )
     from tidyctx import _parallelism
