@@ -17,12 +17,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import pytest
 from hypothesis import HealthCheck, settings
 
+import claude_code
 from tidyctx.testing import LocalServer
 
 # hypothesis has loaded its own "ci" profile (derandomized) on a CI machine: build on its
@@ -146,3 +148,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
     raise RuntimeError(f"redis-server ({binary}) did not answer PING; its log ends:\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def claude_cli() -> Path:
+    """The Claude Code CLI's ``claude`` binary (npm ``@anthropic-ai/claude-code``), installed
+    once into the test cache (``claude_code.py``); skipped, saying why, where npm cannot."""
+    found = claude_code.install()
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found

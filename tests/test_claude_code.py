@@ -172,14 +172,6 @@ ANSWER = "The build is green: DONE-42."
 LINES = 3000
 
 
-@pytest.fixture(scope="session")
-def claude_cli() -> Path:
-    found = claude_code.install()
-    if isinstance(found, str):
-        pytest.skip(found)
-    return found
-
-
 @pytest.fixture(scope="module")
 def claude_session(
     claude_cli: Path, tmp_path_factory: pytest.TempPathFactory

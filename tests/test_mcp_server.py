@@ -26,7 +26,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import claude_code
 import tidyctx as tc
 from tidyctx._cli import main
 from tidyctx._markers import store_ids
@@ -278,16 +277,6 @@ def test_the_server_reads_the_store_in_tidyctx_store_by_default(tmp_path: Path) 
 
 
 # ---------------------------------------------------------------------------- Claude Code
-
-
-@pytest.fixture(scope="session")
-def claude_cli() -> Path:
-    """The ``claude`` binary of the npm package, installed once into the test cache
-    (``claude_code.py``); skipped with the reason where npm cannot install it."""
-    found = claude_code.install()
-    if isinstance(found, str):
-        pytest.skip(found)
-    return found
 
 
 EXPAND = "mcp__tidyctx__tidyctx_expand"  # Claude Code's name: mcp__<server>__<tool>

@@ -25,14 +25,6 @@ ANSWER = "All counted: DONE-7."
 LINES = 4000
 
 
-@pytest.fixture(scope="module")
-def claude_cli() -> Path:
-    found = claude_code.install()
-    if isinstance(found, str):
-        pytest.skip(found)
-    return found
-
-
 def _responder(body: dict[str, Any]) -> Any:
     if not body.get("tools"):
         return "Counting"  # a side call (a title)

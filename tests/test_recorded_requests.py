@@ -198,14 +198,6 @@ def test_a_log_whose_records_cannot_be_rebuilt_is_read_from_its_conversation_lin
 # ---------------------------------------------------------------------------- the real CLI
 
 
-@pytest.fixture(scope="module")
-def claude_cli() -> Path:
-    found = claude_code.install()
-    if isinstance(found, str):
-        pytest.skip(found)
-    return found
-
-
 def test_claude_codes_own_log_gives_back_every_request_it_sent(
     claude_cli: Path, tmp_path: Path
 ) -> None:
