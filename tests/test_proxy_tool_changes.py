@@ -120,15 +120,12 @@ def test_cache_reads_survive_a_tool_removal_and_restore_behind_the_proxy() -> No
     betas = [r.headers.get("anthropic-beta", "") for r in with_memory.requests]
     assert betas[:2] == ["claude-code-20250219"] * 2
     for header in betas[2:]:
-        assert header == (
-            "claude-code-20250219,mid-conversation-system-2026-04-07,"
-            "mid-conversation-tool-changes-2026-07-01"
-        )
+        assert header == "claude-code-20250219,mid-conversation-tool-changes-2026-07-01"
     assert [row.get("changed") for row in rows][2]  # the ledger names what changed it
 
 
 def test_a_client_header_that_has_the_betas_goes_on_untouched_and_a_missing_one_is_made() -> None:
-    given = ["mid-conversation-tool-changes-2026-07-01", "mid-conversation-system-2026-04-07"]
+    given = ["mid-conversation-tool-changes-2026-07-01", "claude-code-20250219"]
     with LocalServer() as complete, LocalServer() as bare:
         with proxy_to(complete.base_url, _pipeline("cache-only")) as (proxy, _):
             _run(proxy.base_url, betas=given)
@@ -137,6 +134,4 @@ def test_a_client_header_that_has_the_betas_goes_on_untouched_and_a_missing_one_
     assert {r.headers.get("anthropic-beta") for r in complete.requests} == {",".join(given)}
     headers = [r.headers.get("anthropic-beta") for r in bare.requests]
     assert headers[:2] == ["", ""]  # the SDK sends an empty header for betas=[]
-    assert set(headers[2:]) == {
-        "mid-conversation-system-2026-04-07,mid-conversation-tool-changes-2026-07-01"
-    }
+    assert set(headers[2:]) == {"mid-conversation-tool-changes-2026-07-01"}

@@ -75,10 +75,7 @@ def test_a_removal_keeps_the_first_tools_and_says_it_after_the_last_message() ->
     assert out["messages"][3] == _change("tool_removal", "edit")
     assert len(out["messages"]) == 4
     tc.validate(out)
-    assert tc.required_betas(out) == [
-        "mid-conversation-system-2026-04-07",
-        "mid-conversation-tool-changes-2026-07-01",
-    ]
+    assert tc.required_betas(out) == ["mid-conversation-tool-changes-2026-07-01"]
     # Later turns carry the same message at the same place.
     later = t(_request(4, ["bash", "read"]))
     assert later["messages"][3] == _change("tool_removal", "edit")
@@ -402,13 +399,8 @@ def test_wrap_adds_the_needed_betas_to_a_beta_call() -> None:
         client.close()
         headers = [r.headers.get("anthropic-beta") for r in server.requests]
     assert headers[0] == "claude-code-20250219"
-    assert headers[1] == (
-        "claude-code-20250219,mid-conversation-system-2026-04-07,"
-        "mid-conversation-tool-changes-2026-07-01"
-    )
-    assert (
-        headers[2] == "mid-conversation-system-2026-04-07,mid-conversation-tool-changes-2026-07-01"
-    )
+    assert headers[1] == "claude-code-20250219,mid-conversation-tool-changes-2026-07-01"
+    assert headers[2] == "mid-conversation-tool-changes-2026-07-01"
 
 
 def _bash_turns(n: int) -> list[dict[str, Any]]:
@@ -512,3 +504,20 @@ def test_a_change_goes_before_an_assistant_prefill() -> None:
     assert out["messages"][3] == _change("tool_removal", "edit")
     assert out["messages"][4] == {"role": "assistant", "content": "The plan:"}
     tc.validate(out)
+
+
+def test_every_beta_tidyctx_may_add_is_one_the_installed_sdk_lists() -> None:
+    from typing import get_args
+
+    from anthropic.types import AnthropicBetaParam
+
+    from tidyctx._betas import _ORDER
+
+    known = {
+        name
+        for arm in get_args(AnthropicBetaParam)
+        for name in get_args(arm)
+        if isinstance(name, str)
+    }
+    assert known, "the SDK's AnthropicBetaParam lists no names"
+    assert set(_ORDER) <= known

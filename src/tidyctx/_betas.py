@@ -1,18 +1,18 @@
 """required_betas(): the ``anthropic-beta`` names a request body needs to be accepted.
 
-The body alone tells: a ``role: "system"`` message inside ``messages``, ``tool_addition`` /
-``tool_removal`` blocks in one, or an inline ``tool_definition`` in a ``tool_addition``
-(https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages; the
-names are the ones the SDK's ``AnthropicBetaParam`` lists, and the mid-conversation system
-one is what Claude Code sends with such messages). Newer copies of that page say a system
-message alone needs no beta header; sending it anyway is harmless, and older API versions
-asked for it.
+The body alone tells: ``tool_addition`` / ``tool_removal`` blocks in a ``role: "system"``
+message, or an inline ``tool_definition`` in a ``tool_addition``
+(https://platform.claude.com/docs/en/build-with-claude/mid-conversation-system-messages). A
+system message alone needs no beta header (the same page); Claude Code 2.1.197 sent
+``mid-conversation-system-2026-04-07`` with one, 2.1.337 no longer does, and the SDK's
+``AnthropicBetaParam`` does not list it, so tidyctx never adds it. Every name returned here
+is one the installed SDK lists (a test checks), so none is one the API does not know.
 
 >>> required_betas({"messages": [
 ...     {"role": "user", "content": "hi"},
 ...     {"role": "system", "content": [
 ...         {"type": "tool_removal", "tool": {"type": "tool_reference", "name": "bash"}}]}]})
-['mid-conversation-system-2026-04-07', 'mid-conversation-tool-changes-2026-07-01']
+['mid-conversation-tool-changes-2026-07-01']
 >>> merge_betas("claude-code-20250219", ["inline-tools-2026-09-15"])
 'claude-code-20250219,inline-tools-2026-09-15'
 """
@@ -24,14 +24,10 @@ from typing import Any
 
 __all__ = [
     "INLINE_TOOLS_BETA",
-    "SYSTEM_MESSAGE_BETA",
     "TOOL_CHANGES_BETA",
     "merge_betas",
     "required_betas",
 ]
-
-SYSTEM_MESSAGE_BETA = "mid-conversation-system-2026-04-07"
-"""A ``role: "system"`` message inside ``messages``."""
 
 TOOL_CHANGES_BETA = "mid-conversation-tool-changes-2026-07-01"
 """``tool_addition`` / ``tool_removal`` blocks in a system message."""
@@ -39,7 +35,7 @@ TOOL_CHANGES_BETA = "mid-conversation-tool-changes-2026-07-01"
 INLINE_TOOLS_BETA = "inline-tools-2026-09-15"
 """A ``tool_addition`` that carries its tool by value (``tool_definition``)."""
 
-_ORDER = (SYSTEM_MESSAGE_BETA, TOOL_CHANGES_BETA, INLINE_TOOLS_BETA)
+_ORDER = (TOOL_CHANGES_BETA, INLINE_TOOLS_BETA)
 
 
 def required_betas(request: Mapping[str, Any]) -> list[str]:
@@ -50,7 +46,6 @@ def required_betas(request: Mapping[str, Any]) -> list[str]:
     for message in messages if isinstance(messages, list) else ():
         if not isinstance(message, Mapping) or message.get("role") != "system":
             continue
-        needed.add(SYSTEM_MESSAGE_BETA)
         content = message.get("content")
         for block in content if isinstance(content, list) else ():
             if not isinstance(block, Mapping):

@@ -175,7 +175,7 @@ class ToolChanges(ConversationMemory):
     >>> out["messages"][-1]["content"]
     [{'type': 'tool_removal', 'tool': {'type': 'tool_reference', 'name': 'edit'}}]
     >>> tc.required_betas(out)
-    ['mid-conversation-system-2026-04-07', 'mid-conversation-tool-changes-2026-07-01']
+    ['mid-conversation-tool-changes-2026-07-01']
     """
 
     def __init__(
