@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 import strategies as gen
 import tidyctx as tc
-from tidyctx._request import ValidationError, cache_content, canonical_json, iter_blocks
+from tidyctx._request import (
+    ValidationError,
+    cache_content,
+    canonical_json,
+    is_deferred_tool,
+    iter_blocks,
+)
 from tidyctx.testing import LocalServer
 from tidyctx.transforms._toolchanges import first_message_key
 
@@ -296,9 +302,16 @@ def test_the_first_message_key_ignores_the_tools() -> None:
 # ---------------------------------------------------------------------------- properties
 
 
+def _rendered(request: dict[str, Any]) -> list[Any]:
+    """The blocks the prompt holds: deferred tools are sent but not rendered into it."""
+    return [
+        r for r in iter_blocks(request) if not (r.section == "tools" and is_deferred_tool(r.block))
+    ]
+
+
 def _cached_prefix(request: dict[str, Any]) -> list[bytes]:
     """The blocks up to the last cache breakpoint, as the cache sees them."""
-    blocks = list(iter_blocks(request))
+    blocks = _rendered(request)
     marked = [
         k
         for k, r in enumerate(blocks)
@@ -309,7 +322,7 @@ def _cached_prefix(request: dict[str, Any]) -> list[bytes]:
 
 
 def _all_blocks(request: dict[str, Any]) -> list[bytes]:
-    return [canonical_json(cache_content(r.block)) for r in iter_blocks(request)]
+    return [canonical_json(cache_content(r.block)) for r in _rendered(request)]
 
 
 @st.composite
@@ -521,3 +534,22 @@ def test_every_beta_tidyctx_may_add_is_one_the_installed_sdk_lists() -> None:
     }
     assert known, "the SDK's AnthropicBetaParam lists no names"
     assert set(_ORDER) <= known
+
+
+def test_deferred_tools_go_as_sent_and_are_never_stated_as_changes() -> None:
+    t = tc.order(tools=tc.ToolChanges())
+
+    def deferred(name: str) -> dict[str, Any]:
+        return {"name": name, "input_schema": {"type": "object"}, "defer_loading": True}
+
+    first = _request(1, ["bash", "edit"])
+    first["tools"].append(deferred("mcp__a"))
+    t(first)
+    # edit dropped, the deferred tool gone and another one come: only edit's removal is stated.
+    later = _request(2, ["bash"])
+    later["tools"].append(deferred("mcp__b"))
+    out = t(later)
+    assert [x["name"] for x in out["tools"]] == ["bash", "edit", "mcp__b"]
+    assert out["messages"][3] == _change("tool_removal", "edit")
+    assert len(out["messages"]) == 4
+    tc.validate(out)

@@ -14,7 +14,9 @@ message of that request). A request whose tools differ from the tools in effect 
 removing tools, or by restoring tools of the first list, goes out with the first list and
 the change messages at their places, the same bytes on every later turn; any other change
 (a tool the first list lacks, unless ``inline=True``, or a tool whose definition changed)
-goes out as sent and becomes the conversation's new first list.
+goes out as sent and becomes the conversation's new first list. Deferred tools
+(``defer_loading: true``) are not part of the cached prefix, so they are left out of all this:
+they go as sent, after the kept tools.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from tidyctx._request import cache_content, canonical_json
+from tidyctx._request import cache_content, canonical_json, is_deferred_tool
 from tidyctx.transforms._order import ConversationMemory, is_dynamic_block
 
 __all__ = ["TOOL_CHANGE_MODELS", "ToolChanges", "first_message_key"]
@@ -267,6 +269,10 @@ class ToolChanges(ConversationMemory):
             return _AS_SENT
         if not self.applies_to(request.get("model")):
             return _AS_SENT
+        # Deferred tools are not part of the cached prefix: they go as sent, whatever changes
+        # among them, and only the rendered ones are kept and stated as changes.
+        deferred = [t for t in tools if is_deferred_tool(t)]
+        tools = [t for t in tools if not is_deferred_tool(t)]
         wanted = _identities(tools)
         if wanted is None:
             return _AS_SENT
@@ -287,6 +293,8 @@ class ToolChanges(ConversationMemory):
             if state is not None and not _continues(state, messages):
                 state = None
             rewrite, after = self._decide(state, tools, wanted, messages, record)
+            if rewrite.tools is not None and deferred:
+                rewrite = replace(rewrite, tools=[*rewrite.tools, *copy.deepcopy(deferred)])
             if record:
                 self._conversations[key] = after
                 self._conversations.move_to_end(key)
