@@ -4,11 +4,17 @@ The CLI (installed once per machine from npm, see ``claude_code.py``; skipped, s
 where npm is absent) runs a scripted tool loop through a proxy with the default pipeline to a
 LocalServer. Every request it sends goes through the pipeline (none fails open), reaches the
 server valid, and the long Bash output arrives cut; the session ends with the scripted answer
-and the ledger holds one row per call.
+and the ledger holds one row per call. ``tidyctx run -- claude ...`` does the same with a proxy
+of its own and prints the session's cost and saving.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,3 +105,39 @@ def test_the_long_bash_output_reaches_the_server_cut(
     assert text.count("\n") < LINES / 4
     cut = [row for row in rows if row.get("tokens_before") and row.get("tokens_after")]
     assert any(row["tokens_after"] < row["tokens_before"] for row in cut), rows
+
+
+def test_tidyctx_run_puts_the_proxy_in_front_of_claude_code(
+    claude_cli: Path, tmp_path: Path
+) -> None:
+    """``tidyctx run -- claude ...``: the CLI reaches the server through a proxy it started,
+    its exit code and answer come back, and the session's cost and saving are printed."""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    home = tmp_path / "home"
+    home.mkdir()
+    ledger = tmp_path / "ledger.jsonl"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": src,
+        "HOME": str(home),
+        "ANTHROPIC_API_KEY": "test",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+    }
+    with LocalServer(responder=_responder) as server:
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "tidyctx", "run", "--port", "0",
+                "--upstream", server.base_url, "--store", "memory:", "--ledger", str(ledger),
+                "--", str(claude_cli), "-p", f"Count to {LINES} with seq.",
+                "--output-format", "json", "--allowedTools", "Bash",
+            ],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        received = [r for r in server.requests if r.path == "/v1/messages"]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["result"] == ANSWER
+    assert re.search(r"tidyctx: \d+ API calls, cost \$\d+\.\d+, saved \$\d+\.\d+", done.stderr)
+    rows = tc.read_ledger(ledger)
+    assert len(rows) == len(received) >= 2
+    assert not [row for row in rows if row.get("fail_open")]
