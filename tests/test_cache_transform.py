@@ -697,3 +697,36 @@ def test_the_tools_breakpoint_goes_on_the_last_rendered_tool_never_a_deferred_on
     assert "cache_control" in out["tools"][0]
     assert "cache_control" not in out["tools"][1]
     assert out["tools"][1] == request["tools"][1]
+
+
+def test_a_callers_marker_on_a_deferred_tool_keeps_its_place_in_the_ttl_order() -> None:
+    # A deferred tool is not laid out, but its marker still sits where the tools array has it:
+    # with a 1h marker on one deferred tool and a 5m one on a later one, ours stays 5m (raised
+    # to 1h it would come after that 5m marker, which the API refuses).
+    schema = {"type": "object", "properties": {}}
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    request = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 8,
+        "tools": [
+            {"name": "grep", "input_schema": schema},
+            {
+                "name": "later_a",
+                "input_schema": schema,
+                "defer_loading": True,
+                "cache_control": hour,
+            },
+            {"name": "read_file", "input_schema": schema},
+            {
+                "name": "later_b",
+                "input_schema": schema,
+                "defer_loading": True,
+                "cache_control": {"type": "ephemeral"},
+            },
+        ],
+        "messages": [{"role": "user", "content": "Please run the tests. " * 300}],
+    }
+    out = tc.cache(min_tokens=0)(request)
+    tc.validate(out)
+    assert [out["tools"][k] for k in (1, 3)] == [request["tools"][k] for k in (1, 3)]
+    assert out["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}

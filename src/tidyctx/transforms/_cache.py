@@ -225,18 +225,18 @@ class Cache(Edge):
         # price anyway), and a 1h marker of ours after any 5m one is lowered to 5m.
         existing = [(_position(p, index, len(lay.paths)), m) for p, m in kept]
         last_1h = max((pos for pos, m in existing if m.get("ttl") == "1h"), default=-1)
-        marks = sorted(
-            [(pos, str(m.get("ttl", "5m")), False) for pos, m in existing]
-            + [(pos, "1h" if pos < last_1h else ttl, True) for pos, ttl in chosen]
+        marks: list[tuple[float, str, int]] = sorted(
+            [(pos, str(m.get("ttl", "5m")), -1) for pos, m in existing]
+            + [(pos, "1h" if pos < last_1h else ttl, pos) for pos, ttl in chosen]
         )
         seen_5m = False
-        for pos, ttl, ours in marks:
+        for _, ttl, ours in marks:  # ours: the layout position of one of ours, else -1
             if ttl == "5m":
                 seen_5m = True
-            elif seen_5m and ours:
+            elif seen_5m and ours >= 0:
                 ttl = "5m"
-            if ours:
-                _set_marker(out, lay.paths[pos], _marker(ttl))
+            if ours >= 0:
+                _set_marker(out, lay.paths[ours], _marker(ttl))
         if use_auto:
             out["cache_control"] = _marker(ttl)
         return out, decision
@@ -586,14 +586,21 @@ def _bridge_chain(
     return chain
 
 
-def _position(path: str, index: dict[str, int], end: int) -> int:
+def _position(path: str, index: dict[str, int], end: int) -> float:
     """The prefix position of a marker's path; nested tool_result markers sit at their
-    tool_result, the top-level (automatic) marker at the end."""
+    tool_result, the top-level (automatic) marker at the end. A deferred tool is not laid out
+    (it is not in the prompt), but its marker still counts where the tools array has it for
+    the TTL order: just after the rendered tools before it."""
     if path == "cache_control":
         return end
     if path.count(".content[") == 2:
         path = path.rsplit(".content[", 1)[0]
-    return index.get(path, end)
+    if path in index:
+        return index[path]
+    if path.startswith("tools[") and path.endswith("]") and path[6:-1].isdigit():
+        before = [index[f"tools[{j}]"] for j in range(int(path[6:-1])) if f"tools[{j}]" in index]
+        return (max(before) if before else -1) + 0.5
+    return end
 
 
 def _set_marker(request: Request, path: str, marker: dict[str, str]) -> None:
