@@ -136,14 +136,7 @@ def _import(module: str, attr: str) -> Factory:
 
 def _peer(module: str, attr: str, *args: Any, **kwargs: Any) -> Callable[[], Factory]:
     """The factory ``peers.<module>.<attr>(*args, **kwargs)`` makes."""
-
-    def load() -> Factory:
-        import importlib
-
-        made = getattr(importlib.import_module(f"peers.{module}"), attr)
-        return made(*args, **kwargs)  # type: ignore[no-any-return]
-
-    return load
+    return lambda: _import(module, attr)(*args, **kwargs)
 
 
 STRATEGIES: dict[str, Entry] = {

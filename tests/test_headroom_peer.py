@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from builders import tool_messages
 from tidyctx._request import validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,24 +60,8 @@ def agent_request(result: str) -> dict[str, Any]:
             "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
         }
     ]
-    messages: list[dict[str, Any]] = [
-        {"role": "user", "content": [{"type": "text", "text": "Which products are low?"}]}
-    ]
-    for k, text in enumerate([result, "done", "nothing else"]):
-        messages.append(
-            {
-                "role": "assistant",
-                "content": [
-                    {"type": "tool_use", "id": f"toolu_{k}", "name": "query", "input": {"q": "x"}}
-                ],
-            }
-        )
-        messages.append(
-            {
-                "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": f"toolu_{k}", "content": text}],
-            }
-        )
+    calls = [("query", {"q": "x"}, text) for text in (result, "done", "nothing else")]
+    messages = tool_messages("Which products are low?", calls, call_id="toolu_{k}")
     return {
         "model": "claude-sonnet-4-6",
         "max_tokens": 1024,

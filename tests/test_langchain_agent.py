@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from builders import tool_messages
 from tidyctx._request import validate
 from tidyctx.traces import load_run
 
@@ -52,32 +53,10 @@ def output(n: int) -> str:
 
 def conversation(steps: int = 5) -> list[dict[str, Any]]:
     """A user question, ``steps`` tool calls with ~1k-character results, a final answer."""
-    messages: list[dict[str, Any]] = [
-        {"role": "user", "content": [{"type": "text", "text": "Find the failing test."}]}
-    ]
-    for n in range(steps):
-        messages.append(
-            {
-                "role": "assistant",
-                "content": [
-                    {"type": "text", "text": f"Step {n}."},
-                    {
-                        "type": "tool_use",
-                        "id": f"toolu_{n:02d}",
-                        "name": "sh",
-                        "input": {"arg": str(n)},
-                    },
-                ],
-            }
-        )
-        messages.append(
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": f"toolu_{n:02d}", "content": output(n)}
-                ],
-            }
-        )
+    calls = [("sh", {"arg": str(n)}, output(n)) for n in range(steps)]
+    messages = tool_messages(
+        "Find the failing test.", calls, call_id="toolu_{k:02d}", say="Step {k}."
+    )
     messages.append({"role": "assistant", "content": [{"type": "text", "text": "Done."}]})
     return messages
 
