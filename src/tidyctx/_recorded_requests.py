@@ -82,21 +82,26 @@ def _pool(
             content = message.get("content")
             if not isinstance(ref, str) or not isinstance(content, list):
                 continue
-            replies.setdefault(ref, []).extend(copy.deepcopy(content))
+            replies.setdefault(ref, []).extend(content)
             if message.get("usage"):
                 usages[ref] = message["usage"]  # the response's last line has the final usage
     out: dict[str, dict[str, Any]] = {}
     for ref, blocks in replies.items():
-        for content in (blocks, [b for b in blocks if not _blank(b)]):
-            reply = {"role": "assistant", "content": content}
-            pool.setdefault(message_hash(reply), reply)
-        out[ref] = {"role": "assistant", "content": [b for b in blocks if not _blank(b)]}
+        sent_back = [b for b in blocks if not _blank(b)]
+        out[ref] = {"role": "assistant", "content": sent_back}
+        pool.setdefault(message_hash(out[ref]), out[ref])
+        if len(sent_back) < len(blocks):  # named as logged, should the records keep it so
+            logged = {"role": "assistant", "content": blocks}
+            pool.setdefault(message_hash(logged), logged)
     return pool, out, usages
 
 
 def _mark(request: Request, path: Any, value: Any) -> bool:
     """Put ``cache_control: value`` on the block at ``path`` (``["messages", 3, "content", 0]``,
-    ``["system", 1]``, ``["tools", 11]``); False when the path names no block."""
+    ``["system", 1]``, ``["tools", 11]``); False when the path names no block.
+
+    Every call's request shares its messages, system and tools with the others; each container
+    on the path is copied before it changes, so the marker lands on this request only."""
     if not isinstance(path, list) or len(path) < 2:
         return False
     node: Any = request
@@ -106,12 +111,14 @@ def _mark(request: Request, path: Any, value: Any) -> bool:
         )
         if not found:
             return False
-        parent: Any = node
-        node = node[step]
-        if step == "content" and isinstance(node, str) and path[-1] == 0:
+        child = node[step]
+        if step == "content" and isinstance(child, str) and path[-1] == 0:
             # A string content is the one text block it stands for, which can carry a marker.
-            node = [{"type": "text", "text": node}]
-            parent["content"] = node
+            child = [{"type": "text", "text": child}]
+        elif isinstance(child, dict | list):
+            child = copy.copy(child)
+        node[step] = child
+        node = child
     last = path[-1]
     if not (isinstance(node, list) and isinstance(last, int) and 0 <= last < len(node)):
         return False
@@ -162,11 +169,13 @@ def recorded_calls(entries: list[tuple[int, Any]]) -> list[RecordedCall] | None:
         shape = shapes.get(str(record.get("shapeHash")))
         if not isinstance(params, Mapping) or shape is None:
             return None
-        request: Request = {"model": params.get("model"), "messages": copy.deepcopy(messages)}
+        # Shared with the other calls, as the conversation-line reader shares its blocks:
+        # transforms never change their input, and _mark copies what it marks.
+        request: Request = {"model": params.get("model"), "messages": list(messages)}
         for key in ("system", "tools"):
             if key in shape:
-                request[key] = copy.deepcopy(shape[key])
-        request.update({k: copy.deepcopy(v) for k, v in params.items() if k != "betas"})
+                request[key] = shape[key]
+        request.update({k: v for k, v in params.items() if k != "betas"})
         for marker in record.get("cacheControl") or []:
             if not isinstance(marker, Mapping) or not _mark(
                 request, marker.get("path"), marker.get("value")
@@ -178,7 +187,7 @@ def recorded_calls(entries: list[tuple[int, Any]]) -> list[RecordedCall] | None:
                 request,
                 record.get("timestamp"),
                 usages.get(call_id),
-                copy.deepcopy(replies.get(call_id)),
+                replies.get(call_id),
                 tuple(b for b in betas if isinstance(b, str)) if isinstance(betas, list) else (),
             )
         )
