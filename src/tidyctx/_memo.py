@@ -55,7 +55,6 @@ __all__ = [
     "memoized",
     "owner_token",
     "prefix_tokens",
-    "remember",
     "result_key",
     "resume",
     "set_memo_limit",
@@ -179,32 +178,32 @@ _STORE = _Store(DEFAULT_MAX_BYTES)
 
 
 def memoized(
-    kind: str, key: Hashable, compute: Callable[[], _V], size: int | Callable[[_V], int]
+    kind: str,
+    key: Hashable,
+    compute: Callable[[], _V],
+    size: int | Callable[[_V], int],
+    *,
+    refresh: bool = False,
 ) -> _V:
     """``compute()``, remembered under ``(kind, key)``: a later call with an equal key gets the
     same value without computing it. ``size`` is the estimated bytes of the strings in the key
     and the value (:func:`text_size`), or a function of the value giving it; the value must be
-    immutable (see the module notes). An unhashable key is computed every time.
+    immutable (see the module notes). An unhashable key is computed every time. ``refresh``
+    computes again even when a value is held, and holds the new one: for work redone on
+    purpose, for its side effects.
     """
     full = (kind, key)
     try:
-        hit = _STORE.get(full)
+        hit = None if refresh else _STORE.get(full)
     except TypeError:
         return compute()
     if hit is not None:
         value: _V = hit[0]
         return value
     value = compute()
-    _STORE.put(full, value, size(value) if callable(size) else size)
+    with contextlib.suppress(TypeError):  # an unhashable key holds nothing
+        _STORE.put(full, value, size(value) if callable(size) else size)
     return value
-
-
-def remember(kind: str, key: Hashable, value: Any, size: int) -> None:
-    """Hold ``value`` under ``(kind, key)``, replacing what was held: for work done again on
-    purpose (for its side effects) whose result a later :func:`memoized` call may find. Same
-    rules as :func:`memoized`; an unhashable key holds nothing."""
-    with contextlib.suppress(TypeError):
-        _STORE.put((kind, key), value, size)
 
 
 def memo_stats() -> MemoStats:

@@ -64,7 +64,6 @@ from tidyctx._memo import (
     memoized,
     owner_token,
     prefix_tokens,
-    remember,
     result_key,
     resume,
     suspend,
@@ -189,7 +188,7 @@ class Trim(Edge):
     model: str | None = None
     counter: TokenCounter | None = None
     _warned: set[str] = field(default_factory=set, repr=False)
-    _serial: int = field(default_factory=owner_token, init=False, repr=False)
+    _token: int = field(default_factory=owner_token, init=False, repr=False)
     """Names this transform in memo keys: never reused in the process."""
 
     @property
@@ -633,7 +632,7 @@ class Trim(Edge):
         # hold count against its bound; an evicted cut is made again, equal. Keyed by this
         # transform (its cuts put their texts in its own store) and its settings.
         key = (
-            self._serial,
+            self._token,
             self._config(counter),
             result_key(call.name, call.input, content, call.hints),
         )
@@ -647,12 +646,7 @@ class Trim(Edge):
         def size(value: list[Any]) -> int:
             return text_size(call.input, content, value) + 8 * len(call.hints)
 
-        hit: list[Any]
-        if fresh:
-            hit = cut()
-            remember("trim-result", key, hit, size(hit))
-        else:
-            hit = memoized("trim-result", key, cut, size)
+        hit = memoized("trim-result", key, cut, size, refresh=fresh)
         if hit == content:
             # Nothing cut (hit was made from a content with this one's exact bytes, as its
             # key says): the block goes on as it came, shared, as an unchanged block should.
@@ -682,7 +676,7 @@ class Trim(Edge):
                 and counter.count_text(value) > budget
             ):
                 memo_key = (
-                    self._serial,
+                    self._token,
                     self._config(counter),
                     block_hash(["input", value, budget]),
                 )
@@ -698,12 +692,9 @@ class Trim(Edge):
                         overflow=True,
                     ).text
 
-                if fresh:
-                    text = cut()
-                    remember("trim-input", memo_key, text, len(text) + 100)
-                else:
-                    text = memoized("trim-input", memo_key, cut, lambda t: len(t) + 100)
-                out[key] = text
+                out[key] = memoized(
+                    "trim-input", memo_key, cut, lambda t: len(t) + 100, refresh=fresh
+                )
                 changed = True
             else:
                 out[key] = value
